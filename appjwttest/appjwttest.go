@@ -1,0 +1,432 @@
+// Package appjwttest provides a LivePerson stand-in for tests, in the way
+// net/http/httptest provides an HTTP server.
+//
+// [NewServer] starts a TLS server on loopback that answers as LivePerson
+// does:
+//
+//   - the Domain API: GET /api/account/{account}/service/{service}/baseURI.json
+//     for the services "sentinel", "asyncMessagingEnt" and "idp", all pointing
+//     at the server itself;
+//   - Sentinel: POST /sentinel/api/account/{account}/app/token, which checks
+//     the credentials (form body or query string) and issues RS256-signed
+//     AppJWTs with Sentinel's claim set;
+//   - ConsumerJWS: POST /api/account/{account}/consumer, a Connector API
+//     endpoint that checks the AppJWT in the Authorization header (raw, as
+//     LivePerson documents, or with a Bearer scheme).
+//
+// A test points appjwt at it with [Server.Context] and [Server.Host], counts
+// the requests each endpoint got, and injects failures with
+// [Server.QueueFaults] and [Server.SetFault].
+package appjwttest
+
+import (
+	"cmp"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Endpoint names one of the server's endpoints.
+type Endpoint int
+
+// The server's endpoints.
+const (
+	DomainAPI Endpoint = iota + 1 // the Domain API
+	Sentinel                      // Sentinel's AppJWT endpoint
+	Consumer                      // the ConsumerJWS endpoint, which checks the AppJWT
+)
+
+func (e Endpoint) String() string {
+	switch e {
+	case DomainAPI:
+		return "DomainAPI"
+	case Sentinel:
+		return "Sentinel"
+	case Consumer:
+		return "Consumer"
+	}
+	return fmt.Sprintf("Endpoint(%d)", int(e))
+}
+
+// Defaults of a new [Server].
+const (
+	DefaultAccountID = "le12345678"
+	DefaultClientID  = "75588e18-0213-4e33-8174-883acac7e3c4"
+	DefaultLifetime  = time.Hour
+)
+
+// Fault is a failure an endpoint answers a request with instead of its
+// normal answer. Delay combines with the other fields; Hang and Reset win
+// over Status and Body.
+type Fault struct {
+	Status     int           // answer with this status; 0: 200 if Body is set, else the normal answer
+	RetryAfter string        // the Retry-After header to send with Status
+	Body       string        // the body to send instead of the normal one
+	Delay      time.Duration // wait this long before answering
+	Hang       bool          // never answer, until the client gives up or the server closes
+	Reset      bool          // close the connection without an answer
+}
+
+// Request is what an endpoint received.
+type Request struct {
+	Method string
+	Path   string     // as escaped on the wire
+	Query  url.Values // the URL's query
+	Header http.Header
+	Form   url.Values // the form body, if any
+}
+
+// Server is a LivePerson stand-in. Its methods are safe for concurrent use.
+type Server struct {
+	// The credentials the server accepts. Fixed once NewServer returns.
+	AccountID    string
+	ClientID     string
+	ClientSecret string
+
+	ts      *httptest.Server
+	closing chan struct{}
+	closed  sync.Once
+
+	mu       sync.Mutex
+	lifetime time.Duration
+	skew     time.Duration
+	queued   map[Endpoint][]Fault
+	sticky   map[Endpoint]Fault
+	requests map[Endpoint][]Request
+}
+
+// signingKey is the key all servers of the process sign with: generating an
+// RSA key per server would make every test pay for it.
+var signingKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic("appjwttest: generating the signing key: " + err.Error())
+	}
+	return k
+})
+
+// NewServer starts a server on 127.0.0.1 with the default account and
+// client ID, a random client secret and one-hour tokens. Close it when done.
+func NewServer() *Server {
+	s := &Server{
+		AccountID:    DefaultAccountID,
+		ClientID:     DefaultClientID,
+		ClientSecret: randomString(),
+		closing:      make(chan struct{}),
+		lifetime:     DefaultLifetime,
+		queued:       map[Endpoint][]Fault{},
+		sticky:       map[Endpoint]Fault{},
+		requests:     map[Endpoint][]Request{},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
+	mux.HandleFunc("POST /sentinel/api/account/{account}/app/token", s.handle(Sentinel, s.serveToken))
+	mux.HandleFunc("POST /api/account/{account}/consumer", s.handle(Consumer, s.serveConsumer))
+	s.ts = httptest.NewTLSServer(mux)
+	return s
+}
+
+// Close shuts the server down, ending hanging requests first, and waits
+// for all requests to finish.
+func (s *Server) Close() {
+	s.closed.Do(func() { close(s.closing) })
+	s.ts.Close()
+}
+
+// Host returns the server's host:port, for appjwt.Config's Domain or DomainAPI.
+func (s *Server) Host() string { return s.ts.Listener.Addr().String() }
+
+// URL returns the server's base URL, "https://127.0.0.1:port".
+func (s *Server) URL() string { return s.ts.URL }
+
+// Client returns an HTTP client that trusts the server's certificate. It
+// carries no token.
+func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// Context returns a child of parent that carries [Server.Client] under
+// [oauth2.HTTPClient], so that appjwt reaches the server through it.
+func (s *Server) Context(parent context.Context) context.Context {
+	return context.WithValue(parent, oauth2.HTTPClient, s.Client())
+}
+
+// SetLifetime sets the lifetime of the tokens issued from now on.
+func (s *Server) SetLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lifetime = d
+}
+
+// SetClockSkew makes the server's clock, as seen in the tokens' iat and exp
+// claims, run d ahead of the real one (behind if d is negative).
+func (s *Server) SetClockSkew(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.skew = d
+}
+
+// QueueFaults makes the next len(faults) requests to e fail, one fault each,
+// in order.
+func (s *Server) QueueFaults(e Endpoint, faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.queued[e] = append(s.queued[e], faults...)
+}
+
+// SetFault makes every request to e that finds no queued fault fail with f,
+// until ClearFault.
+func (s *Server) SetFault(e Endpoint, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sticky[e] = f
+}
+
+// ClearFault ends what SetFault started.
+func (s *Server) ClearFault(e Endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sticky, e)
+}
+
+// Count returns how many requests e has received.
+func (s *Server) Count(e Endpoint) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.requests[e])
+}
+
+// Requests returns the requests e has received, oldest first.
+func (s *Server) Requests(e Endpoint) []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests[e]...)
+}
+
+// handle records each request to e and answers it with a fault, if one is
+// due, or else with h.
+func (s *Server) handle(e Endpoint, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if f, ok := s.record(e, r); ok && s.inject(w, r, f) {
+			return
+		}
+		h(w, r)
+	}
+}
+
+// record notes r and pops the fault it should get, if any.
+func (s *Server) record(e Endpoint, r *http.Request) (Fault, bool) {
+	r.ParseForm()
+	req := Request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.Query(), Header: r.Header.Clone(), Form: r.PostForm}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests[e] = append(s.requests[e], req)
+	if q := s.queued[e]; len(q) > 0 {
+		s.queued[e] = q[1:]
+		return q[0], true
+	}
+	f, ok := s.sticky[e]
+	return f, ok
+}
+
+// inject carries out f, reporting whether it answered the request.
+func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) bool {
+	if f.Delay > 0 && !s.sleep(r, f.Delay) {
+		return true
+	}
+	switch {
+	case f.Hang:
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
+		return true
+	case f.Reset:
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		return true
+	case f.Status == 0 && f.Body == "":
+		return false
+	}
+	if f.RetryAfter != "" {
+		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	w.WriteHeader(cmp.Or(f.Status, http.StatusOK))
+	w.Write([]byte(f.Body))
+	return true
+}
+
+// sleep waits d, or less if the request ends or the server closes first.
+func (s *Server) sleep(r *http.Request, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.Context().Done():
+	case <-s.closing:
+	}
+	return false
+}
+
+func (s *Server) serveDomain(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("version") != "1.0" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "version=1.0 is required"})
+		return
+	}
+	if r.PathValue("account") != s.AccountID {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid site"})
+		return
+	}
+	switch svc := r.PathValue("service"); svc {
+	case "sentinel", "asyncMessagingEnt", "idp":
+		writeJSON(w, http.StatusOK, map[string]string{"service": svc, "account": s.AccountID, "baseURI": s.Host()})
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service " + svc})
+	}
+}
+
+func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("v") != "1.0" || q.Get("grant_type") != "client_credentials" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "v=1.0 and grant_type=client_credentials are required"})
+		return
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "Content-Type must be application/x-www-form-urlencoded"})
+		return
+	}
+	creds := r.PostForm
+	if creds.Get("client_id") == "" {
+		creds = q
+	}
+	if r.PathValue("account") != s.AccountID || creds.Get("client_id") != s.ClientID || creds.Get("client_secret") != s.ClientSecret {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
+		return
+	}
+	s.mu.Lock()
+	now, lifetime := time.Now().Add(s.skew), s.lifetime
+	s.mu.Unlock()
+	tok := sign(map[string]any{
+		"aud":   s.AccountID,
+		"azp":   s.ClientID,
+		"scope": "msg.consumer",
+		"iss":   "Sentinel",
+		"iat":   now.Unix(),
+		"exp":   now.Add(lifetime).Unix(),
+	})
+	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "token_type": "Bearer"})
+}
+
+func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if tok == "" {
+		writeLPError(w, 40104, "AppJWT is missing", "AUTHORIZATION header is not present")
+		return
+	}
+	if err := s.Verify(tok); err != nil || r.PathValue("account") != s.AccountID {
+		writeLPError(w, 40102, "AppJWT has expired or is invalid", "AppJWT is not valid for this account")
+		return
+	}
+	var body struct {
+		ExtConsumerID string `json:"ext_consumer_id"`
+	}
+	if json.NewDecoder(r.Body).Decode(&body) != nil || body.ExtConsumerID == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ext_consumer_id is required"})
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(map[string]any{
+		"ext_consumer_id": body.ExtConsumerID,
+		"lp_consumer_id":  randomString(),
+		"iss":             "Sentinel",
+	})})
+}
+
+// Verify checks that token is an AppJWT this server issued: its signature,
+// its account and client, and that it has not expired by the server's clock.
+func (s *Server) Verify(token string) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("appjwttest: not a JWT")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return errors.New("appjwttest: malformed signature")
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if rsa.VerifyPKCS1v15(&signingKey().PublicKey, crypto.SHA256, digest[:], sig) != nil {
+		return errors.New("appjwttest: bad signature")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errors.New("appjwttest: malformed payload")
+	}
+	var c struct {
+		Aud string `json:"aud"`
+		Azp string `json:"azp"`
+		Exp int64  `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return fmt.Errorf("appjwttest: malformed claims: %v", err)
+	}
+	s.mu.Lock()
+	now := time.Now().Add(s.skew)
+	s.mu.Unlock()
+	switch {
+	case c.Aud != s.AccountID || c.Azp != s.ClientID:
+		return fmt.Errorf("appjwttest: token is for account %q, client %q", c.Aud, c.Azp)
+	case now.Unix() >= c.Exp:
+		return errors.New("appjwttest: token has expired")
+	}
+	return nil
+}
+
+// PublicKey returns the key that verifies the server's tokens.
+func (s *Server) PublicKey() *rsa.PublicKey { return &signingKey().PublicKey }
+
+func sign(claims map[string]any) string {
+	header, _ := json.Marshal(map[string]string{"kid": "appjwttest", "typ": "JWT", "alg": "RS256"})
+	payload, _ := json.Marshal(claims)
+	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(nil, signingKey(), crypto.SHA256, digest[:])
+	if err != nil {
+		panic("appjwttest: signing: " + err.Error())
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeLPError answers 401 the way LivePerson's Connector API does.
+func writeLPError(w http.ResponseWriter, code int, title, details string) {
+	writeJSON(w, http.StatusUnauthorized, map[string]any{
+		"kind": "resp",
+		"code": http.StatusUnauthorized,
+		"body": map[string]any{"title": title, "details": details, "errorCode": code},
+	})
+}
+
+func randomString() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
