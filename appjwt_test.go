@@ -1,0 +1,1173 @@
+package appjwt
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt/appjwttest"
+	"golang.org/x/oauth2"
+)
+
+// fastRetry keeps the shape of defaultRetry with pauses short enough for tests.
+var fastRetry = retryPolicy{
+	attempts:      4,
+	pause:         backoff{base: time.Millisecond, max: 4 * time.Millisecond},
+	retryAfterMax: 20 * time.Millisecond,
+	tooManyMin:    time.Millisecond,
+}
+
+func newServer(t testing.TB) *appjwttest.Server {
+	t.Helper()
+	s := appjwttest.NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func configFor(s *appjwttest.Server) Config {
+	return Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret, DomainAPI: s.Host()}
+}
+
+// clock is a settable offset from the real time.
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// newTestSource returns the cache behind TokenSource with test-sized
+// retries and backoff and a settable clock.
+func newTestSource(t testing.TB, s *appjwttest.Server, c Config) (*tokenSource, *clock) {
+	t.Helper()
+	ts := newTokenSource(s.Context(context.Background()), c)
+	ts.retry = fastRetry
+	ts.backoff = backoff{base: 20 * time.Millisecond, max: 100 * time.Millisecond}
+	clk := &clock{}
+	ts.now = clk.now
+	t.Cleanup(func() { waitIdle(t, ts) })
+	return ts, clk
+}
+
+// waitIdle waits for the source's background fetch, if any, to end.
+func waitIdle(t testing.TB, ts *tokenSource) {
+	ts.mu.Lock()
+	f := ts.inflight
+	ts.mu.Unlock()
+	if f == nil {
+		return
+	}
+	select {
+	case <-f.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("background fetch still running 10s after the test")
+	}
+}
+
+// checkGoroutines fails the test if goroutines it started outlive it.
+// Register it before anything whose cleanup stops goroutines.
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines left running after the test (before: %d):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// noSecret fails if the secret shows in any of the texts.
+func noSecret(t *testing.T, secret string, texts ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if strings.Contains(s, secret) {
+			t.Errorf("secret leaked into %q", s)
+		}
+	}
+}
+
+// errorTexts is every way an error is commonly printed.
+func errorTexts(err error) []string {
+	return []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
+}
+
+func TestTokenRequest(t *testing.T) {
+	tests := []struct {
+		name      string
+		inQuery   bool
+		wantQuery func(s *appjwttest.Server) map[string][]string
+		wantForm  func(s *appjwttest.Server) map[string][]string
+	}{
+		{
+			name: "form body by default",
+			wantQuery: func(*appjwttest.Server) map[string][]string {
+				return map[string][]string{"v": {"1.0"}, "grant_type": {"client_credentials"}}
+			},
+			wantForm: func(s *appjwttest.Server) map[string][]string {
+				return map[string][]string{"client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}
+			},
+		},
+		{
+			name:    "query string when asked",
+			inQuery: true,
+			wantQuery: func(s *appjwttest.Server) map[string][]string {
+				return map[string][]string{"v": {"1.0"}, "grant_type": {"client_credentials"}, "client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}
+			},
+			wantForm: func(*appjwttest.Server) map[string][]string { return map[string][]string{} },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t)
+			c := configFor(s)
+			c.CredentialsInQuery = tt.inQuery
+			tok, err := c.Token(s.Context(context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Verify(tok.AccessToken); err != nil {
+				t.Errorf("issued token does not verify: %v", err)
+			}
+			reqs := s.Requests(appjwttest.Sentinel)
+			if len(reqs) != 1 {
+				t.Fatalf("Sentinel got %d requests, want 1", len(reqs))
+			}
+			r := reqs[0]
+			if got, want := r.Method, "POST"; got != want {
+				t.Errorf("method = %q, want %q", got, want)
+			}
+			if got, want := r.Path, "/sentinel/api/account/"+s.AccountID+"/app/token"; got != want {
+				t.Errorf("path = %q, want %q", got, want)
+			}
+			if got, want := r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"; got != want {
+				t.Errorf("Content-Type = %q, want %q", got, want)
+			}
+			if diff := cmp.Diff(tt.wantQuery(s), map[string][]string(r.Query)); diff != "" {
+				t.Errorf("query mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantForm(s), map[string][]string(r.Form)); diff != "" {
+				t.Errorf("form mismatch (-want +got):\n%s", diff)
+			}
+			if got, want := s.Count(appjwttest.DomainAPI), 1; got != want {
+				t.Errorf("Domain API got %d requests, want %d", got, want)
+			}
+		})
+	}
+}
+
+func TestAccountCannotChangePath(t *testing.T) {
+	for _, account := range []string{"a/../../x", "le1?x=y", "le1#frag", "%2e%2e", "a b", "../app/token"} {
+		t.Run(account, func(t *testing.T) {
+			s := newServer(t)
+			c := configFor(s)
+			c.AccountID = account
+			c.Domain = s.Host()
+			c.Token(s.Context(context.Background()))
+			reqs := s.Requests(appjwttest.Sentinel)
+			if len(reqs) != 1 {
+				t.Fatalf("Sentinel endpoint got %d requests, want 1 (the path was changed)", len(reqs))
+			}
+			got := reqs[0].Path
+			if !strings.HasPrefix(got, "/sentinel/api/account/") || !strings.HasSuffix(got, "/app/token") || strings.Count(got, "/") != 6 {
+				t.Errorf("path = %q, want one escaped account segment", got)
+			}
+		})
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	good := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", Domain: "sentinel.example"}
+	tests := []struct {
+		name   string
+		change func(*Config)
+		field  string
+	}{
+		{"no account", func(c *Config) { c.AccountID = "" }, "AccountID"},
+		{"dot-dot account", func(c *Config) { c.AccountID = ".." }, "AccountID"},
+		{"no client id", func(c *Config) { c.ClientID = "" }, "ClientID"},
+		{"no secret", func(c *Config) { c.ClientSecret = "" }, "ClientSecret"},
+		{"domain with scheme", func(c *Config) { c.Domain = "https://va.sentinel.liveperson.net" }, "Domain"},
+		{"domain with path", func(c *Config) { c.Domain = "va.sentinel.liveperson.net/x" }, "Domain"},
+		{"domain with query", func(c *Config) { c.Domain = "va.sentinel.liveperson.net?x=1" }, "Domain"},
+		{"domain with userinfo", func(c *Config) { c.Domain = "u:p@va.sentinel.liveperson.net" }, "Domain"},
+		{"domain with bad port", func(c *Config) { c.Domain = "va.sentinel.liveperson.net:99999" }, "Domain"},
+		{"domain with space", func(c *Config) { c.Domain = "va sentinel" }, "Domain"},
+		{"domain api with scheme", func(c *Config) { c.DomainAPI = "http://api.liveperson.net" }, "DomainAPI"},
+		{"domain api with fragment", func(c *Config) { c.DomainAPI = "api.liveperson.net#x" }, "DomainAPI"},
+		{"negative early expiry", func(c *Config) { c.EarlyExpiry = -time.Second }, "EarlyExpiry"},
+		{"negative fetch timeout", func(c *Config) { c.FetchTimeout = -time.Second }, "FetchTimeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int32
+			hc := &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+				requests.Add(1)
+				return nil, errors.New("no request should be sent")
+			})}
+			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
+			c := good
+			tt.change(&c)
+			_, err := c.Token(ctx)
+			if err == nil {
+				t.Fatal("Token succeeded, want a config error")
+			}
+			if !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+" ") && !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+":") {
+				t.Errorf("error %q does not name Config.%s", err, tt.field)
+			}
+			_, srcErr := c.TokenSource(ctx).Token()
+			if srcErr == nil || srcErr.Error() != err.Error() {
+				t.Errorf("TokenSource error = %v, want %v", srcErr, err)
+			}
+			if n := requests.Load(); n != 0 {
+				t.Errorf("%d requests sent, want none", n)
+			}
+			noSecret(t, good.ClientSecret, errorTexts(err)...)
+		})
+	}
+}
+
+func TestGoodHosts(t *testing.T) {
+	for _, h := range []string{"va.sentinel.liveperson.net", "127.0.0.1:8443", "[::1]:443", "[::1]", "localhost"} {
+		if err := checkHost(h); err != nil {
+			t.Errorf("checkHost(%q) = %v, want nil", h, err)
+		}
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// jwt builds an unsigned JWT with the given payload.
+func jwt(payload string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc([]byte(payload)) + ".c2ln"
+}
+
+func TestExpiry(t *testing.T) {
+	sent := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now := sent.Add(time.Second)
+	// A Sentinel clock three hours ahead: exp alone would be three hours off.
+	skewedIat := sent.Add(3 * time.Hour).Unix()
+	tests := []struct {
+		name string
+		body string
+		want time.Time
+	}{
+		{"expires_in number wins", fmt.Sprintf(`{"access_token":%q,"expires_in":600}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, skewedIat, skewedIat+3600))), sent.Add(10 * time.Minute)},
+		{"expires_in string", `{"access_token":"opaque","expires_in":"1200"}`, sent.Add(20 * time.Minute)},
+		{"exp - iat from the send time", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, skewedIat, skewedIat+1800))), sent.Add(30 * time.Minute)},
+		{"fractional dates", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d.25,"exp":%d.25}`, skewedIat, skewedIat+1800))), sent.Add(30 * time.Minute)},
+		{"exp alone", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, sent.Add(45*time.Minute).Unix()))), sent.Add(45 * time.Minute)},
+		{"no times: one hour", fmt.Sprintf(`{"access_token":%q}`, jwt(`{"aud":"le1"}`)), sent.Add(time.Hour)},
+		{"not a JWT: one hour", `{"access_token":"opaque-token"}`, sent.Add(time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := parseTokenResponse([]byte(tt.body), "application/json", sent, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tok.Expiry.Equal(tt.want) {
+				t.Errorf("Expiry = %v, want %v", tok.Expiry, tt.want)
+			}
+			if got, want := tok.Type(), "Bearer"; got != want {
+				t.Errorf("Type() = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestBadTokenAnswers(t *testing.T) {
+	sent := time.Now()
+	past := sent.Add(-2 * time.Hour).Unix()
+	tests := []struct {
+		name, body, wantErr string
+	}{
+		{"HTML page", "<html><body>Service Unavailable</body></html>", "not a token"},
+		{"truncated JSON", `{"access_token":"eyJ`, "not a token"},
+		{"no access_token", `{"token_type":"Bearer"}`, "no access_token"},
+		{"empty object", `{}`, "no access_token"},
+		{"JSON null", `null`, "no access_token"},
+		{"token with spaces", `{"access_token":"a b"}`, "characters"},
+		{"token with newline", `{"access_token":"a\r\nX-Evil: 1"}`, "characters"},
+		{"expires_in zero", `{"access_token":"t","expires_in":0}`, "expired"},
+		{"expires_in negative", `{"access_token":"t","expires_in":-5}`, "expires_in"},
+		{"expires_in garbage", `{"access_token":"t","expires_in":"soon"}`, "expires_in"},
+		{"expires_in huge", `{"access_token":"t","expires_in":99999999999999}`, "expires_in"},
+		{"exp before iat", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, past+60, past))), "expired"},
+		{"exp in the past", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, past))), "expired"},
+		{"malformed payload", `{"access_token":"a.~~~.c"}`, "base64"},
+		{"payload not JSON", fmt.Sprintf(`{"access_token":%q}`, jwt(`nope`)), "JWT payload"},
+		{"exp not a number", fmt.Sprintf(`{"access_token":%q}`, jwt(`{"exp":"tomorrow"}`)), "JWT time"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := parseTokenResponse([]byte(tt.body), "text/html; charset=utf-8", sent, sent)
+			if err == nil {
+				t.Fatalf("got token %+v, want an error", tok)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestClockSkewChangesNothing(t *testing.T) {
+	for _, skew := range []time.Duration{-5 * time.Hour, 0, 3 * time.Hour} {
+		t.Run(skew.String(), func(t *testing.T) {
+			s := newServer(t)
+			s.SetClockSkew(skew)
+			c := configFor(s)
+			before := time.Now()
+			tok, err := c.Token(s.Context(context.Background()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lo, hi := before.Add(time.Hour-time.Second), time.Now().Add(time.Hour)
+			if tok.Expiry.Before(lo) || tok.Expiry.After(hi) {
+				t.Errorf("Expiry = %v, want between %v and %v", tok.Expiry, lo, hi)
+			}
+		})
+	}
+}
+
+func TestSentinelErrors(t *testing.T) {
+	big := `{"access_token":"` + strings.Repeat("a", maxBody) + `"}`
+	tests := []struct {
+		name         string
+		fault        appjwttest.Fault
+		wantStatus   int // of the *oauth2.RetrieveError; 0: none wanted
+		wantCode     string
+		wantErr      string
+		wantRequests int
+	}{
+		{"401 not retried", appjwttest.Fault{Status: 401, Body: `{"error":"invalid_client"}`}, 401, "invalid_client", "401 Unauthorized", 1},
+		{"400 not retried", appjwttest.Fault{Status: 400, Body: "bad request"}, 400, "", "400 Bad Request", 1},
+		{"404 HTML not retried", appjwttest.Fault{Status: 404, Body: "<html>Not Found</html>"}, 404, "", "404 Not Found", 1},
+		{"error field with 200", appjwttest.Fault{Body: `{"error":"unauthorized_client","error_description":"nope"}`}, 200, "unauthorized_client", "with an error", 1},
+		{"HTML with 200", appjwttest.Fault{Body: "<html>maintenance</html>"}, 0, "", "not a token", 1},
+		{"oversized answer", appjwttest.Fault{Body: big}, 0, "", "larger than", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t)
+			s.SetFault(appjwttest.Sentinel, tt.fault)
+			c := configFor(s)
+			_, err := c.Token(s.Context(context.Background()))
+			if err == nil {
+				t.Fatal("Token succeeded, want an error")
+			}
+			if !strings.HasPrefix(err.Error(), "appjwt: token request for account") || !strings.Contains(err.Error(), s.Host()) {
+				t.Errorf("error %q does not say what failed and where", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+			var re *oauth2.RetrieveError
+			switch {
+			case tt.wantStatus == 0 && errors.As(err, &re):
+				t.Errorf("error is a RetrieveError, want another error")
+			case tt.wantStatus != 0 && !errors.As(err, &re):
+				t.Errorf("error %v is not an *oauth2.RetrieveError", err)
+			case tt.wantStatus != 0:
+				if got := re.Response.StatusCode; got != tt.wantStatus {
+					t.Errorf("RetrieveError status = %d, want %d", got, tt.wantStatus)
+				}
+				if got := re.ErrorCode; got != tt.wantCode {
+					t.Errorf("RetrieveError.ErrorCode = %q, want %q", got, tt.wantCode)
+				}
+			}
+			if got := s.Count(appjwttest.Sentinel); got != tt.wantRequests {
+				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantRequests)
+			}
+			noSecret(t, s.ClientSecret, errorTexts(err)...)
+		})
+	}
+}
+
+func TestRetrieveErrorBodyIsCappedAndScrubbed(t *testing.T) {
+	s := newServer(t)
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 401, Body: "bad secret " + s.ClientSecret + strings.Repeat("x", 10000)})
+	c := configFor(s)
+	_, err := c.Token(s.Context(context.Background()))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v is not an *oauth2.RetrieveError", err)
+	}
+	if len(re.Body) > maxErrorBody {
+		t.Errorf("RetrieveError.Body has %d bytes, want at most %d", len(re.Body), maxErrorBody)
+	}
+	noSecret(t, s.ClientSecret, string(re.Body), err.Error())
+}
+
+func TestDomainAPIErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		fault   appjwttest.Fault
+		wantErr string
+	}{
+		{"401", appjwttest.Fault{Status: 401, Body: `{"error":"invalid site"}`}, "401 Unauthorized"},
+		{"404", appjwttest.Fault{Status: 404}, "404 Not Found"},
+		{"no baseURI", appjwttest.Fault{Body: `{"service":"sentinel","account":"x"}`}, "no baseURI"},
+		{"empty baseURI", appjwttest.Fault{Body: `{"baseURI":""}`}, "no baseURI"},
+		{"baseURI with scheme", appjwttest.Fault{Body: `{"baseURI":"https://evil.example"}`}, "bare host"},
+		{"baseURI with path", appjwttest.Fault{Body: `{"baseURI":"evil.example/steal"}`}, "bare host"},
+		{"baseURI with userinfo", appjwttest.Fault{Body: `{"baseURI":"x@evil.example"}`}, "bare host"},
+		{"not JSON", appjwttest.Fault{Body: `<html>`}, "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t)
+			s.SetFault(appjwttest.DomainAPI, tt.fault)
+			c := configFor(s)
+			_, err := c.Token(s.Context(context.Background()))
+			if err == nil {
+				t.Fatal("Token succeeded, want an error")
+			}
+			if !strings.HasPrefix(err.Error(), "appjwt: domain lookup of \"sentinel\" for account") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q, want a domain lookup error containing %q", err, tt.wantErr)
+			}
+			if n := s.Count(appjwttest.Sentinel); n != 0 {
+				t.Errorf("Sentinel got %d requests, want none", n)
+			}
+		})
+	}
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	var followed atomic.Bool
+	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Store(true) }))
+	defer evil.Close()
+	s := newServer(t)
+	redirect := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, evil.URL+"/steal", http.StatusTemporaryRedirect)
+	}))
+	defer redirect.Close()
+	c := configFor(s)
+	c.Domain = redirect.Listener.Addr().String()
+	_, err := c.Token(context.WithValue(context.Background(), oauth2.HTTPClient, redirect.Client()))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != http.StatusTemporaryRedirect {
+		t.Errorf("error = %v, want a RetrieveError with status 307", err)
+	}
+	if followed.Load() {
+		t.Error("the redirect was followed")
+	}
+}
+
+func TestSecretNeverShows(t *testing.T) {
+	s := newServer(t)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadHost := closed.Addr().String()
+	closed.Close()
+	for _, inQuery := range []bool{false, true} {
+		c := configFor(s)
+		c.CredentialsInQuery = inQuery
+		var errs []error
+		for _, f := range []appjwttest.Fault{{Status: 401}, {Status: 500}, {Reset: true}, {Body: "{"}} {
+			s.QueueFaults(appjwttest.Sentinel, f, f, f, f)
+			_, err := c.requestToken(s.Context(context.Background()), s.Host(), fastRetry)
+			errs = append(errs, err)
+		}
+		dead := c
+		dead.Domain = deadHost
+		_, err := dead.requestToken(s.Context(context.Background()), deadHost, fastRetry)
+		errs = append(errs, err)
+		hung := c
+		hung.FetchTimeout = 50 * time.Millisecond
+		s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+		_, err = hung.Token(s.Context(context.Background()))
+		errs = append(errs, err)
+
+		for _, err := range errs {
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			noSecret(t, s.ClientSecret, errorTexts(err)...)
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) {
+				noSecret(t, s.ClientSecret, re.Response.Request.URL.String(), fmt.Sprintf("%+v", *re.Response.Request))
+				if re.Response.Request.GetBody != nil || re.Response.Request.Body != nil {
+					t.Error("RetrieveError.Response.Request keeps a body")
+				}
+			}
+		}
+		var logs bytes.Buffer
+		slog.New(slog.NewJSONHandler(&logs, nil)).Info("config", "c", c, "p", &c)
+		slog.New(slog.NewTextHandler(&logs, nil)).Info("config", "c", c)
+		noSecret(t, s.ClientSecret, logs.String(),
+			fmt.Sprint(c), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c),
+			fmt.Sprintf("%v", &c), fmt.Sprintf("%+v", &c), fmt.Sprintf("%#v", &c), fmt.Sprintf("%s", c), fmt.Sprintf("%q", c), fmt.Sprintf("%x", c))
+		if !strings.Contains(fmt.Sprintf("%#v", c), "appjwt.Config{") || !strings.Contains(fmt.Sprintf("%+v", c), "ClientSecret:[REDACTED]") {
+			t.Errorf("formatted Config lost its shape: %#v", c)
+		}
+	}
+}
+
+func TestTokenHonoursContext(t *testing.T) {
+	s := newServer(t)
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+	c := configFor(s)
+
+	ctx, cancel := context.WithTimeout(s.Context(context.Background()), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Token(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error = %v, want one that is context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Token returned after %v, want about 100ms", d)
+	}
+
+	ctx, cancel = context.WithCancel(s.Context(context.Background()))
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err = c.Token(ctx)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("error = %v, want one that is context.Canceled", err)
+	}
+
+	c.FetchTimeout = 100 * time.Millisecond
+	start = time.Now()
+	_, err = c.Token(s.Context(context.Background()))
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Errorf("with FetchTimeout 100ms: error = %v after %v, want a deadline error after about 100ms", err, time.Since(start))
+	}
+}
+
+func TestTokenSourceCaches(t *testing.T) {
+	checkGoroutines(t)
+	s := newServer(t)
+	s.SetLifetime(3 * time.Second)
+	c := configFor(s)
+	c.EarlyExpiry = 2 * time.Second
+	src := c.TokenSource(s.Context(context.Background()))
+
+	first, err := src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		tok, err := src.Token()
+		if err != nil || tok != first {
+			t.Fatalf("Token() = %p, %v; want the cached %p", tok, err, first)
+		}
+	}
+	if got := s.Count(appjwttest.Sentinel); got != 1 {
+		t.Fatalf("Sentinel got %d requests for a fresh token, want 1", got)
+	}
+	// Half the lifetime in, the token is due: a new one comes, without error.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Count(appjwttest.Sentinel) < 2 && time.Now().Before(deadline) {
+		if _, err := src.Token(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := s.Count(appjwttest.Sentinel); got != 2 {
+		t.Errorf("Sentinel got %d requests after the refresh point, want 2", got)
+	}
+	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+		t.Errorf("Domain API got %d requests, want 1 (the domain is cached)", got)
+	}
+}
+
+func TestColdSourceSendsOneRequest(t *testing.T) {
+	checkGoroutines(t)
+	s := newServer(t)
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Delay: 50 * time.Millisecond})
+	c := configFor(s)
+	src := c.TokenSource(s.Context(context.Background()))
+	var wg sync.WaitGroup
+	var failures atomic.Int32
+	for range 200 {
+		wg.Go(func() {
+			if _, err := src.Token(); err != nil {
+				failures.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := failures.Load(); n != 0 {
+		t.Errorf("%d callers failed", n)
+	}
+	if got := s.Count(appjwttest.Sentinel); got != 1 {
+		t.Errorf("Sentinel got %d requests, want 1", got)
+	}
+	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+		t.Errorf("Domain API got %d requests, want 1", got)
+	}
+}
+
+func TestDomainCache(t *testing.T) {
+	s := newServer(t)
+	ts, clk := newTestSource(t, s, configFor(s))
+	ts.conf.EarlyExpiry = time.Minute
+
+	refresh := func() error {
+		clk.advance(59 * time.Minute) // past the refresh point of each token
+		ts.mu.Lock()
+		f := ts.start()
+		ts.mu.Unlock()
+		<-f.done
+		return f.err
+	}
+	if _, err := ts.Token(); err != nil {
+		t.Fatal(err)
+	}
+	if err := refresh(); err != nil { // within the TTL: cached
+		t.Fatal(err)
+	}
+	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+		t.Errorf("Domain API got %d requests within the TTL, want 1", got)
+	}
+	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
+	if err := refresh(); err != nil { // past the TTL, lookup fails: the last good domain serves
+		t.Errorf("refresh with the Domain API down: %v, want the last good domain used", err)
+	}
+	if got, want := s.Count(appjwttest.Sentinel), 3; got != want {
+		t.Errorf("Sentinel got %d requests, want %d", got, want)
+	}
+	s.ClearFault(appjwttest.DomainAPI)
+	before := s.Count(appjwttest.DomainAPI)
+	if err := refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Count(appjwttest.DomainAPI); got != before+1 {
+		t.Errorf("Domain API got %d new requests after a failed lookup, want 1", got-before)
+	}
+}
+
+func TestTransport(t *testing.T) {
+	s := newServer(t)
+	c := configFor(s)
+	ctx := s.Context(context.Background())
+	tok, err := c.Token(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotAuth string
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		gotAuth = r.Header.Get("Authorization")
+		return &http.Response{StatusCode: 204, Body: http.NoBody, Request: r}, nil
+	})
+	tr := &Transport{Source: oauth2.StaticTokenSource(tok), Base: base}
+	req, _ := http.NewRequest("GET", "https://example.invalid/x", nil)
+	req.Header.Set("X-Keep", "1")
+	if _, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if gotAuth != tok.AccessToken {
+		t.Errorf("Authorization = %q, want the raw token", gotAuth)
+	}
+	if req.Header.Get("Authorization") != "" || req.Header.Get("X-Keep") != "1" {
+		t.Errorf("the caller's request was modified: %v", req.Header)
+	}
+
+	body := &closeRecorder{Reader: strings.NewReader("x")}
+	req, _ = http.NewRequest("POST", "https://example.invalid/x", body)
+	failing := &Transport{Source: oauth2.ReuseTokenSource(nil, tokenSourceFunc(func() (*oauth2.Token, error) { return nil, errors.New("boom") }))}
+	if _, err := failing.RoundTrip(req); err == nil || !body.closed {
+		t.Errorf("RoundTrip with a failing source: err = %v, body closed = %v; want an error and a closed body", err, body.closed)
+	}
+	if _, err := (&Transport{}).RoundTrip(req); err == nil || !strings.HasPrefix(err.Error(), "appjwt: ") {
+		t.Errorf("RoundTrip with no Source: err = %v, want an appjwt error", err)
+	}
+}
+
+func TestHeaderStylesAgainstServer(t *testing.T) {
+	s := newServer(t)
+	c := configFor(s)
+	ctx := s.Context(context.Background())
+	consumer := s.URL() + "/api/account/" + s.AccountID + "/consumer?v=1.0"
+	post := func(hc *http.Client) (int, string) {
+		resp, err := hc.Post(consumer, "application/json", strings.NewReader(`{"ext_consumer_id":"c1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, s.Requests(appjwttest.Consumer)[s.Count(appjwttest.Consumer)-1].Header.Get("Authorization")
+	}
+	status, auth := post(c.Client(ctx))
+	if status != 201 || !strings.HasPrefix(auth, "Bearer ey") {
+		t.Errorf("Config.Client: status %d, Authorization %.20q; want 201 and a Bearer token", status, auth)
+	}
+	raw := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}}
+	status, auth = post(raw)
+	if status != 201 || !strings.HasPrefix(auth, "ey") {
+		t.Errorf("Transport: status %d, Authorization %.20q; want 201 and a raw token", status, auth)
+	}
+	status, _ = post(s.Client())
+	if status != 401 {
+		t.Errorf("unauthorized client: status %d, want 401", status)
+	}
+}
+
+type tokenSourceFunc func() (*oauth2.Token, error)
+
+func (f tokenSourceFunc) Token() (*oauth2.Token, error) { return f() }
+
+type closeRecorder struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeRecorder) Close() error { c.closed = true; return nil }
+
+func TestParseClaims(t *testing.T) {
+	// The sample AppJWT from LivePerson's documentation.
+	const sample = "eyJraWQiOiJhcHBqd3QtMTMtMDUtMTciLCJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJsZTgxODIzMTE4IiwiYXpwIjoiNzU1ODhlMTgtMDIxMy00ZTMzLTgxNzQtODgzYWNhYzdlM2M0Iiwic2NvcGUiOiJtc2cuY29uc3VtZXIiLCJpc3MiOiJTZW50aW5lbCIsImV4cCI6MTUyNDY0NjI3MCwiaWF0IjoxNTI0NjQyNjcwfQ.aC1EbVQDIKJkrMgfoqhDqo5KZVMILTGP5UnK_4lUJQIfpFcrymvQKU9E6zt_WDhWmM2SOOcr1sz4u5xVZ9rMWZciDW_9KofEM2NDgVw1EVBxAIgGYeO0sbE9o--HKjk9DHZvukJkQFhYaHMDnj6ay4BNUqTJpDn6y3XQY7eh7rM"
+	got, err := ParseClaims(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Claims{
+		Audience:        "le81823118",
+		AuthorizedParty: "75588e18-0213-4e33-8174-883acac7e3c4",
+		Scope:           "msg.consumer",
+		Issuer:          "Sentinel",
+		IssuedAt:        time.Unix(1524642670, 0),
+		ExpiresAt:       time.Unix(1524646270, 0),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ParseClaims mismatch (-want +got):\n%s", diff)
+	}
+	list, err := ParseClaims(jwt(`{"aud":["a","b"]}`))
+	if err != nil || list.Audience != "a b" {
+		t.Errorf("aud list: got %+v, %v; want Audience \"a b\"", list, err)
+	}
+}
+
+func TestRetryPolicyWait(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	p := retryPolicy{attempts: 4, pause: backoff{base: 100 * time.Millisecond, max: time.Second}, retryAfterMax: 5 * time.Second, tooManyMin: time.Second}
+	answer := func(status int, retryAfter string) *reply {
+		h := http.Header{}
+		if retryAfter != "" {
+			h.Set("Retry-After", retryAfter)
+		}
+		return &reply{resp: &http.Response{StatusCode: status, Header: h}}
+	}
+	tests := []struct {
+		name      string
+		attempt   int
+		rep       *reply
+		err       error
+		wantRetry bool
+		lo, hi    time.Duration
+	}{
+		{"network error", 1, nil, errors.New("connection reset"), true, 50 * time.Millisecond, 100 * time.Millisecond},
+		{"oversized answer", 1, nil, errNotRetryable, false, 0, 0},
+		{"503 grows", 3, answer(503, ""), nil, true, 200 * time.Millisecond, 400 * time.Millisecond},
+		{"429 waits a second", 1, answer(429, ""), nil, true, time.Second, time.Second},
+		{"Retry-After seconds", 1, answer(503, "2"), nil, true, 2 * time.Second, 2 * time.Second},
+		{"Retry-After capped", 1, answer(429, "3600"), nil, true, 5 * time.Second, 5 * time.Second},
+		{"Retry-After date", 1, answer(503, now.Add(3*time.Second).Format(http.TimeFormat)), nil, true, 3 * time.Second, 3 * time.Second},
+		{"Retry-After garbage", 1, answer(503, "soon"), nil, true, 50 * time.Millisecond, 100 * time.Millisecond},
+		{"400 never", 1, answer(400, "1"), nil, false, 0, 0},
+		{"401 never", 1, answer(401, ""), nil, false, 0, 0},
+		{"200 final", 1, answer(200, ""), nil, false, 0, 0},
+		{"out of attempts", 4, answer(503, ""), nil, false, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wait, retry := p.wait(tt.attempt, tt.rep, tt.err, now)
+			if retry != tt.wantRetry {
+				t.Fatalf("retry = %v, want %v", retry, tt.wantRetry)
+			}
+			if retry && (wait < tt.lo || wait > tt.hi) {
+				t.Errorf("wait = %v, want between %v and %v", wait, tt.lo, tt.hi)
+			}
+		})
+	}
+}
+
+func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
+	b := backoff{base: time.Second, max: 30 * time.Second}
+	seen := map[time.Duration]bool{}
+	for n := 1; n <= 100; n++ {
+		ceiling := min(time.Second<<min(n-1, 10), 30*time.Second)
+		for range 20 {
+			d := b.delay(n)
+			if d < ceiling/2 || d > ceiling {
+				t.Fatalf("delay(%d) = %v, want between %v and %v", n, d, ceiling/2, ceiling)
+			}
+			seen[d] = true
+		}
+	}
+	if len(seen) < 100 {
+		t.Errorf("only %d distinct delays in 2000: no jitter?", len(seen))
+	}
+}
+
+func TestRetriesInsideOneFetch(t *testing.T) {
+	tests := []struct {
+		name         string
+		faults       []appjwttest.Fault
+		wantErr      bool
+		wantRequests int
+	}{
+		{"503 then success", []appjwttest.Fault{{Status: 503}}, false, 2},
+		{"429 with Retry-After then success", []appjwttest.Fault{{Status: 429, RetryAfter: "1"}}, false, 2},
+		{"reset then success", []appjwttest.Fault{{Reset: true}}, false, 2},
+		{"three 5xx then success", []appjwttest.Fault{{Status: 500}, {Status: 502}, {Status: 504}}, false, 4},
+		{"four 503: gives up", []appjwttest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}}, true, 4},
+		{"400 is final", []appjwttest.Fault{{Status: 400}}, true, 1},
+		{"403 is final", []appjwttest.Fault{{Status: 403}}, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t)
+			s.QueueFaults(appjwttest.Sentinel, tt.faults...)
+			c := configFor(s)
+			_, err := c.requestToken(s.Context(context.Background()), s.Host(), fastRetry)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("error = %v, want error: %v", err, tt.wantErr)
+			}
+			if got := s.Count(appjwttest.Sentinel); got != tt.wantRequests {
+				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantRequests)
+			}
+		})
+	}
+}
+
+func TestRetryStopsAtDeadline(t *testing.T) {
+	s := newServer(t)
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Status: 503, RetryAfter: "10"})
+	c := configFor(s)
+	c.FetchTimeout = 500 * time.Millisecond
+	start := time.Now()
+	_, err := c.Token(s.Context(context.Background()))
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != 503 {
+		t.Errorf("error = %v, want the 503 answer", err)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("took %v: waited for a retry that could not fit the deadline", d)
+	}
+}
+
+// The tests below drive the cache behind TokenSource through failures.
+
+func TestRefreshAheadDoesNotBlock(t *testing.T) {
+	checkGoroutines(t)
+	s := newServer(t)
+	ts, clk := newTestSource(t, s, configFor(s))
+	old, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Delay: time.Second})
+	s.SetClockSkew(time.Minute) // so that the new token differs from the old
+	clk.advance(time.Hour - DefaultEarlyExpiry + time.Second)
+
+	var worst atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for range 20 {
+				start := time.Now()
+				tok, err := ts.Token()
+				worst.Store(max(worst.Load(), int64(time.Since(start))))
+				if err != nil || tok.AccessToken != old.AccessToken {
+					t.Errorf("during the refresh: Token() = %v, %v; want the old token", tok, err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	if w := time.Duration(worst.Load()); w > 100*time.Millisecond {
+		t.Errorf("a caller waited %v during a slow refresh, want well under 100ms", w)
+	}
+	waitIdle(t, ts)
+	tok, err := ts.Token()
+	if err != nil || tok.AccessToken == old.AccessToken {
+		t.Errorf("after the refresh: Token() = %v, %v; want the new token", tok, err)
+	}
+	if got := s.Count(appjwttest.Sentinel); got != 2 {
+		t.Errorf("Sentinel got %d requests, want 2 (one refresh)", got)
+	}
+}
+
+func TestOutageWithValidToken(t *testing.T) {
+	checkGoroutines(t)
+	s := newServer(t)
+	ts, clk := newTestSource(t, s, configFor(s))
+	old, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
+	clk.advance(time.Hour - DefaultEarlyExpiry + time.Second)
+	for i := range 50 {
+		tok, err := ts.Token()
+		if err != nil || tok.AccessToken != old.AccessToken {
+			t.Fatalf("call %d during the outage: Token() = %v, %v; want the old token", i, tok, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	waitIdle(t, ts)
+	ts.mu.Lock()
+	failures := ts.failures
+	ts.mu.Unlock()
+	if failures < 1 {
+		t.Errorf("no failed refresh recorded during the outage")
+	}
+	// Well within the margin before real expiry, the old token is no longer served.
+	clk.advance(DefaultEarlyExpiry - 5*time.Second)
+	if tok, err := ts.Token(); err == nil {
+		t.Errorf("5s before expiry, during the outage: got %v, want the fetch error", tok)
+	}
+	s.ClearFault(appjwttest.Sentinel)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if tok, err := ts.Token(); err == nil && tok.AccessToken != old.AccessToken {
+			ts.mu.Lock()
+			failures = ts.failures
+			ts.mu.Unlock()
+			if failures != 0 {
+				t.Errorf("failures = %d after a success, want the backoff reset", failures)
+			}
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Error("no new token within 3s of the recovery")
+}
+
+func TestOutageWithoutTokenBoundsLoad(t *testing.T) {
+	checkGoroutines(t)
+	s := newServer(t)
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
+	c := configFor(s)
+	src := c.TokenSource(s.Context(context.Background())) // default retry and backoff
+	stop := time.Now().Add(time.Second)
+	var calls, failures atomic.Int32
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				calls.Add(1)
+				if _, err := src.Token(); err != nil {
+					failures.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if calls.Load() != failures.Load() {
+		t.Errorf("%d of %d calls succeeded during the outage", calls.Load()-failures.Load(), calls.Load())
+	}
+	if got := s.Count(appjwttest.Sentinel); got > 5 {
+		t.Errorf("Sentinel got %d requests from 50 goroutines in a second, want at most 5", got)
+	}
+	// Within the backoff window, the error comes at once and sends nothing.
+	before := s.Count(appjwttest.Sentinel)
+	start := time.Now()
+	_, err := src.Token()
+	if err == nil || time.Since(start) > 50*time.Millisecond {
+		t.Errorf("within the backoff: Token() error %v after %v, want the last error at once", err, time.Since(start))
+	}
+	if got := s.Count(appjwttest.Sentinel); got != before {
+		t.Errorf("within the backoff: %d new requests, want none", got-before)
+	}
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != 503 {
+		t.Errorf("error = %v, want the 503 RetrieveError", err)
+	}
+}
+
+func TestFaultMatrix(t *testing.T) {
+	big := `{"access_token":"` + strings.Repeat("a", maxBody+10) + `"}`
+	tests := []struct {
+		name         string
+		endpoint     appjwttest.Endpoint
+		fault        appjwttest.Fault
+		times        int  // how many requests get the fault; 0: all
+		wantErr      bool // what the caller of a cold source sees
+		wantSentinel int
+		errIs        error
+		wantStatus   int
+	}{
+		{"400", appjwttest.Sentinel, appjwttest.Fault{Status: 400}, 0, true, 1, nil, 400},
+		{"401", appjwttest.Sentinel, appjwttest.Fault{Status: 401}, 0, true, 1, nil, 401},
+		{"403", appjwttest.Sentinel, appjwttest.Fault{Status: 403}, 0, true, 1, nil, 403},
+		{"429 once", appjwttest.Sentinel, appjwttest.Fault{Status: 429}, 1, false, 2, nil, 0},
+		{"429 with Retry-After once", appjwttest.Sentinel, appjwttest.Fault{Status: 429, RetryAfter: "1"}, 1, false, 2, nil, 0},
+		{"429 always", appjwttest.Sentinel, appjwttest.Fault{Status: 429}, 0, true, 4, nil, 429},
+		{"500 always", appjwttest.Sentinel, appjwttest.Fault{Status: 500}, 0, true, 4, nil, 500},
+		{"503 twice", appjwttest.Sentinel, appjwttest.Fault{Status: 503}, 2, false, 3, nil, 0},
+		{"slow", appjwttest.Sentinel, appjwttest.Fault{Delay: 100 * time.Millisecond}, 0, false, 1, nil, 0},
+		{"hang always", appjwttest.Sentinel, appjwttest.Fault{Hang: true}, 0, true, 1, context.DeadlineExceeded, 0},
+		{"reset once", appjwttest.Sentinel, appjwttest.Fault{Reset: true}, 1, false, 2, nil, 0},
+		{"reset always", appjwttest.Sentinel, appjwttest.Fault{Reset: true}, 0, true, 4, nil, 0},
+		{"malformed body", appjwttest.Sentinel, appjwttest.Fault{Body: `{"access_token":`}, 0, true, 1, nil, 0},
+		{"HTML body", appjwttest.Sentinel, appjwttest.Fault{Body: `<html>oops</html>`}, 0, true, 1, nil, 0},
+		{"oversized body", appjwttest.Sentinel, appjwttest.Fault{Body: big}, 0, true, 1, nil, 0},
+		{"error in 200", appjwttest.Sentinel, appjwttest.Fault{Body: `{"error":"invalid_client"}`}, 0, true, 1, nil, 200},
+		{"Domain API 500 once", appjwttest.DomainAPI, appjwttest.Fault{Status: 500}, 1, false, 1, nil, 0},
+		{"Domain API down", appjwttest.DomainAPI, appjwttest.Fault{Status: 503}, 0, true, 0, nil, 0},
+		{"Domain API hangs", appjwttest.DomainAPI, appjwttest.Fault{Hang: true}, 0, true, 0, context.DeadlineExceeded, 0},
+		{"Domain API resets", appjwttest.DomainAPI, appjwttest.Fault{Reset: true}, 0, true, 0, nil, 0},
+		{"Domain API garbage", appjwttest.DomainAPI, appjwttest.Fault{Body: `{"baseURI":"evil.example/x"}`}, 0, true, 0, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGoroutines(t)
+			s := newServer(t)
+			if tt.times == 0 {
+				s.SetFault(tt.endpoint, tt.fault)
+			} else {
+				for range tt.times {
+					s.QueueFaults(tt.endpoint, tt.fault)
+				}
+			}
+			c := configFor(s)
+			c.FetchTimeout = 300 * time.Millisecond
+			ts, _ := newTestSource(t, s, c)
+			ts.retry.retryAfterMax = 5 * time.Millisecond
+			tok, err := ts.Token()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Token() = %v, %v; want error: %v", tok, err, tt.wantErr)
+			}
+			if got := s.Count(appjwttest.Sentinel); got != tt.wantSentinel {
+				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantSentinel)
+			}
+			if err == nil {
+				if err := s.Verify(tok.AccessToken); err != nil {
+					t.Errorf("token does not verify: %v", err)
+				}
+				return
+			}
+			if !strings.HasPrefix(err.Error(), "appjwt: ") {
+				t.Errorf("error %q lacks the appjwt: prefix", err)
+			}
+			if tt.errIs != nil && !errors.Is(err, tt.errIs) {
+				t.Errorf("error %v is not %v", err, tt.errIs)
+			}
+			var re *oauth2.RetrieveError
+			if got := errors.As(err, &re); got != (tt.wantStatus != 0) {
+				t.Errorf("errors.As(RetrieveError) = %v, want %v (error: %v)", got, tt.wantStatus != 0, err)
+			} else if got && re.Response.StatusCode != tt.wantStatus {
+				t.Errorf("RetrieveError status %d, want %d", re.Response.StatusCode, tt.wantStatus)
+			}
+			noSecret(t, s.ClientSecret, errorTexts(err)...)
+			// Within the backoff, the next caller gets the error without a request.
+			n := s.Count(appjwttest.Sentinel)
+			if _, err2 := ts.Token(); err2 == nil || s.Count(appjwttest.Sentinel) != n {
+				t.Errorf("right after the failure: error %v and %d new requests, want the error and none", err2, s.Count(appjwttest.Sentinel)-n)
+			}
+		})
+	}
+}
+
+func FuzzParseTokenResponse(f *testing.F) {
+	const secret = "fuzz-secret-do-not-show"
+	f.Add([]byte(`{"access_token":"eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDAsImlhdCI6NDEwMjQ0MTIwMH0.c2ln","token_type":"Bearer"}`))
+	f.Add([]byte(`{"access_token":"x","expires_in":"3600"}`))
+	f.Add([]byte(`{"access_token":"x","expires_in":3600,"error":""}`))
+	f.Add([]byte(`{"error":"invalid_client","error_description":"` + secret + `"}`))
+	f.Add([]byte(`<html>` + secret + `</html>`))
+	f.Add([]byte(`{"access_token":"a.b.c"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sent := time.Now()
+		tok, err := parseTokenResponse(body, "application/json", sent, sent)
+		if err != nil {
+			if tok != nil {
+				t.Errorf("got both a token and an error")
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows the secret: %v", err)
+			}
+			return
+		}
+		if !isToken68(tok.AccessToken) || !tok.Expiry.After(sent) || tok.Expiry.After(sent.Add(maxLifetime)) {
+			t.Errorf("invalid token accepted: %+v", tok)
+		}
+	})
+}
+
+func FuzzParseClaims(f *testing.F) {
+	f.Add(jwt(`{"aud":"le1","azp":"id","scope":"msg.consumer","iss":"Sentinel","exp":1524646270,"iat":1524642670}`))
+	f.Add(jwt(`{"aud":["a","b"],"exp":1.5e9}`))
+	f.Add(jwt(`{"exp":1e300}`))
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add(jwt(`{"exp":-1}`))
+	f.Fuzz(func(t *testing.T, token string) {
+		c, err := ParseClaims(token)
+		if err != nil {
+			if c != nil {
+				t.Errorf("got both claims and an error")
+			}
+			if !strings.HasPrefix(err.Error(), "appjwt: ") {
+				t.Errorf("error %q lacks the appjwt: prefix", err)
+			}
+			return
+		}
+		for _, d := range []time.Time{c.IssuedAt, c.ExpiresAt} {
+			if !d.IsZero() && (d.Unix() <= 0 || d.After(time.Now().Add(maxLifetime))) {
+				t.Errorf("implausible date %v accepted from %q", d, token)
+			}
+		}
+	})
+}
+
+// Benchmarks: see the README for how to run them and what they show.
+
+var sinkToken *oauth2.Token
+
+// staticSource returns the same token every time, like the floor the
+// issue measures against.
+type staticSource struct{ tok *oauth2.Token }
+
+func (s staticSource) Token() (*oauth2.Token, error) { t := *s.tok; return &t, nil }
+
+func BenchmarkCachedToken(b *testing.B) {
+	s := newServer(b)
+	c := configFor(s)
+	src := c.TokenSource(s.Context(context.Background()))
+	if _, err := src.Token(); err != nil {
+		b.Fatal(err)
+	}
+	floor := oauth2.ReuseTokenSourceWithExpiry(nil, staticSource{&oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}}, DefaultEarlyExpiry)
+	for _, bm := range []struct {
+		name string
+		src  oauth2.TokenSource
+	}{{"floor", floor}, {"appjwt", src}} {
+		b.Run(bm.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				sinkToken, _ = bm.src.Token()
+			}
+		})
+		b.Run(bm.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					bm.src.Token()
+				}
+			})
+		})
+	}
+}

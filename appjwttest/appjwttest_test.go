@@ -1,0 +1,283 @@
+package appjwttest_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt/appjwttest"
+	"golang.org/x/oauth2"
+)
+
+func newServer(t *testing.T) *appjwttest.Server {
+	s := appjwttest.NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+func do(t *testing.T, s *appjwttest.Server, method, path, contentType, body string, header http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+const form = "application/x-www-form-urlencoded"
+
+func tokenPath(s *appjwttest.Server) string {
+	return "/sentinel/api/account/" + s.AccountID + "/app/token?v=1.0&grant_type=client_credentials"
+}
+
+func creds(s *appjwttest.Server) string {
+	return url.Values{"client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}.Encode()
+}
+
+func fetchToken(t *testing.T, s *appjwttest.Server) string {
+	t.Helper()
+	resp, body := do(t, s, "POST", tokenPath(s), form, creds(s), nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("token request: %s %s", resp.Status, body)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.Unmarshal([]byte(body), &tok); err != nil || tok.TokenType != "Bearer" {
+		t.Fatalf("token answer %q: %v", body, err)
+	}
+	return tok.AccessToken
+}
+
+func claims(t *testing.T, tok string) map[string]any {
+	t.Helper()
+	p, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(p, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestDomainAPI(t *testing.T) {
+	s := newServer(t)
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantBase   string
+	}{
+		{"/api/account/" + s.AccountID + "/service/sentinel/baseURI.json?version=1.0", 200, s.Host()},
+		{"/api/account/" + s.AccountID + "/service/asyncMessagingEnt/baseURI.json?version=1.0", 200, s.Host()},
+		{"/api/account/" + s.AccountID + "/service/Sentinel/baseURI.json?version=1.0", 404, ""},
+		{"/api/account/other/service/sentinel/baseURI.json?version=1.0", 401, ""},
+		{"/api/account/" + s.AccountID + "/service/sentinel/baseURI.json", 400, ""},
+	}
+	for _, tt := range tests {
+		resp, body := do(t, s, "GET", tt.path, "", "", nil)
+		if resp.StatusCode != tt.wantStatus {
+			t.Errorf("GET %s: status %d, want %d", tt.path, resp.StatusCode, tt.wantStatus)
+			continue
+		}
+		var got struct{ BaseURI string }
+		json.Unmarshal([]byte(body), &got)
+		if got.BaseURI != tt.wantBase {
+			t.Errorf("GET %s: baseURI %q, want %q", tt.path, got.BaseURI, tt.wantBase)
+		}
+	}
+	if got := s.Count(appjwttest.DomainAPI); got != len(tests) {
+		t.Errorf("Count(DomainAPI) = %d, want %d", got, len(tests))
+	}
+}
+
+func TestSentinelIssuesAppJWT(t *testing.T) {
+	s := newServer(t)
+	s.SetLifetime(10 * time.Minute)
+	before := time.Now().Unix()
+	tok := fetchToken(t, s)
+	if err := s.Verify(tok); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	c := claims(t, tok)
+	iat, exp := int64(c["iat"].(float64)), int64(c["exp"].(float64))
+	delete(c, "iat")
+	delete(c, "exp")
+	want := map[string]any{"aud": s.AccountID, "azp": s.ClientID, "scope": "msg.consumer", "iss": "Sentinel"}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("claims mismatch (-want +got):\n%s", diff)
+	}
+	if iat < before || exp-iat != 600 {
+		t.Errorf("iat %d, exp %d: want iat >= %d and a 600s lifetime", iat, exp, before)
+	}
+	// Tampering breaks the signature.
+	parts := strings.Split(tok, ".")
+	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"aud":"`+s.AccountID+`","azp":"`+s.ClientID+`","exp":9999999999}`)) + "." + parts[2]
+	if s.Verify(forged) == nil {
+		t.Error("Verify accepted a forged token")
+	}
+}
+
+func TestSentinelChecksRequest(t *testing.T) {
+	s := newServer(t)
+	query := tokenPath(s) + "&" + creds(s)
+	wrong := url.Values{"client_id": {s.ClientID}, "client_secret": {"wrong"}}.Encode()
+	tests := []struct {
+		name, method, path, contentType, body string
+		want                                  int
+	}{
+		{"body credentials", "POST", tokenPath(s), form, creds(s), 200},
+		{"query credentials", "POST", query, form, "", 200},
+		{"wrong secret", "POST", tokenPath(s), form, wrong, 401},
+		{"no credentials", "POST", tokenPath(s), form, "", 401},
+		{"wrong account", "POST", strings.Replace(tokenPath(s), s.AccountID, "le0", 1), form, creds(s), 401},
+		{"no grant_type", "POST", "/sentinel/api/account/" + s.AccountID + "/app/token?v=1.0", form, creds(s), 400},
+		{"JSON body", "POST", tokenPath(s), "application/json", `{}`, 400},
+		{"GET", "GET", tokenPath(s), "", "", 405},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := do(t, s, tt.method, tt.path, tt.contentType, tt.body, nil)
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, body, tt.want)
+			}
+		})
+	}
+}
+
+func TestFaults(t *testing.T) {
+	s := newServer(t)
+	s.QueueFaults(appjwttest.Sentinel,
+		appjwttest.Fault{Status: 503, RetryAfter: "7"},
+		appjwttest.Fault{Body: "<html>"},
+		appjwttest.Fault{Delay: 50 * time.Millisecond},
+	)
+	resp, _ := do(t, s, "POST", tokenPath(s), form, creds(s), nil)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "7" {
+		t.Errorf("first fault: %s, Retry-After %q; want 503 and 7", resp.Status, resp.Header.Get("Retry-After"))
+	}
+	if resp, body := do(t, s, "POST", tokenPath(s), form, creds(s), nil); resp.StatusCode != 200 || body != "<html>" {
+		t.Errorf("second fault: %s %q, want 200 <html>", resp.Status, body)
+	}
+	start := time.Now()
+	if resp, _ := do(t, s, "POST", tokenPath(s), form, creds(s), nil); resp.StatusCode != 200 || time.Since(start) < 50*time.Millisecond {
+		t.Errorf("delay fault: %s after %v, want 200 after 50ms", resp.Status, time.Since(start))
+	}
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 500})
+	for range 3 {
+		if resp, _ := do(t, s, "POST", tokenPath(s), form, creds(s), nil); resp.StatusCode != 500 {
+			t.Errorf("sticky fault: %s, want 500", resp.Status)
+		}
+	}
+	s.ClearFault(appjwttest.Sentinel)
+	fetchToken(t, s)
+	if got := s.Count(appjwttest.Sentinel); got != 7 {
+		t.Errorf("Count(Sentinel) = %d, want 7", got)
+	}
+
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Reset: true})
+	req, _ := http.NewRequest("POST", s.URL()+tokenPath(s), strings.NewReader(creds(s)))
+	req.Header.Set("Content-Type", form)
+	if _, err := s.Client().Do(req); err == nil {
+		t.Error("reset fault: got an answer, want a connection error")
+	}
+}
+
+func TestHangEndsWithClientOrServer(t *testing.T) {
+	s := appjwttest.NewServer()
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", s.URL()+tokenPath(s), strings.NewReader(creds(s)))
+	req.Header.Set("Content-Type", form)
+	if _, err := s.Client().Do(req); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hang: error %v, want the client's deadline", err)
+	}
+	go func() {
+		req, _ := http.NewRequest("POST", s.URL()+tokenPath(s), strings.NewReader(creds(s)))
+		req.Header.Set("Content-Type", form)
+		s.Client().Do(req)
+	}()
+	for s.Count(appjwttest.Sentinel) < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() { s.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not end a hanging request")
+	}
+}
+
+func TestConsumerChecksAppJWT(t *testing.T) {
+	s := newServer(t)
+	tok := fetchToken(t, s)
+	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
+	body := `{"ext_consumer_id":"c1"}`
+	tests := []struct {
+		name, auth string
+		want       int
+		wantCode   float64
+	}{
+		{"raw token", tok, 201, 0},
+		{"bearer token", "Bearer " + tok, 201, 0},
+		{"missing", "", 401, 40104},
+		{"garbage", "Bearer nope", 401, 40102},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{}
+			if tt.auth != "" {
+				h.Set("Authorization", tt.auth)
+			}
+			resp, got := do(t, s, "POST", path, "application/json", body, h)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.want)
+			}
+			if tt.wantCode != 0 {
+				var e struct{ Body struct{ ErrorCode float64 } }
+				json.Unmarshal([]byte(got), &e)
+				if e.Body.ErrorCode != tt.wantCode {
+					t.Errorf("errorCode %v, want %v", e.Body.ErrorCode, tt.wantCode)
+				}
+			}
+		})
+	}
+	s.SetLifetime(-time.Minute)
+	expired := fetchToken(t, s)
+	h := http.Header{"Authorization": {expired}}
+	if resp, _ := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 401 {
+		t.Errorf("expired token: status %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestContextCarriesClient(t *testing.T) {
+	s := newServer(t)
+	ctx := s.Context(context.Background())
+	if hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client); hc != s.Client() {
+		t.Errorf("Context carries %v, want the server's client", hc)
+	}
+}
