@@ -138,6 +138,18 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	return c.requestToken(ctx, host, defaultRetry)
 }
 
+// ResolveDomain returns the Sentinel host the token requests go to: Domain
+// if set, else the answer of the Domain API for the service "sentinel". It
+// does not cache, and needs no credentials; ctx is used as by [Config.Token].
+func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
+	if err := c.validateLookup(); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
+	defer cancel()
+	return c.sentinelHost(ctx, defaultRetry)
+}
+
 // TokenSource returns a cached [oauth2.TokenSource], wrapped in
 // [oauth2.ReuseTokenSourceWithExpiry], that returns the same token until it
 // is within EarlyExpiry of its expiry. It is safe for concurrent use: however
@@ -261,13 +273,20 @@ func (c Config) LogValue() slog.Value {
 // validate checks everything that can be checked before any request.
 func (c *Config) validate() error {
 	for _, f := range []struct{ name, value string }{
-		{"AccountID", c.AccountID},
 		{"ClientID", c.ClientID},
 		{"ClientSecret", c.ClientSecret},
 	} {
 		if f.value == "" {
 			return fmt.Errorf("appjwt: Config.%s is empty", f.name)
 		}
+	}
+	return c.validateLookup()
+}
+
+// validateLookup checks the fields a Domain API lookup needs.
+func (c *Config) validateLookup() error {
+	if c.AccountID == "" {
+		return errors.New("appjwt: Config.AccountID is empty")
 	}
 	// Path escaping cannot neutralise these two segments.
 	if c.AccountID == "." || c.AccountID == ".." {

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/appjwttest"
+)
+
+// demo runs the whole flow against an in-process LivePerson stand-in and
+// tells what happens, step by step.
+func demo(ctx context.Context, w io.Writer) error {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+	ctx = srv.Context(ctx)
+	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+
+	fmt.Fprintf(w, "appjwt demo against a LivePerson stand-in at %s\n", srv.URL())
+	fmt.Fprintf(w, "config: %+v\n\n", cfg)
+
+	fmt.Fprintf(w, "1. Domain API: GET https://%s/api/account/%s/service/sentinel/baseURI.json?version=1.0\n", srv.Host(), cfg.AccountID)
+	host, err := cfg.ResolveDomain(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "   Sentinel is at %s\n\n", host)
+
+	fmt.Fprintf(w, "2. Sentinel: POST https://%s/sentinel/api/account/%s/app/token?v=1.0&grant_type=client_credentials\n", host, cfg.AccountID)
+	fmt.Fprintln(w, "   client_id and client_secret in the form body")
+	src := cfg.TokenSource(ctx)
+	tok, err := src.Token()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "   AppJWT %s... (%d bytes), expires in %s\n\n", tok.AccessToken[:24], len(tok.AccessToken), time.Until(tok.Expiry).Round(time.Second))
+
+	fmt.Fprintln(w, "3. Its claims (decoded, not verified):")
+	var claims strings.Builder
+	if err := printClaims(&claims, tok); err != nil {
+		return err
+	}
+	fmt.Fprint(w, indent(claims.String()))
+	fmt.Fprintln(w)
+
+	consumer := fmt.Sprintf("%s/api/account/%s/consumer?v=1.0", srv.URL(), cfg.AccountID)
+	fmt.Fprintf(w, "4. Connector API: POST %s\n", consumer)
+	fmt.Fprintln(w, "   through appjwt.Transport, which sends \"Authorization: <AppJWT>\"")
+	client := &http.Client{Transport: &appjwt.Transport{Source: src, Base: srv.Client().Transport}}
+	resp, err := client.Post(consumer, "application/json", strings.NewReader(`{"ext_consumer_id":"appjwt-demo"}`))
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return fmt.Errorf("appjwt demo: the Connector API answered %s: %s", resp.Status, body)
+	}
+	fmt.Fprintf(w, "   %s: a ConsumerJWS for the conversation (%d bytes)\n\n", resp.Status, len(body))
+
+	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d, Sentinel %d, Connector API %d.\n",
+		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer))
+	fmt.Fprintln(w, "Done: the token is cached and will be refreshed in the background before it expires.")
+	return nil
+}
+
+func indent(s string) string {
+	return "   " + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n   ") + "\n"
+}

@@ -1,0 +1,207 @@
+// Command appjwt prints a LivePerson AppJWT, for curl and for debugging a 401.
+//
+// Usage:
+//
+//	LP_CLIENT_SECRET=... appjwt -account le12345678 -client-id 75588e18-...
+//	appjwt -format claims          # what the token says, expiry in local time
+//	appjwt -domain-only            # only resolve the Sentinel host
+//	appjwt -demo                   # the whole flow against a built-in stand-in
+//
+// The account, client id and domain come from flags or from LP_ACCOUNT_ID,
+// LP_CLIENT_ID, LP_DOMAIN and LP_DOMAIN_API. The secret comes only from
+// LP_CLIENT_SECRET or, with -secret-stdin, from the first line of standard
+// input: never from a flag, since flags show in ps.
+//
+// Errors go to standard error as one line, with exit status 1; usage errors
+// exit with status 2.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/lpconnect/appjwt"
+	"golang.org/x/oauth2"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr))
+}
+
+const usageText = `Usage: appjwt [flags]
+
+Prints a LivePerson AppJWT for an app installation. The secret is read from
+LP_CLIENT_SECRET, or from standard input with -secret-stdin; never from a flag.
+
+Examples:
+  export LP_ACCOUNT_ID=le12345678 LP_CLIENT_ID=75588e18-0213-4e33-8174-883acac7e3c4
+  read -rs LP_CLIENT_SECRET && export LP_CLIENT_SECRET
+  curl -H "$(appjwt -format header)" https://.../api/account/le12345678/consumer?v=1.0
+  appjwt -format claims
+  pass show lp/secret | appjwt -secret-stdin -format json
+  appjwt -domain-only
+  appjwt -demo
+
+Flags:
+`
+
+// options are the command's parsed flags and environment.
+type options struct {
+	conf        appjwt.Config
+	format      string
+	domainOnly  bool
+	demo        bool
+	secretStdin bool
+}
+
+// formats are the ways a token can be printed.
+var formats = map[string]func(w io.Writer, tok *oauth2.Token) error{
+	"raw": func(w io.Writer, tok *oauth2.Token) error { _, err := fmt.Fprintln(w, tok.AccessToken); return err },
+	"header": func(w io.Writer, tok *oauth2.Token) error {
+		_, err := fmt.Fprintln(w, "Authorization: "+tok.AccessToken)
+		return err
+	},
+	"bearer": func(w io.Writer, tok *oauth2.Token) error {
+		_, err := fmt.Fprintln(w, "Authorization: Bearer "+tok.AccessToken)
+		return err
+	},
+	"json":   printJSON,
+	"claims": printClaims,
+}
+
+// run is the whole command, with its world passed in so tests can run it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	opts, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "appjwt:", err)
+		fmt.Fprintln(stderr, "Run 'appjwt -h' for usage.")
+		return 2
+	}
+	if opts.demo {
+		err = demo(ctx, stdout)
+	} else {
+		err = fetch(ctx, opts, stdin, stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("appjwt", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.conf.AccountID, "account", getenv("LP_ACCOUNT_ID"), "LivePerson account (site) `ID` (env LP_ACCOUNT_ID)")
+	fs.StringVar(&o.conf.ClientID, "client-id", getenv("LP_CLIENT_ID"), "app installation `ID` (env LP_CLIENT_ID)")
+	fs.StringVar(&o.conf.Domain, "domain", getenv("LP_DOMAIN"), "Sentinel `host`; empty: looked up with the Domain API (env LP_DOMAIN)")
+	fs.StringVar(&o.conf.DomainAPI, "domain-api", getenv("LP_DOMAIN_API"), "Domain API `host`; empty: "+appjwt.DefaultDomainAPI+" (env LP_DOMAIN_API)")
+	fs.BoolVar(&o.conf.CredentialsInQuery, "query", false, "send the credentials in the URL's query string instead of the form body")
+	fs.DurationVar(&o.conf.FetchTimeout, "timeout", appjwt.DefaultFetchTimeout, "give up after this `long`")
+	fs.StringVar(&o.format, "format", "raw", "output: raw, header (Authorization: <AppJWT>), bearer (Authorization: Bearer <AppJWT>), json or claims")
+	fs.BoolVar(&o.domainOnly, "domain-only", false, "only resolve and print the Sentinel host")
+	fs.BoolVar(&o.secretStdin, "secret-stdin", false, "read the secret from the first line of standard input instead of LP_CLIENT_SECRET")
+	fs.BoolVar(&o.demo, "demo", false, "run the whole flow against a built-in LivePerson stand-in; needs no account")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		// Not echoed: it may well be the secret, pasted where it does not belong.
+		return nil, fmt.Errorf("%d unexpected argument(s) (the secret is never a flag or argument: use LP_CLIENT_SECRET or -secret-stdin)", fs.NArg())
+	}
+	if _, ok := formats[o.format]; !ok {
+		return nil, fmt.Errorf("unknown -format %q (want raw, header, bearer, json or claims)", o.format)
+	}
+	if o.demo {
+		return &o, nil
+	}
+	if o.conf.AccountID == "" {
+		return nil, errors.New("no account: set -account or LP_ACCOUNT_ID")
+	}
+	if o.domainOnly {
+		return &o, nil
+	}
+	if o.conf.ClientID == "" {
+		return nil, errors.New("no client id: set -client-id or LP_CLIENT_ID")
+	}
+	if !o.secretStdin {
+		if o.conf.ClientSecret = getenv("LP_CLIENT_SECRET"); o.conf.ClientSecret == "" {
+			return nil, errors.New("no secret: set LP_CLIENT_SECRET or use -secret-stdin")
+		}
+	}
+	return &o, nil
+}
+
+func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) error {
+	if o.domainOnly {
+		host, err := o.conf.ResolveDomain(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(stdout, host)
+		return err
+	}
+	if o.secretStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("appjwt: reading the secret from standard input: %w", err)
+		}
+		if o.conf.ClientSecret = strings.TrimRight(line, "\r\n"); o.conf.ClientSecret == "" {
+			return errors.New("appjwt: standard input held no secret")
+		}
+	}
+	tok, err := o.conf.Token(ctx)
+	if err != nil {
+		return err
+	}
+	return formats[o.format](stdout, tok)
+}
+
+func printJSON(w io.Writer, tok *oauth2.Token) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		AccessToken string    `json:"access_token"`
+		TokenType   string    `json:"token_type"`
+		Expiry      time.Time `json:"expiry"`
+	}{tok.AccessToken, tok.Type(), tok.Expiry})
+}
+
+func printClaims(w io.Writer, tok *oauth2.Token) error {
+	c, err := appjwt.ParseClaims(tok.AccessToken)
+	if err != nil {
+		return err
+	}
+	local := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Local().Format("2006-01-02 15:04:05 MST")
+	}
+	_, err = fmt.Fprintf(w, "aud    %s\nazp    %s\nscope  %s\niss    %s\niat    %s\nexp    %s\nexpiry %s (in %s, as this package counts it)\n",
+		c.Audience, c.AuthorizedParty, c.Scope, c.Issuer, local(c.IssuedAt), local(c.ExpiresAt),
+		local(tok.Expiry), time.Until(tok.Expiry).Round(time.Second))
+	return err
+}
+
+// oneLine keeps an error on one line: oauth2's RetrieveError adds the
+// answer's body on a line of its own.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
