@@ -51,6 +51,7 @@ const (
 	Consumer                      // the ConsumerJWS endpoint, which checks the AppJWT
 )
 
+// String returns the endpoint's name, as in the constants.
 func (e Endpoint) String() string {
 	switch e {
 	case DomainAPI:
