@@ -60,7 +60,7 @@ func (c *Config) tokenCall(host string) call {
 	u := endpoint(host, "v=1.0&grant_type=client_credentials", "sentinel", "api", "account", c.AccountID, "app", "token")
 	safe := *u
 	creds := "client_id=" + url.QueryEscape(c.ClientID) + "&client_secret="
-	cl := call{method: http.MethodPost, url: u, safe: &safe, secret: c.ClientSecret}
+	cl := call{method: http.MethodPost, url: u, safe: &safe}
 	if c.CredentialsInQuery {
 		u.RawQuery += "&" + creds + url.QueryEscape(c.ClientSecret)
 		safe.RawQuery += "&" + creds + "REDACTED"
@@ -101,7 +101,6 @@ type call struct {
 	url    *url.URL
 	safe   *url.URL // url as errors and Response.Request may show it
 	form   string   // form-encoded body, if any
-	secret string   // never to be shown
 }
 
 // reply is a complete answer: Body is read (through the cap) and closed.
