@@ -92,8 +92,10 @@ func (c *Config) retrieveError(rep *reply) *oauth2.RetrieveError {
 	return re
 }
 
-// errNotRetryable marks errors that another attempt cannot cure.
-var errNotRetryable = errors.New("not retryable")
+// finalError marks an error that another attempt cannot cure.
+type finalError struct{ error }
+
+func (e finalError) Unwrap() error { return e.error }
 
 // call is one HTTP request to LivePerson, as often as it is sent.
 type call struct {
@@ -113,7 +115,7 @@ type reply struct {
 func (c call) send(ctx context.Context, client *http.Client) (*reply, error) {
 	req, err := http.NewRequestWithContext(ctx, c.method, c.safe.String(), strings.NewReader(c.form))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNotRetryable, err)
+		return nil, finalError{err}
 	}
 	req.URL = c.url
 	req.Header.Set("Accept", "application/json")
@@ -132,7 +134,7 @@ func (c call) send(ctx context.Context, client *http.Client) (*reply, error) {
 		return nil, fmt.Errorf("reading answer (%s): %w", resp.Status, c.scrub(err))
 	}
 	if len(body) > maxBody {
-		return nil, fmt.Errorf("%w: answer (%s) is larger than %d bytes", errNotRetryable, resp.Status, maxBody)
+		return nil, finalError{fmt.Errorf("answer (%s) is larger than %d bytes", resp.Status, maxBody)}
 	}
 	return &reply{resp: resp, body: body, sentAt: sentAt}, nil
 }
@@ -211,7 +213,7 @@ func (p retryPolicy) wait(attempt int, rep *reply, err error, now time.Time) (ti
 	wait := p.pause.delay(attempt)
 	switch {
 	case err != nil:
-		return wait, !errors.Is(err, errNotRetryable)
+		return wait, !errors.As(err, new(finalError))
 	case rep.resp.StatusCode == http.StatusTooManyRequests:
 		wait = max(wait, p.tooManyMin)
 	case rep.resp.StatusCode < 500:
