@@ -42,7 +42,11 @@ func (c *Config) requestToken(ctx context.Context, host string, p retryPolicy) (
 		return nil, fail(err)
 	}
 	if rep.resp.StatusCode < 200 || rep.resp.StatusCode > 299 {
-		return nil, fail(fmt.Errorf("%s: %w", rep.resp.Status, c.retrieveError(rep)))
+		re := c.retrieveError(rep)
+		if re.ErrorCode == "" {
+			return nil, fail(re) // its message starts with the status
+		}
+		return nil, fail(fmt.Errorf("%s: %w", rep.resp.Status, re))
 	}
 	tok, err := parseTokenResponse(rep.body, rep.resp.Header.Get("Content-Type"), rep.sentAt, time.Now())
 	if errors.Is(err, errErrorAnswer) {
