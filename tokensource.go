@@ -436,12 +436,12 @@ type tokenSource struct {
 	retry   retryPolicy
 	backoff backoff
 	now     func() time.Time
-	domain  domainCache // used only by the running fetch
+	margin  time.Duration // a token is served until its Expiry - margin
+	domain  domainCache   // used only by the running fetch
 
 	mu        sync.Mutex
 	tok       *oauth2.Token // the newest good token, or nil
 	refreshAt time.Time     // when to start replacing tok
-	margin    time.Duration // tok is served until Expiry - margin
 	err       error         // the last fetch's error, if it failed
 	retryAt   time.Time     // no fetch starts before this after a failure
 	failures  int           // consecutive failed fetches
