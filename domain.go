@@ -25,37 +25,36 @@ func (c *Config) sentinelHost(ctx context.Context, p retryPolicy) (string, error
 	if c.Domain != "" {
 		return c.Domain, nil
 	}
-	return c.lookupDomain(ctx, sentinelService, p)
+	return c.lookupSentinel(ctx, p)
 }
 
-// lookupDomain asks the Domain API for the host of one service of the
-// account. The answer must be a bare host[:port]: a server cannot redirect
-// the token request to another scheme or path.
-func (c *Config) lookupDomain(ctx context.Context, service string, p retryPolicy) (string, error) {
+// lookupSentinel asks the Domain API for the account's Sentinel host. The
+// answer must be a bare host[:port]: a server cannot redirect the token
+// request to another scheme or path.
+func (c *Config) lookupSentinel(ctx context.Context, p retryPolicy) (string, error) {
 	api := c.domainAPI()
-	u := endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", service, "baseURI.json")
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %s",
-			service, c.AccountID, api, fmt.Sprintf(format, args...))
+	fail := func(err error) error {
+		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", sentinelService, c.AccountID, api, err)
 	}
+	u := endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", sentinelService, "baseURI.json")
 	rep, err := p.do(ctx, call{method: http.MethodGet, url: u, safe: u})
 	if err != nil {
-		return "", fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", service, c.AccountID, api, err)
+		return "", fail(err)
 	}
-	if rep.resp.StatusCode != 200 {
-		return "", fail("%s", rep.resp.Status)
+	if rep.resp.StatusCode != http.StatusOK {
+		return "", fail(errors.New(rep.resp.Status))
 	}
 	var answer struct {
 		BaseURI string `json:"baseURI"`
 	}
 	if err := json.Unmarshal(rep.body, &answer); err != nil {
-		return "", fail("malformed answer: %v", err)
+		return "", fail(fmt.Errorf("malformed answer: %w", err))
 	}
 	if answer.BaseURI == "" {
-		return "", fail("answer has no baseURI")
+		return "", fail(errors.New("answer has no baseURI"))
 	}
 	if err := checkHost(answer.BaseURI); err != nil {
-		return "", fail("baseURI: %v", err)
+		return "", fail(fmt.Errorf("baseURI: %w", err))
 	}
 	return answer.BaseURI, nil
 }
@@ -104,16 +103,14 @@ type domainCache struct {
 	expires time.Time
 }
 
-// resolve returns the cached host while it is fresh, else looks it up again.
+// resolve returns the cached host while it is fresh, else asks sentinelHost
+// again (which answers at once when Config.Domain is set).
 // A failed re-lookup keeps the last good host, to be tried again next fetch.
 func (d *domainCache) resolve(ctx context.Context, c *Config, p retryPolicy, now time.Time) (string, error) {
-	if c.Domain != "" {
-		return c.Domain, nil
-	}
 	if d.host != "" && now.Before(d.expires) {
 		return d.host, nil
 	}
-	host, err := c.lookupDomain(ctx, sentinelService, p)
+	host, err := c.sentinelHost(ctx, p)
 	if err != nil {
 		if d.host != "" && !errors.Is(err, context.Canceled) {
 			return d.host, nil
