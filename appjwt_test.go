@@ -353,6 +353,20 @@ func TestClockSkewChangesNothing(t *testing.T) {
 	}
 }
 
+// tokenWithFault makes endpoint e always answer with f and returns the
+// error of one Config.Token call, failing the test if there is none.
+func tokenWithFault(t *testing.T, e appjwttest.Endpoint, f appjwttest.Fault) (*appjwttest.Server, error) {
+	t.Helper()
+	s := newServer(t)
+	s.SetFault(e, f)
+	c := configFor(s)
+	_, err := c.Token(s.Context(context.Background()))
+	if err == nil {
+		t.Fatal("Token succeeded, want an error")
+	}
+	return s, err
+}
+
 func TestSentinelErrors(t *testing.T) {
 	big := `{"access_token":"` + strings.Repeat("a", maxBody) + `"}`
 	tests := []struct {
@@ -372,13 +386,7 @@ func TestSentinelErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t)
-			s.SetFault(appjwttest.Sentinel, tt.fault)
-			c := configFor(s)
-			_, err := c.Token(s.Context(context.Background()))
-			if err == nil {
-				t.Fatal("Token succeeded, want an error")
-			}
+			s, err := tokenWithFault(t, appjwttest.Sentinel, tt.fault)
 			if !strings.HasPrefix(err.Error(), "appjwt: token request for account") || !strings.Contains(err.Error(), s.Host()) {
 				t.Errorf("error %q does not say what failed and where", err)
 			}
@@ -439,13 +447,7 @@ func TestDomainAPIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t)
-			s.SetFault(appjwttest.DomainAPI, tt.fault)
-			c := configFor(s)
-			_, err := c.Token(s.Context(context.Background()))
-			if err == nil {
-				t.Fatal("Token succeeded, want an error")
-			}
+			s, err := tokenWithFault(t, appjwttest.DomainAPI, tt.fault)
 			if !strings.HasPrefix(err.Error(), "appjwt: domain lookup of \"sentinel\" for account") || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %q, want a domain lookup error containing %q", err, tt.wantErr)
 			}
