@@ -74,6 +74,10 @@ const (
 	// DefaultLifetime is the AppJWT lifetime LivePerson documents, assumed
 	// when neither expires_in nor the JWT's claims give one.
 	DefaultLifetime = time.Hour
+	// MaxLifetime is the longest lifetime a token may claim, from expires_in
+	// or from its JWT claims: an answer that claims more is an error, since
+	// a token cached that long would outlive any revocation.
+	MaxLifetime = 24 * time.Hour
 )
 
 // Config describes a LivePerson app installation that obtains AppJWTs.

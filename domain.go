@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -60,26 +59,24 @@ func (c *Config) lookupSentinel(ctx context.Context, p retryPolicy) (string, err
 }
 
 // checkHost accepts a bare host or host:port and nothing else: no scheme,
-// userinfo, path, query or fragment.
+// userinfo, path, query or fragment. It accepts exactly the hosts that the
+// request URL built by [endpoint] keeps as they are, so that a host that
+// passes fails no later, inside a fetch.
 func checkHost(h string) error {
 	if strings.ContainsAny(h, "/?#@\\%") || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return fmt.Errorf("%q is not a bare host[:port] (no scheme, path, query or userinfo)", h)
 	}
-	host, port := h, ""
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.HasSuffix(h, "]") {
-		var err error
-		if host, port, err = net.SplitHostPort(h); err != nil {
-			return fmt.Errorf("%q is not a bare host[:port]: %v", h, err)
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+	u, err := url.Parse("https://" + h)
+	if err != nil || u.Host != h || u.Hostname() == "" {
+		return fmt.Errorf("%q is not a bare host[:port]", h)
+	}
+	if strings.HasSuffix(h, ":") {
+		return fmt.Errorf("%q has an empty port", h)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("%q has an invalid port", h)
 		}
-	}
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") && port == "" {
-		host = host[1 : len(host)-1]
-	}
-	if host == "" || strings.ContainsAny(host, "[]") {
-		return fmt.Errorf("%q is not a bare host[:port]", h)
 	}
 	return nil
 }
@@ -103,20 +100,53 @@ type domainCache struct {
 	expires time.Time
 }
 
+// Bounds of a re-lookup, once a host is known: the fetch's time belongs to
+// Sentinel, so a hanging or failing Domain API gets a small share of it, and
+// after a failure the last good host serves for relookupPause before the
+// Domain API is asked again.
+const (
+	relookupShare    = 4 // of the time left in the fetch
+	relookupMax      = 5 * time.Second
+	relookupAttempts = 2
+	relookupPause    = 5 * time.Minute
+)
+
 // resolve returns the cached host while it is fresh, else asks sentinelHost
-// again (which answers at once when Config.Domain is set).
-// A failed re-lookup keeps the last good host, to be tried again next fetch.
+// again (which answers at once when Config.Domain is set). A failed
+// re-lookup keeps the last good host, and is not tried again for
+// relookupPause.
 func (d *domainCache) resolve(ctx context.Context, c *Config, p retryPolicy, now time.Time) (string, error) {
 	if d.host != "" && now.Before(d.expires) {
 		return d.host, nil
 	}
-	host, err := c.sentinelHost(ctx, p)
-	if err != nil {
-		if d.host != "" && !errors.Is(err, context.Canceled) {
-			return d.host, nil
+	if d.host == "" {
+		host, err := c.sentinelHost(ctx, p)
+		if err != nil {
+			return "", err
 		}
-		return "", err
+		d.host, d.expires = host, now.Add(domainTTL)
+		return host, nil
+	}
+	host, err := d.relookup(ctx, c, p)
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", err
+		}
+		d.expires = now.Add(relookupPause)
+		return d.host, nil
 	}
 	d.host, d.expires = host, now.Add(domainTTL)
 	return host, nil
+}
+
+// relookup asks for the host again within its share of ctx's time.
+func (d *domainCache) relookup(ctx context.Context, c *Config, p retryPolicy) (string, error) {
+	budget := relookupMax
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)/relookupShare)
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	p.attempts = min(p.attempts, relookupAttempts)
+	return c.sentinelHost(ctx, p)
 }

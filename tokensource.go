@@ -8,16 +8,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 )
@@ -28,29 +32,36 @@ const maxBody = 1 << 20
 // maxErrorBody caps the body kept in an [oauth2.RetrieveError].
 const maxErrorBody = 1 << 10
 
-// defaultClient is used when the context has none: never one without a timeout.
-var defaultClient = &http.Client{Timeout: 10 * time.Second}
+// maxHeaderBytes caps the response headers the default client reads:
+// net/http's own default is 1 MiB.
+const maxHeaderBytes = 64 << 10
+
+// defaultClient is used when the context has none: never one without a
+// timeout, nor one that reads unbounded headers.
+var defaultClient = newDefaultClient()
+
+func newDefaultClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxResponseHeaderBytes = maxHeaderBytes
+	return &http.Client{Timeout: 10 * time.Second, Transport: t}
+}
 
 // requestToken sends the Sentinel token request and turns its answer into a
 // token with an Expiry.
 func (c *Config) requestToken(ctx context.Context, host string, p retryPolicy) (*oauth2.Token, error) {
 	fail := func(err error) error {
-		return fmt.Errorf("appjwt: token request for account %q (client %q) to %s: %w", c.AccountID, c.ClientID, host, err)
+		return c.withhold(fmt.Errorf("appjwt: token request for account %q (client %q) to %s: %w", c.AccountID, c.ClientID, host, err))
 	}
 	rep, err := p.do(ctx, c.tokenCall(host))
 	if err != nil {
 		return nil, fail(err)
 	}
 	if rep.resp.StatusCode < 200 || rep.resp.StatusCode > 299 {
-		re := c.retrieveError(rep)
-		if re.ErrorCode == "" {
-			return nil, fail(re) // its message starts with the status
-		}
-		return nil, fail(fmt.Errorf("%s: %w", rep.resp.Status, re))
+		return nil, fail(c.retrieveError(rep, rep.resp.Status))
 	}
 	tok, err := parseTokenResponse(rep.body, rep.resp.Header.Get("Content-Type"), rep.sentAt, time.Now())
 	if errors.Is(err, errErrorAnswer) {
-		return nil, fail(fmt.Errorf("%s with an error: %w", rep.resp.Status, c.retrieveError(rep)))
+		return nil, fail(c.retrieveError(rep, rep.resp.Status+" with an error"))
 	}
 	if err != nil {
 		return nil, fail(err)
@@ -74,26 +85,101 @@ func (c *Config) tokenCall(host string) call {
 	return cl
 }
 
-// retrieveError describes a failed answer, with the secret taken out of its
-// body in case the server echoed it.
-func (c *Config) retrieveError(rep *reply) *oauth2.RetrieveError {
+// withheldText replaces any text from a server that echoed the secret.
+const withheldText = "[withheld: it echoed the credentials]"
+
+// retrieveError describes a failed answer. Every text in it comes from the
+// server, which may echo the request: a field that holds the secret, in
+// any encoding [echoes] knows, is withheld whole, the status line is
+// rebuilt from the code, and only headers that do not echo are kept.
+func (c *Config) retrieveError(rep *reply, status string) error {
 	body := rep.body
-	for _, s := range []string{c.ClientSecret, url.QueryEscape(c.ClientSecret)} {
-		body = bytes.ReplaceAll(body, []byte(s), []byte(redacted))
-	}
-	if len(body) > maxErrorBody {
+	if echoes(string(body[:min(len(body), maxErrorBody+echoWindow(c.ClientSecret))]), c.ClientSecret) {
+		body = []byte(withheldText)
+	} else if len(body) > maxErrorBody {
 		body = body[:maxErrorBody]
 	}
-	re := &oauth2.RetrieveError{Response: rep.resp, Body: body}
+	re := &oauth2.RetrieveError{Response: c.safeResponse(rep.resp), Body: body}
 	var e struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 		ErrorURI         string `json:"error_uri"`
 	}
-	if json.Unmarshal(body, &e) == nil {
-		re.ErrorCode, re.ErrorDescription, re.ErrorURI = e.Error, e.ErrorDescription, e.ErrorURI
+	if json.Unmarshal(rep.body, &e) == nil {
+		re.ErrorCode, re.ErrorDescription, re.ErrorURI = c.safeText(e.Error), c.safeText(e.ErrorDescription), c.safeText(e.ErrorURI)
 	}
-	return re
+	return &retrieveFailure{msg: describeFailure(re, status), re: re}
+}
+
+// safeResponse is the part of resp an error may show: the status code, a
+// status line rebuilt from it, the headers that do not echo the secret, and
+// the bodiless, redacted request.
+func (c *Config) safeResponse(resp *http.Response) *http.Response {
+	h := make(http.Header, len(resp.Header))
+	for k, vs := range resp.Header {
+		if c.leaks(k) || slices.ContainsFunc(vs, c.leaks) {
+			continue
+		}
+		h[k] = vs
+	}
+	return &http.Response{
+		Status:        resp.Status,
+		StatusCode:    resp.StatusCode,
+		Proto:         resp.Proto,
+		ProtoMajor:    resp.ProtoMajor,
+		ProtoMinor:    resp.ProtoMinor,
+		Header:        h,
+		Body:          http.NoBody,
+		ContentLength: resp.ContentLength,
+		Request:       resp.Request,
+	}
+}
+
+func (c *Config) leaks(s string) bool { return echoes(s, c.ClientSecret) }
+
+func (c *Config) safeText(s string) string {
+	if c.leaks(s) {
+		return withheldText
+	}
+	return s
+}
+
+// withhold is the last line of defence for the texts a server can put in
+// an error outside a RetrieveError, such as a malformed status line quoted
+// by net/http: if err's text echoes the secret, it is replaced whole, and
+// only its context error, if any, stays reachable.
+func (c *Config) withhold(err error) error {
+	if !c.leaks(err.Error()) {
+		return err
+	}
+	const msg = "appjwt: token request failed; error text withheld: it echoed the credentials"
+	for _, ce := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, ce) {
+			return fmt.Errorf("%s: %w", msg, ce)
+		}
+	}
+	return errors.New(msg)
+}
+
+// retrieveFailure carries an [oauth2.RetrieveError] under a message of one
+// line: the RetrieveError's own text puts the body on a line of its own.
+type retrieveFailure struct {
+	msg string
+	re  *oauth2.RetrieveError
+}
+
+func (e *retrieveFailure) Error() string { return e.msg }
+func (e *retrieveFailure) Unwrap() error { return e.re }
+
+// describeFailure says in one line what a failed answer was.
+func describeFailure(re *oauth2.RetrieveError, status string) string {
+	switch {
+	case re.ErrorCode != "":
+		return status + ": " + re.Error() // quoted, so one line
+	case len(re.Body) == 0:
+		return status + ": empty answer"
+	}
+	return fmt.Sprintf("%s: answer %.120q", status, re.Body)
 }
 
 // finalError marks an error that another attempt cannot cure.
@@ -134,13 +220,30 @@ func (c call) send(ctx context.Context, client *http.Client) (*reply, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Request = &http.Request{Method: req.Method, URL: c.safe, Host: req.Host, Header: req.Header.Clone()}
-	if err != nil {
+	// The reason phrase is the server's free text: it may echo the request.
+	resp.Status = statusLine(resp.StatusCode)
+	if err != nil && !isFinalStatus(resp.StatusCode) {
 		return nil, fmt.Errorf("reading answer (%s): %w", resp.Status, c.scrub(err))
 	}
 	if len(body) > maxBody {
 		return nil, finalError{fmt.Errorf("answer (%s) is larger than %d bytes", resp.Status, maxBody)}
 	}
+	// A final status is final however its body ends: what arrived is kept.
 	return &reply{resp: resp, body: body, sentAt: sentAt}, nil
+}
+
+// statusLine is the status line net/http would write for code.
+func statusLine(code int) string {
+	if t := http.StatusText(code); t != "" {
+		return strconv.Itoa(code) + " " + t
+	}
+	return strconv.Itoa(code)
+}
+
+// isFinalStatus reports whether an answer with this status is never
+// retried: any 4xx but 429.
+func isFinalStatus(code int) bool {
+	return code >= 400 && code < 500 && code != http.StatusTooManyRequests
 }
 
 // scrub keeps the request URL, which may hold the secret, out of err:
@@ -276,7 +379,7 @@ func parseTokenResponse(body []byte, contentType string, sentAt, now time.Time) 
 	var r tokenResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		mt, _, _ := mime.ParseMediaType(contentType)
-		return nil, fmt.Errorf("answer is not a token (Content-Type %q): %w", mt, err)
+		return nil, fmt.Errorf("answer is not a token (Content-Type %q): %w", safeToken(mt), err)
 	}
 	if r.Error != "" {
 		return nil, errErrorAnswer
@@ -287,20 +390,24 @@ func parseTokenResponse(body []byte, contentType string, sentAt, now time.Time) 
 	if !isToken68(r.AccessToken) {
 		return nil, errors.New("access_token has characters a token cannot have")
 	}
-	exp, err := expiry(&r, sentAt)
+	if !strings.EqualFold(cmp.Or(r.TokenType, "Bearer"), "Bearer") {
+		return nil, fmt.Errorf("token_type %.20q is not Bearer, the only type Sentinel documents", safeToken(r.TokenType))
+	}
+	exp, err := expiry(&r, sentAt, now)
 	if err != nil {
 		return nil, err
 	}
 	if !exp.After(now) {
 		return nil, fmt.Errorf("token expired at %s, before it arrived", exp.UTC().Format(time.RFC3339))
 	}
-	return &oauth2.Token{AccessToken: r.AccessToken, TokenType: cmp.Or(r.TokenType, "Bearer"), Expiry: exp.Round(0)}, nil
+	return &oauth2.Token{AccessToken: r.AccessToken, TokenType: "Bearer", Expiry: exp.Round(0)}, nil
 }
 
 // expiry picks the token's expiry, first match wins: expires_in; the JWT's
 // lifetime (exp - iat) from sentAt, which no server clock skew can change;
-// the JWT's exp; LivePerson's documented lifetime.
-func expiry(r *tokenResponse, sentAt time.Time) (time.Time, error) {
+// the JWT's exp; LivePerson's documented lifetime. A lifetime longer than
+// MaxLifetime is an error, not a token that outlives its revocation.
+func expiry(r *tokenResponse, sentAt, now time.Time) (time.Time, error) {
 	if r.ExpiresIn != nil {
 		return sentAt.Add(time.Duration(*r.ExpiresIn) * time.Second), nil
 	}
@@ -312,11 +419,30 @@ func expiry(r *tokenResponse, sentAt time.Time) (time.Time, error) {
 	case err != nil:
 		return time.Time{}, err
 	case !cl.ExpiresAt.IsZero() && !cl.IssuedAt.IsZero():
-		return sentAt.Add(cl.ExpiresAt.Sub(cl.IssuedAt)), nil
+		return boundedExpiry(sentAt, cl.ExpiresAt.Sub(cl.IssuedAt), "exp - iat")
 	case !cl.ExpiresAt.IsZero():
-		return cl.ExpiresAt, nil
+		_, err := boundedExpiry(now, cl.ExpiresAt.Sub(now), "exp - now")
+		return cl.ExpiresAt, err
 	}
 	return sentAt.Add(DefaultLifetime), nil
+}
+
+// boundedExpiry is from + lifetime, if lifetime is at most MaxLifetime.
+func boundedExpiry(from time.Time, lifetime time.Duration, what string) (time.Time, error) {
+	if lifetime > MaxLifetime {
+		return time.Time{}, fmt.Errorf("token lifetime (%s) of %v is longer than %v", what, lifetime.Truncate(time.Second), MaxLifetime)
+	}
+	return from.Add(lifetime), nil
+}
+
+// safeToken is s if it is a short token of visible ASCII, such as a media
+// type or a token_type; else a placeholder, so that no error quotes much
+// of what a server sent.
+func safeToken(s string) string {
+	if len(s) > 40 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return "(unprintable)"
+	}
+	return s
 }
 
 // isToken68 reports whether s is an RFC 7235 token68, the form a token
@@ -338,14 +464,15 @@ func isToken68(s string) bool {
 // seconds is expires_in, which Sentinel sends as a number or a string.
 type seconds int64
 
-// maxLifetime bounds expires_in and JWT times to something a token could mean.
-const maxLifetime = 10 * 365 * 24 * time.Hour
+// plausibleSpan bounds the JWT dates ParseClaims accepts: none is more
+// than this far in the future.
+const plausibleSpan = 10 * 365 * 24 * time.Hour
 
 func (s *seconds) UnmarshalJSON(b []byte) error {
 	v := string(bytes.Trim(b, `"`))
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || time.Duration(n) > maxLifetime/time.Second {
-		return fmt.Errorf("expires_in %s is not a number of seconds", b)
+	if err != nil || n < 0 || time.Duration(n) > MaxLifetime/time.Second {
+		return fmt.Errorf("expires_in is not a number of seconds up to %d", int64(MaxLifetime/time.Second))
 	}
 	*s = seconds(n)
 	return nil
@@ -417,9 +544,9 @@ type numericDate time.Time
 
 func (d *numericDate) UnmarshalJSON(b []byte) error {
 	f, err := strconv.ParseFloat(string(b), 64)
-	// No valid token is older than 1970 or outlives maxLifetime from now.
-	if err != nil || !(f > 0) || f > float64(time.Now().Add(maxLifetime).Unix()) {
-		return fmt.Errorf("JWT time %.40s is not a plausible date", b)
+	// No valid token is older than 1970 or dated plausibleSpan from now.
+	if err != nil || !(f > 0) || f > float64(time.Now().Add(plausibleSpan).Unix()) {
+		return errors.New("JWT time is not a plausible date")
 	}
 	sec, frac := math.Modf(f)
 	*d = numericDate(time.Unix(int64(sec), int64(frac*1e9)))
@@ -540,4 +667,133 @@ func (s *tokenSource) fetch() (*oauth2.Token, error) {
 		return nil, err
 	}
 	return s.conf.requestToken(ctx, host, s.retry)
+}
+
+// echoes reports whether text holds secret, plainly or under the encodings
+// a server or proxy may apply when it echoes a request back: JSON string
+// escapes, HTML character references, and percent-encoding (hex in either
+// case, with or without '+' for space), up to maxEchoLayers of them on top
+// of each other.
+func echoes(text, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	layer, seen := []string{text}, map[string]bool{text: true}
+	for depth := 0; len(layer) > 0; depth++ {
+		var next []string
+		for _, s := range layer {
+			if strings.Contains(s, secret) {
+				return true
+			}
+			if depth == maxEchoLayers {
+				continue
+			}
+			for _, decode := range echoDecoders {
+				if d := decode(s); !seen[d] {
+					seen[d] = true
+					next = append(next, d)
+				}
+			}
+		}
+		layer = next
+	}
+	return false
+}
+
+// maxEchoLayers is how many encodings on top of each other echoes undoes.
+const maxEchoLayers = 3
+
+// echoWindow is how much longer than itself an encoded secret can be: a
+// body is checked this far past the part of it an error keeps, so that a
+// secret cut in two by the cap is found too.
+func echoWindow(secret string) int { return 16*len(secret) + 16 }
+
+// echoDecoders each undo one layer of an encoding, leaving what is not
+// validly encoded as it is.
+var echoDecoders = []func(string) string{
+	unescapeJSON,
+	html.UnescapeString,
+	func(s string) string { return unescapePercent(s, false) },
+	func(s string) string { return unescapePercent(s, true) },
+}
+
+// unescapeJSON undoes the escapes of a JSON string, \u ones (surrogate
+// pairs too) included.
+func unescapeJSON(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		if c, ok := jsonEscapes[s[i+1]]; ok {
+			b.WriteByte(c)
+			i++
+			continue
+		}
+		r, n := unescapeJSONRune(s[i:])
+		if n == 0 {
+			b.WriteByte(s[i])
+			continue
+		}
+		b.WriteRune(r)
+		i += n - 1
+	}
+	return b.String()
+}
+
+var jsonEscapes = map[byte]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// unescapeJSONRune decodes the \uXXXX (or surrogate pair) that s starts
+// with, returning how many bytes it took: 0 if s starts with none.
+func unescapeJSONRune(s string) (rune, int) {
+	r, ok := hex4(s)
+	if !ok {
+		return 0, 0
+	}
+	if utf16.IsSurrogate(r) {
+		if r2, ok := hex4(s[6:]); ok {
+			if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
+				return p, 12
+			}
+		}
+	}
+	return r, 6
+}
+
+// hex4 reads the \uXXXX that s starts with.
+func hex4(s string) (rune, bool) {
+	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s[2:6], 16, 16)
+	return rune(n), err == nil
+}
+
+// unescapePercent undoes percent-encoding, and '+' for space if plus is set.
+func unescapePercent(s string, plus bool) string {
+	if !strings.Contains(s, "%") && (!plus || !strings.Contains(s, "+")) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '+' && plus:
+			b.WriteByte(' ')
+		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			n, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
+			b.WriteByte(byte(n))
+			i += 2
+		default:
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
