@@ -12,8 +12,10 @@
 // LP_CLIENT_SECRET or, with -secret-stdin, from the first line of standard
 // input: never from a flag, since flags show in ps.
 //
-// Errors go to standard error as one line, with exit status 1; usage errors
-// exit with status 2.
+// Errors go to standard error as one line, with exit status 1. Usage errors
+// exit with status 2; they name the flag, never quote what was typed (it may
+// be the secret, pasted in the wrong place), and are followed by a hint to
+// run appjwt -h.
 package main
 
 import (
@@ -83,31 +85,42 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	if err != nil {
-		fmt.Fprintln(stderr, "appjwt:", err)
+	if err == nil {
+		if opts.demo {
+			err = demo(ctx, stdout)
+		} else {
+			err = fetch(ctx, opts, stdin, stdout)
+		}
+	}
+	var usage usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &usage):
+		fmt.Fprintln(stderr, "appjwt:", usage)
 		fmt.Fprintln(stderr, "Run 'appjwt -h' for usage.")
 		return 2
 	}
-	if opts.demo {
-		err = demo(ctx, stdout)
-	} else {
-		err = fetch(ctx, opts, stdin, stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(stderr, oneLine(err))
-		return 1
-	}
-	return 0
+	fmt.Fprintln(stderr, oneLine(err))
+	return 1
 }
+
+// usageError is a mistake in the command line or the environment. Its text
+// never holds what the user typed: a secret pasted in the wrong place would
+// end up on the screen, in a terminal log or in CI output.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func usageErrorf(format string, a ...any) error { return usageError(fmt.Sprintf(format, a...)) }
 
 func parse(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("appjwt", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usageText)
-		fs.PrintDefaults()
-	}
+	// The flag package's own messages quote the argument they fail on, and
+	// print the whole usage besides: parse reports errors in its own words.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&o.conf.AccountID, "account", getenv("LP_ACCOUNT_ID"), "LivePerson account (site) `ID` (env LP_ACCOUNT_ID)")
 	fs.StringVar(&o.conf.ClientID, "client-id", getenv("LP_CLIENT_ID"), "app installation `ID` (env LP_CLIENT_ID)")
 	fs.StringVar(&o.conf.Domain, "domain", getenv("LP_DOMAIN"), "Sentinel `host`; empty: looked up with the Domain API (env LP_DOMAIN)")
@@ -118,34 +131,104 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.BoolVar(&o.domainOnly, "domain-only", false, "only resolve and print the Sentinel host")
 	fs.BoolVar(&o.secretStdin, "secret-stdin", false, "read the secret from the first line of standard input instead of LP_CLIENT_SECRET")
 	fs.BoolVar(&o.demo, "demo", false, "run the whole flow against a built-in LivePerson stand-in; needs no account")
-	if err := fs.Parse(args); err != nil {
+
+	var rejected string // the flag whose value did not parse
+	fs.VisitAll(func(f *flag.Flag) { f.Value = &checkedValue{f.Value, f.Name, &rejected} })
+	err := fs.Parse(args)
+	// PrintDefaults tells a flag's type and default from the type of its
+	// Value: it must see the flag package's own.
+	fs.VisitAll(func(f *flag.Flag) { f.Value = f.Value.(*checkedValue).Value })
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stderr)
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
 		return nil, err
+	case err != nil:
+		return nil, flagError(fs, err, rejected)
 	}
-	if fs.NArg() > 0 {
-		// Not echoed: it may well be the secret, pasted where it does not belong.
-		return nil, fmt.Errorf("%d unexpected argument(s) (the secret is never a flag or argument: use LP_CLIENT_SECRET or -secret-stdin)", fs.NArg())
+
+	switch n := fs.NArg(); {
+	case n == 1:
+		return nil, usageError("1 unexpected argument" + secretHint)
+	case n > 1:
+		return nil, usageErrorf("%d unexpected arguments%s", n, secretHint)
 	}
 	if _, ok := formats[o.format]; !ok {
-		return nil, fmt.Errorf("unknown -format %q (want raw, header, bearer, json or claims)", o.format)
+		return nil, usageError("unknown -format value (want raw, header, bearer, json or claims)")
+	}
+	if o.conf.FetchTimeout < 0 {
+		return nil, usageError("invalid value for -timeout: it is negative")
 	}
 	if o.demo {
 		return &o, nil
 	}
 	if o.conf.AccountID == "" {
-		return nil, errors.New("no account: set -account or LP_ACCOUNT_ID")
+		return nil, usageError("no account: set -account or LP_ACCOUNT_ID")
 	}
 	if o.domainOnly {
 		return &o, nil
 	}
 	if o.conf.ClientID == "" {
-		return nil, errors.New("no client id: set -client-id or LP_CLIENT_ID")
+		return nil, usageError("no client id: set -client-id or LP_CLIENT_ID")
 	}
 	if !o.secretStdin {
 		if o.conf.ClientSecret = getenv("LP_CLIENT_SECRET"); o.conf.ClientSecret == "" {
-			return nil, errors.New("no secret: set LP_CLIENT_SECRET or use -secret-stdin")
+			return nil, usageError("no secret: set LP_CLIENT_SECRET or use -secret-stdin")
 		}
 	}
 	return &o, nil
+}
+
+// secretHint follows the errors about an argument that is not shown.
+const secretHint = " (not shown: the secret is never a flag or argument; use LP_CLIENT_SECRET or -secret-stdin)"
+
+// checkedValue records the name of its flag when its value does not parse,
+// so that parse can name the flag without quoting the value.
+type checkedValue struct {
+	flag.Value
+	name     string
+	rejected *string
+}
+
+func (v *checkedValue) Set(s string) error {
+	err := v.Value.Set(s)
+	if err != nil {
+		*v.rejected = v.name
+	}
+	return err
+}
+
+// IsBoolFlag keeps -query and the like usable without a value.
+func (v *checkedValue) IsBoolFlag() bool { return isBool(v.Value) }
+
+func isBool(v flag.Value) bool {
+	b, ok := v.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// flagError turns an error of fs.Parse into one that names only flags
+// defined in fs. rejected is the flag whose value did not parse, if any.
+func flagError(fs *flag.FlagSet, err error, rejected string) error {
+	if f := fs.Lookup(rejected); f != nil {
+		switch {
+		case f.Name == "timeout":
+			return usageError("invalid value for -timeout: give a duration with a unit, such as 3s or 2m")
+		case isBool(f.Value):
+			return usageErrorf("invalid value for -%s: give -%[1]s alone, or -%[1]s=true or -%[1]s=false", f.Name)
+		}
+		return usageErrorf("invalid value for -%s", f.Name)
+	}
+	// The flag package has no error types; of its messages, only this one
+	// names a flag that exists, and the name is only shown once fs.Lookup
+	// has vouched for it.
+	if name, ok := strings.CutPrefix(err.Error(), "flag needs an argument: -"); ok {
+		if f := fs.Lookup(name); f != nil {
+			return usageErrorf("-%s needs a value", f.Name)
+		}
+	}
+	// An undefined flag or bad flag syntax ("---x", "-=x").
+	return usageError("unknown flag" + secretHint)
 }
 
 func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) error {

@@ -125,8 +125,8 @@ func TestErrorsAndExitCodes(t *testing.T) {
 		{"wrong secret", wrong, "", nil, 1, "401 Unauthorized"},
 		{"no secret", noSecret, "", nil, 2, "LP_CLIENT_SECRET"},
 		{"empty stdin", noSecret, "", []string{"-secret-stdin"}, 1, "no secret"},
-		{"secret as argument", noSecret, "", []string{srv.ClientSecret}, 2, "never a flag"},
-		{"unknown flag", serverEnv(srv), "", []string{"-secret", "x"}, 2, "not defined"},
+		{"secret as argument", noSecret, "", []string{"Ab/Cd+Ef0="}, 2, "never a flag"},
+		{"unknown flag", serverEnv(srv), "", []string{"-secret", "x"}, 2, "unknown flag"},
 		{"unknown format", serverEnv(srv), "", []string{"-format", "yaml"}, 2, "unknown -format"},
 		{"no account", map[string]string{}, "", nil, 2, "no account"},
 		{"bad domain", serverEnv(srv), "", []string{"-domain", "https://x"}, 1, "Config.Domain"},
@@ -140,8 +140,12 @@ func TestErrorsAndExitCodes(t *testing.T) {
 			if !strings.Contains(r.stderr, tt.wantStderr) {
 				t.Errorf("stderr %q does not contain %q", r.stderr, tt.wantStderr)
 			}
-			if tt.wantCode == 1 && strings.Count(r.stderr, "\n") != 1 {
-				t.Errorf("stderr %q is not one line", r.stderr)
+			wantLines := 1
+			if tt.wantCode == 2 {
+				wantLines = 2 // and the hint to run appjwt -h
+			}
+			if got := strings.Count(r.stderr, "\n"); got != wantLines {
+				t.Errorf("stderr %q has %d lines, want %d", r.stderr, got, wantLines)
 			}
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
@@ -153,10 +157,105 @@ func TestErrorsAndExitCodes(t *testing.T) {
 	}
 }
 
+const hint = "Run 'appjwt -h' for usage.\n"
+
+// A secret pasted on the command line, wherever it lands, is never shown:
+// the whole of standard error is compared, not searched for the secret,
+// which could be "x" and so in any text.
+func TestPastedSecretNotShown(t *testing.T) {
+	const (
+		unknownFlag = "unknown flag (not shown: the secret is never a flag or argument; use LP_CLIENT_SECRET or -secret-stdin)"
+		oneArg      = "1 unexpected argument (not shown: the secret is never a flag or argument; use LP_CLIENT_SECRET or -secret-stdin)"
+		threeArgs   = "3 unexpected arguments (not shown: the secret is never a flag or argument; use LP_CLIENT_SECRET or -secret-stdin)"
+		badFormat   = "unknown -format value (want raw, header, bearer, json or claims)"
+		badTimeout  = "invalid value for -timeout: give a duration with a unit, such as 3s or 2m"
+		badQuery    = "invalid value for -query: give -query alone, or -query=true or -query=false"
+	)
+	positions := []struct {
+		name string
+		args func(secret string) []string
+		// what the command says when the secret does and does not start with "-"
+		wantDash, wantPlain string
+	}{
+		{"alone", func(s string) []string { return []string{s} }, unknownFlag, oneArg},
+		{"after flags", func(s string) []string { return []string{"-format", "raw", s} }, unknownFlag, oneArg},
+		{"before flags", func(s string) []string { return []string{s, "-format", "raw"} }, unknownFlag, threeArgs},
+		{"after --", func(s string) []string { return []string{"--", s} }, oneArg, oneArg},
+		{"as -format", func(s string) []string { return []string{"-format", s} }, badFormat, badFormat},
+		{"as -format=", func(s string) []string { return []string{"-format=" + s} }, badFormat, badFormat},
+		{"as -timeout", func(s string) []string { return []string{"-timeout", s} }, badTimeout, badTimeout},
+		{"as -query=", func(s string) []string { return []string{"-query=" + s} }, badQuery, badQuery},
+	}
+	// The first two are what a base64 secret may look like; "--x" and
+	// "-=Ab" are the flag package's two other ways of reading a dash.
+	for _, secret := range []string{"-Ab/Cd+Ef0=", "Ab/Cd+Ef0=", "--x", "-=Ab"} {
+		for _, p := range positions {
+			args := p.args(secret)
+			t.Run(strings.Join(args, " "), func(t *testing.T) {
+				want := p.wantPlain
+				if strings.HasPrefix(secret, "-") {
+					want = p.wantDash
+				}
+				r := runCmd(t, nil, nil, "", args...)
+				if got, want := r.stderr, "appjwt: "+want+"\n"+hint; got != want {
+					t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
+				}
+				if r.code != 2 || r.stdout != "" {
+					t.Errorf("exit %d, stdout %q; want 2 and nothing", r.code, r.stdout)
+				}
+			})
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	env := map[string]string{
+		"LP_ACCOUNT_ID":    "le12345678",
+		"LP_CLIENT_ID":     "75588e18-0213-4e33-8174-883acac7e3c4",
+		"LP_CLIENT_SECRET": "Ab/Cd+Ef0=",
+		"LP_DOMAIN_API":    "127.0.0.1:1", // loopback, should a check let a request through
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // the first line of standard error
+	}{
+		{"-timeout without a unit", env, []string{"-timeout", "3"}, "invalid value for -timeout: give a duration with a unit, such as 3s or 2m"},
+		{"negative -timeout", env, []string{"-timeout", "-1s"}, "invalid value for -timeout: it is negative"},
+		{"-demo with a value", env, []string{"-demo=maybe"}, "invalid value for -demo: give -demo alone, or -demo=true or -demo=false"},
+		{"-format without a value", env, []string{"-format"}, "-format needs a value"},
+		{"--account without a value", env, []string{"--account"}, "-account needs a value"},
+		{"unknown flag, then a known one without a value", env, []string{"-bogus", "-timeout"}, "unknown flag (not shown: the secret is never a flag or argument; use LP_CLIENT_SECRET or -secret-stdin)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCmd(t, nil, tt.env, "", tt.args...)
+			if got, want := r.stderr, "appjwt: "+tt.want+"\n"+hint; got != want {
+				t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
+			}
+			if r.code != 2 || r.stdout != "" {
+				t.Errorf("exit %d, stdout %q; want 2 and nothing", r.code, r.stdout)
+			}
+		})
+	}
+}
+
 func TestHelp(t *testing.T) {
-	r := runCmd(t, nil, nil, "", "-h")
-	if r.code != 0 || !strings.Contains(r.stderr, "Examples:") || !strings.Contains(r.stderr, "-secret-stdin") {
-		t.Errorf("-h: exit %d, usage %q", r.code, r.stderr)
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		r := runCmd(t, nil, nil, "", arg)
+		if r.code != 0 || r.stdout != "" {
+			t.Errorf("%s: exit %d, stdout %q; want 0 and nothing", arg, r.code, r.stdout)
+		}
+		// The flags' types and defaults show as the flag package tells them.
+		for _, want := range []string{"Examples:", "\n  -secret-stdin\n", "\n  -timeout long\n", "(default 30s)", "\n  -format string\n", `(default "raw")`} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("%s: usage lacks %q:\n%s", arg, want, r.stderr)
+			}
+		}
+		if strings.Contains(r.stderr, "default false") {
+			t.Errorf("%s: usage shows the default of a boolean flag:\n%s", arg, r.stderr)
+		}
 	}
 }
 
@@ -165,7 +264,8 @@ func TestDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	for _, want := range []string{"1. Domain API", "2. Sentinel", "3. Its claims", "iss    Sentinel", "201 Created", "ClientSecret:[REDACTED]"} {
+	for _, want := range []string{"1. Domain API", "2. Sentinel", "3. Its claims", "iss    Sentinel", "201 Created", "ClientSecret:[REDACTED]",
+		"Domain API 2 (step 1 and the token source), Sentinel 1, Connector API 1."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
