@@ -12,10 +12,10 @@
 // LP_CLIENT_SECRET or, with -secret-stdin, from the first line of standard
 // input: never from a flag, since flags show in ps.
 //
-// Errors go to standard error as one line, with exit status 1. Usage errors
-// exit with status 2; they name the flag, never quote what was typed (it may
-// be the secret, pasted in the wrong place), and are followed by a hint to
-// run appjwt -h.
+// Errors go to standard error as one line, with exit status 1. Usage errors,
+// a bad flag or a bad setting, exit with status 2; they name the flag and the
+// environment variable, never quote what was typed (it may be the secret,
+// pasted in the wrong place), and are followed by a hint to run appjwt -h.
 package main
 
 import (
@@ -27,8 +27,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/lpconnect/appjwt"
 	"golang.org/x/oauth2"
@@ -231,11 +233,79 @@ func flagError(fs *flag.FlagSet, err error, rejected string) error {
 	return usageError("unknown flag" + secretHint)
 }
 
+// configSources names, for each Config field the command sets, where the
+// user sets it.
+var configSources = map[string]string{
+	"AccountID":    "-account / LP_ACCOUNT_ID",
+	"ClientID":     "-client-id / LP_CLIENT_ID",
+	"ClientSecret": "LP_CLIENT_SECRET / -secret-stdin",
+	"Domain":       "-domain / LP_DOMAIN",
+	"DomainAPI":    "-domain-api / LP_DOMAIN_API",
+	"FetchTimeout": "-timeout",
+}
+
+// configError turns the library's error about a field of c, which reads
+// "appjwt: Config.Field ...", into a usage error that names the flag and
+// environment variable instead and does not show the value. Other errors
+// are returned as they are.
+func configError(err error, c *appjwt.Config) error {
+	rest, ok := strings.CutPrefix(err.Error(), "appjwt: Config.")
+	if !ok {
+		return err
+	}
+	field := rest[:len(rest)-len(strings.TrimLeftFunc(rest, isIdentRune))]
+	source, ok := configSources[field]
+	if !ok {
+		return err
+	}
+	detail := strings.TrimLeft(rest[len(field):], ": ")
+	if v := fieldValue(c, field); v != "" {
+		detail = strings.ReplaceAll(detail, strconv.Quote(v), "the value")
+		// Where the value shows unquoted, as in a wrapped net error, the
+		// detail ends before it.
+		parts := strings.Split(detail, ": ")
+		kept := parts[:0]
+		for _, p := range parts {
+			if strings.Contains(p, v) {
+				break
+			}
+			kept = append(kept, p)
+		}
+		if detail = strings.Join(kept, ": "); detail == "" {
+			detail = "invalid value"
+		}
+	}
+	if strings.HasPrefix(detail, "is ") {
+		return usageError(source + " " + detail) // "-client-id / LP_CLIENT_ID is empty"
+	}
+	return usageError(source + ": " + detail)
+}
+
+func isIdentRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' }
+
+func fieldValue(c *appjwt.Config, field string) string {
+	switch field {
+	case "AccountID":
+		return c.AccountID
+	case "ClientID":
+		return c.ClientID
+	case "ClientSecret":
+		return c.ClientSecret
+	case "Domain":
+		return c.Domain
+	case "DomainAPI":
+		return c.DomainAPI
+	case "FetchTimeout":
+		return c.FetchTimeout.String()
+	}
+	return ""
+}
+
 func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) error {
 	if o.domainOnly {
 		host, err := o.conf.ResolveDomain(ctx)
 		if err != nil {
-			return err
+			return configError(err, &o.conf)
 		}
 		_, err = fmt.Fprintln(stdout, host)
 		return err
@@ -251,7 +321,7 @@ func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) e
 	}
 	tok, err := o.conf.Token(ctx)
 	if err != nil {
-		return err
+		return configError(err, &o.conf)
 	}
 	return formats[o.format](stdout, tok)
 }
