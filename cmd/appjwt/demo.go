@@ -23,7 +23,11 @@ func demo(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "appjwt demo against a LivePerson stand-in at %s\n", srv.URL())
 	fmt.Fprintf(w, "config: %+v\n\n", cfg)
 
+	// Step 1 is a call of its own, what appjwt -domain-only does, so that
+	// the lookup shows apart from the token request; the token source
+	// looks the host up again, once, as the README says every source does.
 	fmt.Fprintf(w, "1. Domain API: GET https://%s/api/account/%s/service/sentinel/baseURI.json?version=1.0\n", srv.Host(), cfg.AccountID)
+	fmt.Fprintln(w, "   cfg.ResolveDomain: a lookup of its own, uncached, as appjwt -domain-only makes")
 	host, err := cfg.ResolveDomain(ctx)
 	if err != nil {
 		return err
@@ -31,7 +35,8 @@ func demo(ctx context.Context, w io.Writer) error {
 	fmt.Fprintf(w, "   Sentinel is at %s\n\n", host)
 
 	fmt.Fprintf(w, "2. Sentinel: POST https://%s/sentinel/api/account/%s/app/token?v=1.0&grant_type=client_credentials\n", host, cfg.AccountID)
-	fmt.Fprintln(w, "   client_id and client_secret in the form body")
+	fmt.Fprintln(w, "   cfg.TokenSource looks the host up itself (one Domain API request, cached for an hour),")
+	fmt.Fprintln(w, "   then sends client_id and client_secret in the form body")
 	src := cfg.TokenSource(ctx)
 	tok, err := src.Token()
 	if err != nil {
@@ -62,7 +67,7 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "   %s: a ConsumerJWS for the conversation (%d bytes)\n\n", resp.Status, len(body))
 
-	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d, Sentinel %d, Connector API %d.\n",
+	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1 and the token source), Sentinel %d, Connector API %d.\n",
 		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer))
 	fmt.Fprintln(w, "Done: the token is cached and will be refreshed in the background before it expires.")
 	return nil

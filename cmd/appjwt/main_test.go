@@ -319,7 +319,8 @@ func TestDemo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	for _, want := range []string{"1. Domain API", "2. Sentinel", "3. Its claims", "iss    Sentinel", "201 Created", "ClientSecret:[REDACTED]"} {
+	for _, want := range []string{"1. Domain API", "2. Sentinel", "3. Its claims", "iss    Sentinel", "201 Created", "ClientSecret:[REDACTED]",
+		"Domain API 2 (step 1 and the token source), Sentinel 1, Connector API 1."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
