@@ -138,7 +138,7 @@ func NewServer() *Server {
 	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
 	mux.HandleFunc("POST /sentinel/api/account/{account}/app/token", s.handle(Sentinel, s.serveToken))
 	mux.HandleFunc("POST /api/account/{account}/consumer", s.handle(Consumer, s.serveConsumer))
-	s.ts = httptest.NewTLSServer(mux)
+	s.ts = httptest.NewTLSServer(s.dated(mux))
 	return s
 }
 
@@ -172,12 +172,42 @@ func (s *Server) SetLifetime(d time.Duration) {
 	s.lifetime = d
 }
 
-// SetClockSkew makes the server's clock, as seen in the tokens' iat and exp
-// claims, run d ahead of the real one (behind if d is negative).
+// SetClockSkew makes the server's clock run d ahead of the real one (behind
+// if d is negative). The clock dates every answer, in its Date header, and
+// the tokens the server issues, and decides when they expire.
 func (s *Server) SetClockSkew(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.skew = d
+}
+
+// now reads the server's clock.
+func (s *Server) now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.skew)
+}
+
+type nowKey struct{}
+
+// dated reads the server's clock once per request, so that an answer's Date
+// header and the iat of the token in it agree to the second, and lets h
+// find the reading with requestTime.
+func (s *Server) dated(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := s.now()
+		// net/http dates an answer only if the handler has not.
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nowKey{}, now)))
+	})
+}
+
+// requestTime returns the server's time at which r arrived.
+func requestTime(r *http.Request) time.Time {
+	if t, ok := r.Context().Value(nowKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // QueueFaults makes the next len(faults) requests to e fail, one fault each,
@@ -319,8 +349,9 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 		return
 	}
+	now := requestTime(r)
 	s.mu.Lock()
-	now, lifetime := time.Now().Add(s.skew), s.lifetime
+	lifetime := s.lifetime
 	s.mu.Unlock()
 	tok := sign(map[string]any{
 		"aud":   s.AccountID,
@@ -384,9 +415,7 @@ func (s *Server) Verify(token string) error {
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return fmt.Errorf("appjwttest: malformed claims: %v", err)
 	}
-	s.mu.Lock()
-	now := time.Now().Add(s.skew)
-	s.mu.Unlock()
+	now := s.now()
 	switch {
 	case c.Aud != s.AccountID || c.Azp != s.ClientID:
 		return fmt.Errorf("appjwttest: token is for account %q, client %q", c.Aud, c.Azp)

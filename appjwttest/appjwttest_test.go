@@ -281,3 +281,38 @@ func TestContextCarriesClient(t *testing.T) {
 		t.Errorf("Context carries %v, want the server's client", hc)
 	}
 }
+
+func TestDateHeaderFollowsServerClock(t *testing.T) {
+	for _, skew := range []time.Duration{0, 2 * time.Hour, -90 * time.Minute} {
+		t.Run(skew.String(), func(t *testing.T) {
+			s := newServer(t)
+			s.SetClockSkew(skew)
+			before := time.Now().Add(skew).Truncate(time.Second)
+			resp, body := do(t, s, "POST", tokenPath(s), form, creds(s), nil)
+			after := time.Now().Add(skew)
+			date, err := http.ParseTime(resp.Header.Get("Date"))
+			if err != nil {
+				t.Fatalf("Date %q: %v", resp.Header.Get("Date"), err)
+			}
+			if date.Before(before) || date.After(after) {
+				t.Errorf("Date = %v, want between %v and %v", date, before, after)
+			}
+			var tok struct {
+				AccessToken string `json:"access_token"`
+			}
+			json.Unmarshal([]byte(body), &tok)
+			if got, want := int64(claims(t, tok.AccessToken)["iat"].(float64)), date.Unix(); got != want {
+				t.Errorf("iat = %d, want the Date header's %d", got, want)
+			}
+			// Answers the handlers do not write, and faults, carry it too.
+			s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
+			for _, path := range []string{tokenPath(s), "/nowhere"} {
+				resp, _ := do(t, s, "POST", path, form, creds(s), nil)
+				date, err := http.ParseTime(resp.Header.Get("Date"))
+				if err != nil || date.Before(before) || date.After(time.Now().Add(skew)) {
+					t.Errorf("POST %s: %s, Date %q (%v); want the server's time", path, resp.Status, resp.Header.Get("Date"), err)
+				}
+			}
+		})
+	}
+}
