@@ -22,13 +22,10 @@ package appjwttest
 import (
 	"cmp"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -109,6 +106,10 @@ type Server struct {
 	queued   map[Endpoint][]Fault
 	sticky   map[Endpoint]Fault
 	requests map[Endpoint][]Request
+
+	// A token is valid while the generation it was issued in is current.
+	appGen  int            // bumped by RevokeTokens
+	appJWTs map[string]int // the jti of each AppJWT issued: appGen then
 }
 
 // signingKey is the key all servers of the process sign with: generating an
@@ -133,6 +134,7 @@ func NewServer() *Server {
 		queued:       map[Endpoint][]Fault{},
 		sticky:       map[Endpoint]Fault{},
 		requests:     map[Endpoint][]Request{},
+		appJWTs:      map[string]int{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
@@ -349,9 +351,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 		return
 	}
-	now := requestTime(r)
+	now, jti := requestTime(r), nextJTI()
 	s.mu.Lock()
 	lifetime := s.lifetime
+	s.appJWTs[jti] = s.appGen
 	s.mu.Unlock()
 	tok := sign(map[string]any{
 		"aud":   s.AccountID,
@@ -360,6 +363,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		"iss":   "Sentinel",
 		"iat":   now.Unix(),
 		"exp":   now.Add(lifetime).Unix(),
+		"jti":   jti,
 	})
 	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "token_type": "Bearer"})
 }
@@ -386,58 +390,6 @@ func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
 		"lp_consumer_id":  randomString(),
 		"iss":             "Sentinel",
 	})})
-}
-
-// Verify checks that token is an AppJWT this server issued: its signature,
-// its account and client, and that it has not expired by the server's clock.
-func (s *Server) Verify(token string) error {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return errors.New("appjwttest: not a JWT")
-	}
-	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
-	if err != nil {
-		return errors.New("appjwttest: malformed signature")
-	}
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if rsa.VerifyPKCS1v15(&signingKey().PublicKey, crypto.SHA256, digest[:], sig) != nil {
-		return errors.New("appjwttest: bad signature")
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return errors.New("appjwttest: malformed payload")
-	}
-	var c struct {
-		Aud string `json:"aud"`
-		Azp string `json:"azp"`
-		Exp int64  `json:"exp"`
-	}
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return fmt.Errorf("appjwttest: malformed claims: %v", err)
-	}
-	now := s.now()
-	switch {
-	case c.Aud != s.AccountID || c.Azp != s.ClientID:
-		return fmt.Errorf("appjwttest: token is for account %q, client %q", c.Aud, c.Azp)
-	case now.Unix() >= c.Exp:
-		return errors.New("appjwttest: token has expired")
-	}
-	return nil
-}
-
-// PublicKey returns the key that verifies the server's tokens.
-func (s *Server) PublicKey() *rsa.PublicKey { return &signingKey().PublicKey }
-
-func sign(claims map[string]any) string {
-	header, _ := json.Marshal(map[string]string{"kid": "appjwttest", "typ": "JWT", "alg": "RS256"})
-	payload, _ := json.Marshal(claims)
-	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
-	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(nil, signingKey(), crypto.SHA256, digest[:])
-	if err != nil {
-		panic("appjwttest: signing: " + err.Error())
-	}
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

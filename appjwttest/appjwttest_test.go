@@ -123,8 +123,12 @@ func TestSentinelIssuesAppJWT(t *testing.T) {
 	}
 	c := claims(t, tok)
 	iat, exp := int64(c["iat"].(float64)), int64(c["exp"].(float64))
+	if jti, _ := c["jti"].(string); jti == "" {
+		t.Errorf("jti = %v, want a string", c["jti"])
+	}
 	delete(c, "iat")
 	delete(c, "exp")
+	delete(c, "jti")
 	want := map[string]any{"aud": s.AccountID, "azp": s.ClientID, "scope": "msg.consumer", "iss": "Sentinel"}
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("claims mismatch (-want +got):\n%s", diff)
@@ -314,5 +318,61 @@ func TestDateHeaderFollowsServerClock(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// lpError decodes the errorCode of a LivePerson 401 body, 0 if there is none.
+func lpError(body string) int {
+	var e struct {
+		Kind string
+		Code int
+		Body struct{ ErrorCode int }
+	}
+	if json.Unmarshal([]byte(body), &e) != nil || e.Kind != "resp" || e.Code != 401 {
+		return 0
+	}
+	return e.Body.ErrorCode
+}
+
+func TestRevokeTokens(t *testing.T) {
+	s := newServer(t)
+	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
+	body := `{"ext_consumer_id":"c1"}`
+	createConsumer := func(tok string) (int, int) {
+		resp, got := do(t, s, "POST", path, "application/json", body, http.Header{"Authorization": {tok}})
+		return resp.StatusCode, lpError(got)
+	}
+	old := fetchToken(t, s)
+	// Fetched in the same second as old, most likely, and with the same
+	// claims but for jti.
+	old2 := fetchToken(t, s)
+	if old == old2 {
+		t.Fatal("two tokens fetched in a row are identical")
+	}
+	s.RevokeTokens()
+	for _, tok := range []string{old, old2} {
+		if err := s.Verify(tok); err == nil || strings.Contains(err.Error(), tok) {
+			t.Errorf("Verify(revoked) = %v, want an error without the token", err)
+		}
+		if status, code := createConsumer(tok); status != 401 || code != 40102 {
+			t.Errorf("revoked token: status %d, errorCode %d; want 401, 40102", status, code)
+		}
+	}
+	fresh := fetchToken(t, s)
+	if fresh == old || fresh == old2 {
+		t.Fatal("the token fetched after RevokeTokens is a revoked one")
+	}
+	if err := s.Verify(fresh); err != nil {
+		t.Errorf("Verify(fresh) = %v, want nil", err)
+	}
+	if status, _ := createConsumer(fresh); status != 201 {
+		t.Errorf("fresh token: status %d, want 201", status)
+	}
+}
+
+func TestVerifyRejectsAnotherServersToken(t *testing.T) {
+	s, other := newServer(t), newServer(t)
+	if err := s.Verify(fetchToken(t, other)); err == nil {
+		t.Error("Verify accepted a token of another server with the same account and client")
 	}
 }

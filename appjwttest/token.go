@@ -1,0 +1,108 @@
+package appjwttest
+
+import (
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// serial numbers the tokens of all servers of the process. RS256 signatures
+// are deterministic: without a jti, two AppJWTs issued in the same second
+// would be byte-identical, and a token fetched after RevokeTokens could be
+// the revoked one. Counting across servers also keeps a server from taking
+// another's token for its own.
+var serial atomic.Uint64
+
+func nextJTI() string { return strconv.FormatUint(serial.Add(1), 10) }
+
+// RevokeTokens revokes every AppJWT the server has issued so far: Verify
+// rejects them, and so do the Connector API endpoints, with errorCode 40102
+// as for an expired AppJWT. Tokens issued afterwards are valid. It lets a
+// test make a cached token go bad before its expiry, to check that the code
+// under test recovers, without waiting for the token to expire.
+func (s *Server) RevokeTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.appGen++
+}
+
+// Verify checks that token is an AppJWT this server issued: its signature,
+// its account and client, that it has not been revoked, and that it has
+// not expired by the server's clock.
+func (s *Server) Verify(token string) error {
+	return s.verifyAppJWT(token, s.now())
+}
+
+func (s *Server) verifyAppJWT(token string, now time.Time) error {
+	var c struct {
+		Aud string `json:"aud"`
+		Azp string `json:"azp"`
+		Exp int64  `json:"exp"`
+		Jti string `json:"jti"`
+	}
+	if err := parse(token, &c); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	gen, issued := s.appJWTs[c.Jti]
+	revoked := gen != s.appGen
+	s.mu.Unlock()
+	switch {
+	case c.Aud != s.AccountID || c.Azp != s.ClientID:
+		return fmt.Errorf("appjwttest: token is for account %q, client %q", c.Aud, c.Azp)
+	case !issued:
+		return errors.New("appjwttest: token was not issued by this server")
+	case revoked:
+		return errors.New("appjwttest: token has been revoked")
+	case now.Unix() >= c.Exp:
+		return errors.New("appjwttest: token has expired")
+	}
+	return nil
+}
+
+// PublicKey returns the key that verifies the server's tokens.
+func (s *Server) PublicKey() *rsa.PublicKey { return &signingKey().PublicKey }
+
+func sign(claims map[string]any) string {
+	header, _ := json.Marshal(map[string]string{"kid": "appjwttest", "typ": "JWT", "alg": "RS256"})
+	payload, _ := json.Marshal(claims)
+	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(nil, signingKey(), crypto.SHA256, digest[:])
+	if err != nil {
+		panic("appjwttest: signing: " + err.Error())
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// parse checks the signature of token and decodes its claims into claims.
+func parse(token string, claims any) error {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return errors.New("appjwttest: not a JWT")
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return errors.New("appjwttest: malformed signature")
+	}
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if rsa.VerifyPKCS1v15(&signingKey().PublicKey, crypto.SHA256, digest[:], sig) != nil {
+		return errors.New("appjwttest: bad signature")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return errors.New("appjwttest: malformed payload")
+	}
+	if err := json.Unmarshal(payload, claims); err != nil {
+		return fmt.Errorf("appjwttest: malformed claims: %v", err)
+	}
+	return nil
+}
