@@ -31,7 +31,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -106,6 +105,9 @@ type Server struct {
 	queued   map[Endpoint][]Fault
 	sticky   map[Endpoint]Fault
 	requests map[Endpoint][]Request
+
+	acceptBearer bool
+	rejectCode   int
 
 	// A token is valid while the generation it was issued in is current.
 	appGen  int            // bumped by RevokeTokens
@@ -210,6 +212,28 @@ func requestTime(r *http.Request) time.Time {
 		return t
 	}
 	return time.Now()
+}
+
+// SetAcceptBearer sets whether the Connector API endpoints accept an AppJWT
+// sent as "Authorization: Bearer <AppJWT>". By default they accept only the
+// raw "Authorization: <AppJWT>" that LivePerson documents, and take a Bearer
+// scheme for part of the token, which makes it invalid (errorCode 40102):
+// LivePerson does not document that it takes the scheme. Accepting it suits
+// code written for APIs that want it, such as the Messaging REST API.
+func (s *Server) SetAcceptBearer(accept bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.acceptBearer = accept
+}
+
+// SetRejectCode makes the Connector API endpoints answer every request,
+// whatever it carries, with LivePerson's 401 body with the given errorCode,
+// such as 40102 (AppJWT invalid) or 40103 (ConsumerJWS invalid); 0 ends it.
+// Faults win over it.
+func (s *Server) SetRejectCode(code int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectCode = code
 }
 
 // QueueFaults makes the next len(faults) requests to e fail, one fault each,
@@ -368,43 +392,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "token_type": "Bearer"})
 }
 
-func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
-	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if tok == "" {
-		writeLPError(w, 40104, "AppJWT is missing", "AUTHORIZATION header is not present")
-		return
-	}
-	if err := s.Verify(tok); err != nil || r.PathValue("account") != s.AccountID {
-		writeLPError(w, 40102, "AppJWT has expired or is invalid", "AppJWT is not valid for this account")
-		return
-	}
-	var body struct {
-		ExtConsumerID string `json:"ext_consumer_id"`
-	}
-	if json.NewDecoder(r.Body).Decode(&body) != nil || body.ExtConsumerID == "" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ext_consumer_id is required"})
-		return
-	}
-	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(map[string]any{
-		"ext_consumer_id": body.ExtConsumerID,
-		"lp_consumer_id":  randomString(),
-		"iss":             "Sentinel",
-	})})
-}
-
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
-}
-
-// writeLPError answers 401 the way LivePerson's Connector API does.
-func writeLPError(w http.ResponseWriter, code int, title, details string) {
-	writeJSON(w, http.StatusUnauthorized, map[string]any{
-		"kind": "resp",
-		"code": http.StatusUnauthorized,
-		"body": map[string]any{"title": title, "details": details, "errorCode": code},
-	})
 }
 
 func randomString() string {

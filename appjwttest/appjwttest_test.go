@@ -242,40 +242,86 @@ func TestConsumerChecksAppJWT(t *testing.T) {
 	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
 	body := `{"ext_consumer_id":"c1"}`
 	tests := []struct {
-		name, auth string
-		want       int
-		wantCode   float64
+		name, path, auth string
+		acceptBearer     bool
+		want, wantCode   int
 	}{
-		{"raw token", tok, 201, 0},
-		{"bearer token", "Bearer " + tok, 201, 0},
-		{"missing", "", 401, 40104},
-		{"garbage", "Bearer nope", 401, 40102},
+		{"raw token", path, tok, false, 201, 0},
+		{"bearer token", path, "Bearer " + tok, false, 401, 40102},
+		{"missing", path, "", false, 401, 40105},
+		{"garbage", path, "nope", false, 401, 40102},
+		{"no version", "/api/account/" + s.AccountID + "/consumer", tok, false, 400, 0},
+		{"other version", "/api/account/" + s.AccountID + "/consumer?v=2", tok, false, 400, 0},
+		{"other account", "/api/account/le0/consumer?v=1.0", tok, false, 401, 40102},
+		{"raw token, Bearer accepted", path, tok, true, 201, 0},
+		{"bearer token, Bearer accepted", path, "Bearer " + tok, true, 201, 0},
+		{"lower-case scheme, Bearer accepted", path, "bearer " + tok, true, 201, 0},
+		{"bearer nothing, Bearer accepted", path, "Bearer ", true, 401, 40105},
+		{"bearer garbage, Bearer accepted", path, "Bearer nope", true, 401, 40102},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			s.SetAcceptBearer(tt.acceptBearer)
 			h := http.Header{}
 			if tt.auth != "" {
 				h.Set("Authorization", tt.auth)
 			}
-			resp, got := do(t, s, "POST", path, "application/json", body, h)
+			resp, got := do(t, s, "POST", tt.path, "application/json", body, h)
 			if resp.StatusCode != tt.want {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.want)
 			}
-			if tt.wantCode != 0 {
-				var e struct{ Body struct{ ErrorCode float64 } }
-				json.Unmarshal([]byte(got), &e)
-				if e.Body.ErrorCode != tt.wantCode {
-					t.Errorf("errorCode %v, want %v", e.Body.ErrorCode, tt.wantCode)
-				}
+			if code := lpError(got); code != tt.wantCode {
+				t.Errorf("errorCode %d, want %d", code, tt.wantCode)
+			}
+			if strings.Contains(got, tok) && tt.want != 201 {
+				t.Errorf("the error body %q holds the token", got)
 			}
 		})
 	}
+	s.SetAcceptBearer(false)
 	s.SetLifetime(-time.Minute)
 	expired := fetchToken(t, s)
 	h := http.Header{"Authorization": {expired}}
-	if resp, _ := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 401 {
-		t.Errorf("expired token: status %d, want 401", resp.StatusCode)
+	if resp, got := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 401 || lpError(got) != 40102 {
+		t.Errorf("expired token: status %d, errorCode %d; want 401, 40102", resp.StatusCode, lpError(got))
 	}
+}
+
+func TestConsumerChecksBody(t *testing.T) {
+	s := newServer(t)
+	h := http.Header{"Authorization": {fetchToken(t, s)}}
+	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
+	for _, body := range []string{"", "{", `{"ext_consumer_id":""}`, `["c1"]`} {
+		if resp, got := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 400 {
+			t.Errorf("body %q: status %d (%s), want 400", body, resp.StatusCode, got)
+		}
+	}
+}
+
+func TestSetRejectCode(t *testing.T) {
+	s := newServer(t)
+	h := http.Header{"Authorization": {fetchToken(t, s)}}
+	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
+	body := `{"ext_consumer_id":"c1"}`
+	for _, code := range []int{40103, 40102, 40001, 12345} {
+		s.SetRejectCode(code)
+		resp, got := do(t, s, "POST", path, "application/json", body, h)
+		if resp.StatusCode != 401 || lpError(got) != code {
+			t.Errorf("SetRejectCode(%d): status %d, errorCode %d; want 401, %d", code, resp.StatusCode, lpError(got), code)
+		}
+	}
+	// A fault wins.
+	s.QueueFaults(appjwttest.Consumer, appjwttest.Fault{Status: 503})
+	if resp, _ := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 503 {
+		t.Errorf("fault with SetRejectCode: status %d, want 503", resp.StatusCode)
+	}
+	s.SetRejectCode(0)
+	if resp, got := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 201 {
+		t.Errorf("after SetRejectCode(0): status %d (%s), want 201", resp.StatusCode, got)
+	}
+	// Sentinel is not a Connector API endpoint.
+	s.SetRejectCode(40102)
+	fetchToken(t, s)
 }
 
 func TestContextCarriesClient(t *testing.T) {

@@ -1,0 +1,89 @@
+package appjwttest
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// The errorCodes of LivePerson's Connector API.
+const (
+	codeBadRequest      = 40001 // a parameter is missing or wrong
+	codeAppJWTInvalid   = 40102
+	codeConsumerInvalid = 40103
+	codeConsumerMissing = 40104
+	codeAppJWTMissing   = 40105
+)
+
+// lpTitles are the titles of LivePerson's error bodies. LivePerson says to
+// rely on the errorCode, not on them.
+var lpTitles = map[int]string{
+	codeBadRequest:      "Bad request",
+	codeAppJWTInvalid:   "AppJWT has expired or is invalid",
+	codeConsumerInvalid: "ConsumerJWS is invalid",
+	codeConsumerMissing: "ConsumerJWS is missing",
+	codeAppJWTMissing:   "AppJWT is missing",
+}
+
+// authorize checks what every Connector API request needs: the API version
+// in the query's v, and the AppJWT. If the request falls short, it answers
+// it as LivePerson does and returns false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version string) bool {
+	s.mu.Lock()
+	reject, acceptBearer := s.rejectCode, s.acceptBearer
+	s.mu.Unlock()
+	if reject != 0 {
+		writeLPError(w, http.StatusUnauthorized, reject, "rejected by SetRejectCode")
+		return false
+	}
+	if r.URL.Query().Get("v") != version {
+		writeLPError(w, http.StatusBadRequest, codeBadRequest, "v="+version+" is required")
+		return false
+	}
+	tok := r.Header.Get("Authorization")
+	if scheme, rest, _ := strings.Cut(tok, " "); acceptBearer && strings.EqualFold(scheme, "Bearer") {
+		tok = strings.TrimSpace(rest)
+	}
+	if tok == "" {
+		writeLPError(w, http.StatusUnauthorized, codeAppJWTMissing, "the Authorization header is missing")
+		return false
+	}
+	if r.PathValue("account") != s.AccountID || s.verifyAppJWT(tok, requestTime(r)) != nil {
+		writeLPError(w, http.StatusUnauthorized, codeAppJWTInvalid, "the AppJWT is not valid for this account")
+		return false
+	}
+	return true
+}
+
+func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, "1.0") {
+		return
+	}
+	var body struct {
+		ExtConsumerID string `json:"ext_consumer_id"`
+	}
+	if json.NewDecoder(r.Body).Decode(&body) != nil || body.ExtConsumerID == "" {
+		writeLPError(w, http.StatusBadRequest, codeBadRequest, "ext_consumer_id is required")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(map[string]any{
+		"ext_consumer_id": body.ExtConsumerID,
+		"lp_consumer_id":  randomString(),
+		"iss":             "Sentinel",
+	})})
+}
+
+// writeLPError answers the way LivePerson's Connector API does, with the
+// title LivePerson gives code.
+func writeLPError(w http.ResponseWriter, status, code int, details string) {
+	title, ok := lpTitles[code]
+	if !ok {
+		title = http.StatusText(status)
+	}
+	writeJSON(w, status, map[string]any{
+		"kind": "resp",
+		"code": status,
+		"body": map[string]any{"title": title, "details": details, "errorCode": code},
+		"type": ".ReqBody$ErrorResp",
+	})
+}
