@@ -112,6 +112,17 @@ type Server struct {
 	// A token is valid while the generation it was issued in is current.
 	appGen  int            // bumped by RevokeTokens
 	appJWTs map[string]int // the jti of each AppJWT issued: appGen then
+
+	consumerLifetime time.Duration
+	consumerGen      map[string]int            // per ext_consumer_id, bumped by RevokeConsumer
+	consumerJWSs     map[string]issuedConsumer // per jti
+	lpConsumers      map[string]string         // lp_consumer_id per ext_consumer_id
+}
+
+// issuedConsumer is what the server remembers of a ConsumerJWS it issued.
+type issuedConsumer struct {
+	extConsumerID string
+	gen           int // consumerGen[extConsumerID] when issued
 }
 
 // signingKey is the key all servers of the process sign with: generating an
@@ -137,6 +148,9 @@ func NewServer() *Server {
 		sticky:       map[Endpoint]Fault{},
 		requests:     map[Endpoint][]Request{},
 		appJWTs:      map[string]int{},
+		consumerGen:  map[string]int{},
+		consumerJWSs: map[string]issuedConsumer{},
+		lpConsumers:  map[string]string{},
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
@@ -174,6 +188,15 @@ func (s *Server) SetLifetime(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lifetime = d
+}
+
+// SetConsumerJWSLifetime sets the lifetime of the ConsumerJWS issued from
+// now on. With 0, the default, they carry no exp claim and never expire, as
+// in LivePerson's sample; with a negative d they are issued expired.
+func (s *Server) SetConsumerJWSLifetime(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consumerLifetime = d
 }
 
 // SetClockSkew makes the server's clock run d ahead of the real one (behind

@@ -422,3 +422,108 @@ func TestVerifyRejectsAnotherServersToken(t *testing.T) {
 		t.Error("Verify accepted a token of another server with the same account and client")
 	}
 }
+
+func fetchConsumerJWS(t *testing.T, s *appjwttest.Server, appJWT, extConsumerID string) string {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"ext_consumer_id": extConsumerID})
+	resp, got := do(t, s, "POST", "/api/account/"+s.AccountID+"/consumer?v=1.0", "application/json", string(body), http.Header{"Authorization": {appJWT}})
+	if resp.StatusCode != 201 {
+		t.Fatalf("ConsumerJWS request: %s %s", resp.Status, got)
+	}
+	var tok struct{ Token string }
+	if err := json.Unmarshal([]byte(got), &tok); err != nil || tok.Token == "" {
+		t.Fatalf("ConsumerJWS answer %q: %v", got, err)
+	}
+	return tok.Token
+}
+
+func TestConsumerJWS(t *testing.T) {
+	s := newServer(t)
+	app := fetchToken(t, s)
+	john := fetchConsumerJWS(t, s, app, "john")
+	c := claims(t, john)
+	lp, _ := c["lp_consumer_id"].(string)
+	if jti, _ := c["jti"].(string); lp == "" || jti == "" {
+		t.Errorf("lp_consumer_id %v, jti %v: want strings", c["lp_consumer_id"], c["jti"])
+	}
+	delete(c, "lp_consumer_id")
+	delete(c, "jti")
+	want := map[string]any{"account_id": s.AccountID, "ext_consumer_id": "john"}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("claims mismatch (-want +got):\n%s", diff)
+	}
+	if got, err := s.VerifyConsumerJWS(john); got != "john" || err != nil {
+		t.Errorf("VerifyConsumerJWS = %q, %v; want john, nil", got, err)
+	}
+
+	again := fetchConsumerJWS(t, s, app, "john")
+	if again == john {
+		t.Error("two ConsumerJWS for one consumer are identical")
+	}
+	if got := claims(t, again)["lp_consumer_id"]; got != lp {
+		t.Errorf("second ConsumerJWS: lp_consumer_id %v, want %v as in the first", got, lp)
+	}
+	if got := claims(t, fetchConsumerJWS(t, s, app, "jane"))["lp_consumer_id"]; got == lp {
+		t.Errorf("another consumer has john's lp_consumer_id %v", got)
+	}
+
+	// Neither kind of token passes for the other.
+	if _, err := s.VerifyConsumerJWS(app); err == nil {
+		t.Error("VerifyConsumerJWS accepted an AppJWT")
+	}
+	if err := s.Verify(john); err == nil {
+		t.Error("Verify accepted a ConsumerJWS")
+	}
+	// Revoking AppJWTs leaves ConsumerJWS alone.
+	s.RevokeTokens()
+	if _, err := s.VerifyConsumerJWS(john); err != nil {
+		t.Errorf("VerifyConsumerJWS after RevokeTokens: %v", err)
+	}
+}
+
+func TestConsumerJWSLifetime(t *testing.T) {
+	s := newServer(t)
+	app := fetchToken(t, s)
+	tests := []struct {
+		lifetime  time.Duration
+		wantExp   bool
+		wantValid bool
+	}{
+		{0, false, true},
+		{time.Hour, true, true},
+		{-time.Minute, true, false},
+	}
+	for _, tt := range tests {
+		s.SetConsumerJWSLifetime(tt.lifetime)
+		tok := fetchConsumerJWS(t, s, app, "john")
+		c := claims(t, tok)
+		exp, hasExp := c["exp"].(float64)
+		iat, _ := c["iat"].(float64)
+		if hasExp != tt.wantExp || hasExp && time.Duration(exp-iat)*time.Second != tt.lifetime {
+			t.Errorf("SetConsumerJWSLifetime(%v): iat %v, exp %v; want exp = iat + lifetime: %v", tt.lifetime, c["iat"], c["exp"], tt.wantExp)
+		}
+		if _, err := s.VerifyConsumerJWS(tok); (err == nil) != tt.wantValid {
+			t.Errorf("SetConsumerJWSLifetime(%v): VerifyConsumerJWS error %v, want valid %v", tt.lifetime, err, tt.wantValid)
+		}
+	}
+}
+
+func TestRevokeConsumer(t *testing.T) {
+	s := newServer(t)
+	app := fetchToken(t, s)
+	john, jane := fetchConsumerJWS(t, s, app, "john"), fetchConsumerJWS(t, s, app, "jane")
+	s.RevokeConsumer("john")
+	if _, err := s.VerifyConsumerJWS(john); err == nil || strings.Contains(err.Error(), john) {
+		t.Errorf("VerifyConsumerJWS(revoked) = %v, want an error without the token", err)
+	}
+	if _, err := s.VerifyConsumerJWS(jane); err != nil {
+		t.Errorf("VerifyConsumerJWS(another consumer's) = %v, want nil", err)
+	}
+	fresh := fetchConsumerJWS(t, s, app, "john")
+	if fresh == john {
+		t.Fatal("the ConsumerJWS fetched after RevokeConsumer is the revoked one")
+	}
+	if _, err := s.VerifyConsumerJWS(fresh); err != nil {
+		t.Errorf("VerifyConsumerJWS(fresh) = %v, want nil", err)
+	}
+}

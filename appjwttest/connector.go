@@ -66,11 +66,27 @@ func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
 		writeLPError(w, http.StatusBadRequest, codeBadRequest, "ext_consumer_id is required")
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(map[string]any{
-		"ext_consumer_id": body.ExtConsumerID,
-		"lp_consumer_id":  randomString(),
-		"iss":             "Sentinel",
-	})})
+	ext, now, jti := body.ExtConsumerID, requestTime(r), nextJTI()
+	s.mu.Lock()
+	lp, ok := s.lpConsumers[ext]
+	if !ok {
+		lp = newUUID()
+		s.lpConsumers[ext] = lp
+	}
+	s.consumerJWSs[jti] = issuedConsumer{extConsumerID: ext, gen: s.consumerGen[ext]}
+	lifetime := s.consumerLifetime
+	s.mu.Unlock()
+	claims := map[string]any{
+		"account_id":      s.AccountID,
+		"ext_consumer_id": ext,
+		"lp_consumer_id":  lp,
+		"jti":             jti,
+	}
+	if lifetime != 0 {
+		claims["iat"] = now.Unix()
+		claims["exp"] = now.Add(lifetime).Unix()
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(claims)})
 }
 
 // writeLPError answers the way LivePerson's Connector API does, with the

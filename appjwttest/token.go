@@ -2,6 +2,7 @@ package appjwttest
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
@@ -68,6 +69,50 @@ func (s *Server) verifyAppJWT(token string, now time.Time) error {
 	return nil
 }
 
+// RevokeConsumer revokes every ConsumerJWS the server has issued so far for
+// the consumer extConsumerID: VerifyConsumerJWS rejects them, and so does
+// the Send API, with errorCode 40103. Those issued afterwards are valid.
+func (s *Server) RevokeConsumer(extConsumerID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.consumerGen[extConsumerID]++
+}
+
+// VerifyConsumerJWS checks that token is a ConsumerJWS this server issued:
+// its signature, its account, that it has not been revoked, and that it has
+// not expired by the server's clock, if it has an exp. It returns the
+// ext_consumer_id the token was issued for.
+func (s *Server) VerifyConsumerJWS(token string) (extConsumerID string, err error) {
+	return s.verifyConsumerJWS(token, s.now())
+}
+
+func (s *Server) verifyConsumerJWS(token string, now time.Time) (string, error) {
+	var c struct {
+		AccountID     string `json:"account_id"`
+		ExtConsumerID string `json:"ext_consumer_id"`
+		Exp           int64  `json:"exp"`
+		Jti           string `json:"jti"`
+	}
+	if err := parse(token, &c); err != nil {
+		return "", err
+	}
+	s.mu.Lock()
+	issued, ok := s.consumerJWSs[c.Jti]
+	revoked := issued.gen != s.consumerGen[issued.extConsumerID]
+	s.mu.Unlock()
+	switch {
+	case c.AccountID != s.AccountID:
+		return "", fmt.Errorf("appjwttest: ConsumerJWS is for account %q", c.AccountID)
+	case !ok || issued.extConsumerID != c.ExtConsumerID:
+		return "", errors.New("appjwttest: ConsumerJWS was not issued by this server")
+	case revoked:
+		return "", errors.New("appjwttest: ConsumerJWS has been revoked")
+	case c.Exp != 0 && now.Unix() >= c.Exp:
+		return "", errors.New("appjwttest: ConsumerJWS has expired")
+	}
+	return c.ExtConsumerID, nil
+}
+
 // PublicKey returns the key that verifies the server's tokens.
 func (s *Server) PublicKey() *rsa.PublicKey { return &signingKey().PublicKey }
 
@@ -105,4 +150,13 @@ func parse(token string, claims any) error {
 		return fmt.Errorf("appjwttest: malformed claims: %v", err)
 	}
 	return nil
+}
+
+// newUUID returns a random (version 4) UUID, the form of LivePerson's IDs.
+func newUUID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
