@@ -42,9 +42,11 @@ type Endpoint int
 
 // The server's endpoints.
 const (
-	DomainAPI Endpoint = iota + 1 // the Domain API
-	Sentinel                      // Sentinel's AppJWT endpoint
-	Consumer                      // the ConsumerJWS endpoint, which checks the AppJWT
+	DomainAPI    Endpoint = iota + 1 // the Domain API
+	Sentinel                         // Sentinel's AppJWT endpoint
+	Consumer                         // the ConsumerJWS endpoint, which checks the AppJWT
+	Conversation                     // the Send API's CONVERSATION endpoint, which opens a conversation
+	Send                             // the Send API's SEND endpoint, which sends one message or a close
 )
 
 // String returns the endpoint's name, as in the constants.
@@ -56,6 +58,10 @@ func (e Endpoint) String() string {
 		return "Sentinel"
 	case Consumer:
 		return "Consumer"
+	case Conversation:
+		return "Conversation"
+	case Send:
+		return "Send"
 	}
 	return fmt.Sprintf("Endpoint(%d)", int(e))
 }
@@ -117,6 +123,7 @@ type Server struct {
 	consumerGen      map[string]int            // per ext_consumer_id, bumped by RevokeConsumer
 	consumerJWSs     map[string]issuedConsumer // per jti
 	lpConsumers      map[string]string         // lp_consumer_id per ext_consumer_id
+	sequence         int                       // of the next message sent
 }
 
 // issuedConsumer is what the server remembers of a ConsumerJWS it issued.
@@ -156,6 +163,8 @@ func NewServer() *Server {
 	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
 	mux.HandleFunc("POST /sentinel/api/account/{account}/app/token", s.handle(Sentinel, s.serveToken))
 	mux.HandleFunc("POST /api/account/{account}/consumer", s.handle(Consumer, s.serveConsumer))
+	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation", s.handle(Conversation, s.serveConversation))
+	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation/send", s.handle(Send, s.serveSend))
 	s.ts = httptest.NewTLSServer(s.dated(mux))
 	return s
 }

@@ -2,7 +2,9 @@ package appjwttest
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -26,9 +28,10 @@ var lpTitles = map[int]string{
 }
 
 // authorize checks what every Connector API request needs: the API version
-// in the query's v, and the AppJWT. If the request falls short, it answers
-// it as LivePerson does and returns false.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version string) bool {
+// in the query's v, and the AppJWT; and, if onBehalf, the ConsumerJWS in
+// X-LP-ON-BEHALF. If the request falls short, it answers it as LivePerson
+// does and returns false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version string, onBehalf bool) bool {
 	s.mu.Lock()
 	reject, acceptBearer := s.rejectCode, s.acceptBearer
 	s.mu.Unlock()
@@ -52,11 +55,23 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version strin
 		writeLPError(w, http.StatusUnauthorized, codeAppJWTInvalid, "the AppJWT is not valid for this account")
 		return false
 	}
+	if !onBehalf {
+		return true
+	}
+	jws := r.Header.Get("X-LP-ON-BEHALF")
+	if jws == "" {
+		writeLPError(w, http.StatusUnauthorized, codeConsumerMissing, "the X-LP-ON-BEHALF header is missing")
+		return false
+	}
+	if _, err := s.verifyConsumerJWS(jws, requestTime(r)); err != nil {
+		writeLPError(w, http.StatusUnauthorized, codeConsumerInvalid, "the ConsumerJWS is not valid for this account")
+		return false
+	}
 	return true
 }
 
 func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
-	if !s.authorize(w, r, "1.0") {
+	if !s.authorize(w, r, "1.0", false) {
 		return
 	}
 	var body struct {
@@ -87,6 +102,82 @@ func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
 		claims["exp"] = now.Add(lifetime).Unix()
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(claims)})
+}
+
+// lpRequest is a request of LivePerson's messaging protocol, as the Send
+// API takes them.
+type lpRequest struct {
+	Kind string          `json:"kind"`
+	ID   json.RawMessage `json:"id"`
+	Type string          `json:"type"`
+	Body json.RawMessage `json:"body"`
+}
+
+// lpResponse answers an lpRequest.
+type lpResponse struct {
+	Kind  string          `json:"kind"`
+	ReqID json.RawMessage `json:"reqId,omitempty"`
+	Code  int             `json:"code"`
+	Body  any             `json:"body"`
+	Type  string          `json:"type"`
+}
+
+const maxBody = 1 << 20
+
+func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, "3", true) {
+		return
+	}
+	var reqs []lpRequest
+	if readJSON(w, r, &reqs) != nil || !slices.ContainsFunc(reqs, func(req lpRequest) bool { return req.Type == "cm.ConsumerRequestConversation" }) {
+		writeLPError(w, http.StatusBadRequest, codeBadRequest, "the body must be a JSON array of requests, one of them a cm.ConsumerRequestConversation")
+		return
+	}
+	resps := make([]lpResponse, len(reqs))
+	for i, req := range reqs {
+		resps[i] = s.answer(req)
+	}
+	writeJSON(w, http.StatusOK, resps)
+}
+
+func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
+	if !s.authorize(w, r, "3", true) {
+		return
+	}
+	var req lpRequest
+	if readJSON(w, r, &req) != nil || req.Type == "" {
+		writeLPError(w, http.StatusBadRequest, codeBadRequest, "the body must be a JSON request with a type")
+		return
+	}
+	writeJSON(w, http.StatusOK, s.answer(req))
+}
+
+// answer answers req with a minimal success, as LivePerson would: a new
+// conversationId for cm.ConsumerRequestConversation, the message's
+// sequence number for ms.PublishEvent, and a plain OK for the rest.
+func (s *Server) answer(req lpRequest) lpResponse {
+	resp := lpResponse{Kind: "resp", ReqID: req.ID, Code: http.StatusOK, Body: "OK", Type: "GenericResponse"}
+	switch req.Type {
+	case "cm.ConsumerRequestConversation":
+		resp.Body = map[string]string{"conversationId": newUUID()}
+		resp.Type = "cm.RequestConversationResponse"
+	case "ms.PublishEvent":
+		s.mu.Lock()
+		resp.Body = map[string]int{"sequence": s.sequence}
+		s.sequence++
+		s.mu.Unlock()
+		resp.Type = "ms.PublishEventResponse"
+	}
+	return resp
+}
+
+// readJSON decodes r's body, all of it, into v.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
 }
 
 // writeLPError answers the way LivePerson's Connector API does, with the
