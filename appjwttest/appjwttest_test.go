@@ -689,7 +689,7 @@ func TestSendAnswers(t *testing.T) {
 	}{
 		{"first message", sendMessage, `{"kind":"resp","reqId":"1","code":200,"body":{"sequence":0},"type":"ms.PublishEventResponse"}`},
 		{"second message", sendMessage, `{"kind":"resp","reqId":"1","code":200,"body":{"sequence":1},"type":"ms.PublishEventResponse"}`},
-		{"close", closeConv, `{"kind":"resp","reqId":7,"code":200,"body":"OK","type":"GenericResponse"}`},
+		{"close", closeConv, `{"kind":"resp","reqId":7,"code":200,"body":{},"type":"GenericResponse"}`},
 	}
 	for _, tt := range tests {
 		resp, got := sendAPI(t, s, "conversation/send?v=3", tt.body)

@@ -154,9 +154,12 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 
 // answer answers req with a minimal success, as LivePerson would: a new
 // conversationId for cm.ConsumerRequestConversation, the message's
-// sequence number for ms.PublishEvent, and a plain OK for the rest.
+// sequence number for ms.PublishEvent, and an empty object for the rest:
+// LivePerson does not document what it answers there, and clients that
+// look for a conversationId in every response, as some do, decode an
+// object.
 func (s *Server) answer(req lpRequest) lpResponse {
-	resp := lpResponse{Kind: "resp", ReqID: req.ID, Code: http.StatusOK, Body: "OK", Type: "GenericResponse"}
+	resp := lpResponse{Kind: "resp", ReqID: req.ID, Code: http.StatusOK, Body: struct{}{}, Type: "GenericResponse"}
 	switch req.Type {
 	case "cm.ConsumerRequestConversation":
 		resp.Body = map[string]string{"conversationId": newUUID()}
