@@ -4,19 +4,66 @@
 // [NewServer] starts a TLS server on loopback that answers as LivePerson
 // does:
 //
-//   - the Domain API: GET /api/account/{account}/service/{service}/baseURI.json
+//   - the Domain API: GET /api/account/{account}/service/{service}/baseURI.json?version=1.0
 //     for the services "sentinel", "asyncMessagingEnt" and "idp", all pointing
 //     at the server itself;
-//   - Sentinel: POST /sentinel/api/account/{account}/app/token, which checks
-//     the credentials (form body or query string) and issues RS256-signed
-//     AppJWTs with Sentinel's claim set;
-//   - ConsumerJWS: POST /api/account/{account}/consumer, a Connector API
-//     endpoint that checks the AppJWT in the Authorization header (raw, as
-//     LivePerson documents, or with a Bearer scheme).
+//   - Sentinel: POST /sentinel/api/account/{account}/app/token?v=1.0&grant_type=client_credentials,
+//     which checks the credentials (form body or query string) and issues
+//     RS256-signed AppJWTs with Sentinel's claim set, plus a jti that makes
+//     every token unique;
+//   - ConsumerJWS: POST /api/account/{account}/consumer?v=1.0, which takes
+//     {"ext_consumer_id":"..."} and answers 201 with {"token":"<ConsumerJWS>"},
+//     a token with the claims of LivePerson's sample (account_id,
+//     ext_consumer_id, lp_consumer_id) plus a jti;
+//   - the Send API's CONVERSATION: POST /api/account/{account}/messaging/consumer/conversation?v=3,
+//     which takes a JSON array of requests, one of them a
+//     cm.ConsumerRequestConversation, and answers 200 with a response to each,
+//     in order: a new conversationId for the cm.ConsumerRequestConversation;
+//   - the Send API's SEND: POST /api/account/{account}/messaging/consumer/conversation/send?v=3,
+//     which takes one JSON request, such as an ms.PublishEvent, and answers
+//     200 with its response.
 //
 // A test points appjwt at it with [Server.Context] and [Server.Host], counts
 // the requests each endpoint got, and injects failures with
 // [Server.QueueFaults] and [Server.SetFault].
+//
+// # Connector API
+//
+// The last three endpoints are LivePerson's Connector API. They want the
+// AppJWT raw, "Authorization: <AppJWT>", as LivePerson documents it; with
+// [Server.SetAcceptBearer] they take "Authorization: Bearer <AppJWT>" too.
+// The Send API also wants, in X-LP-ON-BEHALF, a ConsumerJWS that the
+// server issued. They check, in order, the API version in v (400 if it is
+// missing or wrong), the AppJWT, the ConsumerJWS, and the body (400 if it
+// is not what they take). They reject credentials with 401 and LivePerson's
+// body,
+//
+//	{"kind":"resp","code":401,"body":{"title":"...","details":"...","errorCode":40102},"type":".ReqBody$ErrorResp"}
+//
+// whose errorCode says why:
+//
+//   - 40105: no AppJWT;
+//   - 40102: the AppJWT is invalid, expired, revoked, or for another
+//     account, or has a Bearer scheme the server does not accept;
+//   - 40104: no ConsumerJWS (Send API);
+//   - 40103: the ConsumerJWS is invalid, expired or revoked (Send API).
+//
+// [Server.SetRejectCode] makes them answer every request with a given
+// errorCode instead, to test how the code under test tells them apart.
+//
+// # Tokens and the clock
+//
+// AppJWTs last an hour unless [Server.SetLifetime] says otherwise;
+// ConsumerJWS carry no exp, as LivePerson's, unless
+// [Server.SetConsumerJWSLifetime] gives them one. [Server.SetClockSkew]
+// skews the server's clock, which dates the tokens and every answer, in its
+// Date header, and decides when tokens expire.
+//
+// [Server.RevokeTokens] revokes every AppJWT issued so far, and
+// [Server.RevokeConsumer] every ConsumerJWS of one consumer, so that a test
+// can make a cached token go bad before it expires, without waiting.
+// [Server.Verify] and [Server.VerifyConsumerJWS] check tokens as the
+// server does.
 package appjwttest
 
 import (
@@ -143,7 +190,8 @@ var signingKey = sync.OnceValue(func() *rsa.PrivateKey {
 })
 
 // NewServer starts a server on 127.0.0.1 with the default account and
-// client ID, a random client secret and one-hour tokens. Close it when done.
+// client ID, a random client secret and one-hour AppJWTs. Close it when
+// done.
 func NewServer() *Server {
 	s := &Server{
 		AccountID:    DefaultAccountID,
@@ -192,7 +240,8 @@ func (s *Server) Context(parent context.Context) context.Context {
 	return context.WithValue(parent, oauth2.HTTPClient, s.Client())
 }
 
-// SetLifetime sets the lifetime of the tokens issued from now on.
+// SetLifetime sets the lifetime of the AppJWTs issued from now on. With a
+// negative d they are issued expired.
 func (s *Server) SetLifetime(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -217,41 +266,12 @@ func (s *Server) SetClockSkew(d time.Duration) {
 	s.skew = d
 }
 
-// now reads the server's clock.
-func (s *Server) now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Now().Add(s.skew)
-}
-
-type nowKey struct{}
-
-// dated reads the server's clock once per request, so that an answer's Date
-// header and the iat of the token in it agree to the second, and lets h
-// find the reading with requestTime.
-func (s *Server) dated(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		now := s.now()
-		// net/http dates an answer only if the handler has not.
-		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nowKey{}, now)))
-	})
-}
-
-// requestTime returns the server's time at which r arrived.
-func requestTime(r *http.Request) time.Time {
-	if t, ok := r.Context().Value(nowKey{}).(time.Time); ok {
-		return t
-	}
-	return time.Now()
-}
-
 // SetAcceptBearer sets whether the Connector API endpoints accept an AppJWT
-// sent as "Authorization: Bearer <AppJWT>". By default they accept only the
-// raw "Authorization: <AppJWT>" that LivePerson documents, and take a Bearer
-// scheme for part of the token, which makes it invalid (errorCode 40102):
-// LivePerson does not document that it takes the scheme. Accepting it suits
-// code written for APIs that want it, such as the Messaging REST API.
+// sent as "Authorization: Bearer <AppJWT>", as golang.org/x/oauth2 clients
+// send it. By default they accept only the raw "Authorization: <AppJWT>"
+// that LivePerson documents, and answer a Bearer scheme as an invalid
+// AppJWT (errorCode 40102): LivePerson does not document that it takes one.
+// Accepting it suits code aimed at APIs that want it.
 func (s *Server) SetAcceptBearer(accept bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -303,6 +323,35 @@ func (s *Server) Requests(e Endpoint) []Request {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.requests[e]...)
+}
+
+// now reads the server's clock.
+func (s *Server) now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.skew)
+}
+
+type nowKey struct{}
+
+// dated reads the server's clock once per request, so that an answer's Date
+// header and the iat of the token in it agree to the second, and lets h
+// find the reading with requestTime.
+func (s *Server) dated(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := s.now()
+		// net/http dates an answer only if the handler has not.
+		w.Header().Set("Date", now.UTC().Format(http.TimeFormat))
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), nowKey{}, now)))
+	})
+}
+
+// requestTime returns the server's time at which r arrived.
+func requestTime(r *http.Request) time.Time {
+	if t, ok := r.Context().Value(nowKey{}).(time.Time); ok {
+		return t
+	}
+	return time.Now()
 }
 
 // handle records each request to e and answers it with a fault, if one is
