@@ -49,12 +49,15 @@
 package appjwt
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,8 +87,10 @@ const (
 //
 // A Config is plain data: it is safe to copy, and its methods may be called
 // concurrently as long as nobody changes its fields meanwhile. Formatting a
-// Config with the fmt verbs or logging it with log/slog never shows the
-// ClientSecret.
+// Config with the fmt verbs, logging it with log/slog or writing it as JSON
+// never shows the ClientSecret. One case is out of any method's reach: a
+// Config in an unexported field of another struct, printed with fmt, which
+// then reads the field without calling its methods.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID. Required.
 	AccountID string
@@ -118,6 +123,13 @@ type Config struct {
 	// the form body. URLs end up in proxy and server logs, so only set it
 	// for deployments that need it. Errors never show the secret either way.
 	CredentialsInQuery bool
+
+	// Logger receives the cached source's log records: failed fetches and
+	// recovery from them (WARN, INFO), failed Domain API re-lookups (WARN),
+	// tokens the API rejected (WARN) and each token fetched (DEBUG). Nil:
+	// nothing is logged. The package documentation lists the records and
+	// their keys; none carries the secret or any part of a token.
+	Logger *slog.Logger `json:"-"`
 }
 
 // Token fetches one fresh AppJWT from Sentinel, looking up the Sentinel
@@ -139,7 +151,8 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	if err != nil {
 		return nil, err
 	}
-	return c.requestToken(ctx, host, defaultRetry)
+	tok, _, err := c.requestToken(ctx, host, defaultRetry)
+	return tok, err
 }
 
 // ResolveDomain returns the Sentinel host the token requests go to: Domain
@@ -154,10 +167,18 @@ func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
 	return c.sentinelHost(ctx, defaultRetry)
 }
 
-// TokenSource returns a cached [oauth2.TokenSource], wrapped in
-// [oauth2.ReuseTokenSourceWithExpiry], that returns the same token until it
-// is within EarlyExpiry of its expiry. It is safe for concurrent use: however
-// many goroutines call Token at once, one fetch reaches Sentinel.
+// TokenSource returns a cached [oauth2.TokenSource] that returns the same
+// token until its refresh point. It is safe for concurrent use: however many
+// goroutines call Token at once, one fetch reaches Sentinel. The source is
+// a [Rejecter]: [Transport] uses that to recover when the API rejects a
+// token early.
+//
+// Inside, the cache sits behind an [oauth2.ReuseTokenSourceWithExpiry],
+// replaced with each token, so that serving the current token takes no
+// more than that wrapper does. Each token's refresh point is EarlyExpiry
+// before its expiry, moved earlier at random by up to a tenth of its
+// lifetime (so that replicas started together do not refresh together),
+// and never before half its lifetime.
 //
 // Once a token is due, one refresh runs in the background while callers keep
 // the current token. When there is no usable token, Token waits for a fetch;
@@ -169,22 +190,64 @@ func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
 // fetches. It should live as long as the source, not be a request's context.
 // The Config is copied: later changes to c do not affect the source.
 // An invalid Config makes every Token call return the same error.
+//
+// [oauth2.NewClient] wraps any source but its own in a second
+// ReuseTokenSource, which serves each token until 10 s before its expiry
+// and never learns of a rejection: use [Config.Client] or [Transport]
+// instead.
 func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
-	return oauth2.ReuseTokenSourceWithExpiry(nil, newTokenSource(ctx, *c), c.earlyExpiry())
+	return &source{newTokenSource(ctx, *c)}
 }
 
 // Client returns an HTTP client that sends "Authorization: Bearer <AppJWT>"
-// on every request, from [Config.TokenSource]. It is
-// oauth2.NewClient(ctx, c.TokenSource(ctx)): the client from ctx under
-// [oauth2.HTTPClient], if any, carries the requests too. For the raw header
-// style of LivePerson's Connector API, use [Transport].
+// on every request, from [Config.TokenSource], and recovers as [Transport]
+// does when the API rejects a token. As with [oauth2.NewClient], the
+// client in ctx under [oauth2.HTTPClient], if any, supplies the base
+// transport, Timeout, Jar and CheckRedirect. For the raw header style of
+// LivePerson's Connector API, use [Transport].
 func (c *Config) Client(ctx context.Context) *http.Client {
-	return oauth2.NewClient(ctx, c.TokenSource(ctx))
+	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &http.Client{
+		Transport:     &Transport{Source: c.TokenSource(ctx), Base: hc.Transport, Bearer: true},
+		CheckRedirect: hc.CheckRedirect,
+		Jar:           hc.Jar,
+		Timeout:       hc.Timeout,
+	}
 }
 
-// Transport is an [http.RoundTripper] that authorizes each request with the
-// raw AppJWT, "Authorization: <AppJWT>" with no scheme, as LivePerson's
-// Connector API documents it. It does not modify the caller's request.
+// Rejecter is a token source that can be told that the API rejected a
+// token it returned. The source [Config.TokenSource] returns is one;
+// [Transport] tells it of the 401s it gets, and code that sends requests
+// its own way can do the same.
+type Rejecter interface {
+	// Reject reports that the API rejected tok, with a 401, before the
+	// expiry the source gave it: revoked, or a clock disagreement. If tok
+	// is still the current token, it is dropped, and the next Token call
+	// fetches a new one and waits for it; a late rejection of an older
+	// token changes nothing. A source drops at most one token per 5 s, so
+	// that an API that rejects everything cannot cause a stream of fetches.
+	Reject(tok *oauth2.Token)
+}
+
+// Transport is an [http.RoundTripper] that authorizes each request with an
+// AppJWT: raw, "Authorization: <AppJWT>" with no scheme, as LivePerson's
+// Connector API documents it, or "Authorization: Bearer <AppJWT>" if Bearer
+// is set. It does not modify the caller's request.
+//
+// When the API answers 401 to a request it authorized, and Source is a
+// [Rejecter] (as the source [Config.TokenSource] returns is):
+//   - if LivePerson's 401 body blames the ConsumerJWS (errorCode 40103 or
+//     40104), the 401 goes back to the caller and the AppJWT is kept;
+//   - otherwise Transport reports the token as rejected and, if the request
+//     can be sent again (it has no body, or GetBody is set) and its context
+//     is not done, sends it once more with a new token, after draining and
+//     closing the first answer's body. A second 401 goes back to the caller.
+//     If the request cannot be sent again, or the source has no new token
+//     (it drops one per 5 s at most), the 401 goes back to the caller, and
+//     later requests get the new token.
 //
 // Transport is safe for concurrent use if Source and Base are. Source should
 // cache, as [Config.TokenSource] does: Transport asks it for a token on every
@@ -195,11 +258,16 @@ type Transport struct {
 
 	// Base sends the authorized request. Nil: http.DefaultTransport.
 	Base http.RoundTripper
+
+	// Bearer sends the token with the Bearer scheme, for APIs that want the
+	// standard OAuth 2.0 style. False: the raw token.
+	Bearer bool
 }
 
 // RoundTrip authorizes req with a token from t.Source and sends it with
-// t.Base. As the [http.RoundTripper] contract asks, it closes req.Body even
-// when it returns an error before sending.
+// t.Base, once more after a 401 as [Transport] says. As the
+// [http.RoundTripper] contract asks, it closes req.Body even when it
+// returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tok, err := t.token()
 	if err != nil {
@@ -208,13 +276,82 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	r := *req
-	r.Header = make(http.Header, len(req.Header)+1)
-	for k, v := range req.Header {
-		r.Header[k] = v
+	resp, err := t.send(req, tok)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
 	}
-	r.Header.Set("Authorization", tok.AccessToken)
-	return t.base().RoundTrip(&r)
+	rej, ok := t.Source.(Rejecter)
+	if !ok {
+		return resp, nil
+	}
+	code := ErrorCode(resp)
+	if code == codeConsumerJWSInvalid || code == codeConsumerJWSMissing {
+		return resp, nil
+	}
+	rej.Reject(tok)
+	next, ok := t.resend(req, tok)
+	t.logRejected(req, code, ok)
+	if !ok {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorCodeBody))
+	resp.Body.Close()
+	return next()
+}
+
+// LivePerson's errorCodes that blame the ConsumerJWS, not the AppJWT.
+const (
+	codeConsumerJWSInvalid = 40103
+	codeConsumerJWSMissing = 40104
+)
+
+// send sends a copy of req that carries tok. The copy is deep, as a Base
+// may write to the request it is given.
+func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if t.Bearer {
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	} else {
+		r.Header.Set("Authorization", tok.AccessToken)
+	}
+	return t.base().RoundTrip(r)
+}
+
+// resend returns how to send req once more, if it can be sent again and
+// the source has a token other than the rejected one.
+func (t *Transport) resend(req *http.Request, rejected *oauth2.Token) (func() (*http.Response, error), bool) {
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if !replayable || req.Context().Err() != nil {
+		return nil, false
+	}
+	tok, err := t.token()
+	if err != nil || tok.AccessToken == rejected.AccessToken {
+		return nil, false
+	}
+	return func() (*http.Response, error) {
+		r := *req
+		if req.Body != nil && req.Body != http.NoBody {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, fmt.Errorf("appjwt: resending the request: %w", err)
+			}
+			r.Body = body
+		}
+		return t.send(&r, tok)
+	}, true
+}
+
+// logRejected logs a rejection through the source's Logger, if it has one.
+func (t *Transport) logRejected(req *http.Request, code int, resent bool) {
+	s, ok := t.Source.(*source)
+	if !ok || s.cache.log == nil {
+		return
+	}
+	s.cache.log.LogAttrs(req.Context(), slog.LevelWarn, msgRejected, append(s.cache.who(),
+		slog.String("host", req.URL.Host),
+		slog.String("path", req.URL.Path),
+		slog.Int("error_code", code),
+		slog.Bool("resent", resent))...)
 }
 
 func (t *Transport) token() (*oauth2.Token, error) {
@@ -238,6 +375,52 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
+// maxErrorCodeBody caps what [ErrorCode] reads of a body, and what
+// [Transport] drains of an answer it replaces.
+const maxErrorCodeBody = 64 << 10
+
+// ErrorCode returns the errorCode of a LivePerson Connector API error
+// answer, such as 40102 in
+//
+//	{"kind":"resp","code":401,"body":{"title":"...","errorCode":40102}}
+//
+// or 0 if resp has none. It reads at most 64 KiB of resp.Body and puts back
+// what it read, so that the body still reads whole and closes as before.
+func ErrorCode(resp *http.Response) int {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return 0
+	}
+	head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorCodeBody))
+	resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), readErr{err}, resp.Body), resp.Body}
+	var answer struct {
+		Body struct {
+			ErrorCode json.Number `json:"errorCode"`
+		} `json:"body"`
+	}
+	if json.Unmarshal(head, &answer) != nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(answer.Body.ErrorCode.String())
+	return n
+}
+
+// readCloser is a body whose reading and closing come apart.
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// readErr replays an error the first read met, or gives way to the next
+// reader if there was none.
+type readErr struct{ err error }
+
+func (r readErr) Read([]byte) (int, error) {
+	if r.err != nil {
+		return 0, r.err
+	}
+	return 0, io.EOF
+}
+
 const redacted = "[REDACTED]"
 
 // Format implements [fmt.Formatter] so that every verb, %#v included, shows
@@ -253,6 +436,18 @@ func (c Config) Format(f fmt.State, verb rune) {
 		s = strings.Replace(s, "appjwt.config", "appjwt.Config", 1)
 	}
 	io.WriteString(f, s)
+}
+
+// MarshalJSON implements [json.Marshaler] so that a Config written as JSON,
+// alone or in a struct (as log/slog's JSONHandler writes one), shows its
+// ClientSecret as "[REDACTED]". Reading a Config from JSON is unchanged.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type config Config // the same fields without this method
+	v := config(c)
+	if v.ClientSecret != "" {
+		v.ClientSecret = redacted
+	}
+	return json.Marshal(v)
 }
 
 // LogValue implements [slog.LogValuer] so that logging a Config never shows

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,7 @@ var fastRetry = retryPolicy{
 	pause:         backoff{base: time.Millisecond, max: 4 * time.Millisecond},
 	retryAfterMax: 20 * time.Millisecond,
 	tooManyMin:    time.Millisecond,
+	now:           time.Now,
 }
 
 func newServer(t testing.TB) *appjwttest.Server {
@@ -65,11 +67,19 @@ func newTestSource(t testing.TB, s *appjwttest.Server, c Config) (*tokenSource, 
 	t.Helper()
 	ts := newTokenSource(s.Context(context.Background()), c)
 	ts.retry = fastRetry
-	ts.backoff = backoff{base: 20 * time.Millisecond, max: 100 * time.Millisecond}
 	clk := &clock{}
-	ts.now = clk.now
+	ts.now, ts.retry.now = clk.now, clk.now
+	ts.backoff = backoff{base: 20 * time.Millisecond, max: 100 * time.Millisecond}
 	t.Cleanup(func() { waitIdle(t, ts) })
 	return ts, clk
+}
+
+// fetchOnce runs one fetch of ts in the caller's goroutine, leaving the
+// cache as it is.
+func fetchOnce(ts *tokenSource) (*oauth2.Token, error) {
+	var f flight
+	ts.fetch(&f)
+	return f.tok, f.err
 }
 
 // waitIdle waits for the source's background fetch, if any, to end.
@@ -299,7 +309,7 @@ func TestExpiry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := parseTokenResponse([]byte(tt.body), "application/json", sent, now)
+			tok, err := parseTokenResponse([]byte(tt.body), http.Header{"Content-Type": {"application/json"}}, sent, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -345,7 +355,7 @@ func TestBadTokenAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tok, err := parseTokenResponse([]byte(tt.body), "text/html; charset=utf-8", sent, sent)
+			tok, err := parseTokenResponse([]byte(tt.body), http.Header{"Content-Type": {"text/html; charset=utf-8"}}, sent, sent)
 			if err == nil {
 				t.Fatalf("got token %+v, want an error", tok)
 			}
@@ -512,12 +522,12 @@ func TestSecretNeverShows(t *testing.T) {
 		var errs []error
 		for _, f := range []appjwttest.Fault{{Status: 401}, {Status: 500}, {Reset: true}, {Body: "{"}} {
 			s.QueueFaults(appjwttest.Sentinel, f, f, f, f)
-			_, err := c.requestToken(s.Context(context.Background()), s.Host(), fastRetry)
+			_, _, err := c.requestToken(s.Context(context.Background()), s.Host(), fastRetry)
 			errs = append(errs, err)
 		}
 		dead := c
 		dead.Domain = deadHost
-		_, err := dead.requestToken(s.Context(context.Background()), deadHost, fastRetry)
+		_, _, err := dead.requestToken(s.Context(context.Background()), deadHost, fastRetry)
 		errs = append(errs, err)
 		hung := c
 		hung.FetchTimeout = 50 * time.Millisecond
@@ -547,6 +557,46 @@ func TestSecretNeverShows(t *testing.T) {
 		if !strings.Contains(fmt.Sprintf("%#v", c), "appjwt.Config{") || !strings.Contains(fmt.Sprintf("%+v", c), "ClientSecret:[REDACTED]") {
 			t.Errorf("formatted Config lost its shape: %#v", c)
 		}
+	}
+}
+
+func TestConfigJSON(t *testing.T) {
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", EarlyExpiry: time.Minute}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("start", "settings", struct{ Conf Config }{c})
+	texts := []string{logs.String()}
+	for _, v := range []any{c, &c, struct{ C Config }{c}, []Config{c}} {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts = append(texts, string(b))
+	}
+	noSecret(t, c.ClientSecret, texts...)
+	if !strings.Contains(texts[1], `"ClientSecret":"[REDACTED]"`) || !strings.Contains(texts[1], `"EarlyExpiry":60000000000`) {
+		t.Errorf("json.Marshal(c) = %s, want the fields with the secret redacted", texts[1])
+	}
+	var read Config
+	if err := json.Unmarshal([]byte(`{"AccountID":"le1","ClientID":"id","ClientSecret":"s3cret-value","EarlyExpiry":60000000000}`), &read); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, read); diff != "" {
+		t.Errorf("Config read from JSON mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	for _, status := range []int{400, 401, 503} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			_, err := tokenWithFault(t, appjwttest.Sentinel, appjwttest.Fault{Status: status})
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) || re.Response.StatusCode != status {
+				t.Errorf("error %v, want a RetrieveError with status %d", err, status)
+			}
+		})
 	}
 }
 
@@ -593,10 +643,14 @@ func TestTokenSourceCaches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cached, err := src.Token()
+	if err != nil || cached.AccessToken != first.AccessToken {
+		t.Fatalf("second Token() = %v, %v; want the first token", cached, err)
+	}
 	for range 10 {
-		tok, err := src.Token()
-		if err != nil || tok != first {
-			t.Fatalf("Token() = %p, %v; want the cached %p", tok, err, first)
+		// The wrapper hands out one *oauth2.Token: nothing is copied or locked.
+		if tok, err := src.Token(); err != nil || tok != cached {
+			t.Fatalf("Token() = %p, %v; want the cached %p", tok, err, cached)
 		}
 	}
 	if got := s.Count(appjwttest.Sentinel); got != 1 {
@@ -735,9 +789,15 @@ func TestHeaderStylesAgainstServer(t *testing.T) {
 		return resp.StatusCode, s.Requests(appjwttest.Consumer)[s.Count(appjwttest.Consumer)-1].Header.Get("Authorization")
 	}
 	status, auth := post(c.Client(ctx))
+	if status != 401 || !strings.HasPrefix(auth, "Bearer ey") {
+		t.Errorf("Config.Client, strict server: status %d, Authorization %.20q; want 401 and a Bearer token", status, auth)
+	}
+	s.SetAcceptBearer(true)
+	status, auth = post(c.Client(ctx))
 	if status != 201 || !strings.HasPrefix(auth, "Bearer ey") {
 		t.Errorf("Config.Client: status %d, Authorization %.20q; want 201 and a Bearer token", status, auth)
 	}
+	s.SetAcceptBearer(false)
 	raw := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}}
 	status, auth = post(raw)
 	if status != 201 || !strings.HasPrefix(auth, "ey") {
@@ -866,7 +926,7 @@ func TestRetriesInsideOneFetch(t *testing.T) {
 			s := newServer(t)
 			s.QueueFaults(appjwttest.Sentinel, tt.faults...)
 			c := configFor(s)
-			_, err := c.requestToken(s.Context(context.Background()), s.Host(), fastRetry)
+			_, _, err := c.requestToken(s.Context(context.Background()), s.Host(), fastRetry)
 			if (err != nil) != tt.wantErr {
 				t.Errorf("error = %v, want error: %v", err, tt.wantErr)
 			}
@@ -1117,6 +1177,623 @@ func TestFaultMatrix(t *testing.T) {
 	}
 }
 
+// The tests below hold the cache's schedule to each token's lifetime, and
+// Sentinel's clock to what it says.
+
+func TestSentinelDate(t *testing.T) {
+	sent := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now := sent.Add(time.Second)
+	// Sentinel's clock, and its Date, three hours ahead of ours.
+	date := sent.Add(3 * time.Hour)
+	token := func(iat, exp time.Time) string {
+		return fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, iat.Unix(), exp.Unix())))
+	}
+	tests := []struct {
+		name    string
+		body    string
+		date    string
+		want    time.Time
+		wantErr string
+	}{
+		{"issued 50 minutes ago: 10 left", token(date.Add(-50*time.Minute), date.Add(10*time.Minute)), date.Format(http.TimeFormat), sent.Add(10 * time.Minute), ""},
+		{"fresh: an hour", token(date, date.Add(time.Hour)), date.Format(http.TimeFormat), sent.Add(time.Hour), ""},
+		{"exp at Date", token(date.Add(-time.Hour), date), date.Format(http.TimeFormat), time.Time{}, "by Sentinel's own clock"},
+		{"exp before Date", token(date.Add(-2*time.Hour), date.Add(-time.Hour)), date.Format(http.TimeFormat), time.Time{}, "by Sentinel's own clock"},
+		{"exp a day and more past Date", token(date, date.Add(25*time.Hour)), date.Format(http.TimeFormat), time.Time{}, "longer than 24h"},
+		{"expires_in wins", `{"access_token":"t","expires_in":120}`, date.Format(http.TimeFormat), sent.Add(2 * time.Minute), ""},
+		{"no Date: exp - iat", token(date.Add(-50*time.Minute), date.Add(10*time.Minute)), "", sent.Add(time.Hour), ""},
+		{"Date unparsable: exp - iat", token(date.Add(-50*time.Minute), date.Add(10*time.Minute)), "yesterday", sent.Add(time.Hour), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {"application/json"}}
+			if tt.date != "" {
+				h.Set("Date", tt.date)
+			}
+			tok, err := parseTokenResponse([]byte(tt.body), h, sent, now)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("got %v, %v; want an error containing %q", tok, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tok.Expiry.Equal(tt.want) {
+				t.Errorf("Expiry = %v, want %v", tok.Expiry, tt.want)
+			}
+		})
+	}
+}
+
+func TestExtra(t *testing.T) {
+	s := newServer(t)
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Body: fmt.Sprintf(`{"access_token":%q,"token_type":"Bearer","scope":"msg.consumer"}`, jwt(`{"aud":"le1"}`))})
+	c := configFor(s)
+	tok, err := c.TokenSource(s.Context(context.Background())).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := tok.Extra("scope"), any("msg.consumer"); got != want {
+		t.Errorf(`Extra("scope") = %v, want %v`, got, want)
+	}
+	if got := tok.Extra("nope"); got != nil {
+		t.Errorf(`Extra("nope") = %v, want nil`, got)
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		life, early time.Duration
+		// refreshLo and refreshHi bound the refresh point, serve when
+		// the token stops being served; all after now.
+		refreshLo, refreshHi, serve time.Duration
+	}{
+		{2 * time.Second, DefaultEarlyExpiry, time.Second, time.Second, 1800 * time.Millisecond},
+		{5 * time.Second, DefaultEarlyExpiry, 2500 * time.Millisecond, 2500 * time.Millisecond, 4500 * time.Millisecond},
+		{15 * time.Second, DefaultEarlyExpiry, 7500 * time.Millisecond, 7500 * time.Millisecond, 13500 * time.Millisecond},
+		{time.Minute, DefaultEarlyExpiry, 30 * time.Second, 30 * time.Second, 54 * time.Second},
+		{time.Hour, DefaultEarlyExpiry, 49 * time.Minute, 55 * time.Minute, time.Hour - 10*time.Second},
+		{time.Hour, time.Second, 54*time.Minute - time.Second, time.Hour - time.Second, time.Hour - 500*time.Millisecond},
+		{time.Hour, 2 * time.Hour, 30 * time.Minute, 30 * time.Minute, time.Hour - 10*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v/early %v", tt.life, tt.early), func(t *testing.T) {
+			s := &tokenSource{conf: Config{EarlyExpiry: tt.early}}
+			for range 100 {
+				refreshAt, serveUntil := s.schedule(now, now.Add(tt.life))
+				if r := refreshAt.Sub(now); r < tt.refreshLo || r > tt.refreshHi {
+					t.Fatalf("refresh after %v, want between %v and %v", r, tt.refreshLo, tt.refreshHi)
+				}
+				if got := serveUntil.Sub(now); got != tt.serve {
+					t.Fatalf("served for %v, want %v", got, tt.serve)
+				}
+			}
+		})
+	}
+}
+
+func TestFleetRefreshesSpread(t *testing.T) {
+	now := time.Now()
+	var points []time.Time
+	for range 100 {
+		ts := newTokenSource(context.Background(), Config{AccountID: "le1", ClientID: "id", ClientSecret: "s"})
+		ts.now = func() time.Time { return now }
+		ts.settle(&flight{tok: &oauth2.Token{AccessToken: "t", Expiry: now.Add(time.Hour)}})
+		points = append(points, ts.refreshAt)
+	}
+	first, last := slices.MinFunc(points, time.Time.Compare), slices.MaxFunc(points, time.Time.Compare)
+	if spread := last.Sub(first); spread < 3*time.Minute {
+		t.Errorf("100 sources refresh within %v of each other, want several minutes apart", spread)
+	}
+	if first.Before(now.Add(30 * time.Minute)) {
+		t.Errorf("a source refreshes %v after its token arrived, before half its lifetime", first.Sub(now))
+	}
+}
+
+// underLoad drives ts, with its injected clock, through rounds lifetimes
+// of tokens that live life each: at every step of life/40, 8 goroutines
+// call Token() at once. It fails the test if any call waits for a fetch
+// while a token is valid, or gets a token at or past its Expiry, and
+// returns the Sentinel requests per minute of the clock.
+func underLoad(t testing.TB, s *appjwttest.Server, ts *tokenSource, clk *clock, life time.Duration, rounds int) float64 {
+	t.Helper()
+	if _, err := ts.Token(); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, ts)
+	start, before := clk.now(), s.Count(appjwttest.Sentinel)
+	step := life / 40
+	for range 40 * rounds {
+		clk.advance(step)
+		ts.mu.Lock()
+		servable := ts.tok != nil && clk.now().Before(ts.serveUntil)
+		ts.mu.Unlock()
+		if !servable {
+			t.Fatalf("after %v: no token to serve, callers wait", clk.now().Sub(start))
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				tok, err := ts.Token()
+				if err != nil || !tok.Expiry.After(clk.now()) {
+					t.Errorf("after %v: Token() = %v, %v; want a token not yet expired", clk.now().Sub(start), tok, err)
+				}
+			})
+		}
+		wg.Wait()
+		waitIdle(t, ts)
+	}
+	return float64(s.Count(appjwttest.Sentinel)-before) / clk.now().Sub(start).Minutes()
+}
+
+func TestLifetimesUnderLoad(t *testing.T) {
+	for _, life := range []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, time.Minute, time.Hour} {
+		t.Run(life.String(), func(t *testing.T) {
+			s := newServer(t)
+			s.SetLifetime(life)
+			ts, clk := newTestSource(t, s, configFor(s))
+			const rounds = 4
+			perMinute := underLoad(t, s, ts, clk, life, rounds)
+			// One request per half-lifetime at most: two per lifetime.
+			if max := 2 / life.Minutes(); perMinute > max {
+				t.Errorf("%.1f Sentinel requests a minute, want at most %.1f", perMinute, max)
+			}
+		})
+	}
+}
+
+// TestShortLifetimeRealTime runs 2 s tokens through the whole source, the
+// wrapper included, on the real clock.
+func TestShortLifetimeRealTime(t *testing.T) {
+	checkGoroutines(t)
+	s := newServer(t)
+	s.SetLifetime(2 * time.Second)
+	c := configFor(s)
+	src := c.TokenSource(s.Context(context.Background()))
+	if _, err := src.Token(); err != nil {
+		t.Fatal(err)
+	}
+	stop := time.Now().Add(4 * time.Second)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				tok, err := src.Token()
+				if err != nil || !tok.Expiry.After(time.Now()) {
+					t.Errorf("Token() = %v, %v; want a token not yet expired", tok, err)
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	wg.Wait()
+	// A refresh a second: 4 in 4 s, and a little slack for the clock.
+	if got := s.Count(appjwttest.Sentinel); got > 6 {
+		t.Errorf("Sentinel got %d requests in 4 s of 2 s tokens, want at most 6", got)
+	}
+}
+
+// captured is a log record a test saw.
+type captured struct {
+	level slog.Level
+	msg   string
+	attrs map[string]string
+}
+
+// captureHandler keeps every record it is given.
+type captureHandler struct {
+	mu      sync.Mutex
+	records []captured
+}
+
+func (h *captureHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *captureHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *captureHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *captureHandler) Handle(_ context.Context, r slog.Record) error {
+	c := captured{level: r.Level, msg: r.Message, attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		c.attrs[a.Key] = a.Value.String()
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, c)
+	return nil
+}
+
+func (h *captureHandler) take() []captured {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.records
+	h.records = nil
+	return r
+}
+
+// keys returns the sorted keys of c's attributes.
+func (c captured) keys() []string { return slices.Sorted(maps.Keys(c.attrs)) }
+
+func TestLogRecords(t *testing.T) {
+	s := newServer(t)
+	var h captureHandler
+	c := configFor(s)
+	c.Logger = slog.New(&h)
+	ts, clk := newTestSource(t, s, c)
+	var tokens []string
+	token := func() {
+		t.Helper()
+		tok, err := ts.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens = append(tokens, tok.AccessToken)
+	}
+	type want struct {
+		Level slog.Level
+		Msg   string
+		Keys  []string
+	}
+	fetched := want{slog.LevelDebug, msgFetched, []string{"account", "client_id", "expiry", "host", "lifetime", "refresh_at", "took"}}
+	var seen []captured
+	check := func(step string, wants ...want) []captured {
+		t.Helper()
+		waitIdle(t, ts)
+		got := h.take()
+		seen = append(seen, got...)
+		if len(got) != len(wants) {
+			t.Fatalf("%s: %d records %v, want %d", step, len(got), got, len(wants))
+		}
+		for i, w := range wants {
+			if diff := cmp.Diff(w, want{got[i].level, got[i].msg, got[i].keys()}); diff != "" {
+				t.Errorf("%s: record %d mismatch (-want +got):\n%s", step, i, diff)
+			}
+		}
+		return got
+	}
+
+	token()
+	check("first token", fetched)
+
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
+	clk.advance(56 * time.Minute)
+	token()
+	failed := check("failed refresh", want{slog.LevelWarn, msgFetchFailed, []string{"account", "attempts", "client_id", "error", "error_class", "failures", "host", "retry_at", "serving", "serving_until", "status"}})
+	if got, want := []string{failed[0].attrs["status"], failed[0].attrs["error_class"], failed[0].attrs["attempts"], failed[0].attrs["serving"]}, []string{"503", "status", "4", "true"}; !slices.Equal(got, want) {
+		t.Errorf("failed refresh: status, error_class, attempts, serving = %v, want %v", got, want)
+	}
+
+	s.ClearFault(appjwttest.Sentinel)
+	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
+	clk.advance(domainTTL) // past the backoff and the domain's TTL
+	token()
+	recovered := check("recovery past the domain TTL",
+		want{slog.LevelWarn, msgRelookupFailed, []string{"account", "domain_api", "error", "error_class", "host", "retry_at"}},
+		want{slog.LevelInfo, msgRecovered, []string{"account", "client_id", "failures", "outage"}},
+		fetched)
+	if got, want := recovered[1].attrs["failures"], "1"; got != want {
+		t.Errorf("recovery: failures = %s, want %s", got, want)
+	}
+
+	var all []string
+	for _, r := range seen {
+		all = append(all, r.msg)
+		for _, v := range r.attrs {
+			all = append(all, v)
+		}
+	}
+	noSecret(t, s.ClientSecret, all...)
+	for _, tok := range tokens {
+		for _, part := range strings.Split(tok, ".") {
+			for _, v := range all {
+				if strings.Contains(v, part) {
+					t.Errorf("a log record shows part of a token: %q", v)
+				}
+			}
+		}
+	}
+}
+
+func TestTransportClonesDeeply(t *testing.T) {
+	scribbler := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		r.URL.Path = "/changed"
+		r.Header["X-Keep"][0] = "changed"
+		r.Header.Set("X-Added", "1")
+		return &http.Response{StatusCode: 204, Body: http.NoBody, Request: r}, nil
+	})
+	tr := &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"}), Base: scribbler}
+	req, _ := http.NewRequest("GET", "https://example.invalid/x", nil)
+	req.Header.Set("X-Keep", "1")
+	if _, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	got := []string{req.URL.Path, req.Header.Get("X-Keep"), req.Header.Get("X-Added"), req.Header.Get("Authorization")}
+	if want := []string{"/x", "1", "", ""}; !slices.Equal(got, want) {
+		t.Errorf("caller's request after RoundTrip: path, X-Keep, X-Added, Authorization = %q, want %q", got, want)
+	}
+}
+
+// The tests below hold Transport and the cache to their promises when the
+// API rejects a token before its expiry.
+
+// consumerURL is the stand-in's ConsumerJWS endpoint, which checks the AppJWT.
+func consumerURL(s *appjwttest.Server) string {
+	return s.URL() + "/api/account/" + s.AccountID + "/consumer?v=1.0"
+}
+
+// postConsumer creates a ConsumerJWS through hc and returns the status.
+func postConsumer(t *testing.T, hc *http.Client, s *appjwttest.Server) int {
+	t.Helper()
+	resp, err := hc.Post(consumerURL(s), "application/json", strings.NewReader(`{"ext_consumer_id":"c1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+// recoveringClients are the two header styles, each on its own source.
+func recoveringClients(s *appjwttest.Server, c Config) map[string]*http.Client {
+	ctx := s.Context(context.Background())
+	return map[string]*http.Client{
+		"Transport":     {Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}},
+		"Config.Client": c.Client(ctx),
+	}
+}
+
+func TestRevocationCausesOneFetch(t *testing.T) {
+	s := newServer(t)
+	s.SetAcceptBearer(true)
+	for name, hc := range recoveringClients(s, configFor(s)) {
+		t.Run(name, func(t *testing.T) {
+			if got := postConsumer(t, hc, s); got != 201 {
+				t.Fatalf("before the revocation: status %d, want 201", got)
+			}
+			s.RevokeTokens()
+			before := s.Count(appjwttest.Sentinel)
+			var wg sync.WaitGroup
+			for range 50 {
+				wg.Go(func() {
+					if got := postConsumer(t, hc, s); got != 201 {
+						t.Errorf("after the revocation: status %d, want 201", got)
+					}
+				})
+			}
+			wg.Wait()
+			if got := s.Count(appjwttest.Sentinel) - before; got != 1 {
+				t.Errorf("Sentinel got %d requests after the revocation, want 1", got)
+			}
+		})
+	}
+}
+
+func TestRejectionStormIsBounded(t *testing.T) {
+	s := newServer(t)
+	hc := recoveringClients(s, configFor(s))["Transport"]
+	if got := postConsumer(t, hc, s); got != 201 {
+		t.Fatalf("status %d, want 201", got)
+	}
+	s.SetRejectCode(40102)
+	stop := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				if got := postConsumer(t, hc, s); got != 401 {
+					t.Errorf("during the storm: status %d, want 401", got)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := s.Count(appjwttest.Sentinel); got > 4 {
+		t.Errorf("Sentinel got %d requests in all, want at most 4", got)
+	}
+	s.SetRejectCode(0)
+	if got := postConsumer(t, hc, s); got != 201 {
+		t.Errorf("after the storm: status %d, want 201", got)
+	}
+}
+
+func TestTransportOn401(t *testing.T) {
+	tests := []struct {
+		name        string
+		setup       func(s *appjwttest.Server)
+		body        func() io.Reader // nil: no body
+		wantStatus  int
+		wantAPI     int // requests the API got for the call
+		wantFetches int // Sentinel requests the call caused
+		wantNext    int // status of the next, replayable call
+	}{
+		{"revoked, no body", func(s *appjwttest.Server) { s.RevokeTokens() }, nil, 400, 2, 1, 201},
+		{"revoked, POST body resent whole", func(s *appjwttest.Server) { s.RevokeTokens() }, func() io.Reader { return strings.NewReader(`{"ext_consumer_id":"c1"}`) }, 201, 2, 1, 201},
+		{"revoked, body that cannot be resent", func(s *appjwttest.Server) { s.RevokeTokens() }, func() io.Reader { return io.MultiReader(strings.NewReader(`{"ext_consumer_id":"c1"}`)) }, 401, 1, 0, 201},
+		{"ConsumerJWS invalid: AppJWT kept", func(s *appjwttest.Server) { s.SetRejectCode(40103) }, nil, 401, 1, 0, 401},
+		{"ConsumerJWS missing: AppJWT kept", func(s *appjwttest.Server) { s.SetRejectCode(40104) }, nil, 401, 1, 0, 401},
+		{"second 401 goes back", func(s *appjwttest.Server) { s.SetRejectCode(40102) }, nil, 401, 2, 1, 401},
+		{"401 without LivePerson's body", func(s *appjwttest.Server) { s.QueueFaults(appjwttest.Consumer, appjwttest.Fault{Status: 401}) }, nil, 400, 2, 1, 201},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t)
+			hc := recoveringClients(s, configFor(s))["Transport"]
+			if got := postConsumer(t, hc, s); got != 201 {
+				t.Fatalf("status %d, want 201", got)
+			}
+			tt.setup(s)
+			api, sentinel := s.Count(appjwttest.Consumer), s.Count(appjwttest.Sentinel)
+			var body io.Reader
+			if tt.body != nil {
+				body = tt.body()
+			}
+			req, _ := http.NewRequest("POST", consumerURL(s), body)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, b, tt.wantStatus)
+			}
+			if resp.StatusCode == 401 && !json.Valid(b) {
+				t.Errorf("the 401 that went back lost its body: %q", b)
+			}
+			if got := s.Count(appjwttest.Consumer) - api; got != tt.wantAPI {
+				t.Errorf("the API got %d requests, want %d", got, tt.wantAPI)
+			}
+			if got := s.Count(appjwttest.Sentinel) - sentinel; got != tt.wantFetches {
+				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantFetches)
+			}
+			if got := postConsumer(t, hc, s); got != tt.wantNext {
+				t.Errorf("next call: status %d, want %d", got, tt.wantNext)
+			}
+		})
+	}
+}
+
+func TestTransportDoneContextIsNotResent(t *testing.T) {
+	s := newServer(t)
+	c := configFor(s)
+	src := c.TokenSource(s.Context(context.Background()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The caller gives up while the first answer is on its way.
+	cancelling := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := s.Client().Transport.RoundTrip(r)
+		cancel()
+		return resp, err
+	})
+	hc := &http.Client{Transport: &Transport{Source: src, Base: cancelling}}
+	if _, err := src.Token(); err != nil {
+		t.Fatal(err)
+	}
+	s.RevokeTokens()
+	req, _ := http.NewRequestWithContext(ctx, "POST", consumerURL(s), nil)
+	resp, err := hc.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("status %d, want the 401", resp.StatusCode)
+		}
+	}
+	if got := s.Count(appjwttest.Consumer); got != 1 {
+		t.Errorf("the API got %d requests, want 1: a done request is not resent", got)
+	}
+}
+
+func TestTransportWithoutRejecter(t *testing.T) {
+	s := newServer(t)
+	c := configFor(s)
+	tok, err := c.Token(s.Context(context.Background()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(tok), Base: s.Client().Transport}}
+	s.RevokeTokens()
+	if got := postConsumer(t, hc, s); got != 401 {
+		t.Errorf("status %d, want the 401 as it came", got)
+	}
+	if got := s.Count(appjwttest.Consumer); got != 1 {
+		t.Errorf("the API got %d requests, want 1", got)
+	}
+}
+
+func TestRejectKeepsNewerToken(t *testing.T) {
+	s := newServer(t)
+	ts, clk := newTestSource(t, s, configFor(s))
+	old, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(time.Hour) // the old token is gone: the next call fetches
+	current, err := ts.Token()
+	if err != nil || current.AccessToken == old.AccessToken {
+		t.Fatalf("Token() = %v, %v; want a new token", current, err)
+	}
+	if ts.reject(old) {
+		t.Error("a late rejection of the old token dropped the current one")
+	}
+	if !ts.reject(current) {
+		t.Error("rejecting the current token did not drop it")
+	}
+	clk.advance(time.Second)
+	if _, err := ts.Token(); err != nil {
+		t.Fatal(err)
+	}
+	ts.mu.Lock()
+	next := ts.tok
+	ts.mu.Unlock()
+	if ts.reject(next) {
+		t.Errorf("a second rejection within %v dropped a token", forcedFetchFloor)
+	}
+	clk.advance(forcedFetchFloor)
+	if !ts.reject(next) {
+		t.Errorf("a rejection %v after the last did not drop the token", forcedFetchFloor)
+	}
+}
+
+func TestRejectionIsLogged(t *testing.T) {
+	s := newServer(t)
+	var h captureHandler
+	c := configFor(s)
+	c.Logger = slog.New(&h)
+	hc := recoveringClients(s, c)["Transport"]
+	if got := postConsumer(t, hc, s); got != 201 {
+		t.Fatalf("status %d, want 201", got)
+	}
+	s.RevokeTokens()
+	if got := postConsumer(t, hc, s); got != 201 {
+		t.Fatalf("after the revocation: status %d, want 201", got)
+	}
+	var rejected []captured
+	for _, r := range h.take() {
+		if r.msg == msgRejected {
+			rejected = append(rejected, r)
+		}
+	}
+	if len(rejected) != 1 {
+		t.Fatalf("%d rejection records, want 1", len(rejected))
+	}
+	want := map[string]string{"account": s.AccountID, "client_id": s.ClientID, "host": s.Host(), "path": "/api/account/" + s.AccountID + "/consumer", "error_code": "40102", "resent": "true"}
+	if diff := cmp.Diff(want, rejected[0].attrs); diff != "" {
+		t.Errorf("rejection record mismatch (-want +got):\n%s", diff)
+	}
+	if got := rejected[0].level; got != slog.LevelWarn {
+		t.Errorf("level %v, want WARN", got)
+	}
+}
+
+func TestErrorCode(t *testing.T) {
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"LivePerson's 401", `{"kind":"resp","code":401,"body":{"title":"AppJWT has expired or is invalid","details":"x","errorCode":40102},"type":".ReqBody$ErrorResp"}`, 40102},
+		{"errorCode as a string", `{"body":{"errorCode":"40103"}}`, 40103},
+		{"no errorCode", `{"error":"invalid_client"}`, 0},
+		{"not JSON", `<html>401</html>`, 0},
+		{"empty", ``, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader(tt.body))}
+			if got := ErrorCode(resp); got != tt.want {
+				t.Errorf("ErrorCode = %d, want %d", got, tt.want)
+			}
+			if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.body {
+				t.Errorf("body after ErrorCode = %q, %v; want it whole", b, err)
+			}
+		})
+	}
+}
+
 // The tests below hold the promises a hostile or broken server tests:
 // echoed secrets, odd status lines and bodies, implausible answers.
 
@@ -1341,7 +2018,7 @@ func TestFinalStatusWithBrokenBodyIsNotRetried(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ts, n := rawServer(t, tt.answer)
 			c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret", Domain: ts.Listener.Addr().String()}
-			_, err := c.requestToken(context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client()), c.Domain, fastRetry)
+			_, _, err := c.requestToken(context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client()), c.Domain, fastRetry)
 			var re *oauth2.RetrieveError
 			if got := errors.As(err, &re); got != (tt.wantStatus != 0) || got && re.Response.StatusCode != tt.wantStatus {
 				t.Errorf("error %v, want a RetrieveError: %v (status %d)", err, tt.wantStatus != 0, tt.wantStatus)
@@ -1358,7 +2035,7 @@ func TestHeadersAreCappedOnTheDefaultClient(t *testing.T) {
 	hc := newDefaultClient()
 	hc.Transport.(*http.Transport).TLSClientConfig = ts.Client().Transport.(*http.Transport).TLSClientConfig
 	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret", Domain: ts.Listener.Addr().String()}
-	_, err := c.requestToken(context.WithValue(context.Background(), oauth2.HTTPClient, hc), c.Domain, fastRetry)
+	_, _, err := c.requestToken(context.WithValue(context.Background(), oauth2.HTTPClient, hc), c.Domain, fastRetry)
 	var re *oauth2.RetrieveError
 	if err == nil || errors.As(err, &re) || !strings.Contains(err.Error(), "exceeded") {
 		t.Errorf("error %v, want the headers refused", err)
@@ -1394,7 +2071,8 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 			c.FetchTimeout = 2 * time.Second
 			ts, clk := newTestSource(t, s, c)
 			ts.retry = defaultRetry // real pauses: the re-lookup's budget must bound them
-			if _, err := ts.fetch(); err != nil {
+			ts.retry.now = clk.now
+			if _, err := fetchOnce(ts); err != nil {
 				t.Fatal(err)
 			}
 			s.SetFault(appjwttest.DomainAPI, tt.fault)
@@ -1402,7 +2080,7 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 			for i, step := range []time.Duration{domainTTL, relookupPause / 3, relookupPause / 3} {
 				clk.advance(step)
 				start := time.Now()
-				if _, err := ts.fetch(); err != nil {
+				if _, err := fetchOnce(ts); err != nil {
 					t.Fatalf("refresh %d: %v, want a token from the last good host", i, err)
 				}
 				if d := time.Since(start); d > c.FetchTimeout/2 {
@@ -1417,7 +2095,7 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 			s.ClearFault(appjwttest.DomainAPI)
 			before := s.Count(appjwttest.DomainAPI)
 			clk.advance(relookupPause)
-			if _, err := ts.fetch(); err != nil {
+			if _, err := fetchOnce(ts); err != nil {
 				t.Fatal(err)
 			}
 			if got := s.Count(appjwttest.DomainAPI) - before; got != 1 {
@@ -1437,7 +2115,7 @@ func FuzzParseTokenResponse(f *testing.F) {
 	f.Add([]byte(`{"access_token":"a.b.c"}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		sent := time.Now()
-		tok, err := parseTokenResponse(body, "application/json", sent, sent)
+		tok, err := parseTokenResponse(body, http.Header{"Content-Type": {"application/json"}}, sent, sent)
 		if err != nil {
 			if tok != nil {
 				t.Errorf("got both a token and an error")
@@ -1655,6 +2333,25 @@ func BenchmarkTransportOverhead(b *testing.B) {
 			for b.Loop() {
 				tr.rt.RoundTrip(req)
 			}
+		})
+	}
+}
+
+// BenchmarkSentinelLoad reports the Sentinel requests a minute that one
+// source sends under continuous load (8 callers at every fortieth of a
+// lifetime, on the injected clock), for four token lifetimes. One
+// iteration is ten lifetimes.
+func BenchmarkSentinelLoad(b *testing.B) {
+	for _, life := range []time.Duration{3 * time.Second, 10 * time.Second, time.Minute, time.Hour} {
+		b.Run(life.String(), func(b *testing.B) {
+			s := newServer(b)
+			s.SetLifetime(life)
+			var perMinute float64
+			for b.Loop() {
+				ts, clk := newTestSource(b, s, configFor(s))
+				perMinute = max(perMinute, underLoad(b, s, ts, clk, life, 10))
+			}
+			b.ReportMetric(perMinute, "requests/min")
 		})
 	}
 }

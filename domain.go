@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -36,7 +37,7 @@ func (c *Config) lookupSentinel(ctx context.Context, p retryPolicy) (string, err
 		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", sentinelService, c.AccountID, api, err)
 	}
 	u := endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", sentinelService, "baseURI.json")
-	rep, err := p.do(ctx, call{method: http.MethodGet, url: u, safe: u})
+	rep, _, err := p.do(ctx, call{method: http.MethodGet, url: u, safe: u})
 	if err != nil {
 		return "", fail(err)
 	}
@@ -133,6 +134,16 @@ func (d *domainCache) resolve(ctx context.Context, c *Config, p retryPolicy, now
 			return "", err
 		}
 		d.expires = now.Add(relookupPause)
+		if c.Logger != nil {
+			class, _ := errorClass(err, true)
+			c.Logger.LogAttrs(ctx, slog.LevelWarn, msgRelookupFailed,
+				slog.String("account", c.AccountID),
+				slog.String("domain_api", c.domainAPI()),
+				slog.String("host", d.host),
+				slog.String("error_class", class),
+				slog.String("error", err.Error()),
+				slog.Time("retry_at", d.expires))
+		}
 		return d.host, nil
 	}
 	d.host, d.expires = host, now.Add(domainTTL)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
-	"golang.org/x/oauth2"
 )
 
 // createConsumer asks LivePerson (here the stand-in) for a ConsumerJWS, a
@@ -24,11 +23,14 @@ func createConsumer(client *http.Client, srv *appjwttest.Server) {
 	fmt.Println(resp.Status)
 }
 
-// The simplest use: an http.Client that sends "Authorization: Bearer <AppJWT>"
-// on every request and refreshes the token as needed.
+// An http.Client that sends "Authorization: Bearer <AppJWT>" on every
+// request, refreshes the token as needed and recovers from a rejected one.
+// The client in the context (here the stand-in's, in production perhaps an
+// existing, tuned one) carries the requests, with its Timeout and Jar.
 func ExampleConfig_Client() {
 	srv := appjwttest.NewServer() // in production: no server, and DomainAPI left empty
 	defer srv.Close()
+	srv.SetAcceptBearer(true) // Config.Client sends "Bearer <AppJWT>"
 
 	cfg := appjwt.Config{
 		AccountID:    srv.AccountID,
@@ -43,20 +45,55 @@ func ExampleConfig_Client() {
 	// Output: 201 Created
 }
 
-// Keeping an existing, tuned http.Client: oauth2.NewClient uses the client
-// in the context under oauth2.HTTPClient both to reach Sentinel and as the
-// base transport of the requests it authorizes.
+// For code that sets the header itself: the source caches the token and
+// refreshes it in the background, and a Rejecter takes word of a 401 so that
+// the next call fetches a new token. (oauth2.NewClient would wrap the source
+// in a cache of its own, which no rejection reaches: use Config.Client.)
 func ExampleConfig_TokenSource() {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
 	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+	src := cfg.TokenSource(srv.Context(context.Background()))
 
-	existing := srv.Client() // the application's own client, with its timeouts and TLS settings
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, existing)
-	client := oauth2.NewClient(ctx, cfg.TokenSource(ctx))
+	tok, err := src.Token()
+	if err != nil {
+		log.Fatal(err)
+	}
+	req, err := http.NewRequest("POST", srv.URL()+"/api/account/"+srv.AccountID+"/consumer?v=1.0", strings.NewReader(`{"ext_consumer_id":"john_doe_42"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header.Set("Authorization", tok.AccessToken)
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized && appjwt.ErrorCode(resp) == 40102 {
+		src.(appjwt.Rejecter).Reject(tok)
+	}
+	fmt.Println(resp.Status)
+	// Output: 201 Created
+}
+
+// When LivePerson rejects an AppJWT before its expiry (revoked, or a clock
+// disagreement), Transport drops it from the source, which fetches a new
+// one, and sends the request once more.
+func ExampleTransport_recovery() {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+	ctx := srv.Context(context.Background())
+	client := &http.Client{Transport: &appjwt.Transport{Source: cfg.TokenSource(ctx), Base: srv.Client().Transport}}
 
 	createConsumer(client, srv)
-	// Output: 201 Created
+	srv.RevokeTokens() // the token the source holds goes bad
+	createConsumer(client, srv)
+	fmt.Println("AppJWTs fetched:", srv.Count(appjwttest.Sentinel))
+	// Output:
+	// 201 Created
+	// 201 Created
+	// AppJWTs fetched: 2
 }
 
 // loggingTransport stands for a connector's own transport: tracing,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"mime"
@@ -19,12 +20,240 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 )
+
+// source is what [Config.TokenSource] returns: the cache, tokenSource,
+// inside an [oauth2.ReuseTokenSourceWithExpiry] that serves the current
+// token without touching the cache's lock. The wrapper is replaced with
+// each new token, its early expiry set so that it turns to the cache at
+// that token's refresh point, and not before: the two agree on when a
+// refresh is due.
+type source struct {
+	cache *tokenSource
+}
+
+// Token returns the current token: the same *oauth2.Token to every caller
+// until it is replaced, which the caller must not modify.
+func (s *source) Token() (*oauth2.Token, error) {
+	return s.cache.reuse.Load().Token()
+}
+
+// Reject implements [Rejecter].
+func (s *source) Reject(tok *oauth2.Token) {
+	s.cache.reject(tok)
+}
+
+// reuse is the current ReuseTokenSourceWithExpiry, behind an
+// atomic.Pointer.
+type reuse struct{ oauth2.TokenSource }
+
+// Bounds of the cache's schedule, scaled to each token's lifetime L (the
+// time it has left when it arrives):
+//   - a refresh starts EarlyExpiry before expiry, but never before L/2;
+//   - the refresh point of each token is moved earlier at random, by up to
+//     L/refreshJitterShare, so that replicas started together spread out;
+//   - while refreshes fail, the token is served until expiryMargin before
+//     its expiry (or EarlyExpiry/2 or L/serveMarginShare, if less), so that
+//     no caller sends one about to expire.
+const (
+	refreshJitterShare = 10
+	expiryMargin       = 10 * time.Second
+	serveMarginShare   = 10
+)
+
+// forcedFetchFloor is the least time between two rejections that drop the
+// current token: a stream of 401s makes at most one Sentinel request per
+// forcedFetchFloor.
+const forcedFetchFloor = 5 * time.Second
+
+// tokenSource is the cache behind [Config.TokenSource]. It serves the
+// current token without waiting while one background fetch replaces it,
+// and after failures backs off instead of letting every caller hit Sentinel.
+type tokenSource struct {
+	// Fixed once made.
+	ctx     context.Context
+	conf    Config
+	invalid error // a Config error: every call returns it
+	retry   retryPolicy
+	backoff backoff
+	now     func() time.Time
+	log     *slog.Logger // nil: no logging
+	domain  domainCache  // used only by the running fetch
+
+	reuse atomic.Pointer[reuse] // serves tok; replaced under mu
+
+	mu           sync.Mutex
+	tok          *oauth2.Token // the newest good token, or nil
+	refreshAt    time.Time     // when to start replacing tok
+	serveUntil   time.Time     // when to stop serving tok
+	err          error         // the last fetch's error, if it failed
+	retryAt      time.Time     // no fetch starts before this after a failure
+	failures     int           // consecutive failed fetches
+	failingSince time.Time     // when the first of them ended
+	forcedAt     time.Time     // when a rejection last dropped tok
+	inflight     *flight       // the running fetch, or nil
+}
+
+// flight is one fetch; done is closed once its fields are set.
+type flight struct {
+	done     chan struct{}
+	tok      *oauth2.Token
+	err      error
+	host     string // where it went, if known
+	attempts int    // Sentinel requests it sent
+	took     time.Duration
+}
+
+func newTokenSource(ctx context.Context, c Config) *tokenSource {
+	s := &tokenSource{
+		ctx:     ctx,
+		conf:    c,
+		invalid: c.validate(),
+		retry:   defaultRetry,
+		backoff: backoff{base: time.Second, max: 30 * time.Second},
+		now:     time.Now,
+		log:     c.Logger,
+	}
+	s.install(nil, time.Time{})
+	return s
+}
+
+// install makes tok the token the wrapper serves until refreshAt; with a
+// nil tok, every call reaches the cache. s.mu must be held, but for the
+// first call.
+func (s *tokenSource) install(tok *oauth2.Token, refreshAt time.Time) {
+	if tok == nil {
+		s.reuse.Store(&reuse{oauth2.ReuseTokenSourceWithExpiry(nil, s, time.Nanosecond)})
+		return
+	}
+	t := *tok // the wrapper's own: it sets the copy's early expiry
+	s.reuse.Store(&reuse{oauth2.ReuseTokenSourceWithExpiry(&t, s, tok.Expiry.Sub(refreshAt))})
+}
+
+// Token is what the wrapper calls once a refresh is due: it returns a copy
+// of the current token (the wrapper modifies it) and starts a refresh.
+// Without a token to serve, it waits for a fetch.
+func (s *tokenSource) Token() (*oauth2.Token, error) {
+	if s.invalid != nil {
+		return nil, s.invalid
+	}
+	s.mu.Lock()
+	now := s.now()
+	if s.tok != nil && now.Before(s.serveUntil) {
+		if !now.Before(s.refreshAt) && s.inflight == nil && !now.Before(s.retryAt) {
+			s.start()
+		}
+		t := *s.tok
+		s.mu.Unlock()
+		return &t, nil
+	}
+	f := s.inflight
+	if f == nil {
+		if now.Before(s.retryAt) {
+			err := s.err
+			s.mu.Unlock()
+			return nil, err
+		}
+		f = s.start()
+	}
+	s.mu.Unlock()
+	<-f.done
+	if f.err != nil {
+		return nil, f.err
+	}
+	t := *f.tok
+	return &t, nil
+}
+
+// start begins a fetch in the background. s.mu must be held.
+func (s *tokenSource) start() *flight {
+	f := &flight{done: make(chan struct{})}
+	s.inflight = f
+	go s.refresh(f)
+	return f
+}
+
+func (s *tokenSource) refresh(f *flight) {
+	start := s.now()
+	s.fetch(f)
+	f.took = s.now().Sub(start)
+	logs := s.settle(f)
+	close(f.done)
+	for _, e := range logs {
+		s.log.LogAttrs(s.ctx, e.level, e.msg, e.attrs...)
+	}
+}
+
+// settle records how f ended, and returns what to log about it once s.mu
+// is released: a log handler may well call back into the source.
+func (s *tokenSource) settle(f *flight) []logEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight = nil
+	now := s.now()
+	if f.err != nil {
+		if s.failures == 0 {
+			s.failingSince = now
+		}
+		s.failures++
+		s.err = f.err
+		s.retryAt = now.Add(s.backoff.delay(s.failures))
+		return s.logFailed(f, now)
+	}
+	logs := s.logRecovered(now)
+	s.failures, s.err, s.retryAt = 0, nil, time.Time{}
+	s.tok = f.tok
+	s.refreshAt, s.serveUntil = s.schedule(now, f.tok.Expiry)
+	s.install(f.tok, s.refreshAt)
+	return append(logs, s.logFetched(f)...)
+}
+
+// schedule returns when to start replacing a token that expires at expiry
+// and has arrived at now, and until when to serve it.
+func (s *tokenSource) schedule(now, expiry time.Time) (refreshAt, serveUntil time.Time) {
+	life := expiry.Sub(now)
+	early := min(s.conf.earlyExpiry(), life/2)
+	jitter := rand.N(life/refreshJitterShare + 1)
+	refreshAt = now.Add(max(life/2, life-early-jitter))
+	margin := min(expiryMargin, s.conf.earlyExpiry()/2, life/serveMarginShare)
+	return refreshAt, expiry.Add(-margin)
+}
+
+// fetch gets a new token into f: a Domain API lookup if one is due, then
+// the Sentinel request.
+func (s *tokenSource) fetch(f *flight) {
+	ctx, cancel := context.WithTimeout(s.ctx, s.conf.fetchTimeout())
+	defer cancel()
+	f.host, f.err = s.domain.resolve(ctx, &s.conf, s.retry, s.now())
+	if f.err != nil {
+		return
+	}
+	f.tok, f.attempts, f.err = s.conf.requestToken(ctx, f.host, s.retry)
+}
+
+// reject drops tok if it is still the current token and no rejection has
+// dropped one within forcedFetchFloor, so that the next call fetches.
+func (s *tokenSource) reject(tok *oauth2.Token) bool {
+	if tok == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.tok == nil || s.tok.AccessToken != tok.AccessToken || now.Sub(s.forcedAt) < forcedFetchFloor {
+		return false
+	}
+	s.forcedAt = now
+	s.tok = nil
+	s.install(nil, time.Time{})
+	return true
+}
 
 // maxBody caps every answer read from LivePerson.
 const maxBody = 1 << 20
@@ -46,27 +275,114 @@ func newDefaultClient() *http.Client {
 	return &http.Client{Timeout: 10 * time.Second, Transport: t}
 }
 
-// requestToken sends the Sentinel token request and turns its answer into a
-// token with an Expiry.
-func (c *Config) requestToken(ctx context.Context, host string, p retryPolicy) (*oauth2.Token, error) {
+// logEntry is a log record, made under a lock and logged after it.
+type logEntry struct {
+	level slog.Level
+	msg   string
+	attrs []slog.Attr
+}
+
+// The log records' messages. Their keys are listed in the package docs.
+const (
+	msgFetchFailed    = "appjwt: token fetch failed"
+	msgRecovered      = "appjwt: token fetch recovered"
+	msgFetched        = "appjwt: token fetched"
+	msgRelookupFailed = "appjwt: Domain API re-lookup failed; keeping the last good host"
+	msgRejected       = "appjwt: token rejected by the API"
+)
+
+func (s *tokenSource) who() []slog.Attr {
+	return []slog.Attr{slog.String("account", s.conf.AccountID), slog.String("client_id", s.conf.ClientID)}
+}
+
+// logFailed describes a failed fetch. s.mu must be held.
+func (s *tokenSource) logFailed(f *flight, now time.Time) []logEntry {
+	if s.log == nil {
+		return nil
+	}
+	class, status := errorClass(f.err, f.host == "")
+	attrs := append(s.who(),
+		slog.String("host", cmp.Or(f.host, s.domain.host)),
+		slog.Int("status", status),
+		slog.String("error_class", class),
+		slog.String("error", f.err.Error()),
+		slog.Int("attempts", f.attempts),
+		slog.Int("failures", s.failures),
+		slog.Time("retry_at", s.retryAt),
+		slog.Bool("serving", s.tok != nil && now.Before(s.serveUntil)),
+	)
+	if s.tok != nil && now.Before(s.serveUntil) {
+		attrs = append(attrs, slog.Time("serving_until", s.serveUntil))
+	}
+	return []logEntry{{slog.LevelWarn, msgFetchFailed, attrs}}
+}
+
+// logRecovered describes the end of a run of failed fetches, if any. s.mu
+// must be held.
+func (s *tokenSource) logRecovered(now time.Time) []logEntry {
+	if s.log == nil || s.failures == 0 {
+		return nil
+	}
+	attrs := append(s.who(), slog.Int("failures", s.failures), slog.Duration("outage", now.Sub(s.failingSince)))
+	return []logEntry{{slog.LevelInfo, msgRecovered, attrs}}
+}
+
+// logFetched describes a new token, without any of it. s.mu must be held.
+func (s *tokenSource) logFetched(f *flight) []logEntry {
+	if s.log == nil {
+		return nil
+	}
+	attrs := append(s.who(),
+		slog.String("host", f.host),
+		slog.Duration("lifetime", f.tok.Expiry.Sub(s.now()).Round(time.Second)),
+		slog.Time("expiry", f.tok.Expiry),
+		slog.Time("refresh_at", s.refreshAt),
+		slog.Duration("took", f.took),
+	)
+	return []logEntry{{slog.LevelDebug, msgFetched, attrs}}
+}
+
+// errorClass sorts a fetch's error for a log record, with the HTTP status
+// of the answer, if one caused it.
+func errorClass(err error, inLookup bool) (class string, status int) {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re):
+		return "status", re.Response.StatusCode
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout", 0
+	case errors.Is(err, context.Canceled):
+		return "canceled", 0
+	case inLookup:
+		return "domain", 0
+	case errors.As(err, new(*url.Error)):
+		return "network", 0
+	}
+	return "answer", 0
+}
+
+// requestToken sends the Sentinel token request, as often as p allows, and
+// turns its answer into a token with an Expiry. It says how many requests
+// it sent.
+func (c *Config) requestToken(ctx context.Context, host string, p retryPolicy) (*oauth2.Token, int, error) {
 	fail := func(err error) error {
 		return c.withhold(fmt.Errorf("appjwt: token request for account %q (client %q) to %s: %w", c.AccountID, c.ClientID, host, err))
 	}
-	rep, err := p.do(ctx, c.tokenCall(host))
+	rep, attempts, err := p.do(ctx, c.tokenCall(host))
 	if err != nil {
-		return nil, fail(err)
+		return nil, attempts, fail(err)
 	}
 	if rep.resp.StatusCode < 200 || rep.resp.StatusCode > 299 {
-		return nil, fail(c.retrieveError(rep, rep.resp.Status))
+		return nil, attempts, fail(c.retrieveError(rep, rep.resp.Status))
 	}
-	tok, err := parseTokenResponse(rep.body, rep.resp.Header.Get("Content-Type"), rep.sentAt, time.Now())
+	tok, err := parseTokenResponse(rep.body, rep.resp.Header, rep.sentAt, p.now())
 	if errors.Is(err, errErrorAnswer) {
-		return nil, fail(c.retrieveError(rep, rep.resp.Status+" with an error"))
+		return nil, attempts, fail(c.retrieveError(rep, rep.resp.Status+" with an error"))
 	}
 	if err != nil {
-		return nil, fail(err)
+		return nil, attempts, fail(err)
 	}
-	return tok, nil
+	return tok, attempts, nil
 }
 
 // tokenCall is the Sentinel request: credentials in the form body, or in
@@ -202,7 +518,7 @@ type reply struct {
 	sentAt time.Time
 }
 
-func (c call) send(ctx context.Context, client *http.Client) (*reply, error) {
+func (c call) send(ctx context.Context, client *http.Client, now func() time.Time) (*reply, error) {
 	req, err := http.NewRequestWithContext(ctx, c.method, c.safe.String(), strings.NewReader(c.form))
 	if err != nil {
 		return nil, finalError{err}
@@ -212,7 +528,7 @@ func (c call) send(ctx context.Context, client *http.Client) (*reply, error) {
 	if c.method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	sentAt := time.Now()
+	sentAt := now()
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, c.scrub(err)
@@ -275,7 +591,8 @@ type retryPolicy struct {
 	attempts      int
 	pause         backoff
 	retryAfterMax time.Duration
-	tooManyMin    time.Duration // LivePerson: wait at least 1 s after a 429
+	tooManyMin    time.Duration    // LivePerson: wait at least 1 s after a 429
+	now           func() time.Time // times the answers, for their expiry
 }
 
 var defaultRetry = retryPolicy{
@@ -283,21 +600,22 @@ var defaultRetry = retryPolicy{
 	pause:         backoff{base: 500 * time.Millisecond, max: 8 * time.Second},
 	retryAfterMax: 10 * time.Second,
 	tooManyMin:    time.Second,
+	now:           time.Now,
 }
 
 // do sends c until it gets a final answer, runs out of attempts, or the
-// next pause would pass ctx's deadline. The last answer is returned as is:
-// its status is the caller's to judge.
-func (p retryPolicy) do(ctx context.Context, c call) (*reply, error) {
+// next pause would pass ctx's deadline, and says how often it sent it. The
+// last answer is returned as is: its status is the caller's to judge.
+func (p retryPolicy) do(ctx context.Context, c call) (rep *reply, attempts int, err error) {
 	client := httpClient(ctx)
 	for attempt := 1; ; attempt++ {
-		rep, err := c.send(ctx, client)
+		rep, err := c.send(ctx, client, p.now)
 		wait, retry := p.wait(attempt, rep, err, time.Now())
 		if !retry || ctx.Err() != nil {
-			return rep, err
+			return rep, attempt, err
 		}
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			return rep, err
+			return rep, attempt, err
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -307,7 +625,7 @@ func (p retryPolicy) do(ctx context.Context, c call) (*reply, error) {
 			if err == nil {
 				err = errors.New(rep.resp.Status)
 			}
-			return nil, fmt.Errorf("%w; gave up retrying: %w", err, ctx.Err())
+			return nil, attempt, fmt.Errorf("%w; gave up retrying: %w", err, ctx.Err())
 		}
 	}
 }
@@ -373,12 +691,13 @@ type tokenResponse struct {
 // a token; the caller turns it into an [oauth2.RetrieveError].
 var errErrorAnswer = errors.New("answer carries an error")
 
-// parseTokenResponse turns a 2xx answer body into a token whose Expiry is
-// set and in the future. sentAt is when the request was sent.
-func parseTokenResponse(body []byte, contentType string, sentAt, now time.Time) (*oauth2.Token, error) {
+// parseTokenResponse turns a 2xx answer into a token whose Expiry is set
+// and in the future, carrying the answer's fields as its Extra. sentAt is
+// when the request was sent; header is the answer's.
+func parseTokenResponse(body []byte, header http.Header, sentAt, now time.Time) (*oauth2.Token, error) {
 	var r tokenResponse
 	if err := json.Unmarshal(body, &r); err != nil {
-		mt, _, _ := mime.ParseMediaType(contentType)
+		mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
 		return nil, fmt.Errorf("answer is not a token (Content-Type %q): %w", safeToken(mt), err)
 	}
 	if r.Error != "" {
@@ -393,21 +712,33 @@ func parseTokenResponse(body []byte, contentType string, sentAt, now time.Time) 
 	if !strings.EqualFold(cmp.Or(r.TokenType, "Bearer"), "Bearer") {
 		return nil, fmt.Errorf("token_type %.20q is not Bearer, the only type Sentinel documents", safeToken(r.TokenType))
 	}
-	exp, err := expiry(&r, sentAt, now)
+	date, _ := http.ParseTime(header.Get("Date"))
+	exp, err := expiry(&r, date, sentAt, now)
 	if err != nil {
 		return nil, err
 	}
 	if !exp.After(now) {
 		return nil, fmt.Errorf("token expired at %s, before it arrived", exp.UTC().Format(time.RFC3339))
 	}
-	return &oauth2.Token{AccessToken: r.AccessToken, TokenType: "Bearer", Expiry: exp.Round(0)}, nil
+	var extra map[string]any
+	json.Unmarshal(body, &extra) // it parsed as tokenResponse: an object
+	tok := &oauth2.Token{AccessToken: r.AccessToken, TokenType: "Bearer", Expiry: exp.Round(0)}
+	return tok.WithExtra(extra), nil
 }
 
-// expiry picks the token's expiry, first match wins: expires_in; the JWT's
-// lifetime (exp - iat) from sentAt, which no server clock skew can change;
-// the JWT's exp; LivePerson's documented lifetime. A lifetime longer than
-// MaxLifetime is an error, not a token that outlives its revocation.
-func expiry(r *tokenResponse, sentAt, now time.Time) (time.Time, error) {
+// expiry picks the token's expiry, first match wins:
+//   - expires_in, from sentAt;
+//   - the JWT's exp - date, from sentAt, when the answer has a Date: the
+//     time left by Sentinel's own clock, so that a token issued a while ago
+//     counts as such, and one whose exp is not after Date is an error;
+//   - the JWT's lifetime, exp - iat, from sentAt;
+//   - the JWT's exp;
+//   - LivePerson's documented lifetime, from sentAt.
+//
+// Counting from sentAt makes a Sentinel clock that is off, with a Date off
+// the same way, change nothing. A lifetime longer than MaxLifetime is an
+// error, not a token that outlives any revocation.
+func expiry(r *tokenResponse, date, sentAt, now time.Time) (time.Time, error) {
 	if r.ExpiresIn != nil {
 		return sentAt.Add(time.Duration(*r.ExpiresIn) * time.Second), nil
 	}
@@ -415,24 +746,36 @@ func expiry(r *tokenResponse, sentAt, now time.Time) (time.Time, error) {
 		return sentAt.Add(DefaultLifetime), nil
 	}
 	cl, err := ParseClaims(r.AccessToken)
-	switch {
-	case err != nil:
+	if err != nil {
 		return time.Time{}, err
-	case !cl.ExpiresAt.IsZero() && !cl.IssuedAt.IsZero():
-		return boundedExpiry(sentAt, cl.ExpiresAt.Sub(cl.IssuedAt), "exp - iat")
-	case !cl.ExpiresAt.IsZero():
-		_, err := boundedExpiry(now, cl.ExpiresAt.Sub(now), "exp - now")
-		return cl.ExpiresAt, err
 	}
-	return sentAt.Add(DefaultLifetime), nil
+	exp, iat := cl.ExpiresAt, cl.IssuedAt
+	switch {
+	case exp.IsZero():
+		return sentAt.Add(DefaultLifetime), nil
+	case !iat.IsZero() && exp.Sub(iat) > MaxLifetime:
+		return time.Time{}, lifetimeError(exp.Sub(iat), "exp - iat")
+	case !date.IsZero() && !exp.After(date):
+		return time.Time{}, fmt.Errorf("token expired at %s by Sentinel's own clock (its Date: %s)", exp.UTC().Format(time.RFC3339), date.UTC().Format(time.RFC3339))
+	case !date.IsZero():
+		return boundedExpiry(sentAt, exp.Sub(date), "exp - Date")
+	case !iat.IsZero():
+		return sentAt.Add(exp.Sub(iat)), nil
+	}
+	_, err = boundedExpiry(now, exp.Sub(now), "exp - now")
+	return exp, err
 }
 
 // boundedExpiry is from + lifetime, if lifetime is at most MaxLifetime.
 func boundedExpiry(from time.Time, lifetime time.Duration, what string) (time.Time, error) {
 	if lifetime > MaxLifetime {
-		return time.Time{}, fmt.Errorf("token lifetime (%s) of %v is longer than %v", what, lifetime.Truncate(time.Second), MaxLifetime)
+		return time.Time{}, lifetimeError(lifetime, what)
 	}
 	return from.Add(lifetime), nil
+}
+
+func lifetimeError(lifetime time.Duration, what string) error {
+	return fmt.Errorf("token lifetime (%s) of %v is longer than %v", what, lifetime.Truncate(time.Second), MaxLifetime)
 }
 
 // safeToken is s if it is a short token of visible ASCII, such as a media
@@ -551,122 +894,6 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	sec, frac := math.Modf(f)
 	*d = numericDate(time.Unix(int64(sec), int64(frac*1e9)))
 	return nil
-}
-
-// tokenSource is the cache behind [Config.TokenSource]. It serves the
-// current token without waiting while one background fetch replaces it,
-// and after failures backs off instead of letting every caller hit Sentinel.
-type tokenSource struct {
-	ctx     context.Context
-	conf    Config
-	invalid error // a Config error: every call returns it
-	retry   retryPolicy
-	backoff backoff
-	now     func() time.Time
-	margin  time.Duration // a token is served until its Expiry - margin
-	domain  domainCache   // used only by the running fetch
-
-	mu        sync.Mutex
-	tok       *oauth2.Token // the newest good token, or nil
-	refreshAt time.Time     // when to start replacing tok
-	err       error         // the last fetch's error, if it failed
-	retryAt   time.Time     // no fetch starts before this after a failure
-	failures  int           // consecutive failed fetches
-	inflight  *flight       // the running fetch, or nil
-}
-
-// flight is one fetch; done is closed once tok and err are set.
-type flight struct {
-	done chan struct{}
-	tok  *oauth2.Token
-	err  error
-}
-
-// expiryMargin is the most a token's life is cut short while Sentinel is
-// unreachable: callers get it until this long before it really expires.
-const expiryMargin = 10 * time.Second
-
-func newTokenSource(ctx context.Context, c Config) *tokenSource {
-	return &tokenSource{
-		ctx:     ctx,
-		conf:    c,
-		invalid: c.validate(),
-		retry:   defaultRetry,
-		backoff: backoff{base: time.Second, max: 30 * time.Second},
-		now:     time.Now,
-		margin:  min(expiryMargin, c.earlyExpiry()/2),
-	}
-}
-
-// Token returns a copy of the current token (the caller, such as
-// ReuseTokenSource, may modify it) and starts a refresh when one is due.
-func (s *tokenSource) Token() (*oauth2.Token, error) {
-	if s.invalid != nil {
-		return nil, s.invalid
-	}
-	s.mu.Lock()
-	now := s.now()
-	if s.tok != nil && now.Before(s.tok.Expiry.Add(-s.margin)) {
-		if !now.Before(s.refreshAt) && s.inflight == nil && !now.Before(s.retryAt) {
-			s.start()
-		}
-		t := *s.tok
-		s.mu.Unlock()
-		return &t, nil
-	}
-	f := s.inflight
-	if f == nil {
-		if now.Before(s.retryAt) {
-			err := s.err
-			s.mu.Unlock()
-			return nil, err
-		}
-		f = s.start()
-	}
-	s.mu.Unlock()
-	<-f.done
-	if f.err != nil {
-		return nil, f.err
-	}
-	t := *f.tok
-	return &t, nil
-}
-
-// start begins a fetch in the background. s.mu must be held.
-func (s *tokenSource) start() *flight {
-	f := &flight{done: make(chan struct{})}
-	s.inflight = f
-	go s.refresh(f)
-	return f
-}
-
-func (s *tokenSource) refresh(f *flight) {
-	defer close(f.done)
-	f.tok, f.err = s.fetch()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.inflight = nil
-	if f.err != nil {
-		s.failures++
-		s.err = f.err
-		s.retryAt = s.now().Add(s.backoff.delay(s.failures))
-		return
-	}
-	now := s.now()
-	s.failures, s.err, s.retryAt = 0, nil, time.Time{}
-	s.tok = f.tok
-	// However large EarlyExpiry is, use at least half of each token's life.
-	s.refreshAt = now.Add(max(f.tok.Expiry.Sub(now)/2, f.tok.Expiry.Sub(now)-s.conf.earlyExpiry()))
-}
-
-func (s *tokenSource) fetch() (*oauth2.Token, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.conf.fetchTimeout())
-	defer cancel()
-	host, err := s.domain.resolve(ctx, &s.conf, s.retry, s.now())
-	if err != nil {
-		return nil, err
-	}
-	return s.conf.requestToken(ctx, host, s.retry)
 }
 
 // echoes reports whether text holds secret, plainly or under the encodings

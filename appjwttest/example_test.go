@@ -105,12 +105,16 @@ func ExampleServer_RevokeTokens() {
 		fmt.Println(resp.Status)
 	}
 
-	cached := cfg.TokenSource(ctx)
-	createConsumer(cached)
+	src := cfg.TokenSource(ctx)
+	createConsumer(src)
+	held, err := src.Token()
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	srv.RevokeTokens()
-	createConsumer(cached) // still holds the revoked token
-	createConsumer(cfg.TokenSource(ctx))
+	createConsumer(oauth2.StaticTokenSource(held)) // a source that keeps the revoked token
+	createConsumer(src)                            // appjwt's source and Transport recover
 	// Output:
 	// 201 Created
 	// 401 Unauthorized errorCode 40102
