@@ -490,6 +490,35 @@ func TestDomainAPIErrors(t *testing.T) {
 	}
 }
 
+func TestLookupDomain(t *testing.T) {
+	s := newServer(t)
+	ctx := s.Context(context.Background())
+	for _, service := range []string{"sentinel", "asyncMessagingEnt", "idp"} {
+		host, err := LookupDomain(ctx, s.Host(), s.AccountID, service)
+		if err != nil || host != s.Host() {
+			t.Errorf("LookupDomain(%q) = %q, %v; want %q", service, host, err, s.Host())
+		}
+	}
+	if _, err := LookupDomain(ctx, s.Host(), s.AccountID, "nope"); err == nil || !strings.Contains(err.Error(), `domain lookup of "nope"`) || !strings.Contains(err.Error(), "404") {
+		t.Errorf("unknown service: error %v, want a domain lookup error with the 404", err)
+	}
+	before := s.Count(appjwttest.DomainAPI)
+	for _, bad := range []struct{ api, account, service string }{
+		{"https://x", s.AccountID, "idp"},
+		{s.Host(), "", "idp"},
+		{s.Host(), "..", "idp"},
+		{s.Host(), s.AccountID, ""},
+		{s.Host(), s.AccountID, ".."},
+	} {
+		if _, err := LookupDomain(ctx, bad.api, bad.account, bad.service); err == nil || !strings.HasPrefix(err.Error(), "appjwt: ") {
+			t.Errorf("LookupDomain(%q, %q, %q) error %v, want an appjwt error", bad.api, bad.account, bad.service, err)
+		}
+	}
+	if got := s.Count(appjwttest.DomainAPI) - before; got != 0 {
+		t.Errorf("bad arguments sent %d requests, want none", got)
+	}
+}
+
 func TestRedirectsAreNotFollowed(t *testing.T) {
 	var followed atomic.Bool
 	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { followed.Store(true) }))

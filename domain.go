@@ -20,23 +20,47 @@ const domainTTL = time.Hour
 // sentinelService is the Domain API's (case-sensitive) name for Sentinel.
 const sentinelService = "sentinel"
 
+// LookupDomain asks LivePerson's Domain API for the host of a service on
+// an account: "sentinel" (AppJWTs), "asyncMessagingEnt" (the Send API),
+// "idp" (ConsumerJWS) or any other; names are case sensitive. domainAPI is
+// the Domain API's host[:port]; empty: DefaultDomainAPI.
+//
+// It validates, retries and fails as [Config.ResolveDomain] does: the
+// answer is a bare host[:port] that no server can turn into another scheme
+// or path; a non-200 answer or a missing baseURI is an error, and 429, 5xx
+// and network errors are tried up to 4 times. ctx supplies the HTTP client
+// under [oauth2.HTTPClient]; the lookup takes at most DefaultFetchTimeout,
+// less if ctx's deadline is sooner. It does not cache.
+func LookupDomain(ctx context.Context, domainAPI, accountID, service string) (string, error) {
+	c := Config{AccountID: accountID, DomainAPI: domainAPI}
+	if err := c.validateLookup(); err != nil {
+		return "", err
+	}
+	if service == "" || service == "." || service == ".." {
+		return "", fmt.Errorf("appjwt: service %q is not a service name", service)
+	}
+	ctx, cancel := context.WithTimeout(ctx, DefaultFetchTimeout)
+	defer cancel()
+	return c.lookup(ctx, service, defaultRetry)
+}
+
 // sentinelHost returns the configured Sentinel host, or looks it up.
 func (c *Config) sentinelHost(ctx context.Context, p retryPolicy) (string, error) {
 	if c.Domain != "" {
 		return c.Domain, nil
 	}
-	return c.lookupSentinel(ctx, p)
+	return c.lookup(ctx, sentinelService, p)
 }
 
-// lookupSentinel asks the Domain API for the account's Sentinel host. The
-// answer must be a bare host[:port]: a server cannot redirect the token
-// request to another scheme or path.
-func (c *Config) lookupSentinel(ctx context.Context, p retryPolicy) (string, error) {
+// lookup asks the Domain API for the host of the account's service. The
+// answer must be a bare host[:port]: a server cannot redirect the requests
+// made to it to another scheme or path.
+func (c *Config) lookup(ctx context.Context, service string, p retryPolicy) (string, error) {
 	api := c.domainAPI()
 	fail := func(err error) error {
-		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", sentinelService, c.AccountID, api, err)
+		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", service, c.AccountID, api, err)
 	}
-	u := endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", sentinelService, "baseURI.json")
+	u := endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", service, "baseURI.json")
 	rep, _, err := p.do(ctx, call{method: http.MethodGet, url: u, safe: u})
 	if err != nil {
 		return "", fail(err)
