@@ -5,11 +5,11 @@
 // client_credentials request. LivePerson's Connector API (Send API,
 // Conversation API, ConsumerJWS) wants one on every request.
 //
-// [Config] describes an app installation. [Config.Client] returns an
-// [http.Client] that authorizes every request; [Config.TokenSource] returns an
-// [oauth2.TokenSource] for use with the rest of golang.org/x/oauth2;
-// [Transport] adds the token to requests sent through a connector's own
-// transport chain.
+// [Config] describes an app installation. [Transport] adds the token to
+// requests sent through a connector's own transport chain; [Config.Client]
+// returns an [http.Client] that authorizes every request; [Config.TokenSource]
+// returns an [oauth2.TokenSource] for use with the rest of golang.org/x/oauth2.
+// [LookupDomain] finds the host of any LivePerson service.
 //
 // # Header styles
 //
@@ -17,35 +17,72 @@
 //
 //	Authorization: eyJraWQiOi...
 //
-// That is what [Transport] sends. [Config.Client] uses [oauth2.Transport],
-// which always sends the token type as a scheme:
+// That is what [Transport] sends. [Config.Client] sends the standard OAuth
+// 2.0 bearer style, as [oauth2.Transport] does:
 //
 //	Authorization: Bearer eyJraWQiOi...
 //
 // Use [Transport] for the Connector API, and [Config.Client] for APIs that
-// want the standard OAuth 2.0 bearer style.
+// want the bearer style.
 //
 // # Expiry and caching
 //
 // Sentinel's answer carries no expires_in, so the expiry is taken, first
-// match wins, from expires_in when present, from the JWT's exp - iat counted
-// from the moment the request was sent (so a skewed Sentinel clock changes
-// nothing), from the JWT's exp, or else from the documented one-hour
-// lifetime. A token from this package never has a zero Expiry.
+// match wins, from expires_in when present; from the JWT's exp - Date, where
+// Date is the answer's header, Sentinel's clock; from the JWT's exp - iat;
+// from the JWT's exp; or else from the documented one-hour lifetime. Each
+// lifetime is counted from the moment the request was sent, so a Sentinel
+// clock that is off changes nothing, and a token Sentinel issued a while ago
+// counts as such. A token whose exp is not after Date is an error, and so is
+// any lifetime longer than [MaxLifetime]. A token from this package never
+// has a zero Expiry.
 //
-// The source returned by [Config.TokenSource] refreshes the token in the
-// background once it is within [Config.EarlyExpiry] of its expiry; callers
-// keep getting the current token meanwhile, and keep getting it through a
-// Sentinel outage until shortly before it really expires. Failed fetches are
-// retried with capped, jittered exponential backoff.
+// The source returned by [Config.TokenSource] refreshes each token in the
+// background at its refresh point: [Config.EarlyExpiry] before its expiry,
+// moved earlier at random by up to a tenth of its lifetime, and never before
+// half its lifetime. Callers keep getting the current token meanwhile, and
+// keep getting it through a Sentinel outage until shortly before it really
+// expires (10 s, or less for short tokens). Failed fetches are retried with
+// capped, jittered exponential backoff.
+//
+// # Rejected tokens
+//
+// The API may reject a token before the expiry the source gave it: revoked,
+// or a clock disagreement. [Transport], and so [Config.Client], tells the
+// source of such a 401 through [Rejecter], and sends the request once more
+// with a new token when it can. A 401 whose LivePerson errorCode blames the
+// ConsumerJWS (40103, 40104) leaves the AppJWT alone.
 //
 // # Errors
 //
 // A non-2xx answer from Sentinel is an [*oauth2.RetrieveError], wrapped with
 // the account, client id, host and status; use [errors.As] to get at it.
 // Context errors are wrapped too, so [errors.Is] finds [context.Canceled] and
-// [context.DeadlineExceeded]. No error, and no formatted [Config], contains
-// the client secret.
+// [context.DeadlineExceeded]. Error texts are one line. No text reachable
+// from an error contains the client secret, plainly or encoded as a server
+// echoing the request may encode it: see the README for the exact rules.
+// Neither does a formatted, logged or JSON-encoded [Config].
+//
+// # Logging
+//
+// With [Config.Logger] set, the cached source logs these records, with
+// these attribute keys; none carries the secret or any part of a token:
+//
+//   - WARN "appjwt: token fetch failed": account, client_id, host, status
+//     (the HTTP status, 0 if none), error_class ("status", "timeout",
+//     "canceled", "network", "domain" or "answer"), error, attempts (requests
+//     sent), failures (consecutive failed fetches), retry_at (when the next
+//     fetch may start), serving (whether a still-valid token is being
+//     served) and serving_until (until when, if it is).
+//   - INFO "appjwt: token fetch recovered": account, client_id, failures,
+//     outage (from the first failure to the recovery).
+//   - WARN "appjwt: Domain API re-lookup failed; keeping the last good host":
+//     account, domain_api, host (the one kept), error_class, error, retry_at.
+//   - WARN "appjwt: token rejected by the API": account, client_id, host and
+//     path of the rejected request, error_code (LivePerson's errorCode, 0 if
+//     none), resent.
+//   - DEBUG "appjwt: token fetched": account, client_id, host, lifetime,
+//     expiry, refresh_at, took.
 package appjwt
 
 import (
