@@ -28,6 +28,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt/appjwttest"
@@ -1833,7 +1836,6 @@ var fixedSecrets = []string{`Ab/Cd+Ef0=`, `-x&y<z>"q\w`, `p a+s%s`}
 // echoForms are the ways a server or proxy may encode secret when it
 // echoes a request back.
 func echoForms(secret string) map[string]string {
-	js, _ := json.Marshal(secret) // Go escapes <, > and & too
 	var uLower, uUpper, dec, hexRef, pctLower strings.Builder
 	for _, r := range secret {
 		fmt.Fprintf(&uLower, `\u%04x`, r)
@@ -1844,7 +1846,7 @@ func echoForms(secret string) map[string]string {
 	for i := 0; i < len(secret); i++ {
 		fmt.Fprintf(&pctLower, "%%%02x", secret[i])
 	}
-	jsonText := strings.Trim(string(js), `"`)
+	jsonText := jsonString(secret) // Go escapes <, > and & too
 	return map[string]string{
 		"plain":              secret,
 		"JSON":               jsonText,
@@ -1857,11 +1859,17 @@ func echoForms(secret string) map[string]string {
 		"HTML escape":        html.EscapeString(secret),
 		"HTML decimal":       dec.String(),
 		"HTML hex":           hexRef.String(),
-		"JSON of query":      strings.Trim(string(must(json.Marshal(url.QueryEscape(secret)))), `"`),
+		"JSON of query":      jsonString(url.QueryEscape(secret)),
 		"HTML of query":      html.EscapeString(url.QueryEscape(secret)),
 		"query of JSON \\/":  url.QueryEscape(strings.ReplaceAll(jsonText, "/", `\/`)),
 		"percent lower HTML": html.EscapeString(pctLower.String()),
 	}
+}
+
+// jsonString is s as encoding/json writes it in a string, without quotes.
+func jsonString(s string) string {
+	b := must(json.Marshal(s))
+	return string(b[1 : len(b)-1])
 }
 
 func must[T any](v T, err error) T {
@@ -2156,6 +2164,68 @@ func FuzzParseTokenResponse(f *testing.F) {
 		}
 		if !isToken68(tok.AccessToken) || !tok.Expiry.After(sent) || tok.Expiry.After(sent.Add(MaxLifetime)) {
 			t.Errorf("invalid token accepted: %+v", tok)
+		}
+	})
+}
+
+// echoEncoders are the encodings echoes must see through, one layer each.
+var echoEncoders = []func(string) string{
+	func(s string) string { return s },
+	jsonString,
+	url.QueryEscape,
+	url.PathEscape,
+	html.EscapeString,
+	func(s string) string {
+		var b strings.Builder
+		for _, u := range utf16.Encode([]rune(s)) {
+			fmt.Fprintf(&b, `\u%04X`, u)
+		}
+		return b.String()
+	},
+	func(s string) string {
+		var b strings.Builder
+		for _, r := range s {
+			fmt.Fprintf(&b, "&#%d;", r)
+		}
+		return b.String()
+	},
+	func(s string) string {
+		var b strings.Builder
+		for i := 0; i < len(s); i++ {
+			fmt.Fprintf(&b, "%%%02x", s[i])
+		}
+		return b.String()
+	},
+}
+
+func FuzzEchoes(f *testing.F) {
+	for _, s := range fixedSecrets {
+		f.Add(s, "unknown client_secret", "!", uint8(1), uint8(2))
+	}
+	f.Add("\U0001F600 x", `{"a":"\\`, "&amp", uint8(5), uint8(3))
+	f.Fuzz(func(t *testing.T, secret, before, after string, first, second uint8) {
+		// HTML maps some control characters to others: no secret has them.
+		if secret == "" || !utf8.ValidString(secret) || strings.ContainsFunc(secret, func(r rune) bool { return !unicode.IsGraphic(r) }) {
+			return
+		}
+		// Spaces keep the surrounding text from running into an escape.
+		enc := echoEncoders[int(second)%len(echoEncoders)](echoEncoders[int(first)%len(echoEncoders)](secret))
+		if text := before + " " + enc + " " + after; !echoes(text, secret) {
+			t.Errorf("echoes(%q, %q) = false, want true", text, secret)
+		}
+	})
+}
+
+func FuzzErrorCode(f *testing.F) {
+	f.Add(`{"kind":"resp","code":401,"body":{"title":"t","details":"d","errorCode":40102}}`)
+	f.Add(`{"body":{"errorCode":"40103"}}`)
+	f.Add(`{"body":{"errorCode":1e99}}`)
+	f.Add(`<html>`)
+	f.Fuzz(func(t *testing.T, body string) {
+		resp := &http.Response{Body: io.NopCloser(strings.NewReader(body))}
+		ErrorCode(resp)
+		if b, err := io.ReadAll(resp.Body); err != nil || string(b) != body {
+			t.Errorf("body after ErrorCode = %q, %v; want %q", b, err, body)
 		}
 	})
 }
