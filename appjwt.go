@@ -186,7 +186,7 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	defer cancel()
 	host, err := c.sentinelHost(ctx, defaultRetry)
 	if err != nil {
-		return nil, err
+		return nil, c.withhold(err)
 	}
 	tok, _, err := c.requestToken(ctx, host, defaultRetry)
 	return tok, err
@@ -201,7 +201,8 @@ func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
 	defer cancel()
-	return c.sentinelHost(ctx, defaultRetry)
+	host, err := c.sentinelHost(ctx, defaultRetry)
+	return host, c.withhold(err)
 }
 
 // TokenSource returns a cached [oauth2.TokenSource] that returns the same
@@ -362,7 +363,8 @@ func (t *Transport) resend(req *http.Request, rejected *oauth2.Token) (func() (*
 		return nil, false
 	}
 	tok, err := t.token()
-	if err != nil || tok.AccessToken == rejected.AccessToken {
+	// The wait for a new token may have outlived the request's context.
+	if err != nil || tok.AccessToken == rejected.AccessToken || req.Context().Err() != nil {
 		return nil, false
 	}
 	return func() (*http.Response, error) {

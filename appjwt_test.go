@@ -1929,7 +1929,7 @@ func reachableTexts(err error) []string {
 	texts := errorTexts(err)
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		texts = append(texts, string(re.Body), re.ErrorCode, re.ErrorDescription, re.ErrorURI, re.Response.Status, fmt.Sprintf("%+v", *re.Response.Request))
+		texts = append(texts, string(re.Body), re.ErrorCode, re.ErrorDescription, re.ErrorURI, re.Response.Status, fmt.Sprintf("%+v", *re.Response.Request), fmt.Sprint(re.Response.Header))
 		for k, vs := range re.Response.Header {
 			texts = append(texts, k+": "+strings.Join(vs, ", "))
 		}
@@ -2080,7 +2080,7 @@ func TestHeadersAreCappedOnTheDefaultClient(t *testing.T) {
 }
 
 func TestHostsTheURLRejects(t *testing.T) {
-	for _, h := range []string{"host:+80", "[a]", "[a]:443", "a{b}", "a|b", "a`b", "a^b", "host:", "host:0", ":443", "a%41b"} {
+	for _, h := range []string{"host:+80", "[a]", "[a]:443", "a{b}", "a|b", "a`b", "a^b", "host:", "host:0", ":443", "a%41b", `a"b`, "a<b>"} {
 		t.Run(h, func(t *testing.T) {
 			if err := checkHost(h); err == nil {
 				t.Errorf("checkHost(%q) = nil, want an error", h)
@@ -2139,6 +2139,142 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 				t.Errorf("after the pause: %d Domain API requests, want 1", got)
 			}
 		})
+	}
+}
+
+// callbackHandler is a log handler that asks the source for a token, as a
+// handler that ships logs through an authorized client would.
+type callbackHandler struct{ src oauth2.TokenSource }
+
+func (h *callbackHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *callbackHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *callbackHandler) WithGroup(string) slog.Handler            { return h }
+func (h *callbackHandler) Handle(context.Context, slog.Record) error {
+	if h.src != nil {
+		h.src.Token()
+	}
+	return nil
+}
+
+func TestLogHandlerCallingBackDoesNotDeadlock(t *testing.T) {
+	s := newServer(t)
+	c := configFor(s)
+	c.FetchTimeout = 2 * time.Second
+	h := &callbackHandler{}
+	c.Logger = slog.New(h)
+	ts, clk := newTestSource(t, s, c)
+	src := &source{ts}
+	h.src = src
+	tok, err := src.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
+	clk.advance(domainTTL + time.Minute) // a re-lookup is due, and fails
+	src.Reject(tok)                      // no token to serve: callers wait
+	done := make(chan error, 1)
+	go func() { _, err := src.Token(); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Token() = %v, want a token from the last good host", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Token() deadlocked on a log record")
+	}
+}
+
+func TestTokenExpiringAsItArrives(t *testing.T) {
+	s := newServer(t)
+	ts, clk := newTestSource(t, s, configFor(s))
+	now := clk.now()
+	f := &flight{tok: &oauth2.Token{AccessToken: "t", Expiry: now.Add(-time.Microsecond)}, host: "h"}
+	ts.settle(f)
+	if f.err == nil || f.tok != nil {
+		t.Errorf("settle kept a token that expired as it arrived: %v, %v", f.tok, f.err)
+	}
+	if refreshAt, serveUntil := ts.schedule(now, now.Add(-time.Second)); serveUntil.After(now) || refreshAt.Before(now) {
+		t.Errorf("schedule of an expired token: refresh at %v, serve until %v; want now and no later", refreshAt.Sub(now), serveUntil.Sub(now))
+	}
+}
+
+func TestEchoCutByTheBodyCap(t *testing.T) {
+	const secret = "Ab/Cd+Ef0="
+	enc := secret[:len(secret)-1] + "&#61" // "&#61" is "=", but "&#619;" is not
+	body := strings.Repeat("x", maxErrorBody-len(enc)) + enc + "9;" + strings.Repeat("y", 200)
+	err := tokenFrom(t, echoServer(t, 400, nil, body), secret, false)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatal(err)
+	}
+	if echoes(string(re.Body), secret) {
+		t.Errorf("Body echoes the secret: ...%q", re.Body[len(re.Body)-20:])
+	}
+}
+
+func TestSecretSplitAcrossHeaderValues(t *testing.T) {
+	const secret = "p a+s%s"
+	err := tokenFrom(t, echoServer(t, 401, http.Header{"X-Echo": {"p", "a+s%s"}, "X-Kept": {"1"}}, ""), secret, false)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatal(err)
+	}
+	noEcho(t, secret, fmt.Sprintf("%v", re.Response.Header), fmt.Sprintf("%+v", *re.Response))
+	if got := re.Response.Header.Get("X-Kept"); got != "1" {
+		t.Errorf("X-Kept = %q, want the header that did not echo kept", got)
+	}
+}
+
+func TestDomainAPIEchoIsWithheld(t *testing.T) {
+	const secret = "Ab/Cd+Ef0="
+	ts := echoServer(t, 200, nil, `{"baseURI":"https://`+secret+`"}`)
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: secret, DomainAPI: ts.Listener.Addr().String(), FetchTimeout: 2 * time.Second}
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client())
+	_, err := c.Token(ctx)
+	_, srcErr := c.TokenSource(ctx).Token()
+	_, resolveErr := c.ResolveDomain(ctx)
+	for _, err := range []error{err, srcErr, resolveErr} {
+		if err == nil {
+			t.Fatal("got no error")
+		}
+		noEcho(t, secret, errorTexts(err)...)
+	}
+}
+
+func TestGoQuotedEchoIsWithheld(t *testing.T) {
+	for _, secret := range []string{"Ab\x7fCd", "Ab\vCd", "Ab\U000E0041Cd", "Ab\xffCd"} {
+		t.Run(fmt.Sprintf("%q", secret), func(t *testing.T) {
+			ts, _ := rawServer(t, "HTTP/1.1 "+secret+" x\r\n\r\n")
+			err := tokenFrom(t, ts, secret, false)
+			quoted := strings.Trim(fmt.Sprintf("%q", secret), `"`)
+			for _, s := range errorTexts(err) {
+				if strings.Contains(s, quoted) || strings.Contains(s, secret) {
+					t.Errorf("Go-quoted secret in %q", s)
+				}
+			}
+		})
+	}
+}
+
+func TestTransportContextEndsWhileWaitingForToken(t *testing.T) {
+	s := newServer(t)
+	c := configFor(s)
+	hc := &http.Client{Transport: &Transport{Source: c.TokenSource(s.Context(context.Background())), Base: s.Client().Transport}}
+	if got := postConsumer(t, hc, s); got != 201 {
+		t.Fatalf("status %d, want 201", got)
+	}
+	s.RevokeTokens()
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Delay: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", consumerURL(s), strings.NewReader(`{"ext_consumer_id":"c1"}`))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("error %v, want the 401", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Errorf("status %d, want the 401", resp.StatusCode)
 	}
 }
 

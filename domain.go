@@ -91,6 +91,10 @@ func checkHost(h string) error {
 	if strings.ContainsAny(h, "/?#@\\%") || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
 		return fmt.Errorf("%q is not a bare host[:port] (no scheme, path, query or userinfo)", h)
 	}
+	// What net/http sends as a Host header, and nothing else.
+	if strings.ContainsFunc(h, func(r rune) bool { return !strings.ContainsRune(hostChars, r) }) {
+		return fmt.Errorf("%q has a character no host name has", h)
+	}
 	u, err := url.Parse("https://" + h)
 	if err != nil || u.Host != h || u.Hostname() == "" {
 		return fmt.Errorf("%q is not a bare host[:port]", h)
@@ -105,6 +109,9 @@ func checkHost(h string) error {
 	}
 	return nil
 }
+
+// hostChars are the characters net/http accepts in a Host header.
+const hostChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$&'()*+,-.:;=[]_~"
 
 // endpoint builds an https URL from a checked host, path segments (each
 // escaped, so none can add a segment) and an already encoded query.
@@ -123,6 +130,14 @@ func endpoint(host, rawQuery string, segments ...string) *url.URL {
 type domainCache struct {
 	host    string
 	expires time.Time
+	logs    []logEntry // to log once the fetch is over, out of its way
+}
+
+// takeLogs returns the records to log and forgets them.
+func (d *domainCache) takeLogs() []logEntry {
+	logs := d.logs
+	d.logs = nil
+	return logs
 }
 
 // Bounds of a re-lookup, once a host is known: the fetch's time belongs to
@@ -160,13 +175,14 @@ func (d *domainCache) resolve(ctx context.Context, c *Config, p retryPolicy, now
 		d.expires = now.Add(relookupPause)
 		if c.Logger != nil {
 			class, _ := errorClass(err, true)
-			c.Logger.LogAttrs(ctx, slog.LevelWarn, msgRelookupFailed,
+			d.logs = append(d.logs, logEntry{slog.LevelWarn, msgRelookupFailed, []slog.Attr{
 				slog.String("account", c.AccountID),
 				slog.String("domain_api", c.domainAPI()),
 				slog.String("host", d.host),
 				slog.String("error_class", class),
-				slog.String("error", err.Error()),
-				slog.Time("retry_at", d.expires))
+				slog.String("error", c.withhold(err).Error()),
+				slog.Time("retry_at", d.expires),
+			}})
 		}
 		return d.host, nil
 	}

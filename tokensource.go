@@ -183,7 +183,7 @@ func (s *tokenSource) refresh(f *flight) {
 	start := s.now()
 	s.fetch(f)
 	f.took = s.now().Sub(start)
-	logs := s.settle(f)
+	logs := append(s.domain.takeLogs(), s.settle(f)...)
 	close(f.done)
 	for _, e := range logs {
 		s.log.LogAttrs(s.ctx, e.level, e.msg, e.attrs...)
@@ -197,6 +197,9 @@ func (s *tokenSource) settle(f *flight) []logEntry {
 	defer s.mu.Unlock()
 	s.inflight = nil
 	now := s.now()
+	if f.err == nil && !f.tok.Expiry.After(now) {
+		f.tok, f.err = nil, fmt.Errorf("appjwt: token from %s expired as it arrived", f.host)
+	}
 	if f.err != nil {
 		if s.failures == 0 {
 			s.failingSince = now
@@ -217,7 +220,7 @@ func (s *tokenSource) settle(f *flight) []logEntry {
 // schedule returns when to start replacing a token that expires at expiry
 // and has arrived at now, and until when to serve it.
 func (s *tokenSource) schedule(now, expiry time.Time) (refreshAt, serveUntil time.Time) {
-	life := expiry.Sub(now)
+	life := max(expiry.Sub(now), 0)
 	early := min(s.conf.earlyExpiry(), life/2)
 	jitter := rand.N(life/refreshJitterShare + 1)
 	refreshAt = now.Add(max(life/2, life-early-jitter))
@@ -232,6 +235,7 @@ func (s *tokenSource) fetch(f *flight) {
 	defer cancel()
 	f.host, f.err = s.domain.resolve(ctx, &s.conf, s.retry, s.now())
 	if f.err != nil {
+		f.err = s.conf.withhold(f.err)
 		return
 	}
 	f.tok, f.attempts, f.err = s.conf.requestToken(ctx, f.host, s.retry)
@@ -409,22 +413,33 @@ const withheldText = "[withheld: it echoed the credentials]"
 // any encoding [echoes] knows, is withheld whole, the status line is
 // rebuilt from the code, and only headers that do not echo are kept.
 func (c *Config) retrieveError(rep *reply, status string) error {
-	body := rep.body
-	if echoes(string(body[:min(len(body), maxErrorBody+echoWindow(c.ClientSecret))]), c.ClientSecret) {
-		body = []byte(withheldText)
-	} else if len(body) > maxErrorBody {
-		body = body[:maxErrorBody]
-	}
-	re := &oauth2.RetrieveError{Response: c.safeResponse(rep.resp), Body: body}
+	re := &oauth2.RetrieveError{Response: c.safeResponse(rep.resp), Body: c.safeBytes(rep.body, maxErrorBody)}
 	var e struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 		ErrorURI         string `json:"error_uri"`
 	}
 	if json.Unmarshal(rep.body, &e) == nil {
-		re.ErrorCode, re.ErrorDescription, re.ErrorURI = c.safeText(e.Error), c.safeText(e.ErrorDescription), c.safeText(e.ErrorURI)
+		re.ErrorCode = string(c.safeBytes([]byte(e.Error), maxErrorField))
+		re.ErrorDescription = string(c.safeBytes([]byte(e.ErrorDescription), maxErrorField))
+		re.ErrorURI = string(c.safeBytes([]byte(e.ErrorURI), maxErrorField))
 	}
 	return &retrieveFailure{msg: describeFailure(re, status), re: re}
+}
+
+// maxErrorField caps the error, error_description and error_uri an
+// [oauth2.RetrieveError] keeps: its Error method prints them all.
+const maxErrorField = 256
+
+// safeBytes is b cut to max bytes, or withheldText if b echoes the secret.
+// Both the whole and the cut are checked: a cut can change what the end of
+// an encoding decodes to ("&#61" is "=", "&#619;" is not).
+func (c *Config) safeBytes(b []byte, max int) []byte {
+	cut := b[:min(len(b), max)]
+	if c.leaks(string(b[:min(len(b), max+echoWindow(c.ClientSecret))])) || c.leaks(string(cut)) {
+		return []byte(withheldText)
+	}
+	return cut
 }
 
 // safeResponse is the part of resp an error may show: the status code, a
@@ -433,10 +448,14 @@ func (c *Config) retrieveError(rep *reply, status string) error {
 func (c *Config) safeResponse(resp *http.Response) *http.Response {
 	h := make(http.Header, len(resp.Header))
 	for k, vs := range resp.Header {
-		if c.leaks(k) || slices.ContainsFunc(vs, c.leaks) {
+		// A header prints its values joined: the secret may be split among them.
+		if c.leaks(k) || slices.ContainsFunc(vs, c.leaks) || c.leaks(fmt.Sprint(vs)) || c.leaks(strings.Join(vs, ", ")) {
 			continue
 		}
 		h[k] = vs
+	}
+	if c.leaks(fmt.Sprint(h)) {
+		h = http.Header{}
 	}
 	return &http.Response{
 		Status:        resp.Status,
@@ -453,22 +472,15 @@ func (c *Config) safeResponse(resp *http.Response) *http.Response {
 
 func (c *Config) leaks(s string) bool { return echoes(s, c.ClientSecret) }
 
-func (c *Config) safeText(s string) string {
-	if c.leaks(s) {
-		return withheldText
-	}
-	return s
-}
-
 // withhold is the last line of defence for the texts a server can put in
 // an error outside a RetrieveError, such as a malformed status line quoted
-// by net/http: if err's text echoes the secret, it is replaced whole, and
-// only its context error, if any, stays reachable.
+// by net/http or a Domain API answer: if err's text echoes the secret, it is
+// replaced whole, and only its context error, if any, stays reachable.
 func (c *Config) withhold(err error) error {
-	if !c.leaks(err.Error()) {
+	if err == nil || !c.leaks(err.Error()) {
 		return err
 	}
-	const msg = "appjwt: token request failed; error text withheld: it echoed the credentials"
+	const msg = "appjwt: request failed; error text withheld: it echoed the credentials"
 	for _, ce := range []error{context.Canceled, context.DeadlineExceeded} {
 		if errors.Is(err, ce) {
 			return fmt.Errorf("%s: %w", msg, ce)
@@ -897,8 +909,8 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 }
 
 // echoes reports whether text holds secret, plainly or under the encodings
-// a server or proxy may apply when it echoes a request back: JSON string
-// escapes, HTML character references, and percent-encoding (hex in either
+// a server or proxy may apply when it echoes a request back: JSON and Go
+// string escapes, HTML character references, and percent-encoding (hex in either
 // case, with or without '+' for space), up to maxEchoLayers of them on top
 // of each other.
 func echoes(text, secret string) bool {
@@ -938,15 +950,17 @@ func echoWindow(secret string) int { return 16*len(secret) + 16 }
 // echoDecoders each undo one layer of an encoding, leaving what is not
 // validly encoded as it is.
 var echoDecoders = []func(string) string{
-	unescapeJSON,
+	unescapeBackslashes,
 	html.UnescapeString,
 	func(s string) string { return unescapePercent(s, false) },
 	func(s string) string { return unescapePercent(s, true) },
 }
 
-// unescapeJSON undoes the escapes of a JSON string, \u ones (surrogate
-// pairs too) included.
-func unescapeJSON(s string) string {
+// unescapeBackslashes undoes the backslash escapes of a JSON string and of
+// Go's strconv.Quote, which net/http uses to quote what it could not parse:
+// \n, \", \/ and the like, \uXXXX (surrogate pairs too), \UXXXXXXXX, \xHH
+// and octal \ooo.
+func unescapeBackslashes(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}
@@ -956,48 +970,77 @@ func unescapeJSON(s string) string {
 			b.WriteByte(s[i])
 			continue
 		}
-		if c, ok := jsonEscapes[s[i+1]]; ok {
+		if c, ok := simpleEscapes[s[i+1]]; ok {
 			b.WriteByte(c)
 			i++
 			continue
 		}
-		r, n := unescapeJSONRune(s[i:])
+		n := unescapeCode(&b, s[i:])
 		if n == 0 {
 			b.WriteByte(s[i])
 			continue
 		}
-		b.WriteRune(r)
 		i += n - 1
 	}
 	return b.String()
 }
 
-var jsonEscapes = map[byte]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+var simpleEscapes = map[byte]byte{'"': '"', '\'': '\'', '\\': '\\', '/': '/', 'a': '\a', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
 
-// unescapeJSONRune decodes the \uXXXX (or surrogate pair) that s starts
-// with, returning how many bytes it took: 0 if s starts with none.
-func unescapeJSONRune(s string) (rune, int) {
-	r, ok := hex4(s)
-	if !ok {
-		return 0, 0
-	}
-	if utf16.IsSurrogate(r) {
-		if r2, ok := hex4(s[6:]); ok {
-			if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
-				return p, 12
+// unescapeCode writes what the numeric escape s starts with stands for, and
+// returns its length: 0 if s starts with none.
+func unescapeCode(b *strings.Builder, s string) int {
+	switch s[1] {
+	case 'u':
+		r, ok := hexAt(s, 2, 4)
+		if !ok {
+			return 0
+		}
+		if utf16.IsSurrogate(r) && len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
+			if r2, ok := hexAt(s, 8, 4); ok {
+				if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
+					b.WriteRune(p)
+					return 12
+				}
 			}
 		}
+		b.WriteRune(r)
+		return 6
+	case 'U':
+		r, ok := hexAt(s, 2, 8)
+		if !ok {
+			return 0
+		}
+		b.WriteRune(r)
+		return 10
+	case 'x':
+		c, ok := hexAt(s, 2, 2)
+		if !ok {
+			return 0
+		}
+		b.WriteByte(byte(c))
+		return 4
+	case '0', '1', '2', '3':
+		if len(s) < 4 {
+			return 0
+		}
+		n, err := strconv.ParseUint(s[1:4], 8, 8)
+		if err != nil {
+			return 0
+		}
+		b.WriteByte(byte(n))
+		return 4
 	}
-	return r, 6
+	return 0
 }
 
-// hex4 reads the \uXXXX that s starts with.
-func hex4(s string) (rune, bool) {
-	if len(s) < 6 || s[0] != '\\' || s[1] != 'u' {
+// hexAt reads the n hex digits of s at i.
+func hexAt(s string, i, n int) (rune, bool) {
+	if len(s) < i+n {
 		return 0, false
 	}
-	n, err := strconv.ParseUint(s[2:6], 16, 16)
-	return rune(n), err == nil
+	v, err := strconv.ParseUint(s[i:i+n], 16, 32)
+	return rune(v), err == nil
 }
 
 // unescapePercent undoes percent-encoding, and '+' for space if plus is set.
