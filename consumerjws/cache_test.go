@@ -1,0 +1,361 @@
+package consumerjws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt/appjwttest"
+)
+
+func TestTokenCached(t *testing.T) {
+	s := newStand(t)
+	c := s.cache(nil)
+	first, err := c.Token(context.Background(), "john_doe_42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Token(context.Background(), "john_doe_42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first {
+		t.Errorf("second call got another ConsumerJWS: not cached")
+	}
+	if got, err := s.srv.VerifyConsumerJWS(first); err != nil || got != "john_doe_42" {
+		t.Errorf("VerifyConsumerJWS = %q, %v; want john_doe_42, nil", got, err)
+	}
+	if diff := cmp.Diff(counts{DomainAPI: 1, Sentinel: 1, Consumer: 1}, s.counts()); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+	req := s.srv.Requests(appjwttest.Consumer)[0]
+	if got, want := req.Path, "/api/account/"+s.srv.AccountID+"/consumer"; got != want {
+		t.Errorf("path %q, want %q", got, want)
+	}
+	if got, want := req.Query.Get("v"), "1.0"; got != want {
+		t.Errorf("v=%q, want %q", got, want)
+	}
+	if err := s.srv.Verify(req.Header.Get("Authorization")); err != nil {
+		t.Errorf("Authorization is not the raw AppJWT: %v", err)
+	}
+}
+
+// 1,000 concurrent first calls for 100 consumers make exactly 100
+// requests, and each caller gets its own consumer's ConsumerJWS.
+func TestConcurrentFirstCalls(t *testing.T) {
+	s := newStand(t)
+	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Delay: 20 * time.Millisecond}) // so that calls overlap
+	c := s.cache(nil)
+	const consumers, calls = 100, 1000
+	var start, done sync.WaitGroup
+	start.Add(1)
+	errs := make(chan error, calls)
+	for i := range calls {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			start.Wait()
+			id := fmt.Sprintf("consumer-%d", i%consumers)
+			jws, err := c.Token(context.Background(), id)
+			if err == nil {
+				var got string
+				if got, err = s.srv.VerifyConsumerJWS(jws); err == nil && got != id {
+					err = fmt.Errorf("got the ConsumerJWS of %q, want %q", got, id)
+				}
+			}
+			errs <- err
+		}()
+	}
+	start.Done()
+	done.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := s.srv.Count(appjwttest.Consumer), consumers; got != want {
+		t.Errorf("%d ConsumerJWS requests, want %d", got, want)
+	}
+	if got, want := s.srv.Count(appjwttest.DomainAPI), 1; got != want {
+		t.Errorf("%d Domain API requests, want %d", got, want)
+	}
+}
+
+// A hanging fetch for one consumer holds up no other.
+func TestConsumersInParallel(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	idp := &fakeIdP{gate: func(body string) {
+		if strings.Contains(body, "slow") {
+			close(entered)
+			<-release
+		}
+	}}
+	c := fakeCache(idp, 0)
+	slow := make(chan error, 1)
+	go func() { _, err := c.Token(context.Background(), "slow"); slow <- err }()
+	<-entered
+	if _, err := c.Token(context.Background(), "fast"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLRUEviction(t *testing.T) {
+	idp := &fakeIdP{}
+	c := fakeCache(idp, 2)
+	steps := []struct {
+		id           string
+		wantRequests int // after the call
+	}{
+		{"a", 1}, {"b", 2}, {"a", 2}, // a is now the most recently used
+		{"c", 3}, // evicts b
+		{"a", 3}, {"c", 3},
+		{"b", 4}, // b again: fetched; evicts a
+		{"a", 5},
+	}
+	for i, st := range steps {
+		if _, err := c.Token(context.Background(), st.id); err != nil {
+			t.Fatal(err)
+		}
+		if got := idp.count(); got != st.wantRequests {
+			t.Errorf("step %d (%s): %d requests, want %d", i, st.id, got, st.wantRequests)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if got, want := len(c.m), 2; got != want {
+		t.Errorf("%d consumers cached, want %d", got, want)
+	}
+}
+
+// A ConsumerJWS with an exp is refreshed in the background after 90% of
+// its lifetime, served until 95%, and waited for after that.
+func TestExpRefresh(t *testing.T) {
+	s := newStand(t)
+	s.srv.SetConsumerJWSLifetime(100 * time.Second)
+	c := s.cache(nil)
+	clk := new(clock).install(c)
+	ctx := context.Background()
+	first, err := c.Token(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		at           time.Duration
+		wantFirst    bool // the first ConsumerJWS, or a newer one
+		wantRequests int  // once any refresh has settled
+	}{
+		{89 * time.Second, true, 1},
+		{91 * time.Second, true, 2}, // refreshed in the background
+		{92 * time.Second, false, 2},
+		{170 * time.Second, false, 2}, // the new one lasts 100 s from 91 s
+	}
+	for _, tt := range tests {
+		clk.set(tt.at)
+		got, err := c.Token(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		settle(c, "a")
+		if (got == first) != tt.wantFirst {
+			t.Errorf("at %v: got the first ConsumerJWS: %v, want %v", tt.at, got == first, tt.wantFirst)
+		}
+		if got := s.srv.Count(appjwttest.Consumer); got != tt.wantRequests {
+			t.Errorf("at %v: %d requests, want %d", tt.at, got, tt.wantRequests)
+		}
+	}
+
+	// Past 95%, a caller waits for the new one.
+	clk.set(0)
+	old, err := c.Token(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk.set(96 * time.Second)
+	if got, err := c.Token(ctx, "b"); err != nil || got == old {
+		t.Errorf("past 95%%: got the old ConsumerJWS: %v, error %v; want a new one", got == old, err)
+	}
+}
+
+// A failed background refresh leaves the current ConsumerJWS served, and
+// the next attempt waits refreshRetryPause.
+func TestExpRefreshFails(t *testing.T) {
+	s := newStand(t)
+	s.srv.SetConsumerJWSLifetime(100 * time.Second)
+	c := s.cache(nil)
+	clk := new(clock).install(c)
+	ctx := context.Background()
+	first, err := c.Token(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Status: 400})
+	for _, at := range []time.Duration{91 * time.Second, 93 * time.Second} {
+		clk.set(at)
+		if got, err := c.Token(ctx, "a"); err != nil || got != first {
+			t.Errorf("at %v: got the first: %v, error %v; want it, nil", at, got == first, err)
+		}
+		settle(c, "a")
+	}
+	if got, want := s.srv.Count(appjwttest.Consumer), 2; got != want {
+		t.Errorf("%d requests, want %d: one failed refresh, none within 5 s of it", got, want)
+	}
+	clk.set(96 * time.Second)
+	if _, err := c.Token(ctx, "a"); err == nil {
+		t.Error("past 95% with the idp failing: no error")
+	}
+}
+
+func TestExpiredOnArrival(t *testing.T) {
+	s := newStand(t)
+	s.srv.SetConsumerJWSLifetime(-time.Minute)
+	_, err := s.cache(nil).Token(context.Background(), "a")
+	if err == nil || !strings.Contains(err.Error(), "expired before it arrived") {
+		t.Errorf("error %v, want one saying the ConsumerJWS expired before it arrived", err)
+	}
+}
+
+func TestRejectOnlyIfCurrent(t *testing.T) {
+	idp := &fakeIdP{}
+	c := fakeCache(idp, 0)
+	ctx := context.Background()
+	first, _ := c.Token(ctx, "a")
+	steps := []struct {
+		reject       string
+		wantRequests int
+		wantFirst    bool
+	}{
+		{"not-the-current-one", 1, true},
+		{"", 1, true},
+		{first, 2, false},
+		{first, 2, false}, // a late report about the old one
+	}
+	for i, st := range steps {
+		c.Reject("a", st.reject)
+		got, err := c.Token(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := idp.count(); n != st.wantRequests || (got == first) != st.wantFirst {
+			t.Errorf("step %d: %d requests, got the first: %v; want %d, %v", i, n, got == first, st.wantRequests, st.wantFirst)
+		}
+	}
+	c.Reject("unknown", first) // no entry: nothing happens
+}
+
+// The idp host is looked up once, for an hour; a failed re-lookup keeps
+// the last good host and is not tried again for 5 minutes.
+func TestDomainCached(t *testing.T) {
+	s := newStand(t)
+	c := s.cache(nil)
+	clk := new(clock).install(c)
+	ctx := context.Background()
+	steps := []struct {
+		at            time.Duration
+		fail          bool
+		wantDomainAPI int
+	}{
+		{0, false, 1},
+		{59 * time.Minute, false, 1},
+		{61 * time.Minute, false, 2},
+		{122 * time.Minute, true, 3}, // fails: last good host kept
+		{126 * time.Minute, false, 3},
+		{128 * time.Minute, false, 4},
+	}
+	for i, st := range steps {
+		clk.set(st.at)
+		if st.fail {
+			s.srv.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 400})
+		} else {
+			s.srv.ClearFault(appjwttest.DomainAPI)
+		}
+		if _, err := c.Token(ctx, fmt.Sprint("consumer-", i)); err != nil {
+			t.Fatalf("at %v: %v", st.at, err)
+		}
+		if got := s.srv.Count(appjwttest.DomainAPI); got != st.wantDomainAPI {
+			t.Errorf("at %v: %d Domain API requests, want %d", st.at, got, st.wantDomainAPI)
+		}
+	}
+	if got, want := s.srv.Requests(appjwttest.DomainAPI)[0].Path, "/api/account/"+s.srv.AccountID+"/service/idp/baseURI.json"; got != want {
+		t.Errorf("Domain API path %q, want %q", got, want)
+	}
+
+	// With Domain set, no lookup.
+	s2 := newStand(t)
+	if _, err := s2.cache(func(c *Config) { c.Domain = s2.srv.Host() }).Token(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.srv.Count(appjwttest.DomainAPI); got != 0 {
+		t.Errorf("with Domain set: %d Domain API requests, want 0", got)
+	}
+}
+
+// Bad configuration and bad ext_consumer_ids fail before any request.
+func TestValidation(t *testing.T) {
+	s := newStand(t)
+	tests := []struct {
+		name     string
+		edit     func(*Config)
+		consumer string
+		want     string
+	}{
+		{"no account", func(c *Config) { c.AccountID = "" }, "a", "consumerjws: Config.AccountID is empty"},
+		{"account ..", func(c *Config) { c.AccountID = ".." }, "a", `consumerjws: Config.AccountID ".." is not an account ID`},
+		{"no source", func(c *Config) { c.Source = nil }, "a", "consumerjws: Config.Source is nil"},
+		{"negative MaxConsumers", func(c *Config) { c.MaxConsumers = -1 }, "a", "consumerjws: Config.MaxConsumers -1 is negative"},
+		{"negative FetchTimeout", func(c *Config) { c.FetchTimeout = -time.Second }, "a", "consumerjws: Config.FetchTimeout -1s is negative"},
+		{"Domain with scheme", func(c *Config) { c.Domain = "https://x" }, "a", `consumerjws: Config.Domain: "https://x" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"Domain with path", func(c *Config) { c.Domain = "x/y" }, "a", `consumerjws: Config.Domain: "x/y" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"Domain with userinfo", func(c *Config) { c.Domain = "u@x" }, "a", `consumerjws: Config.Domain: "u@x" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"Domain with bad port", func(c *Config) { c.Domain = "x:99999" }, "a", `consumerjws: Config.Domain: "x:99999" has an invalid port`},
+		{"Domain with empty port", func(c *Config) { c.Domain = "x:" }, "a", `consumerjws: Config.Domain: "x:" has an empty port`},
+		{"DomainAPI with query", func(c *Config) { c.DomainAPI = "x?y" }, "a", `consumerjws: Config.DomainAPI: "x?y" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"empty consumer", nil, "", "consumerjws: ext_consumer_id is empty"},
+		{"long consumer", nil, strings.Repeat("x", MaxConsumerIDLen+1), "consumerjws: ext_consumer_id is 257 bytes long, more than 256"},
+		{"consumer not UTF-8", nil, "a\xffb", "consumerjws: ext_consumer_id is not valid UTF-8"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := s.cache(tt.edit).Token(context.Background(), tt.consumer)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if got := err.Error(); got != tt.want {
+				t.Errorf("error %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := s.cache(nil).Token(context.Background(), strings.Repeat("x", MaxConsumerIDLen)); err != nil {
+		t.Errorf("ext_consumer_id of %d bytes: %v", MaxConsumerIDLen, err)
+	}
+	if diff := cmp.Diff(counts{DomainAPI: 1, Sentinel: 1, Consumer: 1}, s.counts()); diff != "" {
+		t.Errorf("requests (-want +got), all from the one valid call:\n%s", diff)
+	}
+}
+
+func TestCallerContext(t *testing.T) {
+	s := newStand(t)
+	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Hang: true})
+	c := s.cache(func(c *Config) { c.FetchTimeout = 300 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Token(ctx, "a"); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled caller: error %v, want one that wraps context.Canceled", err)
+	}
+	_, err := c.Token(context.Background(), "a")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("hanging idp: error %v, want one that wraps context.DeadlineExceeded", err)
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "consumerjws: ConsumerJWS request for account \""+s.srv.AccountID+"\" to "+s.srv.Host()+": ") {
+		t.Errorf("error %q does not say what failed and where", err)
+	}
+}

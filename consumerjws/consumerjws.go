@@ -1,0 +1,413 @@
+// Package consumerjws obtains and caches the ConsumerJWS of each end
+// consumer a LivePerson connector serves, and puts it on the connector's
+// Send API requests.
+//
+// A connector acts on behalf of consumers: every Send API request carries
+// the app's AppJWT in Authorization and the consumer's ConsumerJWS in
+// X-LP-ON-BEHALF. LivePerson's idp issues a ConsumerJWS for an
+// ext_consumer_id:
+//
+//	POST https://{idp}/api/account/{account}/consumer?v=1.0
+//	Authorization: <AppJWT>
+//
+//	{"ext_consumer_id":"..."}
+//
+// and answers 201 {"token":"<ConsumerJWS>"}.
+//
+// [Config] describes where to ask and with which AppJWT; [Config.NewCache]
+// returns a [Cache] that fetches each consumer's ConsumerJWS once and keeps
+// it; [Transport] sets X-LP-ON-BEHALF for the consumer that [WithConsumer]
+// put in a request's context, and recovers when the Send API rejects the
+// ConsumerJWS. With an [appjwt.Transport] as its Base, one client recovers
+// from either token being rejected:
+//
+//	client := &http.Client{Transport: &consumerjws.Transport{
+//		Cache: cache,
+//		Base:  &appjwt.Transport{Source: appJWTs},
+//	}}
+//	req = req.WithContext(consumerjws.WithConsumer(ctx, "john_doe_42"))
+//	resp, err := client.Do(req)
+//
+// # Lifetime
+//
+// LivePerson documents no lifetime for a ConsumerJWS, and its sample has no
+// exp claim: such a ConsumerJWS is kept until it is rejected
+// ([Cache.Reject], which [Transport] calls on a 401 with errorCode 40103 or
+// 40104) or evicted, least recently used first, once more than
+// [Config.MaxConsumers] consumers are cached. One with an exp claim is
+// refreshed in the background once 90% of its lifetime has passed, and
+// served meanwhile until 5% of its lifetime (at most 10 s) before it
+// expires. Its lifetime is exp - iat, else exp - the answer's Date, else
+// exp - now, counted from when the request was sent, so that an idp clock
+// that is off changes nothing.
+//
+// # Errors
+//
+// A non-2xx answer is an [*oauth2.RetrieveError], wrapped in a one-line
+// error that says what failed and where; [errors.As] finds it. Its
+// ErrorCode is LivePerson's errorCode, such as "40102", if the body has
+// one. Context errors are wrapped, so [errors.Is] finds
+// [context.DeadlineExceeded] and [context.Canceled]. No error text holds a
+// token: an answer or a header that echoes the AppJWT is withheld, and the
+// RetrieveError's Response.Request carries no headers.
+//
+// Errors and log records do not show ext_consumer_id either: it often
+// names a person (a phone number, a social media handle), and the caller
+// knows which consumer it asked for.
+//
+// # Logging
+//
+// If [Config.Logger] is set, the cache logs, at WARN, a failed background
+// refresh ("consumerjws: refresh failed; serving the current ConsumerJWS"),
+// a failed re-lookup of the idp host ("consumerjws: Domain API re-lookup
+// failed; keeping the last good host") and each ConsumerJWS [Transport]
+// saw rejected ("consumerjws: ConsumerJWS rejected by the API"); at DEBUG,
+// each ConsumerJWS fetched ("consumerjws: ConsumerJWS fetched"). Records
+// carry the keys account, host, and as fits error, error_code, path,
+// resent, took and lifetime; never a token or an ext_consumer_id.
+package consumerjws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/oauth2"
+)
+
+// Defaults and bounds.
+const (
+	// DefaultMaxConsumers is how many consumers a Cache keeps when
+	// Config.MaxConsumers is zero.
+	DefaultMaxConsumers = 10000
+	// DefaultFetchTimeout bounds one fetch of a ConsumerJWS, idp lookup
+	// and retries included, when Config.FetchTimeout is zero.
+	DefaultFetchTimeout = 30 * time.Second
+	// MaxConsumerIDLen is the longest ext_consumer_id accepted, in bytes.
+	// LivePerson documents none; 256 bytes holds any user id, e-mail
+	// address or phone number in practice.
+	MaxConsumerIDLen = 256
+)
+
+// Config describes how to obtain the ConsumerJWS of an account's consumers.
+//
+// A Config is plain data: it is safe to copy, and [Config.NewCache] copies
+// it, so later changes do not affect a Cache.
+type Config struct {
+	// AccountID is the LivePerson account (site) ID. Required.
+	AccountID string
+
+	// Domain is the idp host, or host:port, such as "va.idp.liveperson.net".
+	// Empty: it is looked up with the Domain API (service "idp"), cached
+	// for an hour; if a re-lookup fails, the last good host is used and the
+	// Domain API is not asked again for 5 minutes.
+	Domain string
+
+	// DomainAPI is the Domain API host or host:port. Empty:
+	// appjwt.DefaultDomainAPI.
+	DomainAPI string
+
+	// Source supplies the AppJWT, such as appjwt.Config.TokenSource
+	// returns. It is sent raw, "Authorization: <AppJWT>", through an
+	// appjwt.Transport, which recovers once if the idp rejects it. Required.
+	Source oauth2.TokenSource
+
+	// MaxConsumers bounds how many consumers a Cache keeps; beyond it, the
+	// least recently used is dropped. Zero: DefaultMaxConsumers.
+	MaxConsumers int
+
+	// FetchTimeout bounds one fetch of a ConsumerJWS: idp lookup, request
+	// and retries. Zero: DefaultFetchTimeout.
+	FetchTimeout time.Duration
+
+	// Logger receives the records listed in the package documentation.
+	// Nil: nothing is logged.
+	Logger *slog.Logger
+}
+
+// NewCache returns a Cache of the ConsumerJWS of c's consumers.
+//
+// ctx is kept and used for every fetch: it supplies, under
+// [oauth2.HTTPClient], the client whose Transport and Timeout the requests
+// to the Domain API and the idp use (without one: http.DefaultTransport's
+// settings, with response headers capped at 64 KiB), and once cancelled it
+// stops all fetches. It should live as long as the Cache, not be a
+// request's context. Redirects are never followed.
+//
+// An invalid Config makes every Token call return the same error, without
+// a request.
+func (c *Config) NewCache(ctx context.Context) *Cache {
+	k := &Cache{
+		ctx:     ctx,
+		conf:    *c,
+		invalid: c.validate(),
+		retry:   defaultRetry,
+		now:     time.Now,
+		max:     c.MaxConsumers,
+		timeout: c.FetchTimeout,
+		m:       map[string]*entry{},
+	}
+	if k.max == 0 {
+		k.max = DefaultMaxConsumers
+	}
+	if k.timeout == 0 {
+		k.timeout = DefaultFetchTimeout
+	}
+	k.client = newClient(ctx, c.Source)
+	return k
+}
+
+// validate checks everything that can be checked before any request.
+func (c *Config) validate() error {
+	switch {
+	case c.AccountID == "":
+		return errors.New("consumerjws: Config.AccountID is empty")
+	case c.AccountID == "." || c.AccountID == "..": // path escaping cannot neutralise these
+		return fmt.Errorf("consumerjws: Config.AccountID %q is not an account ID", c.AccountID)
+	case c.Source == nil:
+		return errors.New("consumerjws: Config.Source is nil")
+	case c.MaxConsumers < 0:
+		return fmt.Errorf("consumerjws: Config.MaxConsumers %d is negative", c.MaxConsumers)
+	case c.FetchTimeout < 0:
+		return fmt.Errorf("consumerjws: Config.FetchTimeout %v is negative", c.FetchTimeout)
+	}
+	for _, f := range []struct{ name, host string }{{"Domain", c.Domain}, {"DomainAPI", c.DomainAPI}} {
+		if f.host == "" {
+			continue
+		}
+		if err := checkHost(f.host); err != nil {
+			return fmt.Errorf("consumerjws: Config.%s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// checkConsumerID rejects an ext_consumer_id before any request.
+func checkConsumerID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("consumerjws: ext_consumer_id is empty")
+	case len(id) > MaxConsumerIDLen:
+		return fmt.Errorf("consumerjws: ext_consumer_id is %d bytes long, more than %d", len(id), MaxConsumerIDLen)
+	case !utf8.ValidString(id):
+		// JSON would turn the invalid bytes into U+FFFD: two ids, one consumer.
+		return errors.New("consumerjws: ext_consumer_id is not valid UTF-8")
+	}
+	return nil
+}
+
+// Cache holds the ConsumerJWS of up to Config.MaxConsumers consumers. It is
+// safe for concurrent use: concurrent calls for one consumer make one
+// request, and calls for different consumers proceed in parallel, since no
+// lock is held during a request.
+type Cache struct {
+	// Fixed once made.
+	ctx     context.Context
+	conf    Config
+	invalid error
+	client  *http.Client
+	retry   retryPolicy
+	now     func() time.Time
+	max     int
+	timeout time.Duration
+	domain  domainCache
+
+	mu         sync.Mutex
+	m          map[string]*entry
+	head, tail *entry // most and least recently used
+}
+
+// entry is one consumer's place in the cache. All fields but id are
+// guarded by Cache.mu.
+type entry struct {
+	id         string
+	jws        string    // "" until fetched, and once rejected
+	refreshAt  time.Time // zero: never (no exp)
+	serveUntil time.Time // zero: for ever (no exp)
+	retryAt    time.Time // no background refresh before this, after one failed
+	flight     *flight   // the running fetch, or nil
+	prev, next *entry    // the LRU list
+}
+
+// flight is one fetch; done is closed once its fields are set.
+type flight struct {
+	done chan struct{}
+	jws  string
+	err  error
+}
+
+// Token returns the ConsumerJWS of the consumer extConsumerID: the cached
+// one, or a new one from the idp, which concurrent callers for that
+// consumer share. An empty ext_consumer_id, one longer than
+// MaxConsumerIDLen or one that is not UTF-8 is an error, without a request.
+//
+// The fetch runs under the Cache's context and FetchTimeout, not under
+// ctx: a caller whose ctx ends stops waiting, with an error that wraps
+// ctx's, while the fetch goes on for the others. Transient failures (429,
+// 5xx, network errors) are tried up to 4 times, with pauses of 0.5, 1 and
+// 2 s (jittered, at least 1 s after a 429, longer if Retry-After says so,
+// up to 10 s), and not when the pause would pass the fetch's deadline;
+// other answers are final. A failed fetch is not remembered: the next call
+// tries again.
+func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error) {
+	if c.invalid != nil {
+		return "", c.invalid
+	}
+	if err := checkConsumerID(extConsumerID); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	e := c.use(extConsumerID)
+	if e.jws != "" && e.refreshAt.IsZero() { // no exp: nothing to check
+		jws := e.jws
+		c.mu.Unlock()
+		return jws, nil
+	}
+	jws, f := c.due(e)
+	c.mu.Unlock()
+	if f == nil {
+		return jws, nil
+	}
+	select {
+	case <-f.done:
+		return f.jws, f.err
+	case <-ctx.Done():
+		return "", fmt.Errorf("consumerjws: waiting for a ConsumerJWS: %w", ctx.Err())
+	}
+}
+
+// due returns e's ConsumerJWS if it may be served now, starting a
+// background refresh if one is due, or else the fetch to wait for.
+// c.mu must be held.
+func (c *Cache) due(e *entry) (string, *flight) {
+	now := c.now()
+	if e.jws != "" && now.Before(e.refreshAt) {
+		return e.jws, nil
+	}
+	if e.jws != "" && now.Before(e.serveUntil) {
+		if e.flight == nil && !now.Before(e.retryAt) {
+			c.start(e)
+		}
+		return e.jws, nil
+	}
+	if e.flight == nil {
+		c.start(e)
+	}
+	return "", e.flight
+}
+
+// Reject reports that the API rejected jws, the ConsumerJWS of the
+// consumer extConsumerID. If jws is still that consumer's current
+// ConsumerJWS, it is dropped and the next Token call fetches a new one; a
+// late report about an older one changes nothing. [Transport] calls it on
+// a 401 with errorCode 40103 or 40104.
+func (c *Cache) Reject(extConsumerID, jws string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.m[extConsumerID]; e != nil && jws != "" && e.jws == jws {
+		e.jws, e.refreshAt, e.serveUntil, e.retryAt = "", time.Time{}, time.Time{}, time.Time{}
+	}
+}
+
+// start begins a fetch for e in the background. c.mu must be held.
+func (c *Cache) start(e *entry) {
+	f := &flight{done: make(chan struct{})}
+	e.flight = f
+	go c.run(e, f)
+}
+
+// refreshRetryPause is how long after a failed background refresh the next
+// one may start, while the current ConsumerJWS is still served.
+const refreshRetryPause = 5 * time.Second
+
+func (c *Cache) run(e *entry, f *flight) {
+	got, err := c.fetch(e.id)
+	c.mu.Lock()
+	if e.flight == f {
+		e.flight = nil
+	}
+	var log func()
+	if err != nil {
+		f.err = err
+		e.retryAt = c.now().Add(refreshRetryPause)
+		if e.jws != "" {
+			log = func() { c.logAttrs(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error())) }
+		}
+	} else {
+		f.jws = got.jws
+		e.jws, e.refreshAt, e.serveUntil, e.retryAt = got.jws, got.refreshAt, got.serveUntil, time.Time{}
+		log = func() { got.log(c) }
+	}
+	c.mu.Unlock()
+	close(f.done)
+	if log != nil && c.conf.Logger != nil {
+		log() // after the lock: a handler may call back into the Cache
+	}
+}
+
+// use returns the entry of id, made most recently used, adding one and
+// evicting the least recently used if need be. c.mu must be held.
+func (c *Cache) use(id string) *entry {
+	e := c.m[id]
+	if e != nil {
+		if c.head != e {
+			c.unlink(e)
+			c.pushFront(e)
+		}
+		return e
+	}
+	e = &entry{id: id}
+	c.m[id] = e
+	c.pushFront(e)
+	if len(c.m) > c.max {
+		old := c.tail
+		c.unlink(old)
+		delete(c.m, old.id) // a fetch it awaits still reaches its waiters
+	}
+	return e
+}
+
+func (c *Cache) pushFront(e *entry) {
+	e.prev, e.next = nil, c.head
+	if c.head != nil {
+		c.head.prev = e
+	}
+	c.head = e
+	if c.tail == nil {
+		c.tail = e
+	}
+}
+
+func (c *Cache) unlink(e *entry) {
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		c.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		c.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+}
+
+// The log records' messages.
+const (
+	msgFetched        = "consumerjws: ConsumerJWS fetched"
+	msgRefreshFailed  = "consumerjws: refresh failed; serving the current ConsumerJWS"
+	msgRelookupFailed = "consumerjws: Domain API re-lookup failed; keeping the last good host"
+	msgRejected       = "consumerjws: ConsumerJWS rejected by the API"
+)
+
+func (c *Cache) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
+	if c.conf.Logger == nil {
+		return
+	}
+	c.conf.Logger.LogAttrs(c.ctx, level, msg, append([]slog.Attr{slog.String("account", c.conf.AccountID)}, attrs...)...)
+}

@@ -1,0 +1,143 @@
+package consumerjws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/lpconnect/appjwt/appjwttest"
+	"golang.org/x/oauth2"
+)
+
+func TestFetchErrors(t *testing.T) {
+	tests := []struct {
+		name         string
+		faults       func(app string) []appjwttest.Fault
+		wantStatus   int // of the RetrieveError; 0: none wanted
+		wantRequests int
+		wantText     string // in the error
+	}{
+		{"400 final", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 400, Body: `{"error":"bad"}`}} },
+			400, 1, `400 Bad Request: answer "{\"error\":\"bad\"}"`},
+		{"401 with errorCode", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 403, Body: lpError(40001)}} },
+			403, 1, "403 Forbidden (errorCode 40001)"},
+		{"503 then success", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 503}, {Status: 503}} },
+			0, 3, ""},
+		{"429 with Retry-After then success", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 429, RetryAfter: "1"}} },
+			0, 2, ""},
+		{"503 four times", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}} },
+			503, 4, "503 Service Unavailable: answer \"\""},
+		{"reset then success", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Reset: true}} },
+			0, 2, ""},
+		{"201 not JSON", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 201, Body: "<html>"}} },
+			0, 1, "201 Created: answer is not a ConsumerJWS"},
+		{"201 no token", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 201, Body: `{}`}} },
+			0, 1, "201 Created: answer has no token"},
+		{"201 token with a newline", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 201, Body: `{"token":"a\nb"}`}} },
+			0, 1, "201 Created: token has characters a header cannot carry"},
+		{"too large", func(string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 201, Body: strings.Repeat(" ", maxBody+1)}}
+		}, 0, 1, "answer (201 Created) is larger than 65536 bytes"},
+		{"redirect", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 302}} },
+			302, 1, "302 Found"},
+		// A body, or a header, that echoes the AppJWT is withheld.
+		{"echo plain", func(app string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 400, Body: `{"you sent":"` + app + `"}`}}
+		}, 400, 1, withheldText},
+		{"echo percent-encoded", func(app string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 400, Body: "auth=" + percentAll(app)}}
+		}, 400, 1, withheldText},
+		{"echo JSON-escaped", func(app string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 400, Body: `{"auth":"` + unicodeAll(app) + `"}`}}
+		}, 400, 1, withheldText},
+		{"echo signature only", func(app string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 400, Body: app[strings.LastIndexByte(app, '.')+1:]}}
+		}, 400, 1, withheldText},
+		{"echo in a header", func(app string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 400, RetryAfter: app}}
+		}, 400, 1, "400 Bad Request"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStand(t)
+			c := s.cache(func(c *Config) { c.Domain = s.srv.Host() })
+			app, err := s.src.Token()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.srv.QueueFaults(appjwttest.Consumer, tt.faults(app.AccessToken)...)
+			jws, err := c.Token(context.Background(), "a")
+			if got := s.srv.Count(appjwttest.Consumer); got != tt.wantRequests {
+				t.Errorf("%d requests, want %d", got, tt.wantRequests)
+			}
+			if tt.wantText == "" {
+				if err != nil {
+					t.Fatalf("error %v, want none", err)
+				}
+				if _, err := s.srv.VerifyConsumerJWS(jws); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			checkError(t, err, app.AccessToken, s.srv.Host())
+			if !strings.Contains(err.Error(), tt.wantText) {
+				t.Errorf("error %q lacks %q", err, tt.wantText)
+			}
+			var re *oauth2.RetrieveError
+			if got := errors.As(err, &re); got != (tt.wantStatus != 0) {
+				t.Fatalf("errors.As RetrieveError: %v, want %v", got, tt.wantStatus != 0)
+			}
+			if re != nil && re.Response.StatusCode != tt.wantStatus {
+				t.Errorf("status %d, want %d", re.Response.StatusCode, tt.wantStatus)
+			}
+		})
+	}
+}
+
+// checkError checks that err is one line that says what failed and where,
+// and that no text reachable from it holds the AppJWT's signature.
+func checkError(t *testing.T, err error, app, host string) {
+	t.Helper()
+	sig := app[strings.LastIndexByte(app, '.')+1:]
+	if want := "consumerjws: ConsumerJWS request for account \"" + appjwttest.DefaultAccountID + "\" to " + host + ": "; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error %q does not start with %q", err, want)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q is more than one line", err)
+	}
+	texts := []string{}
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		texts = append(texts, e.Error(), fmt.Sprintf("%+v", e), fmt.Sprintf("%#v", e))
+	}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		texts = append(texts, string(re.Body), fmt.Sprintf("%#v", re.Response.Header), fmt.Sprintf("%#v", re.Response.Request.Header), re.Response.Status)
+	}
+	for _, text := range texts {
+		if echoes(text, sig) {
+			t.Errorf("error text shows the AppJWT: %q", text)
+		}
+	}
+}
+
+func percentAll(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		fmt.Fprintf(&b, "%%%02x", s[i])
+	}
+	return url.PathEscape(b.String()) // and once more
+}
+
+func unicodeAll(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		fmt.Fprintf(&b, `\u%04X`, r)
+	}
+	return b.String()
+}

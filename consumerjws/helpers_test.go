@@ -1,0 +1,174 @@
+package consumerjws
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/appjwttest"
+	"golang.org/x/oauth2"
+)
+
+// fastRetry is defaultRetry with pauses short enough for tests.
+var fastRetry = retryPolicy{
+	attempts:      4,
+	base:          time.Millisecond,
+	max:           4 * time.Millisecond,
+	retryAfterMax: 10 * time.Millisecond,
+	tooManyMin:    2 * time.Millisecond,
+}
+
+// clock is a Cache's clock that a test moves forward.
+type clock struct{ offset atomic.Int64 }
+
+func (k *clock) now() time.Time          { return time.Now().Add(time.Duration(k.offset.Load())) }
+func (k *clock) set(d time.Duration)     { k.offset.Store(int64(d)) }
+func (k *clock) install(c *Cache) *clock { c.now = k.now; return k }
+
+// stand is an appjwttest server with an AppJWT source for it, whose
+// Sentinel host is set so that Domain API counts are the idp's alone.
+type stand struct {
+	srv *appjwttest.Server
+	ctx context.Context
+	src oauth2.TokenSource
+}
+
+func newStand(t testing.TB) *stand {
+	t.Helper()
+	srv := appjwttest.NewServer()
+	t.Cleanup(srv.Close)
+	ctx := srv.Context(context.Background())
+	app := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, Domain: srv.Host()}
+	return &stand{srv: srv, ctx: ctx, src: app.TokenSource(ctx)}
+}
+
+// cache returns a Cache for the stand, with the idp host from its Domain
+// API and short retry pauses, after edit changes its Config.
+func (s *stand) cache(edit func(*Config)) *Cache {
+	cfg := Config{AccountID: s.srv.AccountID, DomainAPI: s.srv.Host(), Source: s.src}
+	if edit != nil {
+		edit(&cfg)
+	}
+	c := cfg.NewCache(s.ctx)
+	c.retry = fastRetry
+	return c
+}
+
+// client is the chained client: ConsumerJWS over AppJWT over the stand.
+func (s *stand) client(c *Cache, base http.RoundTripper) *http.Client {
+	if base == nil {
+		base = s.srv.Client().Transport
+	}
+	return &http.Client{Transport: &Transport{Cache: c, Base: &appjwt.Transport{Source: s.src, Base: base}}}
+}
+
+// conversationBody opens a conversation, as the Send API's CONVERSATION takes it.
+func conversationBody(account string) string {
+	return `[{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation","body":{"brandId":"` + account + `"}}]`
+}
+
+// conversation sends CONVERSATION on behalf of consumer, with a body that
+// can be sent again.
+func (s *stand) conversation(t *testing.T, client *http.Client, consumer string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(WithConsumer(context.Background(), consumer), http.MethodPost,
+		s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3",
+		strings.NewReader(conversationBody(s.srv.AccountID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+// counts is what a test expects each endpoint to have received.
+type counts struct{ DomainAPI, Sentinel, Consumer, Conversation, Send int }
+
+func (s *stand) counts() counts {
+	return counts{
+		DomainAPI:    s.srv.Count(appjwttest.DomainAPI),
+		Sentinel:     s.srv.Count(appjwttest.Sentinel),
+		Consumer:     s.srv.Count(appjwttest.Consumer),
+		Conversation: s.srv.Count(appjwttest.Conversation),
+		Send:         s.srv.Count(appjwttest.Send),
+	}
+}
+
+// lpError is LivePerson's 401 body with errorCode code.
+func lpError(code int) string {
+	return fmt.Sprintf(`{"kind":"resp","code":401,"body":{"title":"t","details":"d","errorCode":%d},"type":".ReqBody$ErrorResp"}`, code)
+}
+
+// settle waits for the running fetch of consumer id, if any.
+func settle(c *Cache, id string) {
+	c.mu.Lock()
+	var f *flight
+	if e := c.m[id]; e != nil {
+		f = e.flight
+	}
+	c.mu.Unlock()
+	if f != nil {
+		<-f.done
+	}
+}
+
+// roundTripFunc is an http.RoundTripper made of a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// fakeIdP answers every ConsumerJWS request at once, in memory, with a
+// token of LivePerson's size (about 560 bytes, as appjwttest's) that
+// names the consumer, and counts them.
+type fakeIdP struct {
+	mu       sync.Mutex
+	requests int
+	gate     func(body string) // called before answering, if set
+}
+
+var jwsPad = strings.Repeat("s", 520)
+
+func (f *fakeIdP) RoundTrip(r *http.Request) (*http.Response, error) {
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if f.gate != nil {
+		f.gate(string(b))
+	}
+	f.mu.Lock()
+	f.requests++
+	n := f.requests
+	f.mu.Unlock()
+	body := fmt.Sprintf(`{"token":"eyJhbGciOiJSUzI1NiJ9.%d.%s"}`, n, jwsPad)
+	return &http.Response{
+		StatusCode: http.StatusCreated, Status: "201 Created", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), Request: r,
+	}, nil
+}
+
+func (f *fakeIdP) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.requests
+}
+
+// fakeCache is a Cache whose requests go to idp, in memory.
+func fakeCache(idp *fakeIdP, max int) *Cache {
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: idp})
+	cfg := Config{AccountID: "le1", Domain: "idp.example", Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "app.jwt.signature-of-the-appjwt"}), MaxConsumers: max}
+	c := cfg.NewCache(ctx)
+	c.retry = fastRetry
+	return c
+}

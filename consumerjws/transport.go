@@ -1,0 +1,138 @@
+package consumerjws
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/lpconnect/appjwt"
+)
+
+type consumerKey struct{}
+
+// WithConsumer returns a copy of ctx that names the consumer, by
+// ext_consumer_id, on whose behalf a request made with it is sent:
+// [Transport] sets that consumer's ConsumerJWS.
+func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
+	return context.WithValue(ctx, consumerKey{}, extConsumerID)
+}
+
+// LivePerson's errorCodes that blame the ConsumerJWS.
+const (
+	codeConsumerJWSInvalid = 40103
+	codeConsumerJWSMissing = 40104
+)
+
+// Transport is an [http.RoundTripper] that sends each request whose
+// context names a consumer ([WithConsumer]) with that consumer's
+// ConsumerJWS, from Cache, in X-LP-ON-BEHALF, replacing any the request
+// has. A request whose context names none goes to Base unchanged. It does
+// not modify the caller's request.
+//
+// When the API answers 401 with errorCode 40103 (ConsumerJWS invalid) or
+// 40104 (ConsumerJWS missing), Transport reports the ConsumerJWS as
+// rejected ([Cache.Reject]) and, if the request can be sent again (it has
+// no body, or GetBody is set) and its context is not done, sends it once
+// more with a new ConsumerJWS, after draining and closing the first
+// answer's body. A second 401 goes back to the caller. If the request
+// cannot be sent again, or no new ConsumerJWS comes, the 401 goes back to
+// the caller, and later requests get a new ConsumerJWS.
+//
+// The AppJWT is Base's business: with an [appjwt.Transport] as Base, which
+// leaves these two errorCodes to Transport and recovers from the others,
+// one client recovers from either token being rejected.
+//
+// Transport is safe for concurrent use if Base is.
+type Transport struct {
+	// Cache supplies the ConsumerJWS. Required.
+	Cache *Cache
+
+	// Base sends the request, such as an appjwt.Transport. Nil:
+	// http.DefaultTransport.
+	Base http.RoundTripper
+}
+
+// RoundTrip sends req, with the ConsumerJWS of the consumer its context
+// names, once more after a 401 as [Transport] says. As the
+// [http.RoundTripper] contract asks, it closes req.Body even when it
+// returns an error before sending.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	id, ok := req.Context().Value(consumerKey{}).(string)
+	if !ok {
+		return t.base().RoundTrip(req)
+	}
+	jws, err := t.token(req.Context(), id)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	resp, err := t.send(req, jws)
+	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		return resp, err
+	}
+	code := appjwt.ErrorCode(resp)
+	if code != codeConsumerJWSInvalid && code != codeConsumerJWSMissing {
+		return resp, nil
+	}
+	t.Cache.Reject(id, jws)
+	next, ok := t.resend(req, id, jws)
+	t.Cache.logAttrs(slog.LevelWarn, msgRejected,
+		slog.String("host", req.URL.Host), slog.String("path", req.URL.Path),
+		slog.Int("error_code", code), slog.Bool("resent", ok))
+	if !ok {
+		return resp, nil
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	resp.Body.Close()
+	return next()
+}
+
+// send sends a deep copy of req, as a Base may write to the request it is
+// given, that carries jws.
+func (t *Transport) send(req *http.Request, jws string) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	r.Header.Set("X-LP-ON-BEHALF", jws)
+	return t.base().RoundTrip(r)
+}
+
+// resend returns how to send req once more, if it can be sent again and
+// the Cache has a ConsumerJWS other than the rejected one.
+func (t *Transport) resend(req *http.Request, id, rejected string) (func() (*http.Response, error), bool) {
+	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	if !replayable || req.Context().Err() != nil {
+		return nil, false
+	}
+	jws, err := t.Cache.Token(req.Context(), id)
+	if err != nil || jws == rejected {
+		return nil, false
+	}
+	return func() (*http.Response, error) {
+		r := *req
+		if req.Body != nil && req.Body != http.NoBody {
+			body, err := req.GetBody()
+			if err != nil {
+				return nil, fmt.Errorf("consumerjws: resending the request: %w", err)
+			}
+			r.Body = body
+		}
+		return t.send(&r, jws)
+	}, true
+}
+
+func (t *Transport) token(ctx context.Context, id string) (string, error) {
+	if t.Cache == nil {
+		return "", fmt.Errorf("consumerjws: Transport.Cache is nil")
+	}
+	return t.Cache.Token(ctx, id)
+}
+
+func (t *Transport) base() http.RoundTripper {
+	if t.Base != nil {
+		return t.Base
+	}
+	return http.DefaultTransport
+}

@@ -1,0 +1,202 @@
+package consumerjws
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt/appjwttest"
+)
+
+// The chained client recovers from a rejected ConsumerJWS, a rejected
+// AppJWT, or both, with one resend.
+func TestTransportRecovers(t *testing.T) {
+	tests := []struct {
+		name   string
+		reject func(s *stand)
+		want   counts // after the priming request and the one that recovers
+	}{
+		{"RevokeConsumer (40103)", func(s *stand) { s.srv.RevokeConsumer("a") },
+			counts{DomainAPI: 1, Sentinel: 1, Consumer: 2, Conversation: 3}},
+		{"40104 once", func(s *stand) {
+			s.srv.QueueFaults(appjwttest.Conversation, appjwttest.Fault{Status: 401, Body: lpError(40104)})
+		}, counts{DomainAPI: 1, Sentinel: 1, Consumer: 2, Conversation: 3}},
+		{"RevokeTokens (40102)", func(s *stand) { s.srv.RevokeTokens() },
+			counts{DomainAPI: 1, Sentinel: 2, Consumer: 1, Conversation: 3}},
+		{"both", func(s *stand) { s.srv.RevokeTokens(); s.srv.RevokeConsumer("a") },
+			counts{DomainAPI: 1, Sentinel: 2, Consumer: 2, Conversation: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStand(t)
+			var logs bytes.Buffer
+			c := s.cache(func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})) })
+			client := s.client(c, nil)
+			if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("priming: %s", resp.Status)
+			}
+			jws, _ := c.Token(context.Background(), "a")
+			app, _ := s.src.Token()
+			tt.reject(s)
+			if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
+				t.Errorf("after the rejection: %s, want 200 OK", resp.Status)
+			}
+			if diff := cmp.Diff(tt.want, s.counts()); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+			for _, secret := range []string{jws, app.AccessToken, `"a"`} {
+				if strings.Contains(logs.String(), secret) {
+					t.Errorf("logs show a token or the consumer:\n%s", logs.String())
+				}
+			}
+		})
+	}
+}
+
+// While the idp and the Send API reject every ConsumerJWS (40104), a
+// request is resent at most once, never with the AppJWT dropped, and the
+// 401 goes back; once they stop, the next request recovers.
+func TestTransportRejectCode(t *testing.T) {
+	s := newStand(t)
+	c := s.cache(nil)
+	client := s.client(c, nil)
+	s.conversation(t, client, "a")
+	s.srv.SetRejectCode(40104)
+	if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("while rejected: %s, want 401", resp.Status)
+	}
+	want := counts{DomainAPI: 1, Sentinel: 1, Consumer: 2, Conversation: 2}
+	if diff := cmp.Diff(want, s.counts()); diff != "" {
+		t.Errorf("requests while rejected (-want +got):\n%s", diff)
+	}
+	s.srv.SetRejectCode(0)
+	if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
+		t.Errorf("after: %s, want 200 OK", resp.Status)
+	}
+	want.Consumer, want.Conversation = 3, 3
+	if diff := cmp.Diff(want, s.counts()); diff != "" {
+		t.Errorf("requests after (-want +got):\n%s", diff)
+	}
+}
+
+// recording is a base that notes what each request carried.
+type recording struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	reqs []*http.Request
+	body []string
+}
+
+func (r *recording) RoundTrip(req *http.Request) (*http.Response, error) {
+	var b []byte
+	if req.Body != nil {
+		b, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	r.mu.Lock()
+	r.reqs = append(r.reqs, req)
+	r.body = append(r.body, string(b))
+	r.mu.Unlock()
+	return r.base.RoundTrip(req)
+}
+
+func TestTransportResendsBodyWhole(t *testing.T) {
+	s := newStand(t)
+	c := s.cache(nil)
+	rec := &recording{base: s.srv.Client().Transport}
+	client := s.client(c, rec)
+	s.conversation(t, client, "a")
+	s.srv.RevokeConsumer("a")
+	s.conversation(t, client, "a")
+	body := conversationBody(s.srv.AccountID)
+	if diff := cmp.Diff([]string{body, body, body}, rec.body); diff != "" {
+		t.Errorf("bodies sent (-want +got):\n%s", diff)
+	}
+}
+
+func TestTransportBodyNotResendable(t *testing.T) {
+	s := newStand(t)
+	c := s.cache(nil)
+	client := s.client(c, nil)
+	s.conversation(t, client, "a")
+	s.srv.RevokeConsumer("a")
+	req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), http.MethodPost,
+		s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3",
+		io.NopCloser(strings.NewReader(conversationBody(s.srv.AccountID)))) // no GetBody
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("not resendable: %s, want the 401 back", resp.Status)
+	}
+	if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
+		t.Errorf("next request: %s, want 200 OK with a new ConsumerJWS", resp.Status)
+	}
+	want := counts{DomainAPI: 1, Sentinel: 1, Consumer: 2, Conversation: 3}
+	if diff := cmp.Diff(want, s.counts()); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
+	}
+}
+
+func TestTransportPassthrough(t *testing.T) {
+	idp := &fakeIdP{}
+	c := fakeCache(idp, 0)
+	var got *http.Request
+	tr := &Transport{Cache: c, Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})}
+	req, _ := http.NewRequest(http.MethodGet, "https://example.invalid/x", nil)
+	if _, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if got != req {
+		t.Error("a request without a consumer did not go to Base as it was")
+	}
+	if n := idp.count(); n != 0 {
+		t.Errorf("%d ConsumerJWS requests, want 0", n)
+	}
+
+	// With a consumer: Base gets a copy; the caller's request is untouched.
+	req = req.WithContext(WithConsumer(context.Background(), "a"))
+	if _, err := tr.RoundTrip(req); err != nil {
+		t.Fatal(err)
+	}
+	if got == req || got.Header.Get("X-LP-ON-BEHALF") == "" {
+		t.Error("Base did not get a copy with X-LP-ON-BEHALF")
+	}
+	if h := req.Header.Get("X-LP-ON-BEHALF"); h != "" {
+		t.Error("the caller's request was modified")
+	}
+}
+
+func TestTransportErrors(t *testing.T) {
+	closed := 0
+	body := closeCounter{Reader: strings.NewReader("x"), closed: &closed}
+	req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), ""), http.MethodPost, "https://example.invalid/x", body)
+	if _, err := (&Transport{Cache: fakeCache(&fakeIdP{}, 0)}).RoundTrip(req); err == nil || err.Error() != "consumerjws: ext_consumer_id is empty" {
+		t.Errorf("error %v, want the empty ext_consumer_id", err)
+	}
+	if _, err := (&Transport{}).RoundTrip(req); err == nil || err.Error() != "consumerjws: Transport.Cache is nil" {
+		t.Errorf("error %v, want Transport.Cache is nil", err)
+	}
+	if closed != 2 {
+		t.Errorf("body closed %d times, want 2: once per failed RoundTrip", closed)
+	}
+}
+
+type closeCounter struct {
+	io.Reader
+	closed *int
+}
+
+func (c closeCounter) Close() error { *c.closed++; return nil }
