@@ -344,10 +344,12 @@ func (c *Cache) run(e *entry, f *flight) {
 		log = func() { got.log(c) }
 	}
 	c.mu.Unlock()
-	close(f.done)
+	// After the lock, as a handler may call back into the Cache; before
+	// done, so that a fetch's records are written once its callers return.
 	if log != nil && c.conf.Logger != nil {
-		log() // after the lock: a handler may call back into the Cache
+		log()
 	}
+	close(f.done)
 }
 
 // use returns the entry of id, made most recently used, adding one and

@@ -28,7 +28,9 @@ func TestFetchErrors(t *testing.T) {
 			0, 3, ""},
 		{"429 with Retry-After then success", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 429, RetryAfter: "1"}} },
 			0, 2, ""},
-		{"503 four times", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}} },
+		{"503 four times", func(string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}}
+		},
 			503, 4, "503 Service Unavailable: answer \"\""},
 		{"reset then success", func(string) []appjwttest.Fault { return []appjwttest.Fault{{Reset: true}} },
 			0, 2, ""},

@@ -56,7 +56,9 @@ func Example() {
 	}
 
 	for _, consumer := range []string{"john_doe_42", "jane_roe_7"} {
-		var opened []struct{ Body struct{ ConversationID string } }
+		var opened []struct {
+			Body struct{ ConversationID string }
+		}
 		post(consumer, api+"?v=3", `[{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`"}}]`, &opened)
 		var sent struct{ Type string }
 		post(consumer, api+"/send?v=3", `{"kind":"req","id":"2","type":"ms.PublishEvent","body":{"dialogId":"`+opened[0].Body.ConversationID+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"hello"}}}`, &sent)

@@ -36,7 +36,9 @@ func TestTransportRecovers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newStand(t)
 			var logs bytes.Buffer
-			c := s.cache(func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})) })
+			c := s.cache(func(c *Config) {
+				c.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			})
 			client := s.client(c, nil)
 			if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
 				t.Fatalf("priming: %s", resp.Status)
