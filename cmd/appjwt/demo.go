@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/consumerjws"
+	"golang.org/x/oauth2"
 )
 
 // demo runs the whole flow against an in-process LivePerson stand-in and
@@ -67,9 +70,52 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "   %s: a ConsumerJWS for the conversation (%d bytes)\n\n", resp.Status, len(body))
 
-	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1 and the token source), Sentinel %d, Connector API %d.\n",
-		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer))
+	if err := demoConversation(ctx, w, srv, src); err != nil {
+		return err
+	}
+
+	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1, the token source, the idp), Sentinel %d, ConsumerJWS %d, CONVERSATION %d.\n",
+		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer), srv.Count(appjwttest.Conversation))
 	fmt.Fprintln(w, "Done: the token is cached and will be refreshed in the background before it expires.")
+	return nil
+}
+
+// demoConversation is step 5: a ConsumerJWS through consumerjws, and a
+// conversation opened with the Send API through the chained client.
+func demoConversation(ctx context.Context, w io.Writer, srv *appjwttest.Server, src oauth2.TokenSource) error {
+	const consumer = "appjwt-demo"
+	fmt.Fprintln(w, "5. Send API on behalf of a consumer, through consumerjws:")
+	cache := (&consumerjws.Config{AccountID: srv.AccountID, DomainAPI: srv.Host(), Source: src}).NewCache(ctx)
+	jws, err := cache.Token(ctx, consumer)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "   cache.Token: the idp host from the Domain API (service \"idp\"), then a ConsumerJWS (%d bytes), cached\n", len(jws))
+	client := &http.Client{Transport: &consumerjws.Transport{
+		Cache: cache,
+		Base:  &appjwt.Transport{Source: src, Base: srv.Client().Transport},
+	}}
+	api := fmt.Sprintf("%s/api/account/%s/messaging/consumer/conversation?v=3", srv.URL(), srv.AccountID)
+	fmt.Fprintf(w, "   POST %s\n", api)
+	fmt.Fprintln(w, "   through consumerjws.Transport over appjwt.Transport: \"X-LP-ON-BEHALF: <ConsumerJWS>\", \"Authorization: <AppJWT>\"")
+	body := `[{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation","body":{"brandId":"` + srv.AccountID + `"}}]`
+	req, err := http.NewRequestWithContext(consumerjws.WithConsumer(ctx, consumer), http.MethodPost, api, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var opened []struct {
+		Body struct{ ConversationID string }
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&opened) != nil || len(opened) == 0 || opened[0].Body.ConversationID == "" {
+		return fmt.Errorf("appjwt demo: the Send API answered %s without a conversation", resp.Status)
+	}
+	fmt.Fprintf(w, "   %s: conversation %s opened\n\n", resp.Status, opened[0].Body.ConversationID)
 	return nil
 }
 

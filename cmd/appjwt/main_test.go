@@ -320,7 +320,8 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	for _, want := range []string{"1. Domain API", "2. Sentinel", "3. Its claims", "iss    Sentinel", "201 Created", "ClientSecret:[REDACTED]",
-		"Domain API 2 (step 1 and the token source), Sentinel 1, Connector API 1."} {
+		"5. Send API on behalf of a consumer, through consumerjws", "200 OK: conversation ",
+		"Domain API 3 (step 1, the token source, the idp), Sentinel 1, ConsumerJWS 2, CONVERSATION 1."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
