@@ -2664,20 +2664,21 @@ func acrossRefresh(b *testing.B, name string) ([]time.Duration, int) {
 // importing them, as goimports would add them for the reader, by the name
 // they are used with.
 var readmePackages = map[string]string{
-	"appjwt":     "github.com/lpconnect/appjwt",
-	"appjwttest": "github.com/lpconnect/appjwt/appjwttest",
-	"oauth2":     "golang.org/x/oauth2",
-	"context":    "context",
-	"errors":     "errors",
-	"fmt":        "fmt",
-	"http":       "net/http",
-	"io":         "io",
-	"log":        "log",
-	"os":         "os",
-	"slog":       "log/slog",
-	"strings":    "strings",
-	"testing":    "testing",
-	"time":       "time",
+	"appjwt":      "github.com/lpconnect/appjwt",
+	"appjwttest":  "github.com/lpconnect/appjwt/appjwttest",
+	"consumerjws": "github.com/lpconnect/appjwt/consumerjws",
+	"oauth2":      "golang.org/x/oauth2",
+	"context":     "context",
+	"errors":      "errors",
+	"fmt":         "fmt",
+	"http":        "net/http",
+	"io":          "io",
+	"log":         "log",
+	"os":          "os",
+	"slog":        "log/slog",
+	"strings":     "strings",
+	"testing":     "testing",
+	"time":        "time",
 }
 
 // readmeBlock is a ```go block of a Markdown text.
