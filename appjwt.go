@@ -98,6 +98,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
 
@@ -184,11 +185,11 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
 	defer cancel()
-	host, err := c.sentinelHost(ctx, defaultRetry)
+	host, err := c.sentinelHost(ctx, lphttp.Default)
 	if err != nil {
 		return nil, c.withhold(err)
 	}
-	tok, _, err := c.requestToken(ctx, host, defaultRetry)
+	tok, _, err := c.requestToken(ctx, host, lphttp.Default)
 	return tok, err
 }
 
@@ -201,7 +202,7 @@ func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
 	defer cancel()
-	host, err := c.sentinelHost(ctx, defaultRetry)
+	host, err := c.sentinelHost(ctx, lphttp.Default)
 	return host, c.withhold(err)
 }
 
@@ -358,8 +359,7 @@ func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, 
 // resend returns how to send req once more, if it can be sent again and
 // the source has a token other than the rejected one.
 func (t *Transport) resend(req *http.Request, rejected *oauth2.Token) (func() (*http.Response, error), bool) {
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	if !replayable || req.Context().Err() != nil {
+	if !lphttp.CanReplay(req) || req.Context().Err() != nil {
 		return nil, false
 	}
 	tok, err := t.token()
@@ -368,15 +368,11 @@ func (t *Transport) resend(req *http.Request, rejected *oauth2.Token) (func() (*
 		return nil, false
 	}
 	return func() (*http.Response, error) {
-		r := *req
-		if req.Body != nil && req.Body != http.NoBody {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, fmt.Errorf("appjwt: resending the request: %w", err)
-			}
-			r.Body = body
+		r, err := lphttp.Replay(req)
+		if err != nil {
+			return nil, fmt.Errorf("appjwt: %w", err)
 		}
-		return t.send(&r, tok)
+		return t.send(r, tok)
 	}, true
 }
 
@@ -531,12 +527,12 @@ func (c *Config) validateLookup() error {
 		return fmt.Errorf("appjwt: Config.AccountID %q is not an account ID", c.AccountID)
 	}
 	if c.Domain != "" {
-		if err := checkHost(c.Domain); err != nil {
+		if err := lphttp.CheckHost(c.Domain); err != nil {
 			return fmt.Errorf("appjwt: Config.Domain: %w", err)
 		}
 	}
 	if c.DomainAPI != "" {
-		if err := checkHost(c.DomainAPI); err != nil {
+		if err := lphttp.CheckHost(c.DomainAPI); err != nil {
 			return fmt.Errorf("appjwt: Config.DomainAPI: %w", err)
 		}
 	}

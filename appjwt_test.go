@@ -28,23 +28,20 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode"
-	"unicode/utf16"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
 
 // fastRetry keeps the shape of defaultRetry with pauses short enough for tests.
-var fastRetry = retryPolicy{
-	attempts:      4,
-	pause:         backoff{base: time.Millisecond, max: 4 * time.Millisecond},
-	retryAfterMax: 20 * time.Millisecond,
-	tooManyMin:    time.Millisecond,
-	now:           time.Now,
+var fastRetry = lphttp.Policy{
+	Attempts:      4,
+	Pause:         lphttp.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+	RetryAfterMax: 20 * time.Millisecond,
+	TooManyMin:    time.Millisecond,
 }
 
 func newServer(t testing.TB) *appjwttest.Server {
@@ -71,8 +68,8 @@ func newTestSource(t testing.TB, s *appjwttest.Server, c Config) (*tokenSource, 
 	ts := newTokenSource(s.Context(context.Background()), c)
 	ts.retry = fastRetry
 	clk := &clock{}
-	ts.now, ts.retry.now = clk.now, clk.now
-	ts.backoff = backoff{base: 20 * time.Millisecond, max: 100 * time.Millisecond}
+	ts.now, ts.retry.Now = clk.now, clk.now
+	ts.backoff = lphttp.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}
 	t.Cleanup(func() { waitIdle(t, ts) })
 	return ts, clk
 }
@@ -268,14 +265,6 @@ func TestBadConfig(t *testing.T) {
 			}
 			noSecret(t, good.ClientSecret, errorTexts(err)...)
 		})
-	}
-}
-
-func TestGoodHosts(t *testing.T) {
-	for _, h := range []string{"va.sentinel.liveperson.net", "127.0.0.1:8443", "[::1]:443", "[::1]", "localhost"} {
-		if err := checkHost(h); err != nil {
-			t.Errorf("checkHost(%q) = %v, want nil", h, err)
-		}
 	}
 }
 
@@ -876,68 +865,6 @@ func TestParseClaims(t *testing.T) {
 	}
 }
 
-func TestRetryPolicyWait(t *testing.T) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	p := retryPolicy{attempts: 4, pause: backoff{base: 100 * time.Millisecond, max: time.Second}, retryAfterMax: 5 * time.Second, tooManyMin: time.Second}
-	answer := func(status int, retryAfter string) *reply {
-		h := http.Header{}
-		if retryAfter != "" {
-			h.Set("Retry-After", retryAfter)
-		}
-		return &reply{resp: &http.Response{StatusCode: status, Header: h}}
-	}
-	tests := []struct {
-		name      string
-		attempt   int
-		rep       *reply
-		err       error
-		wantRetry bool
-		lo, hi    time.Duration
-	}{
-		{"network error", 1, nil, errors.New("connection reset"), true, 50 * time.Millisecond, 100 * time.Millisecond},
-		{"oversized answer", 1, nil, finalError{errors.New("too large")}, false, 0, 0},
-		{"503 grows", 3, answer(503, ""), nil, true, 200 * time.Millisecond, 400 * time.Millisecond},
-		{"429 waits a second", 1, answer(429, ""), nil, true, time.Second, time.Second},
-		{"Retry-After seconds", 1, answer(503, "2"), nil, true, 2 * time.Second, 2 * time.Second},
-		{"Retry-After capped", 1, answer(429, "3600"), nil, true, 5 * time.Second, 5 * time.Second},
-		{"Retry-After date", 1, answer(503, now.Add(3*time.Second).Format(http.TimeFormat)), nil, true, 3 * time.Second, 3 * time.Second},
-		{"Retry-After garbage", 1, answer(503, "soon"), nil, true, 50 * time.Millisecond, 100 * time.Millisecond},
-		{"400 never", 1, answer(400, "1"), nil, false, 0, 0},
-		{"401 never", 1, answer(401, ""), nil, false, 0, 0},
-		{"200 final", 1, answer(200, ""), nil, false, 0, 0},
-		{"out of attempts", 4, answer(503, ""), nil, false, 0, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			wait, retry := p.wait(tt.attempt, tt.rep, tt.err, now)
-			if retry != tt.wantRetry {
-				t.Fatalf("retry = %v, want %v", retry, tt.wantRetry)
-			}
-			if retry && (wait < tt.lo || wait > tt.hi) {
-				t.Errorf("wait = %v, want between %v and %v", wait, tt.lo, tt.hi)
-			}
-		})
-	}
-}
-
-func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
-	b := backoff{base: time.Second, max: 30 * time.Second}
-	seen := map[time.Duration]bool{}
-	for n := 1; n <= 100; n++ {
-		ceiling := min(time.Second<<min(n-1, 10), 30*time.Second)
-		for range 20 {
-			d := b.delay(n)
-			if d < ceiling/2 || d > ceiling {
-				t.Fatalf("delay(%d) = %v, want between %v and %v", n, d, ceiling/2, ceiling)
-			}
-			seen[d] = true
-		}
-	}
-	if len(seen) < 100 {
-		t.Errorf("only %d distinct delays in 2000: no jitter?", len(seen))
-	}
-}
-
 func TestRetriesInsideOneFetch(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -1173,7 +1100,7 @@ func TestFaultMatrix(t *testing.T) {
 			c := configFor(s)
 			c.FetchTimeout = 300 * time.Millisecond
 			ts, _ := newTestSource(t, s, c)
-			ts.retry.retryAfterMax = 5 * time.Millisecond
+			ts.retry.RetryAfterMax = 5 * time.Millisecond
 			tok, err := ts.Token()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Token() = %v, %v; want error: %v", tok, err, tt.wantErr)
@@ -2031,8 +1958,8 @@ func TestStatusLineIsRebuilt(t *testing.T) {
 				if got != (tt.wantStatus != 0) || got && re.Response.StatusCode != tt.wantStatus {
 					t.Errorf("error %v, want a RetrieveError: %v (status %d)", err, tt.wantStatus != 0, tt.wantStatus)
 				}
-				if got && re.Response.Status != statusLine(tt.wantStatus) {
-					t.Errorf("Response.Status = %q, want %q", re.Response.Status, statusLine(tt.wantStatus))
+				if got && re.Response.Status != lphttp.StatusLine(tt.wantStatus) {
+					t.Errorf("Response.Status = %q, want %q", re.Response.Status, lphttp.StatusLine(tt.wantStatus))
 				}
 				noEcho(t, secret, reachableTexts(err)...)
 			})
@@ -2082,8 +2009,8 @@ func TestHeadersAreCappedOnTheDefaultClient(t *testing.T) {
 func TestHostsTheURLRejects(t *testing.T) {
 	for _, h := range []string{"host:+80", "[a]", "[a]:443", "a{b}", "a|b", "a`b", "a^b", "host:", "host:0", ":443", "a%41b", `a"b`, "a<b>"} {
 		t.Run(h, func(t *testing.T) {
-			if err := checkHost(h); err == nil {
-				t.Errorf("checkHost(%q) = nil, want an error", h)
+			if err := lphttp.CheckHost(h); err == nil {
+				t.Errorf("lphttp.CheckHost(%q) = nil, want an error", h)
 			}
 			_, err := tokenWithFault(t, appjwttest.DomainAPI, appjwttest.Fault{Body: `{"baseURI":` + string(must(json.Marshal(h))) + `}`})
 			if !strings.Contains(err.Error(), "baseURI") {
@@ -2107,8 +2034,8 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 			c := configFor(s)
 			c.FetchTimeout = 2 * time.Second
 			ts, clk := newTestSource(t, s, c)
-			ts.retry = defaultRetry // real pauses: the re-lookup's budget must bound them
-			ts.retry.now = clk.now
+			ts.retry = lphttp.Default // real pauses: the re-lookup's budget must bound them
+			ts.retry.Now = clk.now
 			if _, err := fetchOnce(ts); err != nil {
 				t.Fatal(err)
 			}
@@ -2207,7 +2134,7 @@ func TestEchoCutByTheBodyCap(t *testing.T) {
 	if !errors.As(err, &re) {
 		t.Fatal(err)
 	}
-	if echoes(string(re.Body), secret) {
+	if lphttp.Echoes(string(re.Body), secret) {
 		t.Errorf("Body echoes the secret: ...%q", re.Body[len(re.Body)-20:])
 	}
 }
@@ -2298,56 +2225,8 @@ func FuzzParseTokenResponse(f *testing.F) {
 			}
 			return
 		}
-		if !isToken68(tok.AccessToken) || !tok.Expiry.After(sent) || tok.Expiry.After(sent.Add(MaxLifetime)) {
+		if !lphttp.IsToken68(tok.AccessToken) || !tok.Expiry.After(sent) || tok.Expiry.After(sent.Add(MaxLifetime)) {
 			t.Errorf("invalid token accepted: %+v", tok)
-		}
-	})
-}
-
-// echoEncoders are the encodings echoes must see through, one layer each.
-var echoEncoders = []func(string) string{
-	func(s string) string { return s },
-	jsonString,
-	url.QueryEscape,
-	url.PathEscape,
-	html.EscapeString,
-	func(s string) string {
-		var b strings.Builder
-		for _, u := range utf16.Encode([]rune(s)) {
-			fmt.Fprintf(&b, `\u%04X`, u)
-		}
-		return b.String()
-	},
-	func(s string) string {
-		var b strings.Builder
-		for _, r := range s {
-			fmt.Fprintf(&b, "&#%d;", r)
-		}
-		return b.String()
-	},
-	func(s string) string {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			fmt.Fprintf(&b, "%%%02x", s[i])
-		}
-		return b.String()
-	},
-}
-
-func FuzzEchoes(f *testing.F) {
-	for _, s := range fixedSecrets {
-		f.Add(s, "unknown client_secret", "!", uint8(1), uint8(2))
-	}
-	f.Add("\U0001F600 x", `{"a":"\\`, "&amp", uint8(5), uint8(3))
-	f.Fuzz(func(t *testing.T, secret, before, after string, first, second uint8) {
-		// HTML maps some control characters to others: no secret has them.
-		if secret == "" || !utf8.ValidString(secret) || strings.ContainsFunc(secret, func(r rune) bool { return !unicode.IsGraphic(r) }) {
-			return
-		}
-		// Spaces keep the surrounding text from running into an escape.
-		enc := echoEncoders[int(second)%len(echoEncoders)](echoEncoders[int(first)%len(echoEncoders)](secret))
-		if text := before + " " + enc + " " + after; !echoes(text, secret) {
-			t.Errorf("echoes(%q, %q) = false, want true", text, secret)
 		}
 	})
 }

@@ -7,10 +7,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
 // domainTTL is how long a cached source trusts a Domain API answer.
@@ -41,11 +40,11 @@ func LookupDomain(ctx context.Context, domainAPI, accountID, service string) (st
 	}
 	ctx, cancel := context.WithTimeout(ctx, DefaultFetchTimeout)
 	defer cancel()
-	return c.lookup(ctx, service, defaultRetry)
+	return c.lookup(ctx, service, lphttp.Default)
 }
 
 // sentinelHost returns the configured Sentinel host, or looks it up.
-func (c *Config) sentinelHost(ctx context.Context, p retryPolicy) (string, error) {
+func (c *Config) sentinelHost(ctx context.Context, p lphttp.Policy) (string, error) {
 	if c.Domain != "" {
 		return c.Domain, nil
 	}
@@ -55,73 +54,32 @@ func (c *Config) sentinelHost(ctx context.Context, p retryPolicy) (string, error
 // lookup asks the Domain API for the host of the account's service. The
 // answer must be a bare host[:port]: a server cannot redirect the requests
 // made to it to another scheme or path.
-func (c *Config) lookup(ctx context.Context, service string, p retryPolicy) (string, error) {
+func (c *Config) lookup(ctx context.Context, service string, p lphttp.Policy) (string, error) {
 	api := c.domainAPI()
 	fail := func(err error) error {
 		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", service, c.AccountID, api, err)
 	}
-	u := endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", service, "baseURI.json")
-	rep, _, err := p.do(ctx, call{method: http.MethodGet, url: u, safe: u})
+	u := lphttp.Endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", service, "baseURI.json")
+	rep, _, err := call{method: http.MethodGet, url: u, safe: u}.do(ctx, p)
 	if err != nil {
 		return "", fail(err)
 	}
-	if rep.resp.StatusCode != http.StatusOK {
-		return "", fail(errors.New(rep.resp.Status))
+	if rep.Resp.StatusCode != http.StatusOK {
+		return "", fail(errors.New(rep.Resp.Status))
 	}
 	var answer struct {
 		BaseURI string `json:"baseURI"`
 	}
-	if err := json.Unmarshal(rep.body, &answer); err != nil {
+	if err := json.Unmarshal(rep.Body, &answer); err != nil {
 		return "", fail(fmt.Errorf("malformed answer: %w", err))
 	}
 	if answer.BaseURI == "" {
 		return "", fail(errors.New("answer has no baseURI"))
 	}
-	if err := checkHost(answer.BaseURI); err != nil {
+	if err := lphttp.CheckHost(answer.BaseURI); err != nil {
 		return "", fail(fmt.Errorf("baseURI: %w", err))
 	}
 	return answer.BaseURI, nil
-}
-
-// checkHost accepts a bare host or host:port and nothing else: no scheme,
-// userinfo, path, query or fragment. It accepts exactly the hosts that the
-// request URL built by [endpoint] keeps as they are, so that a host that
-// passes fails no later, inside a fetch.
-func checkHost(h string) error {
-	if strings.ContainsAny(h, "/?#@\\%") || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		return fmt.Errorf("%q is not a bare host[:port] (no scheme, path, query or userinfo)", h)
-	}
-	// What net/http sends as a Host header, and nothing else.
-	if strings.ContainsFunc(h, func(r rune) bool { return !strings.ContainsRune(hostChars, r) }) {
-		return fmt.Errorf("%q has a character no host name has", h)
-	}
-	u, err := url.Parse("https://" + h)
-	if err != nil || u.Host != h || u.Hostname() == "" {
-		return fmt.Errorf("%q is not a bare host[:port]", h)
-	}
-	if strings.HasSuffix(h, ":") {
-		return fmt.Errorf("%q has an empty port", h)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%q has an invalid port", h)
-		}
-	}
-	return nil
-}
-
-// hostChars are the characters net/http accepts in a Host header.
-const hostChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$&'()*+,-.:;=[]_~"
-
-// endpoint builds an https URL from a checked host, path segments (each
-// escaped, so none can add a segment) and an already encoded query.
-func endpoint(host, rawQuery string, segments ...string) *url.URL {
-	var path, raw strings.Builder
-	for _, s := range segments {
-		path.WriteString("/" + s)
-		raw.WriteString("/" + url.PathEscape(s))
-	}
-	return &url.URL{Scheme: "https", Host: host, Path: path.String(), RawPath: raw.String(), RawQuery: rawQuery}
 }
 
 // domainCache remembers the Sentinel host a cached source looked up. It is
@@ -155,7 +113,7 @@ const (
 // again (which answers at once when Config.Domain is set). A failed
 // re-lookup keeps the last good host, and is not tried again for
 // relookupPause.
-func (d *domainCache) resolve(ctx context.Context, c *Config, p retryPolicy, now time.Time) (string, error) {
+func (d *domainCache) resolve(ctx context.Context, c *Config, p lphttp.Policy, now time.Time) (string, error) {
 	if d.host != "" && now.Before(d.expires) {
 		return d.host, nil
 	}
@@ -191,13 +149,13 @@ func (d *domainCache) resolve(ctx context.Context, c *Config, p retryPolicy, now
 }
 
 // relookup asks for the host again within its share of ctx's time.
-func (d *domainCache) relookup(ctx context.Context, c *Config, p retryPolicy) (string, error) {
+func (d *domainCache) relookup(ctx context.Context, c *Config, p lphttp.Policy) (string, error) {
 	budget := relookupMax
 	if dl, ok := ctx.Deadline(); ok {
 		budget = min(budget, time.Until(dl)/relookupShare)
 	}
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	p.attempts = min(p.attempts, relookupAttempts)
+	p.Attempts = min(p.Attempts, relookupAttempts)
 	return c.sentinelHost(ctx, p)
 }

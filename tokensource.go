@@ -8,23 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf16"
-	"unicode/utf8"
 
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
 
@@ -80,8 +76,8 @@ type tokenSource struct {
 	ctx     context.Context
 	conf    Config
 	invalid error // a Config error: every call returns it
-	retry   retryPolicy
-	backoff backoff
+	retry   lphttp.Policy
+	backoff lphttp.Backoff
 	now     func() time.Time
 	log     *slog.Logger // nil: no logging
 	domain  domainCache  // used only by the running fetch
@@ -115,8 +111,8 @@ func newTokenSource(ctx context.Context, c Config) *tokenSource {
 		ctx:     ctx,
 		conf:    c,
 		invalid: c.validate(),
-		retry:   defaultRetry,
-		backoff: backoff{base: time.Second, max: 30 * time.Second},
+		retry:   lphttp.Default,
+		backoff: lphttp.Backoff{Base: time.Second, Max: 30 * time.Second},
 		now:     time.Now,
 		log:     c.Logger,
 	}
@@ -206,7 +202,7 @@ func (s *tokenSource) settle(f *flight) []logEntry {
 		}
 		s.failures++
 		s.err = f.err
-		s.retryAt = now.Add(s.backoff.delay(s.failures))
+		s.retryAt = now.Add(s.backoff.Delay(s.failures))
 		return s.logFailed(f, now)
 	}
 	logs := s.logRecovered(now)
@@ -368,20 +364,20 @@ func errorClass(err error, inLookup bool) (class string, status int) {
 // requestToken sends the Sentinel token request, as often as p allows, and
 // turns its answer into a token with an Expiry. It says how many requests
 // it sent.
-func (c *Config) requestToken(ctx context.Context, host string, p retryPolicy) (*oauth2.Token, int, error) {
+func (c *Config) requestToken(ctx context.Context, host string, p lphttp.Policy) (*oauth2.Token, int, error) {
 	fail := func(err error) error {
 		return c.withhold(fmt.Errorf("appjwt: token request for account %q (client %q) to %s: %w", c.AccountID, c.ClientID, host, err))
 	}
-	rep, attempts, err := p.do(ctx, c.tokenCall(host))
+	rep, attempts, err := c.tokenCall(host).do(ctx, p)
 	if err != nil {
 		return nil, attempts, fail(err)
 	}
-	if rep.resp.StatusCode < 200 || rep.resp.StatusCode > 299 {
-		return nil, attempts, fail(c.retrieveError(rep, rep.resp.Status))
+	if rep.Resp.StatusCode < 200 || rep.Resp.StatusCode > 299 {
+		return nil, attempts, fail(c.retrieveError(rep, rep.Resp.Status))
 	}
-	tok, err := parseTokenResponse(rep.body, rep.resp.Header, rep.sentAt, p.now())
+	tok, err := parseTokenResponse(rep.Body, rep.Resp.Header, rep.SentAt, p.Time())
 	if errors.Is(err, errErrorAnswer) {
-		return nil, attempts, fail(c.retrieveError(rep, rep.resp.Status+" with an error"))
+		return nil, attempts, fail(c.retrieveError(rep, rep.Resp.Status+" with an error"))
 	}
 	if err != nil {
 		return nil, attempts, fail(err)
@@ -392,7 +388,7 @@ func (c *Config) requestToken(ctx context.Context, host string, p retryPolicy) (
 // tokenCall is the Sentinel request: credentials in the form body, or in
 // the query string if CredentialsInQuery is set.
 func (c *Config) tokenCall(host string) call {
-	u := endpoint(host, "v=1.0&grant_type=client_credentials", "sentinel", "api", "account", c.AccountID, "app", "token")
+	u := lphttp.Endpoint(host, "v=1.0&grant_type=client_credentials", "sentinel", "api", "account", c.AccountID, "app", "token")
 	safe := *u
 	creds := "client_id=" + url.QueryEscape(c.ClientID) + "&client_secret="
 	cl := call{method: http.MethodPost, url: u, safe: &safe}
@@ -410,94 +406,41 @@ const withheldText = "[withheld: it echoed the credentials]"
 
 // retrieveError describes a failed answer. Every text in it comes from the
 // server, which may echo the request: a field that holds the secret, in
-// any encoding [echoes] knows, is withheld whole, the status line is
+// any encoding [lphttp.Echoes] knows, is withheld whole, the status line is
 // rebuilt from the code, and only headers that do not echo are kept.
-func (c *Config) retrieveError(rep *reply, status string) error {
-	re := &oauth2.RetrieveError{Response: c.safeResponse(rep.resp), Body: c.safeBytes(rep.body, maxErrorBody)}
+func (c *Config) retrieveError(rep *lphttp.Reply, status string) error {
+	r := c.redactor()
+	re := &oauth2.RetrieveError{Response: r.Response(rep.Resp, rep.Resp.Request), Body: r.Bytes(rep.Body, maxErrorBody)}
 	var e struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 		ErrorURI         string `json:"error_uri"`
 	}
-	if json.Unmarshal(rep.body, &e) == nil {
-		re.ErrorCode = string(c.safeBytes([]byte(e.Error), maxErrorField))
-		re.ErrorDescription = string(c.safeBytes([]byte(e.ErrorDescription), maxErrorField))
-		re.ErrorURI = string(c.safeBytes([]byte(e.ErrorURI), maxErrorField))
+	if json.Unmarshal(rep.Body, &e) == nil {
+		re.ErrorCode = string(r.Bytes([]byte(e.Error), maxErrorField))
+		re.ErrorDescription = string(r.Bytes([]byte(e.ErrorDescription), maxErrorField))
+		re.ErrorURI = string(r.Bytes([]byte(e.ErrorURI), maxErrorField))
 	}
-	return &retrieveFailure{msg: describeFailure(re, status), re: re}
+	return &lphttp.RetrieveFailure{Msg: describeFailure(re, status), RE: re}
 }
 
 // maxErrorField caps the error, error_description and error_uri an
 // [oauth2.RetrieveError] keeps: its Error method prints them all.
 const maxErrorField = 256
 
-// safeBytes is b cut to max bytes, or withheldText if b echoes the secret.
-// Both the whole and the cut are checked: a cut can change what the end of
-// an encoding decodes to ("&#61" is "=", "&#619;" is not).
-func (c *Config) safeBytes(b []byte, max int) []byte {
-	cut := b[:min(len(b), max)]
-	if c.leaks(string(b[:min(len(b), max+echoWindow(c.ClientSecret))])) || c.leaks(string(cut)) {
-		return []byte(withheldText)
-	}
-	return cut
+// redactor withholds what an answer echoes of the secret.
+func (c *Config) redactor() lphttp.Redactor {
+	return lphttp.Redactor{Leaks: c.leaks, Window: lphttp.EchoWindow(c.ClientSecret), Withheld: withheldText}
 }
 
-// safeResponse is the part of resp an error may show: the status code, a
-// status line rebuilt from it, the headers that do not echo the secret, and
-// the bodiless, redacted request.
-func (c *Config) safeResponse(resp *http.Response) *http.Response {
-	h := make(http.Header, len(resp.Header))
-	for k, vs := range resp.Header {
-		// A header prints its values joined: the secret may be split among them.
-		if c.leaks(k) || slices.ContainsFunc(vs, c.leaks) || c.leaks(fmt.Sprint(vs)) || c.leaks(strings.Join(vs, ", ")) {
-			continue
-		}
-		h[k] = vs
-	}
-	if c.leaks(fmt.Sprint(h)) {
-		h = http.Header{}
-	}
-	return &http.Response{
-		Status:        resp.Status,
-		StatusCode:    resp.StatusCode,
-		Proto:         resp.Proto,
-		ProtoMajor:    resp.ProtoMajor,
-		ProtoMinor:    resp.ProtoMinor,
-		Header:        h,
-		Body:          http.NoBody,
-		ContentLength: resp.ContentLength,
-		Request:       resp.Request,
-	}
-}
-
-func (c *Config) leaks(s string) bool { return echoes(s, c.ClientSecret) }
+func (c *Config) leaks(s string) bool { return lphttp.Echoes(s, c.ClientSecret) }
 
 // withhold is the last line of defence for the texts a server can put in
 // an error outside a RetrieveError, such as a malformed status line quoted
-// by net/http or a Domain API answer: if err's text echoes the secret, it is
-// replaced whole, and only its context error, if any, stays reachable.
+// by net/http or a Domain API answer: see [lphttp.Redactor.Error].
 func (c *Config) withhold(err error) error {
-	if err == nil || !c.leaks(err.Error()) {
-		return err
-	}
-	const msg = "appjwt: request failed; error text withheld: it echoed the credentials"
-	for _, ce := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, ce) {
-			return fmt.Errorf("%s: %w", msg, ce)
-		}
-	}
-	return errors.New(msg)
+	return c.redactor().Error(err, "appjwt: request failed; error text withheld: it echoed the credentials")
 }
-
-// retrieveFailure carries an [oauth2.RetrieveError] under a message of one
-// line: the RetrieveError's own text puts the body on a line of its own.
-type retrieveFailure struct {
-	msg string
-	re  *oauth2.RetrieveError
-}
-
-func (e *retrieveFailure) Error() string { return e.msg }
-func (e *retrieveFailure) Unwrap() error { return e.re }
 
 // describeFailure says in one line what a failed answer was.
 func describeFailure(re *oauth2.RetrieveError, status string) string {
@@ -510,11 +453,6 @@ func describeFailure(re *oauth2.RetrieveError, status string) string {
 	return fmt.Sprintf("%s: answer %.120q", status, re.Body)
 }
 
-// finalError marks an error that another attempt cannot cure.
-type finalError struct{ error }
-
-func (e finalError) Unwrap() error { return e.error }
-
 // call is one HTTP request to LivePerson, as often as it is sent.
 type call struct {
 	method string
@@ -523,17 +461,16 @@ type call struct {
 	form   string   // form-encoded body, if any
 }
 
-// reply is a complete answer: Body is read (through the cap) and closed.
-type reply struct {
-	resp   *http.Response
-	body   []byte
-	sentAt time.Time
+// do sends c as often as p allows; see [lphttp.Policy.Do].
+func (c call) do(ctx context.Context, p lphttp.Policy) (*lphttp.Reply, int, error) {
+	client := httpClient(ctx)
+	return p.Do(ctx, func() (*lphttp.Reply, error) { return c.send(ctx, client, p.Time) })
 }
 
-func (c call) send(ctx context.Context, client *http.Client, now func() time.Time) (*reply, error) {
+func (c call) send(ctx context.Context, client *http.Client, now func() time.Time) (*lphttp.Reply, error) {
 	req, err := http.NewRequestWithContext(ctx, c.method, c.safe.String(), strings.NewReader(c.form))
 	if err != nil {
-		return nil, finalError{err}
+		return nil, lphttp.Final{Err: err}
 	}
 	req.URL = c.url
 	req.Header.Set("Accept", "application/json")
@@ -545,33 +482,9 @@ func (c call) send(ctx context.Context, client *http.Client, now func() time.Tim
 	if err != nil {
 		return nil, c.scrub(err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	resp.Request = &http.Request{Method: req.Method, URL: c.safe, Host: req.Host, Header: req.Header.Clone()}
-	// The reason phrase is the server's free text: it may echo the request.
-	resp.Status = statusLine(resp.StatusCode)
-	if err != nil && !isFinalStatus(resp.StatusCode) {
-		return nil, fmt.Errorf("reading answer (%s): %w", resp.Status, c.scrub(err))
-	}
-	if len(body) > maxBody {
-		return nil, finalError{fmt.Errorf("answer (%s) is larger than %d bytes", resp.Status, maxBody)}
-	}
-	// A final status is final however its body ends: what arrived is kept.
-	return &reply{resp: resp, body: body, sentAt: sentAt}, nil
-}
-
-// statusLine is the status line net/http would write for code.
-func statusLine(code int) string {
-	if t := http.StatusText(code); t != "" {
-		return strconv.Itoa(code) + " " + t
-	}
-	return strconv.Itoa(code)
-}
-
-// isFinalStatus reports whether an answer with this status is never
-// retried: any 4xx but 429.
-func isFinalStatus(code int) bool {
-	return code >= 400 && code < 500 && code != http.StatusTooManyRequests
+	rep, err := lphttp.Read(resp, maxBody, sentAt)
+	return rep, c.scrub(err)
 }
 
 // scrub keeps the request URL, which may hold the secret, out of err:
@@ -594,101 +507,6 @@ func httpClient(ctx context.Context) *http.Client {
 	c := *hc
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &c
-}
-
-// retryPolicy is LivePerson's retry policy scaled to an interactive call:
-// network errors, 429 and 5xx are retried with growing, jittered pauses; a
-// Retry-After is honoured up to a cap; other answers are final.
-type retryPolicy struct {
-	attempts      int
-	pause         backoff
-	retryAfterMax time.Duration
-	tooManyMin    time.Duration    // LivePerson: wait at least 1 s after a 429
-	now           func() time.Time // times the answers, for their expiry
-}
-
-var defaultRetry = retryPolicy{
-	attempts:      4,
-	pause:         backoff{base: 500 * time.Millisecond, max: 8 * time.Second},
-	retryAfterMax: 10 * time.Second,
-	tooManyMin:    time.Second,
-	now:           time.Now,
-}
-
-// do sends c until it gets a final answer, runs out of attempts, or the
-// next pause would pass ctx's deadline, and says how often it sent it. The
-// last answer is returned as is: its status is the caller's to judge.
-func (p retryPolicy) do(ctx context.Context, c call) (rep *reply, attempts int, err error) {
-	client := httpClient(ctx)
-	for attempt := 1; ; attempt++ {
-		rep, err := c.send(ctx, client, p.now)
-		wait, retry := p.wait(attempt, rep, err, time.Now())
-		if !retry || ctx.Err() != nil {
-			return rep, attempt, err
-		}
-		if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-			return rep, attempt, err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			if err == nil {
-				err = errors.New(rep.resp.Status)
-			}
-			return nil, attempt, fmt.Errorf("%w; gave up retrying: %w", err, ctx.Err())
-		}
-	}
-}
-
-// wait says whether to try again after this attempt, and after how long.
-func (p retryPolicy) wait(attempt int, rep *reply, err error, now time.Time) (time.Duration, bool) {
-	if attempt >= p.attempts {
-		return 0, false
-	}
-	wait := p.pause.delay(attempt)
-	switch {
-	case err != nil:
-		return wait, !errors.As(err, new(finalError))
-	case rep.resp.StatusCode == http.StatusTooManyRequests:
-		wait = max(wait, p.tooManyMin)
-	case rep.resp.StatusCode < 500:
-		return 0, false
-	}
-	if ra, ok := parseRetryAfter(rep.resp.Header.Get("Retry-After"), now); ok {
-		wait = max(wait, min(ra, p.retryAfterMax))
-	}
-	return wait, true
-}
-
-// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(s) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(t.Sub(now), 0), true
-	}
-	return 0, false
-}
-
-// backoff is capped exponential backoff with "equal jitter": the n-th delay
-// is between half and all of min(base*2^(n-1), max), so that many clients
-// failing together do not retry together.
-type backoff struct {
-	base, max time.Duration
-}
-
-func (b backoff) delay(n int) time.Duration {
-	d := b.max
-	if n < 32 && b.base<<(n-1) < b.max {
-		d = b.base << (n - 1)
-	}
-	return d/2 + rand.N(d/2+1)
 }
 
 // tokenResponse is Sentinel's answer.
@@ -718,7 +536,7 @@ func parseTokenResponse(body []byte, header http.Header, sentAt, now time.Time) 
 	if r.AccessToken == "" {
 		return nil, errors.New("answer has no access_token")
 	}
-	if !isToken68(r.AccessToken) {
+	if !lphttp.IsToken68(r.AccessToken) {
 		return nil, errors.New("access_token has characters a token cannot have")
 	}
 	if !strings.EqualFold(cmp.Or(r.TokenType, "Bearer"), "Bearer") {
@@ -798,22 +616,6 @@ func safeToken(s string) string {
 		return "(unprintable)"
 	}
 	return s
-}
-
-// isToken68 reports whether s is an RFC 7235 token68, the form a token
-// must have to be sent in an Authorization header.
-func isToken68(s string) bool {
-	t := strings.TrimRight(s, "=")
-	if t == "" {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
-			return false
-		}
-	}
-	return true
 }
 
 // seconds is expires_in, which Sentinel sends as a number or a string.
@@ -906,164 +708,4 @@ func (d *numericDate) UnmarshalJSON(b []byte) error {
 	sec, frac := math.Modf(f)
 	*d = numericDate(time.Unix(int64(sec), int64(frac*1e9)))
 	return nil
-}
-
-// echoes reports whether text holds secret, plainly or under the encodings
-// a server or proxy may apply when it echoes a request back: JSON and Go
-// string escapes, HTML character references, and percent-encoding (hex in either
-// case, with or without '+' for space), up to maxEchoLayers of them on top
-// of each other.
-func echoes(text, secret string) bool {
-	if secret == "" {
-		return false
-	}
-	layer, seen := []string{text}, map[string]bool{text: true}
-	for depth := 0; len(layer) > 0; depth++ {
-		var next []string
-		for _, s := range layer {
-			if strings.Contains(s, secret) {
-				return true
-			}
-			if depth == maxEchoLayers {
-				continue
-			}
-			for _, decode := range echoDecoders {
-				if d := decode(s); !seen[d] {
-					seen[d] = true
-					next = append(next, d)
-				}
-			}
-		}
-		layer = next
-	}
-	return false
-}
-
-// maxEchoLayers is how many encodings on top of each other echoes undoes.
-const maxEchoLayers = 3
-
-// echoWindow is how much longer than itself an encoded secret can be: a
-// body is checked this far past the part of it an error keeps, so that a
-// secret cut in two by the cap is found too.
-func echoWindow(secret string) int { return 16*len(secret) + 16 }
-
-// echoDecoders each undo one layer of an encoding, leaving what is not
-// validly encoded as it is.
-var echoDecoders = []func(string) string{
-	unescapeBackslashes,
-	html.UnescapeString,
-	func(s string) string { return unescapePercent(s, false) },
-	func(s string) string { return unescapePercent(s, true) },
-}
-
-// unescapeBackslashes undoes the backslash escapes of a JSON string and of
-// Go's strconv.Quote, which net/http uses to quote what it could not parse:
-// \n, \", \/ and the like, \uXXXX (surrogate pairs too), \UXXXXXXXX, \xHH
-// and octal \ooo.
-func unescapeBackslashes(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		if c, ok := simpleEscapes[s[i+1]]; ok {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		n := unescapeCode(&b, s[i:])
-		if n == 0 {
-			b.WriteByte(s[i])
-			continue
-		}
-		i += n - 1
-	}
-	return b.String()
-}
-
-var simpleEscapes = map[byte]byte{'"': '"', '\'': '\'', '\\': '\\', '/': '/', 'a': '\a', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
-
-// unescapeCode writes what the numeric escape s starts with stands for, and
-// returns its length: 0 if s starts with none.
-func unescapeCode(b *strings.Builder, s string) int {
-	switch s[1] {
-	case 'u':
-		r, ok := hexAt(s, 2, 4)
-		if !ok {
-			return 0
-		}
-		if utf16.IsSurrogate(r) && len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
-			if r2, ok := hexAt(s, 8, 4); ok {
-				if p := utf16.DecodeRune(r, r2); p != utf8.RuneError {
-					b.WriteRune(p)
-					return 12
-				}
-			}
-		}
-		b.WriteRune(r)
-		return 6
-	case 'U':
-		r, ok := hexAt(s, 2, 8)
-		if !ok {
-			return 0
-		}
-		b.WriteRune(r)
-		return 10
-	case 'x':
-		c, ok := hexAt(s, 2, 2)
-		if !ok {
-			return 0
-		}
-		b.WriteByte(byte(c))
-		return 4
-	case '0', '1', '2', '3':
-		if len(s) < 4 {
-			return 0
-		}
-		n, err := strconv.ParseUint(s[1:4], 8, 8)
-		if err != nil {
-			return 0
-		}
-		b.WriteByte(byte(n))
-		return 4
-	}
-	return 0
-}
-
-// hexAt reads the n hex digits of s at i.
-func hexAt(s string, i, n int) (rune, bool) {
-	if len(s) < i+n {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(s[i:i+n], 16, 32)
-	return rune(v), err == nil
-}
-
-// unescapePercent undoes percent-encoding, and '+' for space if plus is set.
-func unescapePercent(s string, plus bool) string {
-	if !strings.Contains(s, "%") && (!plus || !strings.Contains(s, "+")) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '+' && plus:
-			b.WriteByte(' ')
-		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			n, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			b.WriteByte(byte(n))
-			i += 2
-		default:
-			b.WriteByte(s[i])
-		}
-	}
-	return b.String()
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }

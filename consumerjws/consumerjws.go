@@ -77,6 +77,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
 
@@ -146,7 +147,7 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 		ctx:     ctx,
 		conf:    *c,
 		invalid: c.validate(),
-		retry:   defaultRetry,
+		retry:   lphttp.Default,
 		now:     time.Now,
 		max:     c.MaxConsumers,
 		timeout: c.FetchTimeout,
@@ -180,7 +181,7 @@ func (c *Config) validate() error {
 		if f.host == "" {
 			continue
 		}
-		if err := checkHost(f.host); err != nil {
+		if err := lphttp.CheckHost(f.host); err != nil {
 			return fmt.Errorf("consumerjws: Config.%s: %w", f.name, err)
 		}
 	}
@@ -211,7 +212,7 @@ type Cache struct {
 	conf    Config
 	invalid error
 	client  *http.Client
-	retry   retryPolicy
+	retry   lphttp.Policy
 	now     func() time.Time
 	max     int
 	timeout time.Duration

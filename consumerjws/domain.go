@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -106,26 +103,4 @@ func (d *domainCache) run(ctx context.Context, c *Cache, f *hostFlight) {
 	d.lookup = nil
 	d.mu.Unlock()
 	close(f.done)
-}
-
-// checkHost accepts a bare host or host:port and nothing else: no scheme,
-// userinfo, path, query or fragment; exactly the hosts that the URL built
-// by endpoint keeps as they are.
-func checkHost(h string) error {
-	if strings.ContainsAny(h, "/?#@\\%") || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		return fmt.Errorf("%q is not a bare host[:port] (no scheme, path, query or userinfo)", h)
-	}
-	u, err := url.Parse("https://" + h)
-	if err != nil || u.Host != h || u.Hostname() == "" {
-		return fmt.Errorf("%q is not a bare host[:port]", h)
-	}
-	if strings.HasSuffix(h, ":") {
-		return fmt.Errorf("%q has an empty port", h)
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%q has an invalid port", h)
-		}
-	}
-	return nil
 }

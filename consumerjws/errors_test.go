@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
 
@@ -122,7 +123,7 @@ func checkError(t *testing.T, err error, app, host string) {
 		texts = append(texts, string(re.Body), fmt.Sprintf("%#v", re.Response.Header), fmt.Sprintf("%#v", re.Response.Request.Header), re.Response.Status)
 	}
 	for _, text := range texts {
-		if echoes(text, sig) {
+		if lphttp.Echoes(text, sig) {
 			t.Errorf("error text shows the AppJWT: %q", text)
 		}
 	}

@@ -13,16 +13,16 @@ import (
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
 
-// fastRetry is defaultRetry with pauses short enough for tests.
-var fastRetry = retryPolicy{
-	attempts:      4,
-	base:          time.Millisecond,
-	max:           4 * time.Millisecond,
-	retryAfterMax: 10 * time.Millisecond,
-	tooManyMin:    2 * time.Millisecond,
+// fastRetry is lphttp.Default with pauses short enough for tests.
+var fastRetry = lphttp.Policy{
+	Attempts:      4,
+	Pause:         lphttp.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+	RetryAfterMax: 10 * time.Millisecond,
+	TooManyMin:    2 * time.Millisecond,
 }
 
 // clock is a Cache's clock that a test moves forward.

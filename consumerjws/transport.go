@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
 type consumerKey struct{}
@@ -102,8 +103,7 @@ func (t *Transport) send(req *http.Request, jws string) (*http.Response, error) 
 // resend returns how to send req once more, if it can be sent again and
 // the Cache has a ConsumerJWS other than the rejected one.
 func (t *Transport) resend(req *http.Request, id, rejected string) (func() (*http.Response, error), bool) {
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	if !replayable || req.Context().Err() != nil {
+	if !lphttp.CanReplay(req) || req.Context().Err() != nil {
 		return nil, false
 	}
 	jws, err := t.Cache.Token(req.Context(), id)
@@ -111,15 +111,11 @@ func (t *Transport) resend(req *http.Request, id, rejected string) (func() (*htt
 		return nil, false
 	}
 	return func() (*http.Response, error) {
-		r := *req
-		if req.Body != nil && req.Body != http.NoBody {
-			body, err := req.GetBody()
-			if err != nil {
-				return nil, fmt.Errorf("consumerjws: resending the request: %w", err)
-			}
-			r.Body = body
+		r, err := lphttp.Replay(req)
+		if err != nil {
+			return nil, fmt.Errorf("consumerjws: %w", err)
 		}
-		return t.send(&r, jws)
+		return t.send(r, jws)
 	}, true
 }
 
