@@ -353,7 +353,14 @@ func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, 
 	} else {
 		r.Header.Set("Authorization", tok.AccessToken)
 	}
-	return t.base().RoundTrip(r)
+	resp, err := t.base().RoundTrip(r)
+	if err != nil {
+		// A server may echo the header into what net/http quotes, such as
+		// a malformed status line.
+		leaks := func(s string) bool { return lphttp.Echoes(s, tok.AccessToken) }
+		err = lphttp.Redactor{Leaks: leaks}.Error(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
+	}
+	return resp, err
 }
 
 // resend returns how to send req once more, if it can be sent again and
@@ -507,12 +514,16 @@ func (c Config) LogValue() slog.Value {
 // validate checks everything that can be checked before any request.
 func (c *Config) validate() error {
 	for _, f := range []struct{ name, value string }{
+		{"AccountID", c.AccountID},
 		{"ClientID", c.ClientID},
 		{"ClientSecret", c.ClientSecret},
 	} {
 		if f.value == "" {
 			return fmt.Errorf("appjwt: Config.%s is empty", f.name)
 		}
+	}
+	if c.ClientSecret == redacted {
+		return errors.New("appjwt: Config.ClientSecret is " + redacted + ": the Config was read back from redacted JSON or logs")
 	}
 	return c.validateLookup()
 }

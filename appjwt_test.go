@@ -223,6 +223,8 @@ func TestBadConfig(t *testing.T) {
 		{"dot-dot account", func(c *Config) { c.AccountID = ".." }, "AccountID"},
 		{"no client id", func(c *Config) { c.ClientID = "" }, "ClientID"},
 		{"no secret", func(c *Config) { c.ClientSecret = "" }, "ClientSecret"},
+		{"secret read back redacted", func(c *Config) { c.ClientSecret = "[REDACTED]" }, "ClientSecret"},
+		{"nothing set", func(c *Config) { *c = Config{} }, "AccountID"},
 		{"domain with scheme", func(c *Config) { c.Domain = "https://va.sentinel.liveperson.net" }, "Domain"},
 		{"domain with path", func(c *Config) { c.Domain = "va.sentinel.liveperson.net/x" }, "Domain"},
 		{"domain with query", func(c *Config) { c.Domain = "va.sentinel.liveperson.net?x=1" }, "Domain"},

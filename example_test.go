@@ -55,25 +55,35 @@ func ExampleConfig_TokenSource() {
 	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
 	src := cfg.TokenSource(srv.Context(context.Background()))
 
-	tok, err := src.Token()
-	if err != nil {
-		log.Fatal(err)
+	createConsumer := func() string {
+		tok, err := src.Token()
+		if err != nil {
+			log.Fatal(err)
+		}
+		req, err := http.NewRequest("POST", srv.URL()+"/api/account/"+srv.AccountID+"/consumer?v=1.0", strings.NewReader(`{"ext_consumer_id":"john_doe_42"}`))
+		if err != nil {
+			log.Fatal(err)
+		}
+		req.Header.Set("Authorization", tok.AccessToken)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusUnauthorized && appjwt.ErrorCode(resp) == 40102 {
+			src.(appjwt.Rejecter).Reject(tok) // the next Token call fetches a new one
+		}
+		return resp.Status
 	}
-	req, err := http.NewRequest("POST", srv.URL()+"/api/account/"+srv.AccountID+"/consumer?v=1.0", strings.NewReader(`{"ext_consumer_id":"john_doe_42"}`))
-	if err != nil {
-		log.Fatal(err)
-	}
-	req.Header.Set("Authorization", tok.AccessToken)
-	resp, err := srv.Client().Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized && appjwt.ErrorCode(resp) == 40102 {
-		src.(appjwt.Rejecter).Reject(tok)
-	}
-	fmt.Println(resp.Status)
-	// Output: 201 Created
+
+	fmt.Println(createConsumer())
+	srv.RevokeTokens() // the token the source holds goes bad
+	fmt.Println(createConsumer())
+	fmt.Println(createConsumer())
+	// Output:
+	// 201 Created
+	// 401 Unauthorized
+	// 201 Created
 }
 
 // When LivePerson rejects an AppJWT before its expiry (revoked, or a clock

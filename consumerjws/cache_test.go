@@ -2,10 +2,13 @@ package consumerjws
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,5 +360,84 @@ func TestCallerContext(t *testing.T) {
 	}
 	if err != nil && !strings.HasPrefix(err.Error(), "consumerjws: ConsumerJWS request for account \""+s.srv.AccountID+"\" to "+s.srv.Host()+": ") {
 		t.Errorf("error %q does not say what failed and where", err)
+	}
+}
+
+func TestFetchesAreBounded(t *testing.T) {
+	release := make(chan struct{})
+	var inflight atomic.Int64
+	c := fakeCache(&fakeIdP{gate: func(string) { inflight.Add(1); <-release }}, 2)
+	defer close(release)
+	var refused int
+	for i := range MaxFetches + 50 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if _, err := c.Token(ctx, fmt.Sprint("id", i)); err != nil && strings.Contains(err.Error(), "fetches are running already") {
+			refused++
+		}
+		cancel()
+	}
+	c.mu.Lock()
+	running := len(c.flights)
+	c.mu.Unlock()
+	if running > MaxFetches || refused != 50 {
+		t.Errorf("%d fetches running, %d calls refused; want at most %d running and 50 refused", running, refused, MaxFetches)
+	}
+}
+
+func TestEvictedMidFetchJoinsTheFetch(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	seen := map[string]int{}
+	c := fakeCache(&fakeIdP{gate: func(body string) { mu.Lock(); seen[body]++; mu.Unlock(); <-release }}, 1)
+	short := func(id string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		c.Token(ctx, id)
+	}
+	short("a")
+	short("b") // evicts a, whose fetch goes on
+	short("a")
+	mu.Lock()
+	got := seen[`{"ext_consumer_id":"a"}`]
+	mu.Unlock()
+	close(release)
+	settle(c, "a")
+	if got != 1 {
+		t.Errorf("%d requests for consumer a, want 1", got)
+	}
+	if jws, err := c.Token(context.Background(), "a"); err != nil || jws == "" {
+		t.Errorf("after the fetch: Token = %q, %v; want the ConsumerJWS it got", jws, err)
+	}
+}
+
+// jwsWith is a JWS with the given payload.
+func jwsWith(payload string) string {
+	return "eyJhbGciOiJSUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".sig" + jwsPad[:40]
+}
+
+func TestLifetime(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	date := http.Header{"Date": {now.Format(http.TimeFormat)}}
+	tests := []struct {
+		name    string
+		payload string
+		header  http.Header
+		want    time.Duration
+		wantOK  bool
+		wantErr bool
+	}{
+		{"no exp", `{"ext_consumer_id":"a"}`, date, 0, false, false},
+		{"issued 50 minutes ago: Date first", fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Add(-50*time.Minute).Unix(), now.Add(10*time.Minute).Unix()), date, 10 * time.Minute, true, false},
+		{"no Date: exp - iat", fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Add(-50*time.Minute).Unix(), now.Add(10*time.Minute).Unix()), http.Header{}, time.Hour, true, false},
+		{"iat a string: exp still counts", fmt.Sprintf(`{"iat":"%d","exp":%d}`, now.Unix(), now.Add(time.Minute).Unix()), http.Header{}, time.Minute, true, false},
+		{"exp a string: an error, not for ever", fmt.Sprintf(`{"exp":"%d"}`, now.Unix()), date, 0, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok, err := lifetime(jwsWith(tt.payload), tt.header, now)
+			if got != tt.want || ok != tt.wantOK || (err != nil) != tt.wantErr {
+				t.Errorf("lifetime = %v, %v, %v; want %v, %v, error: %v", got, ok, err, tt.want, tt.wantOK, tt.wantErr)
+			}
+		})
 	}
 }

@@ -37,9 +37,18 @@
 // [Config.MaxConsumers] consumers are cached. One with an exp claim is
 // refreshed in the background once 90% of its lifetime has passed, and
 // served meanwhile until 5% of its lifetime (at most 10 s) before it
-// expires. Its lifetime is exp - iat, else exp - the answer's Date, else
-// exp - now, counted from when the request was sent, so that an idp clock
-// that is off changes nothing.
+// expires. Its lifetime is exp - the answer's Date (the idp's clock, so
+// that one issued a while ago counts as such), else exp - iat, else exp -
+// now, counted from when the request was sent, so that an idp clock that
+// is off changes nothing. An exp that is no date is an error.
+//
+// # Bounds
+//
+// A Cache keeps at most MaxConsumers consumers, each ConsumerJWS at most
+// [MaxConsumerJWSLen] bytes long, and runs at most [MaxFetches] fetches at
+// once: beyond that, Token fails at once for a consumer it has no
+// ConsumerJWS for. Concurrent calls for one consumer share one fetch, even
+// if the consumer was evicted while it ran.
 //
 // # Errors
 //
@@ -53,7 +62,9 @@
 //
 // Errors and log records do not show ext_consumer_id either: it often
 // names a person (a phone number, a social media handle), and the caller
-// knows which consumer it asked for.
+// knows which consumer it asked for. An answer, header or error text that
+// echoes it, if it is 4 bytes long or more, is withheld as one that
+// echoes the AppJWT is.
 //
 // # Logging
 //
@@ -93,6 +104,15 @@ const (
 	// LivePerson documents none; 256 bytes holds any user id, e-mail
 	// address or phone number in practice.
 	MaxConsumerIDLen = 256
+	// MaxConsumerJWSLen is the longest ConsumerJWS kept, in bytes: with
+	// MaxConsumers, it bounds a Cache's memory. LivePerson's sample is
+	// some 600 bytes long.
+	MaxConsumerJWSLen = 8 << 10
+	// MaxFetches bounds the fetches a Cache runs at once, and so the
+	// connections and goroutines a flood of new consumers can cause:
+	// beyond it, Token fails at once for a consumer it has no ConsumerJWS
+	// for, and background refreshes wait.
+	MaxFetches = 256
 )
 
 // Config describes how to obtain the ConsumerJWS of an account's consumers.
@@ -123,7 +143,9 @@ type Config struct {
 	MaxConsumers int
 
 	// FetchTimeout bounds one fetch of a ConsumerJWS: idp lookup, request
-	// and retries. Zero: DefaultFetchTimeout.
+	// and retries. Zero: DefaultFetchTimeout. The wait for an AppJWT from
+	// Source is Source's to bound (appjwt's: its own FetchTimeout), as
+	// [oauth2.TokenSource] takes no context.
 	FetchTimeout time.Duration
 
 	// Logger receives the records listed in the package documentation.
@@ -152,6 +174,7 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 		max:     c.MaxConsumers,
 		timeout: c.FetchTimeout,
 		m:       map[string]*entry{},
+		flights: map[string]*flight{},
 	}
 	if k.max == 0 {
 		k.max = DefaultMaxConsumers
@@ -220,7 +243,8 @@ type Cache struct {
 
 	mu         sync.Mutex
 	m          map[string]*entry
-	head, tail *entry // most and least recently used
+	head, tail *entry             // most and least recently used
+	flights    map[string]*flight // the running fetches, by consumer, evicted ones too
 }
 
 // entry is one consumer's place in the cache. All fields but id are
@@ -231,7 +255,6 @@ type entry struct {
 	refreshAt  time.Time // zero: never (no exp)
 	serveUntil time.Time // zero: for ever (no exp)
 	retryAt    time.Time // no background refresh before this, after one failed
-	flight     *flight   // the running fetch, or nil
 	prev, next *entry    // the LRU list
 }
 
@@ -271,6 +294,9 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 	}
 	jws, f := c.due(e)
 	c.mu.Unlock()
+	if f == nil && jws == "" {
+		return "", fmt.Errorf("consumerjws: %d ConsumerJWS fetches are running already, the most a Cache runs at once", MaxFetches)
+	}
 	if f == nil {
 		return jws, nil
 	}
@@ -283,23 +309,23 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 }
 
 // due returns e's ConsumerJWS if it may be served now, starting a
-// background refresh if one is due, or else the fetch to wait for.
-// c.mu must be held.
+// background refresh if one is due, or else the fetch to wait for: nil if
+// MaxFetches are running. c.mu must be held.
 func (c *Cache) due(e *entry) (string, *flight) {
 	now := c.now()
 	if e.jws != "" && now.Before(e.refreshAt) {
 		return e.jws, nil
 	}
 	if e.jws != "" && now.Before(e.serveUntil) {
-		if e.flight == nil && !now.Before(e.retryAt) {
-			c.start(e)
+		if c.flights[e.id] == nil && !now.Before(e.retryAt) {
+			c.start(e.id)
 		}
 		return e.jws, nil
 	}
-	if e.flight == nil {
-		c.start(e)
+	if f := c.flights[e.id]; f != nil {
+		return "", f
 	}
-	return "", e.flight
+	return "", c.start(e.id)
 }
 
 // Reject reports that the API rejected jws, the ConsumerJWS of the
@@ -315,33 +341,44 @@ func (c *Cache) Reject(extConsumerID, jws string) {
 	}
 }
 
-// start begins a fetch for e in the background. c.mu must be held.
-func (c *Cache) start(e *entry) {
+// start begins a fetch for consumer id in the background, unless
+// MaxFetches are running. c.mu must be held.
+func (c *Cache) start(id string) *flight {
+	if len(c.flights) >= MaxFetches {
+		return nil
+	}
 	f := &flight{done: make(chan struct{})}
-	e.flight = f
-	go c.run(e, f)
+	c.flights[id] = f
+	go c.run(id, f)
+	return f
 }
 
 // refreshRetryPause is how long after a failed background refresh the next
 // one may start, while the current ConsumerJWS is still served.
 const refreshRetryPause = 5 * time.Second
 
-func (c *Cache) run(e *entry, f *flight) {
-	got, err := c.fetch(e.id)
+// run fetches, and keeps what it got in the consumer's entry, if the
+// consumer is cached still or again.
+func (c *Cache) run(id string, f *flight) {
+	got, err := c.fetch(id)
 	c.mu.Lock()
-	if e.flight == f {
-		e.flight = nil
-	}
+	delete(c.flights, id)
+	e := c.m[id]
 	var log func()
-	if err != nil {
+	switch {
+	case err != nil:
 		f.err = err
-		e.retryAt = c.now().Add(refreshRetryPause)
-		if e.jws != "" {
-			log = func() { c.logAttrs(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error())) }
+		if e != nil {
+			e.retryAt = c.now().Add(refreshRetryPause)
+			if e.jws != "" {
+				log = func() { c.logAttrs(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error())) }
+			}
 		}
-	} else {
+	default:
 		f.jws = got.jws
-		e.jws, e.refreshAt, e.serveUntil, e.retryAt = got.jws, got.refreshAt, got.serveUntil, time.Time{}
+		if e != nil {
+			e.jws, e.refreshAt, e.serveUntil, e.retryAt = got.jws, got.refreshAt, got.serveUntil, time.Time{}
+		}
 		log = func() { got.log(c) }
 	}
 	c.mu.Unlock()

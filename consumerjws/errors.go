@@ -10,8 +10,9 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// withheldText replaces a text from a server that echoed the AppJWT.
-const withheldText = "[withheld: it echoed the AppJWT]"
+// withheldText replaces a text from a server that echoed the AppJWT or the
+// ext_consumer_id.
+const withheldText = "[withheld: it echoed the request]"
 
 // retrieveError describes a non-2xx answer with nothing in it that echoes
 // an AppJWT the fetch sent: such a body or header is withheld, the status
@@ -39,7 +40,7 @@ func (l *sentLog) retrieveError(rep *lphttp.Reply) error {
 
 // redactor withholds what an answer echoes of the AppJWTs the fetch sent.
 func (l *sentLog) redactor() lphttp.Redactor {
-	window := 0
+	window := lphttp.EchoWindow(l.id)
 	for _, t := range l.tokens {
 		window = max(window, lphttp.EchoWindow(t))
 	}
@@ -50,13 +51,17 @@ func (l *sentLog) redactor() lphttp.Redactor {
 // such as net/http quoting a malformed status line; only a context error
 // in it stays reachable.
 func (l *sentLog) withhold(err error) error {
-	return l.redactor().Error(err, "request failed; error text withheld: it echoed the AppJWT")
+	return l.redactor().Error(err, "request failed; error text withheld: it echoed the request")
 }
 
-// echoed reports whether text holds an AppJWT the fetch sent: its
-// signature, without which the rest of a JWT is no credential, or the whole
-// token if it is no JWT.
+// echoed reports whether text holds what the fetch sent that no error may
+// show: an AppJWT's signature, without which the rest of a JWT is no
+// credential (or the whole token if it is no JWT), or the ext_consumer_id,
+// if it is long enough not to match by chance.
 func (l *sentLog) echoed(text string) bool {
+	if len(l.id) >= minEchoedID && lphttp.Echoes(text, l.id) {
+		return true
+	}
 	for _, t := range l.tokens {
 		t = strings.TrimPrefix(t, "Bearer ")
 		if i := strings.LastIndexByte(t, '.'); i >= 0 && len(t)-i-1 >= minSignature {
@@ -68,6 +73,10 @@ func (l *sentLog) echoed(text string) bool {
 	}
 	return false
 }
+
+// minEchoedID is the shortest ext_consumer_id looked for in error texts:
+// shorter ones would match by chance, and name no one.
+const minEchoedID = 4
 
 // minSignature is the shortest JWT signature looked for alone: shorter
 // ones would match by chance.

@@ -1,13 +1,20 @@
 package consumerjws
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
@@ -143,4 +150,82 @@ func unicodeAll(s string) string {
 		fmt.Fprintf(&b, `\u%04X`, r)
 	}
 	return b.String()
+}
+
+// rawTLS answers every request with the raw status line line(r), which
+// net/http's server never sends, such as one that echoes a header.
+func rawTLS(t *testing.T, line func(r *http.Request) string) *httptest.Server {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		rw.WriteString(line(r) + "\r\nContent-Length: 0\r\n\r\n")
+		rw.Flush()
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func TestConsumerIDEchoedIsWithheld(t *testing.T) {
+	const id = "+15551234567"
+	echo := appjwttest.Fault{Status: 400, Body: `{"error":"unknown ext_consumer_id ` + id + `"}`}
+	s := newStand(t)
+	s.srv.SetConsumerJWSLifetime(100 * time.Second)
+	var logs bytes.Buffer
+	c := s.cache(func(c *Config) {
+		c.Domain = s.srv.Host()
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	k := (&clock{}).install(c)
+	s.srv.QueueFaults(appjwttest.Consumer, echo)
+	_, err := c.Token(context.Background(), id)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != 400 || strings.Contains(err.Error(), id) || strings.Contains(string(re.Body), id) {
+		t.Errorf("error %v, want a RetrieveError with status 400 that does not show the ext_consumer_id", err)
+	}
+	if _, err := c.Token(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	k.set(92 * time.Second) // a background refresh is due, and fails
+	s.srv.QueueFaults(appjwttest.Consumer, echo)
+	c.Token(context.Background(), id)
+	settle(c, id)
+	if !strings.Contains(logs.String(), msgRefreshFailed) || strings.Contains(logs.String(), id) {
+		t.Errorf("log, want the failed refresh without the ext_consumer_id:\n%s", logs.String())
+	}
+
+	const digits = "15551234567"
+	ts := rawTLS(t, func(*http.Request) string { return "HTTP/1.1 " + digits + " x" })
+	cfg := Config{AccountID: "le1", Domain: ts.Listener.Addr().String(), Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "app.jwt.signature-of-the-appjwt"})}
+	raw := cfg.NewCache(context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client()))
+	raw.retry = fastRetry
+	if _, err := raw.Token(context.Background(), digits); err == nil || strings.Contains(err.Error(), digits) {
+		t.Errorf("status line echoing the id: error %v, want one that does not show it", err)
+	}
+}
+
+func TestTransportErrorsDoNotEchoTokens(t *testing.T) {
+	for _, hdr := range []string{"X-Lp-On-Behalf", "Authorization"} {
+		t.Run(hdr, func(t *testing.T) {
+			ts := rawTLS(t, func(r *http.Request) string { return "HTTP/1.1 " + r.Header.Get(hdr) + " x" })
+			c := fakeCache(&fakeIdP{}, 10)
+			const app = "app.jwt.signature-of-the-appjwt"
+			client := &http.Client{Transport: &Transport{Cache: c, Base: &appjwt.Transport{
+				Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: app}), Base: ts.Client().Transport}}}
+			req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), "GET", ts.URL, nil)
+			_, err := client.Do(req)
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			jws, _ := c.Token(context.Background(), "a")
+			for _, token := range []string{jws, "signature-of-the-appjwt"} {
+				if strings.Contains(err.Error(), token) {
+					t.Errorf("error shows a token: %.200s...", err)
+				}
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -49,9 +50,13 @@ func newClient(ctx context.Context, src oauth2.TokenSource) *http.Client {
 // sentKey keys the *sentLog of a fetch in its requests' contexts.
 type sentKey struct{}
 
-// sentLog holds the AppJWTs a fetch's requests carried. Its requests are
-// sent one after another, so it needs no lock.
-type sentLog struct{ tokens []string }
+// sentLog holds what a fetch's requests carried that no error may show:
+// the AppJWTs, and the ext_consumer_id. Its requests are sent one after
+// another, so it needs no lock.
+type sentLog struct {
+	tokens []string
+	id     string
+}
 
 // recorder notes the Authorization of each request it sends.
 type recorder struct{ base http.RoundTripper }
@@ -95,7 +100,7 @@ func (c *Cache) fetch(id string) (*fetched, error) {
 		ID string `json:"ext_consumer_id"`
 	}{id})
 	u := lphttp.Endpoint(host, "v=1.0", "api", "account", c.conf.AccountID, "consumer")
-	sent := &sentLog{}
+	sent := &sentLog{id: id}
 	rep, _, err := c.retry.Do(ctx, func() (*lphttp.Reply, error) { return c.send(ctx, u, body, sent) })
 	if err != nil {
 		return nil, fail(sent.withhold(err))
@@ -147,10 +152,16 @@ func (c *Cache) parse(rep *lphttp.Reply) (*fetched, error) {
 	if a.Token == "" {
 		return nil, fmt.Errorf("%s: answer has no token", rep.Resp.Status)
 	}
+	if len(a.Token) > MaxConsumerJWSLen {
+		return nil, fmt.Errorf("%s: token is %d bytes long, more than %d", rep.Resp.Status, len(a.Token), MaxConsumerJWSLen)
+	}
 	if !lphttp.IsToken68(a.Token) {
 		return nil, fmt.Errorf("%s: token has characters a header cannot carry", rep.Resp.Status)
 	}
-	life, ok := lifetime(a.Token, rep.Resp.Header, c.now())
+	life, ok, err := lifetime(a.Token, rep.Resp.Header, c.now())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rep.Resp.Status, err)
+	}
 	got := &fetched{jws: a.Token}
 	if !ok {
 		return got, nil
@@ -172,33 +183,45 @@ const (
 	maxServeMargin   = 10 * time.Second
 )
 
-// lifetime is how long the token lasts, if it is a JWS with an exp: exp -
-// iat, else exp - the answer's Date, else exp - now.
-func lifetime(token string, header http.Header, now time.Time) (time.Duration, bool) {
+// lifetime is how long the token lasts, if it is a JWS with an exp, first
+// match wins: exp - the answer's Date (the idp's clock: a token issued a
+// while ago counts as such), else exp - iat, else exp - now. An exp that is
+// there but no date is an error: such a token must not be kept for ever.
+func lifetime(token string, header http.Header, now time.Time) (time.Duration, bool, error) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return 0, false
+		return 0, false, nil
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return 0, false
+		return 0, false, nil
 	}
-	var cl struct {
-		Exp, Iat float64
+	var cl map[string]json.RawMessage
+	if json.Unmarshal(payload, &cl) != nil || cl["exp"] == nil {
+		return 0, false, nil
 	}
+	exp, ok := claimTime(cl["exp"])
+	if !ok {
+		return 0, false, errors.New("ConsumerJWS has an exp that is no date")
+	}
+	if date, err := http.ParseTime(header.Get("Date")); err == nil {
+		return exp.Sub(date), true, nil
+	}
+	if iat, ok := claimTime(cl["iat"]); ok {
+		return exp.Sub(iat), true, nil
+	}
+	return exp.Sub(now), true, nil
+}
+
+// claimTime reads a JWT date: seconds since 1970, after 1970 and before
+// maxDate.
+func claimTime(raw json.RawMessage) (time.Time, bool) {
+	var f float64
 	// Beyond maxDate, a float converts to no defined int64.
-	if json.Unmarshal(payload, &cl) != nil || !(cl.Exp > 0 && cl.Exp < maxDate) || !(cl.Iat >= 0 && cl.Iat < maxDate) {
-		return 0, false
+	if raw == nil || json.Unmarshal(raw, &f) != nil || !(f > 0 && f < maxDate) {
+		return time.Time{}, false
 	}
-	exp := time.Unix(int64(cl.Exp), 0)
-	date, err := http.ParseTime(header.Get("Date"))
-	switch {
-	case cl.Iat > 0:
-		return exp.Sub(time.Unix(int64(cl.Iat), 0)), true
-	case err == nil:
-		return exp.Sub(date), true
-	}
-	return exp.Sub(now), true
+	return time.Unix(int64(f), 0), true
 }
 
 // maxDate bounds the JWT dates read: seconds since 1970, some 35,000 years.

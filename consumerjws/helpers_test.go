@@ -115,10 +115,7 @@ func lpError(code int) string {
 // settle waits for the running fetch of consumer id, if any.
 func settle(c *Cache, id string) {
 	c.mu.Lock()
-	var f *flight
-	if e := c.m[id]; e != nil {
-		f = e.flight
-	}
+	f := c.flights[id]
 	c.mu.Unlock()
 	if f != nil {
 		<-f.done

@@ -43,7 +43,9 @@ const (
 //
 // The AppJWT is Base's business: with an [appjwt.Transport] as Base, which
 // leaves these two errorCodes to Transport and recovers from the others,
-// one client recovers from either token being rejected.
+// one client recovers from either token being rejected. Each resends at
+// most once, so one request is sent at most 4 times, and only after 401s:
+// AppJWT, ConsumerJWS, then AppJWT rejected again.
 //
 // Transport is safe for concurrent use if Base is.
 type Transport struct {
@@ -97,7 +99,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) send(req *http.Request, jws string) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Header.Set("X-LP-ON-BEHALF", jws)
-	return t.base().RoundTrip(r)
+	resp, err := t.base().RoundTrip(r)
+	return resp, redactToken(err, jws, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
+}
+
+// redactToken withholds err, as [lphttp.Redactor.Error] does, if its text
+// echoes token, such as a server that echoes a header into a malformed
+// status line, which net/http quotes.
+func redactToken(err error, token, msg string) error {
+	if err == nil {
+		return nil
+	}
+	r := lphttp.Redactor{Leaks: func(s string) bool { return lphttp.Echoes(s, token) }}
+	return r.Error(err, msg)
 }
 
 // resend returns how to send req once more, if it can be sent again and

@@ -303,7 +303,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q; want 0 and nothing", arg, r.code, r.stdout)
 		}
 		// The flags' types and defaults show as the flag package tells them.
-		for _, want := range []string{"Examples:", "\n  -secret-stdin\n", "\n  -timeout long\n", "(default 30s)", "\n  -format string\n", `(default "raw")`} {
+		for _, want := range []string{"Examples:", "\n  -secret-stdin\n", "\n  -timeout duration\n", "(default 30s)", "\n  -format format\n", `(default "raw")`} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", arg, want, r.stderr)
 			}

@@ -7,6 +7,7 @@ package lphttp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,7 @@ func (p Policy) Do(ctx context.Context, send func() (*Reply, error)) (rep *Reply
 }
 
 // Wait says whether to try again after this attempt, and after how long.
+// A certificate that does not verify is final: no retry can change it.
 func (p Policy) Wait(attempt int, rep *Reply, err error, now time.Time) (time.Duration, bool) {
 	if attempt >= p.Attempts {
 		return 0, false
@@ -81,7 +83,7 @@ func (p Policy) Wait(attempt int, rep *Reply, err error, now time.Time) (time.Du
 	wait := p.Pause.Delay(attempt)
 	switch {
 	case err != nil:
-		return wait, !errors.As(err, new(Final))
+		return wait, !errors.As(err, new(Final)) && !errors.As(err, new(*tls.CertificateVerificationError))
 	case rep.Resp.StatusCode == http.StatusTooManyRequests:
 		wait = max(wait, p.TooManyMin)
 	case rep.Resp.StatusCode < 500:

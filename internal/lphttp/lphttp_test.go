@@ -1,6 +1,7 @@
 package lphttp
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ func TestRetryPolicyWait(t *testing.T) {
 	}{
 		{"network error", 1, nil, errors.New("connection reset"), true, 50 * time.Millisecond, 100 * time.Millisecond},
 		{"oversized answer", 1, nil, Final{errors.New("too large")}, false, 0, 0},
+		{"certificate that does not verify", 1, nil, fmt.Errorf("tls: %w", &tls.CertificateVerificationError{Err: errors.New("unknown authority")}), false, 0, 0},
 		{"503 grows", 3, answer(503, ""), nil, true, 200 * time.Millisecond, 400 * time.Millisecond},
 		{"429 waits a second", 1, answer(429, ""), nil, true, time.Second, time.Second},
 		{"Retry-After seconds", 1, answer(503, "2"), nil, true, 2 * time.Second, 2 * time.Second},
