@@ -383,6 +383,7 @@ func (s *Server) record(e Endpoint, r *http.Request) (Fault, bool) {
 // inject carries out f, reporting whether it answered the request.
 func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) bool {
 	if f.Delay > 0 && !s.sleep(r, f.Delay) {
+		hangUp(w)
 		return true
 	}
 	switch {
@@ -391,11 +392,10 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) bool {
 		case <-r.Context().Done():
 		case <-s.closing:
 		}
+		hangUp(w)
 		return true
 	case f.Reset:
-		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-			conn.Close()
-		}
+		hangUp(w)
 		return true
 	case f.Status == 0 && f.Body == "":
 		return false
@@ -406,6 +406,15 @@ func (s *Server) inject(w http.ResponseWriter, r *http.Request, f Fault) bool {
 	w.WriteHeader(cmp.Or(f.Status, http.StatusOK))
 	w.Write([]byte(f.Body))
 	return true
+}
+
+// hangUp closes the connection without an answer: had the handler just
+// returned, net/http would write an empty 200, which a client still
+// reading takes for one.
+func hangUp(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		conn.Close()
+	}
 }
 
 // sleep waits d, or less if the request ends or the server closes first.
