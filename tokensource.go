@@ -180,10 +180,13 @@ func (s *tokenSource) refresh(f *flight) {
 	s.fetch(f)
 	f.took = s.now().Sub(start)
 	logs := append(s.domain.takeLogs(), s.settle(f)...)
-	close(f.done)
+	// After settle's lock, as a handler may call back into the source (it
+	// finds the outcome there); before done, so that a fetch's records are
+	// written by the time its callers return.
 	for _, e := range logs {
 		s.log.LogAttrs(s.ctx, e.level, e.msg, e.attrs...)
 	}
+	close(f.done)
 }
 
 // settle records how f ended, and returns what to log about it once s.mu
