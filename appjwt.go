@@ -94,7 +94,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -324,7 +323,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	code := ErrorCode(resp)
-	if code == codeConsumerJWSInvalid || code == codeConsumerJWSMissing {
+	if code == lphttp.CodeConsumerJWSInvalid || code == lphttp.CodeConsumerJWSMissing {
 		return resp, nil
 	}
 	rej.Reject(tok)
@@ -333,16 +332,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return resp, nil
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorCodeBody))
-	resp.Body.Close()
+	lphttp.Drain(resp)
 	return next()
 }
-
-// LivePerson's errorCodes that blame the ConsumerJWS, not the AppJWT.
-const (
-	codeConsumerJWSInvalid = 40103
-	codeConsumerJWSMissing = 40104
-)
 
 // send sends a copy of req that carries tok. The copy is deep, as a Base
 // may write to the request it is given.
@@ -354,13 +346,7 @@ func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, 
 		r.Header.Set("Authorization", tok.AccessToken)
 	}
 	resp, err := t.base().RoundTrip(r)
-	if err != nil {
-		// A server may echo the header into what net/http quotes, such as
-		// a malformed status line.
-		leaks := func(s string) bool { return lphttp.Echoes(s, tok.AccessToken) }
-		err = lphttp.Redactor{Leaks: leaks}.Error(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
-	}
-	return resp, err
+	return resp, lphttp.WithholdEcho(err, tok.AccessToken, "appjwt: request failed; error text withheld: it echoed the AppJWT")
 }
 
 // resend returns how to send req once more, if it can be sent again and
@@ -417,10 +403,6 @@ func (t *Transport) base() http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// maxErrorCodeBody caps what [ErrorCode] reads of a body, and what
-// [Transport] drains of an answer it replaces.
-const maxErrorCodeBody = 64 << 10
-
 // ErrorCode returns the errorCode of a LivePerson Connector API error
 // answer, such as 40102 in
 //
@@ -432,18 +414,9 @@ func ErrorCode(resp *http.Response) int {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return 0
 	}
-	head, err := io.ReadAll(io.LimitReader(resp.Body, maxErrorCodeBody))
+	head, err := io.ReadAll(io.LimitReader(resp.Body, lphttp.MaxDrain))
 	resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), readErr{err}, resp.Body), resp.Body}
-	var answer struct {
-		Body struct {
-			ErrorCode json.Number `json:"errorCode"`
-		} `json:"body"`
-	}
-	if json.Unmarshal(head, &answer) != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(answer.Body.ErrorCode.String())
-	return n
+	return lphttp.ErrorCode(head)
 }
 
 // readCloser is a body whose reading and closing come apart.

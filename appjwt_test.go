@@ -1429,7 +1429,7 @@ func TestLogRecords(t *testing.T) {
 
 	s.ClearFault(appjwttest.Sentinel)
 	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
-	clk.advance(domainTTL) // past the backoff and the domain's TTL
+	clk.advance(lphttp.DomainTTL) // past the backoff and the domain's TTL
 	token()
 	recovered := check("recovery past the domain TTL",
 		want{slog.LevelWarn, msgRelookupFailed, []string{"account", "domain_api", "error", "error_class", "host", "retry_at"}},
@@ -1997,7 +1997,7 @@ func TestFinalStatusWithBrokenBodyIsNotRetried(t *testing.T) {
 }
 
 func TestHeadersAreCappedOnTheDefaultClient(t *testing.T) {
-	ts := echoServer(t, 401, http.Header{"X-Big": {strings.Repeat("x", 2*maxHeaderBytes)}}, "")
+	ts := echoServer(t, 401, http.Header{"X-Big": {strings.Repeat("x", 2*lphttp.MaxHeaderBytes)}}, "")
 	hc := newDefaultClient()
 	hc.Transport.(*http.Transport).TLSClientConfig = ts.Client().Transport.(*http.Transport).TLSClientConfig
 	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret", Domain: ts.Listener.Addr().String()}
@@ -2043,7 +2043,7 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 			}
 			s.SetFault(appjwttest.DomainAPI, tt.fault)
 			// Past the TTL, then twice within the pause after a failed re-lookup.
-			for i, step := range []time.Duration{domainTTL, relookupPause / 3, relookupPause / 3} {
+			for i, step := range []time.Duration{lphttp.DomainTTL, lphttp.RelookupPause / 3, lphttp.RelookupPause / 3} {
 				clk.advance(step)
 				start := time.Now()
 				if _, err := fetchOnce(ts); err != nil {
@@ -2060,7 +2060,7 @@ func TestDomainRelookupIsBounded(t *testing.T) {
 			}
 			s.ClearFault(appjwttest.DomainAPI)
 			before := s.Count(appjwttest.DomainAPI)
-			clk.advance(relookupPause)
+			clk.advance(lphttp.RelookupPause)
 			if _, err := fetchOnce(ts); err != nil {
 				t.Fatal(err)
 			}
@@ -2099,8 +2099,8 @@ func TestLogHandlerCallingBackDoesNotDeadlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
-	clk.advance(domainTTL + time.Minute) // a re-lookup is due, and fails
-	src.Reject(tok)                      // no token to serve: callers wait
+	clk.advance(lphttp.DomainTTL + time.Minute) // a re-lookup is due, and fails
+	src.Reject(tok)                             // no token to serve: callers wait
 	done := make(chan error, 1)
 	go func() { _, err := src.Token(); done <- err }()
 	select {

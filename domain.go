@@ -12,10 +12,6 @@ import (
 	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
-// domainTTL is how long a cached source trusts a Domain API answer.
-// LivePerson documents no TTL; its own clients cache for 1 minute to 3 hours.
-const domainTTL = time.Hour
-
 // sentinelService is the Domain API's (case-sensitive) name for Sentinel.
 const sentinelService = "sentinel"
 
@@ -98,64 +94,56 @@ func (d *domainCache) takeLogs() []logEntry {
 	return logs
 }
 
-// Bounds of a re-lookup, once a host is known: the fetch's time belongs to
-// Sentinel, so a hanging or failing Domain API gets a small share of it, and
-// after a failure the last good host serves for relookupPause before the
-// Domain API is asked again.
-const (
-	relookupShare    = 4 // of the time left in the fetch
-	relookupMax      = 5 * time.Second
-	relookupAttempts = 2
-	relookupPause    = 5 * time.Minute
-)
+// relookupAttempts bounds the requests of a re-lookup: within its share
+// of the fetch's time (see [lphttp.RelookupContext]), two tries are enough.
+const relookupAttempts = 2
 
 // resolve returns the cached host while it is fresh, else asks sentinelHost
 // again (which answers at once when Config.Domain is set). A failed
 // re-lookup keeps the last good host, and is not tried again for
-// relookupPause.
+// lphttp.RelookupPause.
 func (d *domainCache) resolve(ctx context.Context, c *Config, p lphttp.Policy, now time.Time) (string, error) {
 	if d.host != "" && now.Before(d.expires) {
 		return d.host, nil
 	}
-	if d.host == "" {
-		host, err := c.sentinelHost(ctx, p)
-		if err != nil {
-			return "", err
-		}
-		d.host, d.expires = host, now.Add(domainTTL)
-		return host, nil
+	host, err := d.lookup(ctx, c, p)
+	switch {
+	case err == nil:
+		d.host, d.expires = host, now.Add(lphttp.DomainTTL)
+	case d.host == "" || ctx.Err() != nil:
+		return "", err
+	default:
+		host, d.expires = d.host, now.Add(lphttp.RelookupPause)
+		d.logRelookupFailed(c, err)
 	}
-	host, err := d.relookup(ctx, c, p)
-	if err != nil {
-		if ctx.Err() != nil {
-			return "", err
-		}
-		d.expires = now.Add(relookupPause)
-		if c.Logger != nil {
-			class, _ := errorClass(err, true)
-			d.logs = append(d.logs, logEntry{slog.LevelWarn, msgRelookupFailed, []slog.Attr{
-				slog.String("account", c.AccountID),
-				slog.String("domain_api", c.domainAPI()),
-				slog.String("host", d.host),
-				slog.String("error_class", class),
-				slog.String("error", c.withhold(err).Error()),
-				slog.Time("retry_at", d.expires),
-			}})
-		}
-		return d.host, nil
-	}
-	d.host, d.expires = host, now.Add(domainTTL)
 	return host, nil
 }
 
-// relookup asks for the host again within its share of ctx's time.
-func (d *domainCache) relookup(ctx context.Context, c *Config, p lphttp.Policy) (string, error) {
-	budget := relookupMax
-	if dl, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(dl)/relookupShare)
+// lookup asks sentinelHost; once a host is known, within a re-lookup's
+// share of ctx's time and with at most relookupAttempts requests.
+func (d *domainCache) lookup(ctx context.Context, c *Config, p lphttp.Policy) (string, error) {
+	if d.host != "" {
+		var cancel context.CancelFunc
+		ctx, cancel = lphttp.RelookupContext(ctx)
+		defer cancel()
+		p.Attempts = min(p.Attempts, relookupAttempts)
 	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	p.Attempts = min(p.Attempts, relookupAttempts)
 	return c.sentinelHost(ctx, p)
+}
+
+// logRelookupFailed keeps a record of a failed re-lookup, to log once the
+// fetch is over.
+func (d *domainCache) logRelookupFailed(c *Config, err error) {
+	if c.Logger == nil {
+		return
+	}
+	class, _ := errorClass(err, true)
+	d.logs = append(d.logs, logEntry{slog.LevelWarn, msgRelookupFailed, []slog.Attr{
+		slog.String("account", c.AccountID),
+		slog.String("domain_api", c.domainAPI()),
+		slog.String("host", d.host),
+		slog.String("error_class", class),
+		slog.String("error", c.withhold(err).Error()),
+		slog.Time("retry_at", d.expires),
+	}})
 }

@@ -264,18 +264,12 @@ const maxBody = 1 << 20
 // maxErrorBody caps the body kept in an [oauth2.RetrieveError].
 const maxErrorBody = 1 << 10
 
-// maxHeaderBytes caps the response headers the default client reads:
-// net/http's own default is 1 MiB.
-const maxHeaderBytes = 64 << 10
-
 // defaultClient is used when the context has none: never one without a
 // timeout, nor one that reads unbounded headers.
 var defaultClient = newDefaultClient()
 
 func newDefaultClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxResponseHeaderBytes = maxHeaderBytes
-	return &http.Client{Timeout: 10 * time.Second, Transport: t}
+	return &http.Client{Timeout: 10 * time.Second, Transport: lphttp.NewTransport()}
 }
 
 // logEntry is a log record, made under a lock and logged after it.

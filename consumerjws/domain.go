@@ -8,21 +8,11 @@ import (
 	"time"
 
 	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
 // idpService is the Domain API's (case-sensitive) name for the idp.
 const idpService = "idp"
-
-// Bounds of the idp host's cache, as appjwt's for the Sentinel host: an
-// answer is trusted for domainTTL; a re-lookup gets relookupShare of the
-// time left in the fetch, at most relookupMax, and after it fails the last
-// good host serves for relookupPause before the Domain API is asked again.
-const (
-	domainTTL     = time.Hour
-	relookupShare = 4
-	relookupMax   = 5 * time.Second
-	relookupPause = 5 * time.Minute
-)
 
 // domainCache is the idp host of a Cache: Config.Domain, or what the
 // Domain API said. One lookup runs at a time; while a known host is
@@ -71,19 +61,16 @@ func (d *domainCache) resolve(ctx context.Context, c *Cache) (string, error) {
 }
 
 // run carries out lookup f: the first, or a re-lookup within its share of
-// ctx's time that keeps the last good host if it fails.
+// ctx's time (the same bounds as appjwt's, from lphttp) that keeps the last
+// good host if it fails.
 func (d *domainCache) run(ctx context.Context, c *Cache, f *hostFlight) {
 	d.mu.Lock()
 	last := d.host
 	d.mu.Unlock()
 	lctx := ctx
 	if last != "" {
-		budget := relookupMax
-		if dl, ok := ctx.Deadline(); ok {
-			budget = min(budget, time.Until(dl)/relookupShare)
-		}
 		var cancel context.CancelFunc
-		lctx, cancel = context.WithTimeout(ctx, budget)
+		lctx, cancel = lphttp.RelookupContext(ctx)
 		defer cancel()
 	}
 	host, err := appjwt.LookupDomain(lctx, c.conf.DomainAPI, c.conf.AccountID, idpService)
@@ -91,11 +78,11 @@ func (d *domainCache) run(ctx context.Context, c *Cache, f *hostFlight) {
 	now := c.now()
 	switch {
 	case err == nil:
-		d.host, d.expires = host, now.Add(domainTTL)
+		d.host, d.expires = host, now.Add(lphttp.DomainTTL)
 	case last != "" && ctx.Err() == nil:
 		defer c.logAttrs(slog.LevelWarn, msgRelookupFailed, slog.String("host", last), slog.String("error", err.Error()))
 		host, err = last, nil
-		d.expires = now.Add(relookupPause)
+		d.expires = now.Add(lphttp.RelookupPause)
 	default:
 		err = fmt.Errorf("consumerjws: idp host: %w", err)
 	}

@@ -1,7 +1,6 @@
 package consumerjws
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,15 +20,8 @@ func (l *sentLog) retrieveError(rep *lphttp.Reply) error {
 	r := l.redactor()
 	body := r.Bytes(rep.Body, maxErrorBody)
 	re := &oauth2.RetrieveError{Response: r.Response(rep.Resp, rep.Resp.Request), Body: body}
-	var lp struct {
-		Body struct {
-			ErrorCode json.Number `json:"errorCode"`
-		} `json:"body"`
-	}
-	if json.Unmarshal(rep.Body, &lp) == nil {
-		if n, err := strconv.Atoi(lp.Body.ErrorCode.String()); err == nil {
-			re.ErrorCode = strconv.Itoa(n)
-		}
+	if n := lphttp.ErrorCode(rep.Body); n != 0 {
+		re.ErrorCode = strconv.Itoa(n)
 	}
 	msg := fmt.Sprintf("%s: answer %.120q", rep.Resp.Status, body)
 	if re.ErrorCode != "" {

@@ -20,9 +20,8 @@ import (
 
 // Caps on what is read from a server and kept in an error.
 const (
-	maxBody        = 64 << 10 // an answer
-	maxErrorBody   = 1 << 10  // the Body of a RetrieveError
-	maxHeaderBytes = 64 << 10 // response headers, with the default transport
+	maxBody      = 64 << 10 // an answer
+	maxErrorBody = 1 << 10  // the Body of a RetrieveError
 )
 
 // newClient is the client of a Cache's requests: the AppJWT goes on through
@@ -36,9 +35,7 @@ func newClient(ctx context.Context, src oauth2.TokenSource) *http.Client {
 		base, timeout = hc.Transport, hc.Timeout
 	}
 	if base == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxResponseHeaderBytes = maxHeaderBytes
-		base = t
+		base = lphttp.NewTransport()
 	}
 	return &http.Client{
 		Transport:     &appjwt.Transport{Source: src, Base: recorder{base}},

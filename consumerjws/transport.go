@@ -3,7 +3,6 @@ package consumerjws
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -19,12 +18,6 @@ type consumerKey struct{}
 func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 	return context.WithValue(ctx, consumerKey{}, extConsumerID)
 }
-
-// LivePerson's errorCodes that blame the ConsumerJWS.
-const (
-	codeConsumerJWSInvalid = 40103
-	codeConsumerJWSMissing = 40104
-)
 
 // Transport is an [http.RoundTripper] that sends each request whose
 // context names a consumer ([WithConsumer]) with that consumer's
@@ -78,7 +71,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	code := appjwt.ErrorCode(resp)
-	if code != codeConsumerJWSInvalid && code != codeConsumerJWSMissing {
+	if code != lphttp.CodeConsumerJWSInvalid && code != lphttp.CodeConsumerJWSMissing {
 		return resp, nil
 	}
 	t.Cache.Reject(id, jws)
@@ -89,8 +82,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return resp, nil
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
-	resp.Body.Close()
+	lphttp.Drain(resp)
 	return next()
 }
 
@@ -100,18 +92,9 @@ func (t *Transport) send(req *http.Request, jws string) (*http.Response, error) 
 	r := req.Clone(req.Context())
 	r.Header.Set("X-LP-ON-BEHALF", jws)
 	resp, err := t.base().RoundTrip(r)
-	return resp, redactToken(err, jws, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
-}
-
-// redactToken withholds err, as [lphttp.Redactor.Error] does, if its text
-// echoes token, such as a server that echoes a header into a malformed
-// status line, which net/http quotes.
-func redactToken(err error, token, msg string) error {
-	if err == nil {
-		return nil
-	}
-	r := lphttp.Redactor{Leaks: func(s string) bool { return lphttp.Echoes(s, token) }}
-	return r.Error(err, msg)
+	// A server may echo the header into what net/http quotes, such as a
+	// malformed status line.
+	return resp, lphttp.WithholdEcho(err, jws, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
 }
 
 // resend returns how to send req once more, if it can be sent again and
