@@ -141,7 +141,7 @@ func (s *tokenSource) Token() (*oauth2.Token, error) {
 	}
 	s.mu.Lock()
 	now := s.now()
-	if s.tok != nil && now.Before(s.serveUntil) {
+	if s.servable(now) {
 		if !now.Before(s.refreshAt) && s.inflight == nil && !now.Before(s.retryAt) {
 			s.start()
 		}
@@ -165,6 +165,12 @@ func (s *tokenSource) Token() (*oauth2.Token, error) {
 	}
 	t := *f.tok
 	return &t, nil
+}
+
+// servable reports whether the cache has a token to serve at now. s.mu
+// must be held.
+func (s *tokenSource) servable(now time.Time) bool {
+	return s.tok != nil && now.Before(s.serveUntil)
 }
 
 // start begins a fetch in the background. s.mu must be held.
@@ -258,20 +264,6 @@ func (s *tokenSource) reject(tok *oauth2.Token) bool {
 	return true
 }
 
-// maxBody caps every answer read from LivePerson.
-const maxBody = 1 << 20
-
-// maxErrorBody caps the body kept in an [oauth2.RetrieveError].
-const maxErrorBody = 1 << 10
-
-// defaultClient is used when the context has none: never one without a
-// timeout, nor one that reads unbounded headers.
-var defaultClient = newDefaultClient()
-
-func newDefaultClient() *http.Client {
-	return &http.Client{Timeout: 10 * time.Second, Transport: lphttp.NewTransport()}
-}
-
 // logEntry is a log record, made under a lock and logged after it.
 type logEntry struct {
 	level slog.Level
@@ -306,9 +298,9 @@ func (s *tokenSource) logFailed(f *flight, now time.Time) []logEntry {
 		slog.Int("attempts", f.attempts),
 		slog.Int("failures", s.failures),
 		slog.Time("retry_at", s.retryAt),
-		slog.Bool("serving", s.tok != nil && now.Before(s.serveUntil)),
+		slog.Bool("serving", s.servable(now)),
 	)
-	if s.tok != nil && now.Before(s.serveUntil) {
+	if s.servable(now) {
 		attrs = append(attrs, slog.Time("serving_until", s.serveUntil))
 	}
 	return []logEntry{{slog.LevelWarn, msgFetchFailed, attrs}}
@@ -448,6 +440,20 @@ func describeFailure(re *oauth2.RetrieveError, status string) string {
 		return status + ": empty answer"
 	}
 	return fmt.Sprintf("%s: answer %.120q", status, re.Body)
+}
+
+// maxBody caps every answer read from LivePerson.
+const maxBody = 1 << 20
+
+// maxErrorBody caps the body kept in an [oauth2.RetrieveError].
+const maxErrorBody = 1 << 10
+
+// defaultClient is used when the context has none: never one without a
+// timeout, nor one that reads unbounded headers.
+var defaultClient = newDefaultClient()
+
+func newDefaultClient() *http.Client {
+	return &http.Client{Timeout: 10 * time.Second, Transport: lphttp.NewTransport()}
 }
 
 // call is one HTTP request to LivePerson, as often as it is sent.
@@ -618,10 +624,6 @@ func safeToken(s string) string {
 // seconds is expires_in, which Sentinel sends as a number or a string.
 type seconds int64
 
-// plausibleSpan bounds the JWT dates ParseClaims accepts: none is more
-// than this far in the future.
-const plausibleSpan = 10 * 365 * 24 * time.Hour
-
 func (s *seconds) UnmarshalJSON(b []byte) error {
 	v := string(bytes.Trim(b, `"`))
 	n, err := strconv.ParseInt(v, 10, 64)
@@ -692,6 +694,10 @@ func (a *audience) UnmarshalJSON(b []byte) error {
 	*a = audience(s)
 	return nil
 }
+
+// plausibleSpan bounds the JWT dates ParseClaims accepts: none is more
+// than this far in the future.
+const plausibleSpan = 10 * 365 * 24 * time.Hour
 
 // numericDate is a JWT time: seconds since the epoch, maybe fractional.
 type numericDate time.Time
