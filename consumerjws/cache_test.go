@@ -140,18 +140,26 @@ func TestLRUEviction(t *testing.T) {
 	}
 }
 
-// A ConsumerJWS with an exp is refreshed in the background after 90% of
-// its lifetime, served until 95%, and waited for after that.
-func TestExpRefresh(t *testing.T) {
+// withExp returns a Cache whose stand-in issues ConsumerJWS that live
+// 100 s, on a clock the test moves, and consumer a's first ConsumerJWS.
+func withExp(t *testing.T) (*stand, *Cache, *clock, string) {
+	t.Helper()
 	s := newStand(t)
 	s.srv.SetConsumerJWSLifetime(100 * time.Second)
 	c := s.cache(nil)
 	clk := new(clock).install(c)
-	ctx := context.Background()
-	first, err := c.Token(ctx, "a")
+	first, err := c.Token(context.Background(), "a")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s, c, clk, first
+}
+
+// A ConsumerJWS with an exp is refreshed in the background after 90% of
+// its lifetime, served until 95%, and waited for after that.
+func TestExpRefresh(t *testing.T) {
+	s, c, clk, first := withExp(t)
+	ctx := context.Background()
 	tests := []struct {
 		at           time.Duration
 		wantFirst    bool // the first ConsumerJWS, or a newer one
@@ -192,15 +200,8 @@ func TestExpRefresh(t *testing.T) {
 // A failed background refresh leaves the current ConsumerJWS served, and
 // the next attempt waits refreshRetryPause.
 func TestExpRefreshFails(t *testing.T) {
-	s := newStand(t)
-	s.srv.SetConsumerJWSLifetime(100 * time.Second)
-	c := s.cache(nil)
-	clk := new(clock).install(c)
+	s, c, clk, first := withExp(t)
 	ctx := context.Background()
-	first, err := c.Token(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
 	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Status: 400})
 	for _, at := range []time.Duration{91 * time.Second, 93 * time.Second} {
 		clk.set(at)
