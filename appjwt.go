@@ -97,7 +97,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lpconnect/appjwt/internal/jwt"
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/redact"
+	"github.com/lpconnect/appjwt/internal/sentinel"
 	"golang.org/x/oauth2"
 )
 
@@ -113,11 +116,11 @@ const (
 	DefaultFetchTimeout = 30 * time.Second
 	// DefaultLifetime is the AppJWT lifetime LivePerson documents, assumed
 	// when neither expires_in nor the JWT's claims give one.
-	DefaultLifetime = time.Hour
+	DefaultLifetime = sentinel.DefaultLifetime
 	// MaxLifetime is the longest lifetime a token may claim, from expires_in
 	// or from its JWT claims: an answer that claims more is an error, since
 	// a token cached that long would outlive any revocation.
-	MaxLifetime = 24 * time.Hour
+	MaxLifetime = jwt.MaxLifetime
 )
 
 // Config describes a LivePerson app installation that obtains AppJWTs.
@@ -184,25 +187,12 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
 	defer cancel()
-	host, err := c.sentinelHost(ctx, lphttp.Default)
+	host, err := c.sentinelHost(ctx)
 	if err != nil {
 		return nil, c.withhold(err)
 	}
-	tok, _, err := c.requestToken(ctx, host, lphttp.Default)
-	return tok, err
-}
-
-// ResolveDomain returns the Sentinel host the token requests go to: Domain
-// if set, else the answer of the Domain API for the service "sentinel". It
-// does not cache, and needs no credentials; ctx is used as by [Config.Token].
-func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
-	if err := c.validateLookup(); err != nil {
-		return "", err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
-	defer cancel()
-	host, err := c.sentinelHost(ctx, lphttp.Default)
-	return host, c.withhold(err)
+	tok, _, err := sentinel.Fetch(ctx, host, c.credentials(), lphttp.Default)
+	return tok, prefixed(err)
 }
 
 // TokenSource returns a cached [oauth2.TokenSource] that returns the same
@@ -234,7 +224,7 @@ func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
 // and never learns of a rejection: use [Config.Client] or [Transport]
 // instead.
 func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
-	return &source{newTokenSource(ctx, *c)}
+	return &source{newTokenCache(ctx, *c)}
 }
 
 // Client returns an HTTP client that sends "Authorization: Bearer <AppJWT>"
@@ -314,7 +304,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	resp, err := t.send(req, tok)
+	resp, err := t.send(req, tok.AccessToken)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -327,46 +317,28 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	rej.Reject(tok)
-	next, ok := t.resend(req, tok)
+	r, next, ok := lphttp.Resend(req, tok.AccessToken, t.accessToken)
 	t.logRejected(req, code, ok)
 	if !ok {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return next()
+	return t.send(r, next)
 }
 
-// send sends a copy of req that carries tok. The copy is deep, as a Base
-// may write to the request it is given.
-func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
+// send sends a copy of req that carries the token. The copy is deep, as a
+// Base may write to the request it is given.
+func (t *Transport) send(req *http.Request, token string) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	if t.Bearer {
-		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r.Header.Set("Authorization", "Bearer "+token)
 	} else {
-		r.Header.Set("Authorization", tok.AccessToken)
+		r.Header.Set("Authorization", token)
 	}
 	resp, err := t.base().RoundTrip(r)
-	return resp, lphttp.WithholdEcho(err, tok.AccessToken, "appjwt: request failed; error text withheld: it echoed the AppJWT")
-}
-
-// resend returns how to send req once more, if it can be sent again and
-// the source has a token other than the rejected one.
-func (t *Transport) resend(req *http.Request, rejected *oauth2.Token) (func() (*http.Response, error), bool) {
-	if !lphttp.CanReplay(req) || req.Context().Err() != nil {
-		return nil, false
-	}
-	tok, err := t.token()
-	// The wait for a new token may have outlived the request's context.
-	if err != nil || tok.AccessToken == rejected.AccessToken || req.Context().Err() != nil {
-		return nil, false
-	}
-	return func() (*http.Response, error) {
-		r, err := lphttp.Replay(req)
-		if err != nil {
-			return nil, fmt.Errorf("appjwt: %w", err)
-		}
-		return t.send(r, tok)
-	}, true
+	// A server may echo the header into what net/http quotes, such as a
+	// malformed status line.
+	return resp, redact.For(token, "").Withhold(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
 }
 
 // logRejected logs a rejection through the source's Logger, if it has one.
@@ -382,6 +354,7 @@ func (t *Transport) logRejected(req *http.Request, code int, resent bool) {
 		slog.Bool("resent", resent))...)
 }
 
+// token is the token t.Source has now.
 func (t *Transport) token() (*oauth2.Token, error) {
 	if t.Source == nil {
 		return nil, errors.New("appjwt: Transport.Source is nil")
@@ -394,6 +367,14 @@ func (t *Transport) token() (*oauth2.Token, error) {
 		return nil, errors.New("appjwt: Transport.Source returned an empty token")
 	}
 	return tok, nil
+}
+
+func (t *Transport) accessToken() (string, error) {
+	tok, err := t.token()
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -434,6 +415,38 @@ func (r readErr) Read([]byte) (int, error) {
 		return 0, r.err
 	}
 	return 0, io.EOF
+}
+
+// Claims are the claims of an AppJWT that this package knows.
+type Claims struct {
+	Audience        string    // aud: the account; several audiences are joined with spaces
+	AuthorizedParty string    // azp: the app installation (client) ID
+	Scope           string    // scope, such as "msg.consumer"
+	Issuer          string    // iss: Sentinel
+	IssuedAt        time.Time // iat; zero if absent or not a date
+	ExpiresAt       time.Time // exp; zero if absent
+}
+
+// ParseClaims decodes the claims of a JWT without verifying its signature:
+// that is for the API receiving the token to do. It is meant for reading a
+// token this package obtained over HTTPS, not for trusting one from anyone
+// else. A token that is not three dot-separated parts, a payload that is
+// not a base64url JSON object, and an exp that is not a plausible date
+// (after 1970, and less than 10 years ahead) are errors; the other claims
+// are read as absent if they are not of their documented type.
+func ParseClaims(token string) (*Claims, error) {
+	c, err := jwt.Decode(token)
+	if err != nil {
+		return nil, prefixed(err)
+	}
+	return &Claims{
+		Audience:        c.Audience,
+		AuthorizedParty: c.AuthorizedParty,
+		Scope:           c.Scope,
+		Issuer:          c.Issuer,
+		IssuedAt:        c.IssuedAt,
+		ExpiresAt:       c.ExpiresAt,
+	}, nil
 }
 
 const redacted = "[REDACTED]"
@@ -503,22 +516,8 @@ func (c *Config) validate() error {
 
 // validateLookup checks the fields a Domain API lookup needs.
 func (c *Config) validateLookup() error {
-	if c.AccountID == "" {
-		return errors.New("appjwt: Config.AccountID is empty")
-	}
-	// Path escaping cannot neutralise these two segments.
-	if c.AccountID == "." || c.AccountID == ".." {
-		return fmt.Errorf("appjwt: Config.AccountID %q is not an account ID", c.AccountID)
-	}
-	if c.Domain != "" {
-		if err := lphttp.CheckHost(c.Domain); err != nil {
-			return fmt.Errorf("appjwt: Config.Domain: %w", err)
-		}
-	}
-	if c.DomainAPI != "" {
-		if err := lphttp.CheckHost(c.DomainAPI); err != nil {
-			return fmt.Errorf("appjwt: Config.DomainAPI: %w", err)
-		}
+	if err := lphttp.CheckConfig("appjwt", c.AccountID, c.Domain, c.DomainAPI); err != nil {
+		return err
 	}
 	if c.EarlyExpiry < 0 {
 		return fmt.Errorf("appjwt: Config.EarlyExpiry %v is negative", c.EarlyExpiry)
@@ -548,4 +547,14 @@ func (c *Config) domainAPI() string {
 		return DefaultDomainAPI
 	}
 	return c.DomainAPI
+}
+
+func (c *Config) credentials() sentinel.Credentials {
+	return sentinel.Credentials{AccountID: c.AccountID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, InQuery: c.CredentialsInQuery}
+}
+
+// withhold is the last line of defence for the texts a server can put in
+// an error outside a RetrieveError: see [sentinel.Credentials.Withhold].
+func (c *Config) withhold(err error) error {
+	return c.credentials().Withhold(err)
 }

@@ -2,13 +2,9 @@ package appjwt
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"time"
 
+	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
@@ -36,114 +32,28 @@ func LookupDomain(ctx context.Context, domainAPI, accountID, service string) (st
 	}
 	ctx, cancel := context.WithTimeout(ctx, DefaultFetchTimeout)
 	defer cancel()
-	return c.lookup(ctx, service, lphttp.Default)
+	host, err := domain.Lookup(ctx, c.domainAPI(), accountID, service, lphttp.Default)
+	return host, prefixed(err)
+}
+
+// ResolveDomain returns the Sentinel host the token requests go to: Domain
+// if set, else the answer of the Domain API for the service "sentinel". It
+// does not cache, and needs no credentials; ctx is used as by [Config.Token].
+func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
+	if err := c.validateLookup(); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
+	defer cancel()
+	host, err := c.sentinelHost(ctx)
+	return host, c.withhold(err)
 }
 
 // sentinelHost returns the configured Sentinel host, or looks it up.
-func (c *Config) sentinelHost(ctx context.Context, p lphttp.Policy) (string, error) {
+func (c *Config) sentinelHost(ctx context.Context) (string, error) {
 	if c.Domain != "" {
 		return c.Domain, nil
 	}
-	return c.lookup(ctx, sentinelService, p)
-}
-
-// lookup asks the Domain API for the host of the account's service. The
-// answer must be a bare host[:port]: a server cannot redirect the requests
-// made to it to another scheme or path.
-func (c *Config) lookup(ctx context.Context, service string, p lphttp.Policy) (string, error) {
-	api := c.domainAPI()
-	fail := func(err error) error {
-		return fmt.Errorf("appjwt: domain lookup of %q for account %q at %s: %w", service, c.AccountID, api, err)
-	}
-	u := lphttp.Endpoint(api, "version=1.0", "api", "account", c.AccountID, "service", service, "baseURI.json")
-	rep, _, err := call{method: http.MethodGet, url: u, safe: u}.do(ctx, p)
-	if err != nil {
-		return "", fail(err)
-	}
-	if rep.Resp.StatusCode != http.StatusOK {
-		return "", fail(errors.New(rep.Resp.Status))
-	}
-	var answer struct {
-		BaseURI string `json:"baseURI"`
-	}
-	if err := json.Unmarshal(rep.Body, &answer); err != nil {
-		return "", fail(fmt.Errorf("malformed answer: %w", err))
-	}
-	if answer.BaseURI == "" {
-		return "", fail(errors.New("answer has no baseURI"))
-	}
-	if err := lphttp.CheckHost(answer.BaseURI); err != nil {
-		return "", fail(fmt.Errorf("baseURI: %w", err))
-	}
-	return answer.BaseURI, nil
-}
-
-// domainCache remembers the Sentinel host a cached source looked up. It is
-// used only by the source's running fetch, and fetches never overlap, so it
-// needs no lock of its own.
-type domainCache struct {
-	host    string
-	expires time.Time
-	logs    []logEntry // to log once the fetch is over, out of its way
-}
-
-// takeLogs returns the records to log and forgets them.
-func (d *domainCache) takeLogs() []logEntry {
-	logs := d.logs
-	d.logs = nil
-	return logs
-}
-
-// relookupAttempts bounds the requests of a re-lookup: within its share
-// of the fetch's time (see [lphttp.RelookupContext]), two tries are enough.
-const relookupAttempts = 2
-
-// resolve returns the cached host while it is fresh, else asks sentinelHost
-// again (which answers at once when Config.Domain is set). A failed
-// re-lookup keeps the last good host, and is not tried again for
-// lphttp.RelookupPause.
-func (d *domainCache) resolve(ctx context.Context, c *Config, p lphttp.Policy, now time.Time) (string, error) {
-	if d.host != "" && now.Before(d.expires) {
-		return d.host, nil
-	}
-	host, err := d.lookup(ctx, c, p)
-	switch {
-	case err == nil:
-		d.host, d.expires = host, now.Add(lphttp.DomainTTL)
-	case d.host == "" || ctx.Err() != nil:
-		return "", err
-	default:
-		host, d.expires = d.host, now.Add(lphttp.RelookupPause)
-		d.logRelookupFailed(c, err)
-	}
-	return host, nil
-}
-
-// lookup asks sentinelHost; once a host is known, within a re-lookup's
-// share of ctx's time and with at most relookupAttempts requests.
-func (d *domainCache) lookup(ctx context.Context, c *Config, p lphttp.Policy) (string, error) {
-	if d.host != "" {
-		var cancel context.CancelFunc
-		ctx, cancel = lphttp.RelookupContext(ctx)
-		defer cancel()
-		p.Attempts = min(p.Attempts, relookupAttempts)
-	}
-	return c.sentinelHost(ctx, p)
-}
-
-// logRelookupFailed keeps a record of a failed re-lookup, to log once the
-// fetch is over.
-func (d *domainCache) logRelookupFailed(c *Config, err error) {
-	if c.Logger == nil {
-		return
-	}
-	class, _ := errorClass(err, true)
-	d.logs = append(d.logs, logEntry{slog.LevelWarn, msgRelookupFailed, []slog.Attr{
-		slog.String("account", c.AccountID),
-		slog.String("domain_api", c.domainAPI()),
-		slog.String("host", d.host),
-		slog.String("error_class", class),
-		slog.String("error", c.withhold(err).Error()),
-		slog.Time("retry_at", d.expires),
-	}})
+	host, err := domain.Lookup(ctx, c.domainAPI(), c.AccountID, sentinelService, lphttp.Default)
+	return host, prefixed(err)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/testkit"
 )
 
 func TestTokenCached(t *testing.T) {
@@ -142,12 +143,12 @@ func TestLRUEviction(t *testing.T) {
 
 // withExp returns a Cache whose stand-in issues ConsumerJWS that live
 // 100 s, on a clock the test moves, and consumer a's first ConsumerJWS.
-func withExp(t *testing.T) (*stand, *Cache, *clock, string) {
+func withExp(t *testing.T) (*stand, *Cache, *testkit.Clock, string) {
 	t.Helper()
 	s := newStand(t)
 	s.srv.SetConsumerJWSLifetime(100 * time.Second)
 	c := s.cache(nil)
-	clk := new(clock).install(c)
+	clk := clockOf(c)
 	first, err := c.Token(context.Background(), "a")
 	if err != nil {
 		t.Fatal(err)
@@ -171,7 +172,7 @@ func TestExpRefresh(t *testing.T) {
 		{170 * time.Second, false, 2}, // the new one lasts 100 s from 91 s
 	}
 	for _, tt := range tests {
-		clk.set(tt.at)
+		clk.Set(tt.at)
 		got, err := c.Token(ctx, "a")
 		if err != nil {
 			t.Fatal(err)
@@ -186,12 +187,12 @@ func TestExpRefresh(t *testing.T) {
 	}
 
 	// Past 95%, a caller waits for the new one.
-	clk.set(0)
+	clk.Set(0)
 	old, err := c.Token(ctx, "b")
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.set(96 * time.Second)
+	clk.Set(96 * time.Second)
 	if got, err := c.Token(ctx, "b"); err != nil || got == old {
 		t.Errorf("past 95%%: got the old ConsumerJWS: %v, error %v; want a new one", got == old, err)
 	}
@@ -204,7 +205,7 @@ func TestExpRefreshFails(t *testing.T) {
 	ctx := context.Background()
 	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Status: 400})
 	for _, at := range []time.Duration{91 * time.Second, 93 * time.Second} {
-		clk.set(at)
+		clk.Set(at)
 		if got, err := c.Token(ctx, "a"); err != nil || got != first {
 			t.Errorf("at %v: got the first: %v, error %v; want it, nil", at, got == first, err)
 		}
@@ -213,7 +214,7 @@ func TestExpRefreshFails(t *testing.T) {
 	if got, want := s.srv.Count(appjwttest.Consumer), 2; got != want {
 		t.Errorf("%d requests, want %d: one failed refresh, none within 5 s of it", got, want)
 	}
-	clk.set(96 * time.Second)
+	clk.Set(96 * time.Second)
 	if _, err := c.Token(ctx, "a"); err == nil {
 		t.Error("past 95% with the idp failing: no error")
 	}
@@ -261,7 +262,7 @@ func TestRejectOnlyIfCurrent(t *testing.T) {
 func TestDomainCached(t *testing.T) {
 	s := newStand(t)
 	c := s.cache(nil)
-	clk := new(clock).install(c)
+	clk := clockOf(c)
 	ctx := context.Background()
 	steps := []struct {
 		at            time.Duration
@@ -276,7 +277,7 @@ func TestDomainCached(t *testing.T) {
 		{128 * time.Minute, false, 4},
 	}
 	for i, st := range steps {
-		clk.set(st.at)
+		clk.Set(st.at)
 		if st.fail {
 			s.srv.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 400})
 		} else {

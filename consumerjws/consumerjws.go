@@ -88,6 +88,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/internal/domain"
+	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
@@ -182,31 +185,30 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 	if k.timeout == 0 {
 		k.timeout = DefaultFetchTimeout
 	}
+	api := c.DomainAPI
+	if api == "" {
+		api = appjwt.DefaultDomainAPI
+	}
+	k.domain = &domain.Cache{Fixed: c.Domain, API: api, Account: c.AccountID, Service: idpService, Now: func() time.Time { return k.now() }}
 	k.client = newClient(ctx, c.Source)
 	return k
 }
 
+// idpService is the Domain API's (case-sensitive) name for the idp.
+const idpService = "idp"
+
 // validate checks everything that can be checked before any request.
 func (c *Config) validate() error {
+	if err := lphttp.CheckConfig("consumerjws", c.AccountID, c.Domain, c.DomainAPI); err != nil {
+		return err
+	}
 	switch {
-	case c.AccountID == "":
-		return errors.New("consumerjws: Config.AccountID is empty")
-	case c.AccountID == "." || c.AccountID == "..": // path escaping cannot neutralise these
-		return fmt.Errorf("consumerjws: Config.AccountID %q is not an account ID", c.AccountID)
 	case c.Source == nil:
 		return errors.New("consumerjws: Config.Source is nil")
 	case c.MaxConsumers < 0:
 		return fmt.Errorf("consumerjws: Config.MaxConsumers %d is negative", c.MaxConsumers)
 	case c.FetchTimeout < 0:
 		return fmt.Errorf("consumerjws: Config.FetchTimeout %v is negative", c.FetchTimeout)
-	}
-	for _, f := range []struct{ name, host string }{{"Domain", c.Domain}, {"DomainAPI", c.DomainAPI}} {
-		if f.host == "" {
-			continue
-		}
-		if err := lphttp.CheckHost(f.host); err != nil {
-			return fmt.Errorf("consumerjws: Config.%s: %w", f.name, err)
-		}
 	}
 	return nil
 }
@@ -239,7 +241,7 @@ type Cache struct {
 	now     func() time.Time
 	max     int
 	timeout time.Duration
-	domain  domainCache
+	domain  *domain.Cache
 
 	mu         sync.Mutex
 	m          map[string]*entry
@@ -251,11 +253,18 @@ type Cache struct {
 // guarded by Cache.mu.
 type entry struct {
 	id         string
-	jws        string    // "" until fetched, and once rejected
-	refreshAt  time.Time // zero: never (no exp)
-	serveUntil time.Time // zero: for ever (no exp)
-	retryAt    time.Time // no background refresh before this, after one failed
-	prev, next *entry    // the LRU list
+	jws        string             // "" until fetched, and once rejected
+	sched      lifecycle.Schedule // zero: fresh for ever (no exp)
+	retryAt    time.Time          // no background refresh before this, after one failed
+	prev, next *entry             // the LRU list
+}
+
+// state is the state of e's ConsumerJWS at now. Cache.mu must be held.
+func (e *entry) state(now time.Time) lifecycle.State {
+	if e.jws == "" {
+		return lifecycle.Empty
+	}
+	return e.sched.State(now)
 }
 
 // flight is one fetch; done is closed once its fields are set.
@@ -287,7 +296,7 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 	}
 	c.mu.Lock()
 	e := c.use(extConsumerID)
-	if e.jws != "" && e.refreshAt.IsZero() { // no exp: nothing to check
+	if e.jws != "" && e.sched.RefreshAt.IsZero() { // no exp: fresh for ever, without reading the clock
 		jws := e.jws
 		c.mu.Unlock()
 		return jws, nil
@@ -313,15 +322,16 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 // MaxFetches are running. c.mu must be held.
 func (c *Cache) due(e *entry) (string, *flight) {
 	now := c.now()
-	if e.jws != "" && now.Before(e.refreshAt) {
-		return e.jws, nil
-	}
-	if e.jws != "" && now.Before(e.serveUntil) {
+	switch e.state(now) {
+	case lifecycle.Stale:
 		if c.flights[e.id] == nil && !now.Before(e.retryAt) {
 			c.start(e.id)
 		}
+		fallthrough
+	case lifecycle.Fresh:
 		return e.jws, nil
 	}
+	// Empty or Expired: the caller waits for a fetch.
 	if f := c.flights[e.id]; f != nil {
 		return "", f
 	}
@@ -337,7 +347,7 @@ func (c *Cache) Reject(extConsumerID, jws string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.m[extConsumerID]; e != nil && jws != "" && e.jws == jws {
-		e.jws, e.refreshAt, e.serveUntil, e.retryAt = "", time.Time{}, time.Time{}, time.Time{}
+		e.jws, e.sched, e.retryAt = "", lifecycle.Schedule{}, time.Time{}
 	}
 }
 
@@ -360,33 +370,30 @@ const refreshRetryPause = 5 * time.Second
 // run fetches, and keeps what it got in the consumer's entry, if the
 // consumer is cached still or again.
 func (c *Cache) run(id string, f *flight) {
-	got, err := c.fetch(id)
+	got, records, err := c.fetch(id)
 	c.mu.Lock()
 	delete(c.flights, id)
 	e := c.m[id]
-	var log func()
 	switch {
 	case err != nil:
 		f.err = err
 		if e != nil {
 			e.retryAt = c.now().Add(refreshRetryPause)
 			if e.jws != "" {
-				log = func() { c.logAttrs(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error())) }
+				records = append(records, c.record(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error()))...)
 			}
 		}
 	default:
 		f.jws = got.jws
 		if e != nil {
-			e.jws, e.refreshAt, e.serveUntil, e.retryAt = got.jws, got.refreshAt, got.serveUntil, time.Time{}
+			e.jws, e.sched, e.retryAt = got.jws, got.sched, time.Time{}
 		}
-		log = func() { got.log(c) }
+		records = append(records, got.record(c)...)
 	}
 	c.mu.Unlock()
 	// After the lock, as a handler may call back into the Cache; before
 	// done, so that a fetch's records are written once its callers return.
-	if log != nil && c.conf.Logger != nil {
-		log()
-	}
+	lifecycle.Write(c.ctx, c.conf.Logger, records)
 	close(f.done)
 }
 
@@ -445,9 +452,11 @@ const (
 	msgRejected       = "consumerjws: ConsumerJWS rejected by the API"
 )
 
-func (c *Cache) logAttrs(level slog.Level, msg string, attrs ...slog.Attr) {
+// record is a log record with the Cache's account, or none if the Cache
+// logs nothing.
+func (c *Cache) record(level slog.Level, msg string, attrs ...slog.Attr) []lifecycle.Record {
 	if c.conf.Logger == nil {
-		return
+		return nil
 	}
-	c.conf.Logger.LogAttrs(c.ctx, level, msg, append([]slog.Attr{slog.String("account", c.conf.AccountID)}, attrs...)...)
+	return []lifecycle.Record{{Level: level, Msg: msg, Attrs: append([]slog.Attr{slog.String("account", c.conf.AccountID)}, attrs...)}}
 }

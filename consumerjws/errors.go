@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/redact"
 	"golang.org/x/oauth2"
 )
 
@@ -18,7 +19,7 @@ const withheldText = "[withheld: it echoed the request]"
 // line is rebuilt from the code, and the request is a headerless copy.
 func (l *sentLog) retrieveError(rep *lphttp.Reply) error {
 	r := l.redactor()
-	body := r.Bytes(rep.Body, maxErrorBody)
+	body := r.Field(rep.Body, maxErrorBody)
 	re := &oauth2.RetrieveError{Response: r.Response(rep.Resp, rep.Resp.Request), Body: body}
 	if n := lphttp.ErrorCode(rep.Body); n != 0 {
 		re.ErrorCode = strconv.Itoa(n)
@@ -31,19 +32,19 @@ func (l *sentLog) retrieveError(rep *lphttp.Reply) error {
 }
 
 // redactor withholds what an answer echoes of the AppJWTs the fetch sent.
-func (l *sentLog) redactor() lphttp.Redactor {
-	window := lphttp.EchoWindow(l.id)
+func (l *sentLog) redactor() redact.Redactor {
+	window := redact.EchoWindow(l.id)
 	for _, t := range l.tokens {
-		window = max(window, lphttp.EchoWindow(t))
+		window = max(window, redact.EchoWindow(t))
 	}
-	return lphttp.Redactor{Leaks: l.echoed, Window: window, Withheld: withheldText}
+	return redact.Redactor{Leaks: l.echoed, Window: window, Withheld: withheldText}
 }
 
 // withhold replaces an error whose text echoes an AppJWT the fetch sent,
 // such as net/http quoting a malformed status line; only a context error
 // in it stays reachable.
 func (l *sentLog) withhold(err error) error {
-	return l.redactor().Error(err, "request failed; error text withheld: it echoed the request")
+	return l.redactor().Withhold(err, "request failed; error text withheld: it echoed the request")
 }
 
 // echoed reports whether text holds what the fetch sent that no error may
@@ -51,7 +52,7 @@ func (l *sentLog) withhold(err error) error {
 // credential (or the whole token if it is no JWT), or the ext_consumer_id,
 // if it is long enough not to match by chance.
 func (l *sentLog) echoed(text string) bool {
-	if len(l.id) >= minEchoedID && lphttp.Echoes(text, l.id) {
+	if len(l.id) >= minEchoedID && redact.Echoes(text, l.id) {
 		return true
 	}
 	for _, t := range l.tokens {
@@ -59,7 +60,7 @@ func (l *sentLog) echoed(text string) bool {
 		if i := strings.LastIndexByte(t, '.'); i >= 0 && len(t)-i-1 >= minSignature {
 			t = t[i+1:]
 		}
-		if lphttp.Echoes(text, t) {
+		if redact.Echoes(text, t) {
 			return true
 		}
 	}

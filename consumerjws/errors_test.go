@@ -16,7 +16,8 @@ import (
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
-	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/redact"
+	"github.com/lpconnect/appjwt/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -130,7 +131,7 @@ func checkError(t *testing.T, err error, app, host string) {
 		texts = append(texts, string(re.Body), fmt.Sprintf("%#v", re.Response.Header), fmt.Sprintf("%#v", re.Response.Request.Header), re.Response.Status)
 	}
 	for _, text := range texts {
-		if lphttp.Echoes(text, sig) {
+		if redact.Echoes(text, sig) {
 			t.Errorf("error text shows the AppJWT: %q", text)
 		}
 	}
@@ -179,7 +180,7 @@ func TestConsumerIDEchoedIsWithheld(t *testing.T) {
 		c.Domain = s.srv.Host()
 		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	})
-	k := (&clock{}).install(c)
+	k := clockOf(c)
 	s.srv.QueueFaults(appjwttest.Consumer, echo)
 	_, err := c.Token(context.Background(), id)
 	var re *oauth2.RetrieveError
@@ -189,7 +190,7 @@ func TestConsumerIDEchoedIsWithheld(t *testing.T) {
 	if _, err := c.Token(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
-	k.set(92 * time.Second) // a background refresh is due, and fails
+	k.Set(92 * time.Second) // a background refresh is due, and fails
 	s.srv.QueueFaults(appjwttest.Consumer, echo)
 	c.Token(context.Background(), id)
 	settle(c, id)
@@ -201,7 +202,7 @@ func TestConsumerIDEchoedIsWithheld(t *testing.T) {
 	ts := rawTLS(t, func(*http.Request) string { return "HTTP/1.1 " + digits + " x" })
 	cfg := Config{AccountID: "le1", Domain: ts.Listener.Addr().String(), Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "app.jwt.signature-of-the-appjwt"})}
 	raw := cfg.NewCache(context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client()))
-	raw.retry = fastRetry
+	raw.retry = testkit.FastRetry
 	if _, err := raw.Token(context.Background(), digits); err == nil || strings.Contains(err.Error(), digits) {
 		t.Errorf("status line echoing the id: error %v, want one that does not show it", err)
 	}

@@ -3,17 +3,17 @@ package consumerjws
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/internal/jwt"
+	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 	"golang.org/x/oauth2"
 )
@@ -67,29 +67,45 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // fetched is a new ConsumerJWS and its schedule.
 type fetched struct {
-	jws                   string
-	host                  string
-	refreshAt, serveUntil time.Time // zero: no exp
-	took                  time.Duration
+	jws   string
+	host  string
+	sched lifecycle.Schedule // zero: no exp
+	took  time.Duration
 }
 
-func (f *fetched) log(c *Cache) {
+// record describes f, without the ConsumerJWS.
+func (f *fetched) record(c *Cache) []lifecycle.Record {
 	attrs := []slog.Attr{slog.String("host", f.host), slog.Duration("took", f.took)}
-	if !f.serveUntil.IsZero() {
-		attrs = append(attrs, slog.Time("refresh_at", f.refreshAt))
+	if !f.sched.RefreshAt.IsZero() {
+		attrs = append(attrs, slog.Time("refresh_at", f.sched.RefreshAt))
 	}
-	c.logAttrs(slog.LevelDebug, msgFetched, attrs...)
+	return c.record(slog.LevelDebug, msgFetched, attrs...)
 }
 
-// fetch asks the idp for a new ConsumerJWS of consumer id.
-func (c *Cache) fetch(id string) (*fetched, error) {
+// fetch asks the idp for a new ConsumerJWS of consumer id, and says what
+// to log about the idp host it found, if anything.
+func (c *Cache) fetch(id string) (*fetched, []lifecycle.Record, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
 	start := c.now()
-	host, err := c.domain.resolve(ctx, c)
-	if err != nil {
-		return nil, err
+	a, err := c.domain.Host(ctx, c.retry)
+	var records []lifecycle.Record
+	if a.RelookupErr != nil {
+		records = c.record(slog.LevelWarn, msgRelookupFailed, slog.String("host", a.Host), slog.String("error", a.RelookupErr.Error()))
 	}
+	if err != nil {
+		return nil, records, fmt.Errorf("consumerjws: %w", err)
+	}
+	got, err := c.request(ctx, a.Host, id)
+	if err != nil {
+		return nil, records, err
+	}
+	got.took = c.now().Sub(start)
+	return got, records, nil
+}
+
+// request sends the ConsumerJWS request for consumer id to host.
+func (c *Cache) request(ctx context.Context, host, id string) (*fetched, error) {
 	fail := func(err error) error {
 		return fmt.Errorf("consumerjws: ConsumerJWS request for account %q to %s: %w", c.conf.AccountID, host, err)
 	}
@@ -109,7 +125,7 @@ func (c *Cache) fetch(id string) (*fetched, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
-	got.host, got.took = host, c.now().Sub(start)
+	got.host = host
 	return got, nil
 }
 
@@ -166,60 +182,35 @@ func (c *Cache) parse(rep *lphttp.Reply) (*fetched, error) {
 	if life <= 0 {
 		return nil, fmt.Errorf("%s: ConsumerJWS expired before it arrived", rep.Resp.Status)
 	}
-	got.refreshAt = rep.SentAt.Add(life / 10 * refreshTenths)
-	got.serveUntil = rep.SentAt.Add(life - min(maxServeMargin, life/serveMarginShare))
+	got.sched = lifecycle.Plan{Early: life / 10, MaxMargin: maxServeMargin, MarginShare: serveMarginShare}.Schedule(rep.SentAt, rep.SentAt.Add(life))
 	return got, nil
 }
 
-// A ConsumerJWS with an exp is refreshed once refreshTenths tenths of its
-// lifetime L have passed, and served until min(maxServeMargin,
-// L/serveMarginShare) before it expires.
+// A ConsumerJWS with an exp is refreshed once 90% of its lifetime L has
+// passed, and served until min(maxServeMargin, L/serveMarginShare) before
+// it expires.
 const (
-	refreshTenths    = 9
 	serveMarginShare = 20
 	maxServeMargin   = 10 * time.Second
 )
 
-// lifetime is how long the token lasts, if it is a JWS with an exp, first
-// match wins: exp - the answer's Date (the idp's clock: a token issued a
-// while ago counts as such), else exp - iat, else exp - now. An exp that is
-// there but no date is an error: such a token must not be kept for ever.
+// lifetime is how long the token lasts from now, if it is a JWS with an
+// exp, by the rules of [jwt.Claims.Expiry]: the idp's Date first, so that
+// one issued a while ago counts as such. A token that is no JWS is opaque:
+// kept until it is rejected. An exp that is there but no date is an error:
+// such a token must not be kept for ever.
 func lifetime(token string, header http.Header, now time.Time) (time.Duration, bool, error) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
+	cl, err := jwt.Decode(token)
+	if errors.Is(err, jwt.ErrMalformed) {
 		return 0, false, nil
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
 	if err != nil {
-		return 0, false, nil
+		return 0, false, err
 	}
-	var cl map[string]json.RawMessage
-	if json.Unmarshal(payload, &cl) != nil || cl["exp"] == nil {
-		return 0, false, nil
-	}
-	exp, ok := claimTime(cl["exp"])
-	if !ok {
-		return 0, false, errors.New("ConsumerJWS has an exp that is no date")
-	}
-	if date, err := http.ParseTime(header.Get("Date")); err == nil {
-		return exp.Sub(date), true, nil
-	}
-	if iat, ok := claimTime(cl["iat"]); ok {
-		return exp.Sub(iat), true, nil
+	date, _ := http.ParseTime(header.Get("Date"))
+	exp, ok, err := cl.Expiry(jwt.Answer{Issuer: "the idp", Date: date, SentAt: now, Now: now})
+	if !ok || err != nil {
+		return 0, false, err
 	}
 	return exp.Sub(now), true, nil
 }
-
-// claimTime reads a JWT date: seconds since 1970, after 1970 and before
-// maxDate.
-func claimTime(raw json.RawMessage) (time.Time, bool) {
-	var f float64
-	// Beyond maxDate, a float converts to no defined int64.
-	if raw == nil || json.Unmarshal(raw, &f) != nil || !(f > 0 && f < maxDate) {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(f), 0), true
-}
-
-// maxDate bounds the JWT dates read: seconds since 1970, some 35,000 years.
-const maxDate = 1 << 40

@@ -7,30 +7,20 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
-	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
-// fastRetry is lphttp.Default with pauses short enough for tests.
-var fastRetry = lphttp.Policy{
-	Attempts:      4,
-	Pause:         lphttp.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
-	RetryAfterMax: 10 * time.Millisecond,
-	TooManyMin:    2 * time.Millisecond,
+// clockOf gives c a clock that the test moves.
+func clockOf(c *Cache) *testkit.Clock {
+	clk := &testkit.Clock{}
+	c.now = clk.Now
+	return clk
 }
-
-// clock is a Cache's clock that a test moves forward.
-type clock struct{ offset atomic.Int64 }
-
-func (k *clock) now() time.Time          { return time.Now().Add(time.Duration(k.offset.Load())) }
-func (k *clock) set(d time.Duration)     { k.offset.Store(int64(d)) }
-func (k *clock) install(c *Cache) *clock { c.now = k.now; return k }
 
 // stand is an appjwttest server with an AppJWT source for it, whose
 // Sentinel host is set so that Domain API counts are the idp's alone.
@@ -57,7 +47,7 @@ func (s *stand) cache(edit func(*Config)) *Cache {
 		edit(&cfg)
 	}
 	c := cfg.NewCache(s.ctx)
-	c.retry = fastRetry
+	c.retry = testkit.FastRetry
 	return c
 }
 
@@ -122,11 +112,6 @@ func settle(c *Cache, id string) {
 	}
 }
 
-// roundTripFunc is an http.RoundTripper made of a function.
-type roundTripFunc func(*http.Request) (*http.Response, error)
-
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
-
 // fakeIdP answers every ConsumerJWS request at once, in memory, with a
 // token of LivePerson's size (about 560 bytes, as appjwttest's) that
 // names the consumer, and counts them.
@@ -166,6 +151,6 @@ func fakeCache(idp *fakeIdP, max int) *Cache {
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: idp})
 	cfg := Config{AccountID: "le1", Domain: "idp.example", Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "app.jwt.signature-of-the-appjwt"}), MaxConsumers: max}
 	c := cfg.NewCache(ctx)
-	c.retry = fastRetry
+	c.retry = testkit.FastRetry
 	return c
 }

@@ -2,12 +2,14 @@ package consumerjws
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"log/slog"
 	"net/http"
 
 	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/redact"
 )
 
 type consumerKey struct{}
@@ -75,15 +77,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	t.Cache.Reject(id, jws)
-	next, ok := t.resend(req, id, jws)
-	t.Cache.logAttrs(slog.LevelWarn, msgRejected,
+	r, next, ok := lphttp.Resend(req, jws, func() (string, error) { return t.Cache.Token(req.Context(), id) })
+	lifecycle.Write(req.Context(), t.Cache.conf.Logger, t.Cache.record(slog.LevelWarn, msgRejected,
 		slog.String("host", req.URL.Host), slog.String("path", req.URL.Path),
-		slog.Int("error_code", code), slog.Bool("resent", ok))
+		slog.Int("error_code", code), slog.Bool("resent", ok)))
 	if !ok {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return next()
+	return t.send(r, next)
 }
 
 // send sends a deep copy of req, as a Base may write to the request it is
@@ -94,31 +96,12 @@ func (t *Transport) send(req *http.Request, jws string) (*http.Response, error) 
 	resp, err := t.base().RoundTrip(r)
 	// A server may echo the header into what net/http quotes, such as a
 	// malformed status line.
-	return resp, lphttp.WithholdEcho(err, jws, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
-}
-
-// resend returns how to send req once more, if it can be sent again and
-// the Cache has a ConsumerJWS other than the rejected one.
-func (t *Transport) resend(req *http.Request, id, rejected string) (func() (*http.Response, error), bool) {
-	if !lphttp.CanReplay(req) || req.Context().Err() != nil {
-		return nil, false
-	}
-	jws, err := t.Cache.Token(req.Context(), id)
-	if err != nil || jws == rejected {
-		return nil, false
-	}
-	return func() (*http.Response, error) {
-		r, err := lphttp.Replay(req)
-		if err != nil {
-			return nil, fmt.Errorf("consumerjws: %w", err)
-		}
-		return t.send(r, jws)
-	}, true
+	return resp, redact.For(jws, "").Withhold(err, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
 }
 
 func (t *Transport) token(ctx context.Context, id string) (string, error) {
 	if t.Cache == nil {
-		return "", fmt.Errorf("consumerjws: Transport.Cache is nil")
+		return "", errors.New("consumerjws: Transport.Cache is nil")
 	}
 	return t.Cache.Token(ctx, id)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/testkit"
 )
 
 // The chained client recovers from a rejected ConsumerJWS, a rejected
@@ -153,7 +154,7 @@ func TestTransportPassthrough(t *testing.T) {
 	idp := &fakeIdP{}
 	c := fakeCache(idp, 0)
 	var got *http.Request
-	tr := &Transport{Cache: c, Base: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	tr := &Transport{Cache: c, Base: testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got = r
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
 	})}

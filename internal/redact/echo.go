@@ -1,4 +1,8 @@
-package lphttp
+// Package redact keeps what a server echoes of a request's credentials out
+// of the errors appjwt and its subpackages return: [Echoes] finds a secret
+// under the encodings a server or proxy applies, and a [Redactor] withholds
+// whole each text that holds one.
+package redact
 
 import (
 	"html"

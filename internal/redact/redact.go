@@ -1,4 +1,4 @@
-package lphttp
+package redact
 
 import (
 	"context"
@@ -7,12 +7,10 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-
-	"golang.org/x/oauth2"
 )
 
 // Redactor withholds what a server's answer echoes of the credentials a
-// request carried, for the texts an error shows. A field that echoes them
+// request carried, for the texts an error shows. A text that echoes them
 // is withheld whole: better than a partial redaction that an odd encoding
 // slips past.
 type Redactor struct {
@@ -26,10 +24,15 @@ type Redactor struct {
 	Withheld string
 }
 
-// Bytes is b cut to max bytes, or Withheld if b echoes a credential. Both
+// For returns a Redactor of the one credential secret.
+func For(secret, withheld string) Redactor {
+	return Redactor{Leaks: func(s string) bool { return Echoes(s, secret) }, Window: EchoWindow(secret), Withheld: withheld}
+}
+
+// Field is b cut to max bytes, or Withheld if b echoes a credential. Both
 // the whole and the cut are checked: a cut can change what the end of an
 // encoding decodes to ("&#61" is "=", "&#619;" is not).
-func (r Redactor) Bytes(b []byte, max int) []byte {
+func (r Redactor) Field(b []byte, max int) []byte {
 	cut := b[:min(len(b), max)]
 	if r.Leaks(string(b[:min(len(b), max+r.Window)])) || r.Leaks(string(cut)) {
 		return []byte(r.Withheld)
@@ -38,8 +41,8 @@ func (r Redactor) Bytes(b []byte, max int) []byte {
 }
 
 // Response is the part of resp an error may show: the status code and
-// line (which Read has rebuilt from the code), the headers that echo no
-// credential, and req, which must show none either.
+// line (which the caller has rebuilt from the code), the headers that echo
+// no credential, and req, which must show none either.
 func (r Redactor) Response(resp *http.Response, req *http.Request) *http.Response {
 	h := make(http.Header, len(resp.Header))
 	for k, vs := range resp.Header {
@@ -65,11 +68,11 @@ func (r Redactor) Response(resp *http.Response, req *http.Request) *http.Respons
 	}
 }
 
-// Error is the last line of defence for the texts a server can put in an
-// error outside a RetrieveError, such as a malformed status line that
+// Withhold is the last line of defence for the texts a server can put in
+// an error outside a RetrieveError, such as a malformed status line that
 // net/http quotes: if err's text echoes a credential, err is replaced by
 // msg, and only a context error in it stays reachable.
-func (r Redactor) Error(err error, msg string) error {
+func (r Redactor) Withhold(err error, msg string) error {
 	if err == nil || !r.Leaks(err.Error()) {
 		return err
 	}
@@ -80,13 +83,3 @@ func (r Redactor) Error(err error, msg string) error {
 	}
 	return errors.New(msg)
 }
-
-// RetrieveFailure carries an [oauth2.RetrieveError] under a message of one
-// line: the RetrieveError's own text puts the body on a line of its own.
-type RetrieveFailure struct {
-	Msg string
-	RE  *oauth2.RetrieveError
-}
-
-func (e *RetrieveFailure) Error() string { return e.Msg }
-func (e *RetrieveFailure) Unwrap() error { return e.RE }

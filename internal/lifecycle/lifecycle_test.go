@@ -1,0 +1,69 @@
+package lifecycle
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/lpconnect/appjwt/internal/lphttp"
+)
+
+func TestState(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	s := Schedule{RefreshAt: now.Add(time.Minute), ServeUntil: now.Add(2 * time.Minute)}
+	tests := []struct {
+		at   time.Time
+		s    Schedule
+		want State
+	}{
+		{now, s, Fresh},
+		{now.Add(time.Minute - 1), s, Fresh},
+		{now.Add(time.Minute), s, Stale},
+		{now.Add(2*time.Minute - 1), s, Stale},
+		{now.Add(2 * time.Minute), s, Expired},
+		{now.Add(1000 * time.Hour), Schedule{}, Fresh}, // no exp: fresh for ever
+	}
+	for _, tt := range tests {
+		if got := tt.s.State(tt.at); got != tt.want {
+			t.Errorf("State(%v) = %v, want %v", tt.at.Sub(now), got, tt.want)
+		}
+	}
+	for st, servable := range map[State]bool{Empty: false, Fresh: true, Stale: true, Expired: false} {
+		if got := st.Servable(); got != servable {
+			t.Errorf("%v.Servable() = %v, want %v", st, got, servable)
+		}
+	}
+}
+
+// A ConsumerJWS's plan: refreshed at 90% of its lifetime, served until
+// 5% (at most 10 s) before its expiry, without jitter.
+func TestPlanWithoutJitter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ life, refresh, serve time.Duration }{
+		{100 * time.Second, 90 * time.Second, 95 * time.Second},
+		{time.Hour, 54 * time.Minute, time.Hour - 10*time.Second},
+	} {
+		p := Plan{Early: tt.life / 10, MaxMargin: 10 * time.Second, MarginShare: 20}
+		got := p.Schedule(now, now.Add(tt.life))
+		if want := (Schedule{RefreshAt: now.Add(tt.refresh), ServeUntil: now.Add(tt.serve)}); got != want {
+			t.Errorf("life %v: Schedule = %+v, want %+v", tt.life, got, want)
+		}
+	}
+}
+
+func TestFailures(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	b := lphttp.Backoff{Base: time.Second, Max: 30 * time.Second}
+	var f Failures
+	for n := 1; n <= 8; n++ {
+		at := now.Add(time.Duration(n) * time.Minute)
+		f.Add(errors.New("boom"), at, b)
+		ceiling := min(time.Second<<(n-1), 30*time.Second)
+		if d := f.RetryAt.Sub(at); f.N != n || d < ceiling/2 || d > ceiling || !f.Since.Equal(now.Add(time.Minute)) || !f.At.Equal(at) {
+			t.Fatalf("after %d failures: %+v, want a backoff of %v to %v", n, f, ceiling/2, ceiling)
+		}
+		if !f.BackingOff(at) || f.BackingOff(f.RetryAt) {
+			t.Errorf("after %d failures: BackingOff wrong at %v or at RetryAt", n, at)
+		}
+	}
+}

@@ -1,0 +1,541 @@
+package sentinel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/jwt"
+	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/redact"
+	"github.com/lpconnect/appjwt/internal/testkit"
+	"golang.org/x/oauth2"
+)
+
+// The tests below hold parse to Sentinel's answers and the expiry rules.
+
+func TestParseExpiry(t *testing.T) {
+	sent := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now := sent.Add(time.Second)
+	// A Sentinel clock three hours ahead: exp alone would be three hours off.
+	skewedIat := sent.Add(3 * time.Hour).Unix()
+	jwt := testkit.JWT
+	tests := []struct {
+		name string
+		body string
+		want time.Time
+	}{
+		{"expires_in number wins", fmt.Sprintf(`{"access_token":%q,"expires_in":600}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, skewedIat, skewedIat+3600))), sent.Add(10 * time.Minute)},
+		{"expires_in string", `{"access_token":"opaque","expires_in":"1200"}`, sent.Add(20 * time.Minute)},
+		{"exp - iat from the send time", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, skewedIat, skewedIat+1800))), sent.Add(30 * time.Minute)},
+		{"fractional dates", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d.25,"exp":%d.25}`, skewedIat, skewedIat+1800))), sent.Add(30 * time.Minute)},
+		{"exp alone", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, sent.Add(45*time.Minute).Unix()))), sent.Add(45 * time.Minute)},
+		{"no times: one hour", fmt.Sprintf(`{"access_token":%q}`, jwt(`{"aud":"le1"}`)), sent.Add(time.Hour)},
+		{"not a JWT: one hour", `{"access_token":"opaque-token"}`, sent.Add(time.Hour)},
+		{"token_type in lower case", `{"access_token":"t","token_type":"bearer"}`, sent.Add(time.Hour)},
+		{"token_type in upper case", `{"access_token":"t","token_type":"BEARER"}`, sent.Add(time.Hour)},
+		{"expires_in of a day", `{"access_token":"t","expires_in":86400}`, sent.Add(24 * time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := parse([]byte(tt.body), http.Header{"Content-Type": {"application/json"}}, sent, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tok.Expiry.Equal(tt.want) {
+				t.Errorf("Expiry = %v, want %v", tok.Expiry, tt.want)
+			}
+			if got, want := tok.Type(), "Bearer"; got != want {
+				t.Errorf("Type() = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	sent := time.Now()
+	past := sent.Add(-2 * time.Hour).Unix()
+	jwt := testkit.JWT
+	tests := []struct {
+		name, body, wantErr string
+	}{
+		{"HTML page", "<html><body>Service Unavailable</body></html>", "not a token"},
+		{"truncated JSON", `{"access_token":"eyJ`, "not a token"},
+		{"no access_token", `{"token_type":"Bearer"}`, "no access_token"},
+		{"empty object", `{}`, "no access_token"},
+		{"JSON null", `null`, "no access_token"},
+		{"token with spaces", `{"access_token":"a b"}`, "characters"},
+		{"token with newline", `{"access_token":"a\r\nX-Evil: 1"}`, "characters"},
+		{"expires_in zero", `{"access_token":"t","expires_in":0}`, "expired"},
+		{"expires_in negative", `{"access_token":"t","expires_in":-5}`, "expires_in"},
+		{"expires_in garbage", `{"access_token":"t","expires_in":"soon"}`, "expires_in"},
+		{"expires_in huge", `{"access_token":"t","expires_in":99999999999999}`, "expires_in"},
+		{"exp before iat", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d}`, past+60, past))), "expired"},
+		{"exp in the past", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, past))), "expired"},
+		{"malformed payload", `{"access_token":"a.~~~.c"}`, "base64"},
+		{"payload not JSON", fmt.Sprintf(`{"access_token":%q}`, jwt(`nope`)), "JWT payload"},
+		{"exp not a number", fmt.Sprintf(`{"access_token":%q}`, jwt(`{"exp":"tomorrow"}`)), "JWT time"},
+		{"iat in 1970, exp in an hour", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":4,"exp":%d}`, sent.Add(time.Hour).Unix()))), "longer than 24h"},
+		{"iat in 1970, exp in 1990", fmt.Sprintf(`{"access_token":%q}`, jwt(`{"iat":4,"exp":631152000}`)), "longer than 24h"},
+		{"exp alone, two days ahead", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, sent.Add(48*time.Hour).Unix()))), "longer than 24h"},
+		{"expires_in over a day", `{"access_token":"t","expires_in":86401}`, "expires_in"},
+		{"token_type basic", `{"access_token":"t","token_type":"basic"}`, "token_type"},
+		{"token_type with CRLF", `{"access_token":"t","token_type":"Bearer\r\nX-Evil: 1"}`, "token_type"},
+		{"token_type with a space", `{"access_token":"t","token_type":"Bearer x"}`, "token_type"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := parse([]byte(tt.body), http.Header{"Content-Type": {"text/html; charset=utf-8"}}, sent, sent)
+			if err == nil {
+				t.Fatalf("got token %+v, want an error", tok)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseDate(t *testing.T) {
+	sent := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	now := sent.Add(time.Second)
+	// Sentinel's clock, and its Date, three hours ahead of ours.
+	date := sent.Add(3 * time.Hour)
+	token := func(iat, exp time.Time) string {
+		return fmt.Sprintf(`{"access_token":%q}`, testkit.JWT(fmt.Sprintf(`{"iat":%d,"exp":%d}`, iat.Unix(), exp.Unix())))
+	}
+	tests := []struct {
+		name    string
+		body    string
+		date    string
+		want    time.Time
+		wantErr string
+	}{
+		{"issued 50 minutes ago: 10 left", token(date.Add(-50*time.Minute), date.Add(10*time.Minute)), date.Format(http.TimeFormat), sent.Add(10 * time.Minute), ""},
+		{"fresh: an hour", token(date, date.Add(time.Hour)), date.Format(http.TimeFormat), sent.Add(time.Hour), ""},
+		{"exp at Date", token(date.Add(-time.Hour), date), date.Format(http.TimeFormat), time.Time{}, "by Sentinel's own clock"},
+		{"exp before Date", token(date.Add(-2*time.Hour), date.Add(-time.Hour)), date.Format(http.TimeFormat), time.Time{}, "by Sentinel's own clock"},
+		{"exp a day and more past Date", token(date, date.Add(25*time.Hour)), date.Format(http.TimeFormat), time.Time{}, "longer than 24h"},
+		{"expires_in wins", `{"access_token":"t","expires_in":120}`, date.Format(http.TimeFormat), sent.Add(2 * time.Minute), ""},
+		{"no Date: exp - iat", token(date.Add(-50*time.Minute), date.Add(10*time.Minute)), "", sent.Add(time.Hour), ""},
+		{"Date unparsable: exp - iat", token(date.Add(-50*time.Minute), date.Add(10*time.Minute)), "yesterday", sent.Add(time.Hour), ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := http.Header{"Content-Type": {"application/json"}}
+			if tt.date != "" {
+				h.Set("Date", tt.date)
+			}
+			tok, err := parse([]byte(tt.body), h, sent, now)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("got %v, %v; want an error containing %q", tok, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tok.Expiry.Equal(tt.want) {
+				t.Errorf("Expiry = %v, want %v", tok.Expiry, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	const secret = "fuzz-secret-do-not-show"
+	f.Add([]byte(`{"access_token":"eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjQxMDI0NDQ4MDAsImlhdCI6NDEwMjQ0MTIwMH0.c2ln","token_type":"Bearer"}`))
+	f.Add([]byte(`{"access_token":"x","expires_in":"3600"}`))
+	f.Add([]byte(`{"access_token":"x","expires_in":3600,"error":""}`))
+	f.Add([]byte(`{"error":"invalid_client","error_description":"` + secret + `"}`))
+	f.Add([]byte(`<html>` + secret + `</html>`))
+	f.Add([]byte(`{"access_token":"a.b.c"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		sent := time.Now()
+		tok, err := parse(body, http.Header{"Content-Type": {"application/json"}}, sent, sent)
+		if err != nil {
+			if tok != nil {
+				t.Errorf("got both a token and an error")
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error shows the secret: %v", err)
+			}
+			return
+		}
+		if !lphttp.IsToken68(tok.AccessToken) || !tok.Expiry.After(sent) || tok.Expiry.After(sent.Add(jwt.MaxLifetime)) {
+			t.Errorf("invalid token accepted: %+v", tok)
+		}
+	})
+}
+
+// The tests below send Fetch's request to the stand-in, faults and all.
+
+func credentialsFor(s *appjwttest.Server) Credentials {
+	return Credentials{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret}
+}
+
+// fetchWithFault makes Sentinel always answer with f and returns the
+// error of one Fetch, failing the test if there is none.
+func fetchWithFault(t *testing.T, f appjwttest.Fault) (*appjwttest.Server, error) {
+	t.Helper()
+	s := testkit.NewServer(t)
+	s.SetFault(appjwttest.Sentinel, f)
+	_, _, err := Fetch(s.Context(context.Background()), s.Host(), credentialsFor(s), testkit.FastRetry)
+	if err == nil {
+		t.Fatal("Fetch succeeded, want an error")
+	}
+	return s, err
+}
+
+func TestFetchErrors(t *testing.T) {
+	big := `{"access_token":"` + strings.Repeat("a", MaxBody) + `"}`
+	tests := []struct {
+		name         string
+		fault        appjwttest.Fault
+		wantStatus   int // of the *oauth2.RetrieveError; 0: none wanted
+		wantCode     string
+		wantErr      string
+		wantRequests int
+	}{
+		{"401 not retried", appjwttest.Fault{Status: 401, Body: `{"error":"invalid_client"}`}, 401, "invalid_client", "401 Unauthorized", 1},
+		{"400 not retried", appjwttest.Fault{Status: 400, Body: "bad request"}, 400, "", "400 Bad Request", 1},
+		{"404 HTML not retried", appjwttest.Fault{Status: 404, Body: "<html>Not Found</html>"}, 404, "", "404 Not Found", 1},
+		{"error field with 200", appjwttest.Fault{Body: `{"error":"unauthorized_client","error_description":"nope"}`}, 200, "unauthorized_client", "with an error", 1},
+		{"HTML with 200", appjwttest.Fault{Body: "<html>maintenance</html>"}, 0, "", "not a token", 1},
+		{"oversized answer", appjwttest.Fault{Body: big}, 0, "", "larger than", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := fetchWithFault(t, tt.fault)
+			if !strings.HasPrefix(err.Error(), "token request for account") || !strings.Contains(err.Error(), s.Host()) {
+				t.Errorf("error %q does not say what failed and where", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %q does not contain %q", err, tt.wantErr)
+			}
+			var re *oauth2.RetrieveError
+			switch {
+			case tt.wantStatus == 0 && errors.As(err, &re):
+				t.Errorf("error is a RetrieveError, want another error")
+			case tt.wantStatus != 0 && !errors.As(err, &re):
+				t.Errorf("error %v is not an *oauth2.RetrieveError", err)
+			case tt.wantStatus != 0:
+				if got := re.Response.StatusCode; got != tt.wantStatus {
+					t.Errorf("RetrieveError status = %d, want %d", got, tt.wantStatus)
+				}
+				if got := re.ErrorCode; got != tt.wantCode {
+					t.Errorf("RetrieveError.ErrorCode = %q, want %q", got, tt.wantCode)
+				}
+			}
+			if got := s.Count(appjwttest.Sentinel); got != tt.wantRequests {
+				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantRequests)
+			}
+			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
+		})
+	}
+}
+
+func TestErrorsAreOneLine(t *testing.T) {
+	for _, status := range []int{400, 401, 503} {
+		t.Run(strconv.Itoa(status), func(t *testing.T) {
+			_, err := fetchWithFault(t, appjwttest.Fault{Status: status})
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) || re.Response.StatusCode != status {
+				t.Errorf("error %v, want a RetrieveError with status %d", err, status)
+			}
+		})
+	}
+}
+
+func TestRetriesInsideOneFetch(t *testing.T) {
+	tests := []struct {
+		name         string
+		faults       []appjwttest.Fault
+		wantErr      bool
+		wantRequests int
+	}{
+		{"503 then success", []appjwttest.Fault{{Status: 503}}, false, 2},
+		{"429 with Retry-After then success", []appjwttest.Fault{{Status: 429, RetryAfter: "1"}}, false, 2},
+		{"reset then success", []appjwttest.Fault{{Reset: true}}, false, 2},
+		{"three 5xx then success", []appjwttest.Fault{{Status: 500}, {Status: 502}, {Status: 504}}, false, 4},
+		{"four 503: gives up", []appjwttest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}}, true, 4},
+		{"400 is final", []appjwttest.Fault{{Status: 400}}, true, 1},
+		{"403 is final", []appjwttest.Fault{{Status: 403}}, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testkit.NewServer(t)
+			s.QueueFaults(appjwttest.Sentinel, tt.faults...)
+			_, attempts, err := Fetch(s.Context(context.Background()), s.Host(), credentialsFor(s), testkit.FastRetry)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("error = %v, want error: %v", err, tt.wantErr)
+			}
+			if got := s.Count(appjwttest.Sentinel); got != tt.wantRequests || attempts != got {
+				t.Errorf("Sentinel got %d requests, Fetch says %d; want %d", got, attempts, tt.wantRequests)
+			}
+		})
+	}
+}
+
+func TestRetryStopsAtDeadline(t *testing.T) {
+	s := testkit.NewServer(t)
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Status: 503, RetryAfter: "10"})
+	ctx, cancel := context.WithTimeout(s.Context(context.Background()), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := Fetch(ctx, s.Host(), credentialsFor(s), lphttp.Default)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.Response.StatusCode != 503 {
+		t.Errorf("error = %v, want the 503 answer", err)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("took %v: waited for a retry that could not fit the deadline", d)
+	}
+}
+
+func TestSecretNeverShowsInErrors(t *testing.T) {
+	s := testkit.NewServer(t)
+	closed, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadHost := closed.Addr().String()
+	closed.Close()
+	for _, inQuery := range []bool{false, true} {
+		c := credentialsFor(s)
+		c.InQuery = inQuery
+		ctx := s.Context(context.Background())
+		var errs []error
+		for _, f := range []appjwttest.Fault{{Status: 401}, {Status: 500}, {Reset: true}, {Body: "{"}} {
+			s.QueueFaults(appjwttest.Sentinel, f, f, f, f)
+			_, _, err := Fetch(ctx, s.Host(), c, testkit.FastRetry)
+			errs = append(errs, err)
+		}
+		_, _, err := Fetch(ctx, deadHost, c, testkit.FastRetry)
+		errs = append(errs, err)
+		s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+		hung, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, _, err = Fetch(hung, s.Host(), c, testkit.FastRetry)
+		cancel()
+		errs = append(errs, err)
+
+		for _, err := range errs {
+			if err == nil {
+				t.Fatal("got no error")
+			}
+			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
+			var re *oauth2.RetrieveError
+			if errors.As(err, &re) {
+				testkit.NoEcho(t, s.ClientSecret, re.Response.Request.URL.String())
+				if re.Response.Request.GetBody != nil || re.Response.Request.Body != nil {
+					t.Error("RetrieveError.Response.Request keeps a body")
+				}
+			}
+		}
+	}
+}
+
+func TestRetrieveErrorBodyIsCappedAndScrubbed(t *testing.T) {
+	s := testkit.NewServer(t)
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 401, Body: "bad secret " + s.ClientSecret + strings.Repeat("x", 10000)})
+	_, _, err := Fetch(s.Context(context.Background()), s.Host(), credentialsFor(s), testkit.FastRetry)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v is not an *oauth2.RetrieveError", err)
+	}
+	if len(re.Body) > MaxErrorBody {
+		t.Errorf("RetrieveError.Body has %d bytes, want at most %d", len(re.Body), MaxErrorBody)
+	}
+	testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
+}
+
+// The tests below hold the promises a hostile or broken server tests:
+// echoed secrets, odd status lines and bodies.
+
+// fetchFrom returns the error of one Fetch with secret from ts, which
+// stands for Sentinel.
+func fetchFrom(t *testing.T, ts *httptest.Server, secret string, inQuery bool) error {
+	t.Helper()
+	c := Credentials{AccountID: "le1", ClientID: "id", ClientSecret: secret, InQuery: inQuery}
+	ctx, cancel := context.WithTimeout(testkit.Client(ts), 2*time.Second)
+	defer cancel()
+	_, _, err := Fetch(ctx, ts.Listener.Addr().String(), c, testkit.FastRetry)
+	if err == nil {
+		t.Fatal("Fetch succeeded, want an error")
+	}
+	return err
+}
+
+func TestEchoedSecretIsWithheld(t *testing.T) {
+	locations := []struct {
+		name    string
+		inQuery bool
+		answer  func(echo string) (int, http.Header, string)
+	}{
+		{"error_description", false, func(e string) (int, http.Header, string) {
+			return 401, nil, `{"error":"invalid_client","error_description":"unknown client_secret ` + e + `"}`
+		}},
+		{"error code", false, func(e string) (int, http.Header, string) { return 400, nil, `{"error":"` + e + `"}` }},
+		{"error_uri", false, func(e string) (int, http.Header, string) {
+			return 401, nil, `{"error":"invalid_client","error_uri":"https://x/?s=` + e + `"}`
+		}},
+		{"text body", false, func(e string) (int, http.Header, string) { return 400, nil, "bad secret " + e }},
+		{"HTML body", false, func(e string) (int, http.Header, string) {
+			return 403, nil, "<html><body>" + strings.Repeat("x", MaxErrorBody-20) + e + "</body></html>"
+		}},
+		{"error in a 200", false, func(e string) (int, http.Header, string) {
+			return 200, nil, `{"error":"invalid_client","error_description":"` + e + `"}`
+		}},
+		{"header", false, func(e string) (int, http.Header, string) { return 401, http.Header{"X-Echo": {"secret=" + e}}, "" }},
+		{"Location in query mode", true, func(e string) (int, http.Header, string) {
+			return 302, http.Header{"Location": {"https://elsewhere.example/?client_secret=" + e}}, ""
+		}},
+	}
+	for _, secret := range testkit.FixedSecrets {
+		for _, loc := range locations {
+			for form, echo := range testkit.EchoForms(secret) {
+				t.Run(secret+"/"+loc.name+"/"+form, func(t *testing.T) {
+					status, header, body := loc.answer(echo)
+					err := fetchFrom(t, testkit.EchoServer(t, status, header, body), secret, loc.inQuery)
+					var re *oauth2.RetrieveError
+					// A 200 whose echo broke its JSON is no RetrieveError.
+					if (status != 200 || json.Valid([]byte(body))) && (!errors.As(err, &re) || re.Response.StatusCode != status) {
+						t.Errorf("error %v, want a RetrieveError with status %d", err, status)
+					}
+					testkit.NoEcho(t, secret, testkit.ErrorTexts(err)...)
+				})
+			}
+		}
+	}
+}
+
+func TestWithheldFieldsKeepTheRest(t *testing.T) {
+	const secret = "Ab/Cd+Ef0="
+	body := `{"error":"invalid_client","error_description":"unknown client_secret Ab\/Cd+Ef0="}`
+	err := fetchFrom(t, testkit.EchoServer(t, 401, http.Header{"Www-Authenticate": {"Basic"}, "X-Echo": {secret}}, body), secret, false)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatalf("error %v is not a RetrieveError", err)
+	}
+	got := []string{re.ErrorCode, re.ErrorDescription, string(re.Body), re.Response.Header.Get("WWW-Authenticate"), re.Response.Header.Get("X-Echo")}
+	want := []string{"invalid_client", WithheldText, WithheldText, "Basic", ""}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("RetrieveError fields mismatch (-want +got):\n%s", diff)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error %q is not one line", err)
+	}
+}
+
+// raw is a fixed answer for testkit.RawServer.
+func raw(s string) func(*http.Request) string { return func(*http.Request) string { return s } }
+
+func TestStatusLineIsRebuilt(t *testing.T) {
+	const secret = "Ab/Cd+Ef0="
+	tests := []struct {
+		name, answer string
+		wantStatus   int // of the RetrieveError; 0: none
+	}{
+		{"reason phrase", "HTTP/1.1 401 bad secret " + secret + "\r\nContent-Length: 0\r\n\r\n", 401},
+		{"encoded reason phrase", "HTTP/1.1 400 bad secret " + url.QueryEscape(secret) + "\r\nContent-Length: 0\r\n\r\n", 400},
+		{"malformed status line", "HTTP/1.1 4x1 " + secret + "\r\n\r\n", 0},
+		{"malformed header", "HTTP/1.1 401 Unauthorized\r\nX-Echo " + secret + "\r\n\r\n", 0},
+	}
+	for _, tt := range tests {
+		for _, inQuery := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/query=%v", tt.name, inQuery), func(t *testing.T) {
+				ts, _ := testkit.RawServer(t, raw(tt.answer))
+				err := fetchFrom(t, ts, secret, inQuery)
+				var re *oauth2.RetrieveError
+				got := errors.As(err, &re)
+				if got != (tt.wantStatus != 0) || got && re.Response.StatusCode != tt.wantStatus {
+					t.Errorf("error %v, want a RetrieveError: %v (status %d)", err, tt.wantStatus != 0, tt.wantStatus)
+				}
+				if got && re.Response.Status != lphttp.StatusLine(tt.wantStatus) {
+					t.Errorf("Response.Status = %q, want %q", re.Response.Status, lphttp.StatusLine(tt.wantStatus))
+				}
+				testkit.NoEcho(t, secret, testkit.ErrorTexts(err)...)
+			})
+		}
+	}
+}
+
+func TestFinalStatusWithBrokenBodyIsNotRetried(t *testing.T) {
+	tests := []struct {
+		name         string
+		answer       string
+		wantStatus   int
+		wantRequests int32
+	}{
+		{"401 short body", "HTTP/1.1 401 Unauthorized\r\nContent-Length: 100\r\n\r\n{\"error\":\"invalid_cl", 401, 1},
+		{"400 broken chunks", "HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", 400, 1},
+		{"503 short body is retried", "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100\r\n\r\nshort", 0, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts, n := testkit.RawServer(t, raw(tt.answer))
+			err := fetchFrom(t, ts, "s3cret", false)
+			var re *oauth2.RetrieveError
+			if got := errors.As(err, &re); got != (tt.wantStatus != 0) || got && re.Response.StatusCode != tt.wantStatus {
+				t.Errorf("error %v, want a RetrieveError: %v (status %d)", err, tt.wantStatus != 0, tt.wantStatus)
+			}
+			if got := n.Load(); got != tt.wantRequests {
+				t.Errorf("%d requests, want %d", got, tt.wantRequests)
+			}
+		})
+	}
+}
+
+func TestEchoCutByTheBodyCap(t *testing.T) {
+	const secret = "Ab/Cd+Ef0="
+	enc := secret[:len(secret)-1] + "&#61" // "&#61" is "=", but "&#619;" is not
+	body := strings.Repeat("x", MaxErrorBody-len(enc)) + enc + "9;" + strings.Repeat("y", 200)
+	err := fetchFrom(t, testkit.EchoServer(t, 400, nil, body), secret, false)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatal(err)
+	}
+	if redact.Echoes(string(re.Body), secret) {
+		t.Errorf("Body echoes the secret: ...%q", re.Body[len(re.Body)-20:])
+	}
+}
+
+func TestSecretSplitAcrossHeaderValues(t *testing.T) {
+	const secret = "p a+s%s"
+	err := fetchFrom(t, testkit.EchoServer(t, 401, http.Header{"X-Echo": {"p", "a+s%s"}, "X-Kept": {"1"}}, ""), secret, false)
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) {
+		t.Fatal(err)
+	}
+	testkit.NoEcho(t, secret, fmt.Sprintf("%v", re.Response.Header), fmt.Sprintf("%+v", *re.Response))
+	if got := re.Response.Header.Get("X-Kept"); got != "1" {
+		t.Errorf("X-Kept = %q, want the header that did not echo kept", got)
+	}
+}
+
+func TestGoQuotedEchoIsWithheld(t *testing.T) {
+	for _, secret := range []string{"Ab\x7fCd", "Ab\vCd", "Ab\U000E0041Cd", "Ab\xffCd"} {
+		t.Run(fmt.Sprintf("%q", secret), func(t *testing.T) {
+			ts, _ := testkit.RawServer(t, raw("HTTP/1.1 "+secret+" x\r\n\r\n"))
+			err := fetchFrom(t, ts, secret, false)
+			quoted := strings.Trim(fmt.Sprintf("%q", secret), `"`)
+			for _, s := range testkit.ErrorTexts(err) {
+				if strings.Contains(s, quoted) || strings.Contains(s, secret) {
+					t.Errorf("Go-quoted secret in %q", s)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,250 @@
+// Package testkit holds what the tests of appjwt's packages share: test
+// doubles, clocks, servers that misbehave, and the checks that no secret
+// shows in an error. Only tests import it.
+package testkit
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/internal/lphttp"
+	"golang.org/x/oauth2"
+)
+
+// FastRetry keeps the shape of lphttp.Default with pauses short enough for
+// tests.
+var FastRetry = lphttp.Policy{
+	Attempts:      4,
+	Pause:         lphttp.Backoff{Base: time.Millisecond, Max: 4 * time.Millisecond},
+	RetryAfterMax: 20 * time.Millisecond,
+	TooManyMin:    time.Millisecond,
+}
+
+// NewServer starts a LivePerson stand-in that the test closes.
+func NewServer(t testing.TB) *appjwttest.Server {
+	t.Helper()
+	s := appjwttest.NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Clock is a settable offset from the real time.
+type Clock struct{ off atomic.Int64 }
+
+// Now is the real time plus the offset.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// Set sets the offset to d.
+func (c *Clock) Set(d time.Duration) { c.off.Store(int64(d)) }
+
+// RoundTripFunc is an http.RoundTripper made of a function.
+type RoundTripFunc func(*http.Request) (*http.Response, error)
+
+// RoundTrip calls f.
+func (f RoundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TokenSourceFunc is an oauth2.TokenSource made of a function.
+type TokenSourceFunc func() (*oauth2.Token, error)
+
+// Token calls f.
+func (f TokenSourceFunc) Token() (*oauth2.Token, error) { return f() }
+
+// JWT builds an unsigned JWT with the given payload.
+func JWT(payload string) string {
+	enc := base64.RawURLEncoding.EncodeToString
+	return enc([]byte(`{"alg":"RS256","typ":"JWT"}`)) + "." + enc([]byte(payload)) + ".c2ln"
+}
+
+// CheckGoroutines fails the test if goroutines it started outlive it.
+// Register it before anything whose cleanup stops goroutines.
+func CheckGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines left running after the test (before: %d):\n%s", n-before, before, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// Record is a log record a test saw.
+type Record struct {
+	Level slog.Level
+	Msg   string
+	Attrs map[string]string
+}
+
+// Keys returns the sorted keys of r's attributes.
+func (r Record) Keys() []string { return slices.Sorted(maps.Keys(r.Attrs)) }
+
+// Capture is a slog.Handler that keeps every record it is given.
+type Capture struct {
+	mu      sync.Mutex
+	records []Record
+}
+
+func (h *Capture) Enabled(context.Context, slog.Level) bool { return true }
+func (h *Capture) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *Capture) WithGroup(string) slog.Handler            { return h }
+
+func (h *Capture) Handle(_ context.Context, r slog.Record) error {
+	c := Record{Level: r.Level, Msg: r.Message, Attrs: map[string]string{}}
+	r.Attrs(func(a slog.Attr) bool {
+		c.Attrs[a.Key] = a.Value.String()
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records = append(h.records, c)
+	return nil
+}
+
+// Take returns the records kept so far, and forgets them.
+func (h *Capture) Take() []Record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.records
+	h.records = nil
+	return r
+}
+
+// FixedSecrets are secrets with the characters encodings treat specially:
+// '/', '+', '=', '&', '<', '>', '"', '\', '%', a space, a leading '-'.
+var FixedSecrets = []string{`Ab/Cd+Ef0=`, `-x&y<z>"q\w`, `p a+s%s`}
+
+// EchoForms are the ways a server or proxy may encode secret when it
+// echoes a request back.
+func EchoForms(secret string) map[string]string {
+	var uLower, uUpper, dec, hexRef, pctLower strings.Builder
+	for _, r := range secret {
+		fmt.Fprintf(&uLower, `\u%04x`, r)
+		fmt.Fprintf(&uUpper, `\u%04X`, r)
+		fmt.Fprintf(&dec, "&#%d;", r)
+		fmt.Fprintf(&hexRef, "&#x%x;", r)
+	}
+	for i := 0; i < len(secret); i++ {
+		fmt.Fprintf(&pctLower, "%%%02x", secret[i])
+	}
+	jsonText := JSONString(secret) // Go escapes <, > and & too
+	return map[string]string{
+		"plain":              secret,
+		"JSON":               jsonText,
+		`JSON \/`:            strings.ReplaceAll(jsonText, "/", `\/`),
+		`JSON \u lower`:      uLower.String(),
+		`JSON \u upper`:      uUpper.String(),
+		"query escape":       url.QueryEscape(secret),
+		"path escape":        url.PathEscape(secret),
+		"percent lower":      pctLower.String(),
+		"HTML escape":        html.EscapeString(secret),
+		"HTML decimal":       dec.String(),
+		"HTML hex":           hexRef.String(),
+		"JSON of query":      JSONString(url.QueryEscape(secret)),
+		"HTML of query":      html.EscapeString(url.QueryEscape(secret)),
+		"query of JSON \\/":  url.QueryEscape(strings.ReplaceAll(jsonText, "/", `\/`)),
+		"percent lower HTML": html.EscapeString(pctLower.String()),
+	}
+}
+
+// JSONString is s as encoding/json writes it in a string, without quotes.
+func JSONString(s string) string {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	return string(b[1 : len(b)-1])
+}
+
+// ErrorTexts is every text a caller can reach from err: the ways it is
+// commonly printed, and the fields of the RetrieveError inside, if any.
+func ErrorTexts(err error) []string {
+	texts := []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		texts = append(texts, string(re.Body), re.ErrorCode, re.ErrorDescription, re.ErrorURI)
+		if re.Response != nil {
+			texts = append(texts, re.Response.Status, fmt.Sprint(re.Response.Header))
+			if re.Response.Request != nil {
+				texts = append(texts, fmt.Sprintf("%+v", *re.Response.Request))
+			}
+			for k, vs := range re.Response.Header {
+				texts = append(texts, k+": "+strings.Join(vs, ", "))
+			}
+		}
+	}
+	return texts
+}
+
+// NoEcho fails if secret shows, in any form of EchoForms, in any text.
+func NoEcho(t testing.TB, secret string, texts ...string) {
+	t.Helper()
+	for form, enc := range EchoForms(secret) {
+		for _, s := range texts {
+			if strings.Contains(s, enc) {
+				t.Errorf("secret (%s: %s) shows in %q", form, enc, s)
+			}
+		}
+	}
+}
+
+// EchoServer answers every request with status, header and body.
+func EchoServer(t testing.TB, status int, header http.Header, body string) *httptest.Server {
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		maps.Copy(w.Header(), header)
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// RawServer answers every request with answer(r), written straight to the
+// connection: what net/http's server never sends, such as a reason phrase
+// of its own or a body shorter than its Content-Length. It counts the
+// requests.
+func RawServer(t testing.TB, answer func(r *http.Request) string) (*httptest.Server, *atomic.Int32) {
+	var n atomic.Int32
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		io.Copy(io.Discard, r.Body)
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf.WriteString(answer(r))
+		buf.Flush()
+	}))
+	t.Cleanup(ts.Close)
+	return ts, &n
+}
+
+// Client is a context whose client is ts's, as golang.org/x/oauth2 takes it.
+func Client(ts *httptest.Server) context.Context {
+	return context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client())
+}
