@@ -5,11 +5,26 @@
 // client_credentials request. LivePerson's Connector API (Send API,
 // Conversation API, ConsumerJWS) wants one on every request.
 //
-// [Config] describes an app installation. [Transport] adds the token to
-// requests sent through a connector's own transport chain; [Config.Client]
-// returns an [http.Client] that authorizes every request; [Config.TokenSource]
-// returns an [oauth2.TokenSource] for use with the rest of golang.org/x/oauth2.
-// [LookupDomain] finds the host of any LivePerson service.
+// [Config] describes an app installation. [Config.TokenSource] returns a
+// [Source], the cached [oauth2.TokenSource] every wiring shares: [Transport]
+// adds the token to requests sent through a connector's own transport
+// chain; [Config.Client] returns an [http.Client] that authorizes every
+// request; [oauth2.NewClient] and [oauth2.Transport] take the Source as
+// they take any source. [LookupDomain] finds the host of any LivePerson
+// service.
+//
+// # Wirings
+//
+// Whichever way a Source is wired, no caller waits for a refresh (the
+// Source refreshes on a timer, before x/oauth2's wrappers ask), a Sentinel
+// outage is ridden out on the valid token, and any mix of wirings over one
+// Source is race-free, since every token handed out is the caller's own
+// copy. [Transport] and [Config.Client] also honour the request's deadline
+// while a token is fetched ([Source.TokenContext]) and recover from a
+// rejected token; [oauth2.NewClient] and [oauth2.Transport] call
+// [Source.Token], which has no context, and never see a 401.
+// [Source.State] tells a readiness check whether a token is served and why
+// not.
 //
 // # Header styles
 //
@@ -195,36 +210,33 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	return tok, prefixed(err)
 }
 
-// TokenSource returns a cached [oauth2.TokenSource] that returns the same
-// token until its refresh point. It is safe for concurrent use: however many
-// goroutines call Token at once, one fetch reaches Sentinel. The source is
-// a [Rejecter]: [Transport] uses that to recover when the API rejects a
-// token early.
+// TokenSource returns a cached source of AppJWTs, an [oauth2.TokenSource]
+// that returns the same token until its refresh point; see [Source]. The
+// source is a [Rejecter]: [Transport] uses that to recover when the API
+// rejects a token early.
 //
-// Inside, the cache sits behind an [oauth2.ReuseTokenSourceWithExpiry],
-// replaced with each token, so that serving the current token takes no
-// more than that wrapper does. Each token's refresh point is EarlyExpiry
-// before its expiry, moved earlier at random by up to a tenth of its
-// lifetime (so that replicas started together do not refresh together),
-// and never before half its lifetime.
-//
-// Once a token is due, one refresh runs in the background while callers keep
-// the current token. When there is no usable token, Token waits for a fetch;
-// after a failed fetch, callers get its error at once until the backoff
-// (1 s doubling to 30 s, with jitter) allows the next attempt.
+// Each token's refresh point is EarlyExpiry before its expiry, moved
+// earlier at random by up to a tenth of its lifetime (so that replicas
+// started together do not refresh together), and never before half its
+// lifetime. Once a token is due, one refresh runs in the background, on a
+// timer, while callers keep the current token. When there is no usable
+// token, callers wait for a fetch; after a failed fetch, they get its
+// error at once until the backoff (1 s doubling to 30 s, with jitter)
+// allows the next attempt.
 //
 // ctx is kept and used for every fetch the source makes: it supplies the
-// HTTP client (see [Config.Token]) and, once cancelled, stops all further
-// fetches. It should live as long as the source, not be a request's context.
-// The Config is copied: later changes to c do not affect the source.
-// An invalid Config makes every Token call return the same error.
+// HTTP client (see [Config.Token]) and, once cancelled, stops the timer and
+// all further fetches. It should live as long as the source, not be a
+// request's context. The Config is copied: later changes to c do not affect
+// the source. An invalid Config makes every Token call return the same
+// error.
 //
-// [oauth2.NewClient] wraps any source but its own in a second
-// ReuseTokenSource, which serves each token until 10 s before its expiry
-// and never learns of a rejection: use [Config.Client] or [Transport]
-// instead.
-func (c *Config) TokenSource(ctx context.Context) oauth2.TokenSource {
-	return &source{newTokenCache(ctx, *c)}
+// The source works under every wiring: [Transport] and [Config.Client]
+// (which also recover from rejected tokens), and [oauth2.NewClient],
+// [oauth2.Transport] and [oauth2.ReuseTokenSource] over it (which do not:
+// a rejected token is not dropped until the wrapper asks again).
+func (c *Config) TokenSource(ctx context.Context) *Source {
+	return &Source{newTokenCache(ctx, *c)}
 }
 
 // Client returns an HTTP client that sends "Authorization: Bearer <AppJWT>"
@@ -277,9 +289,15 @@ type Rejecter interface {
 //     (it drops one per 5 s at most), the 401 goes back to the caller, and
 //     later requests get the new token.
 //
-// Transport is safe for concurrent use if Source and Base are. Source should
-// cache, as [Config.TokenSource] does: Transport asks it for a token on every
-// request.
+// Transport asks Source for a token on every request, so Source should
+// cache, as [Source] does. If Source has a method
+// TokenContext(context.Context) (*oauth2.Token, error), as [Source] does,
+// Transport calls it with the request's context: a request whose deadline
+// passes while the source waits for Sentinel fails with an error that
+// wraps [context.DeadlineExceeded], and [http.Client.Timeout] counts the
+// wait. From a [Source] it takes the token without copying it.
+//
+// Transport is safe for concurrent use if Source and Base are.
 type Transport struct {
 	// Source supplies the token. Required.
 	Source oauth2.TokenSource
@@ -297,7 +315,7 @@ type Transport struct {
 // [http.RoundTripper] contract asks, it closes req.Body even when it
 // returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	tok, err := t.token()
+	tok, err := t.token(req.Context())
 	if err != nil {
 		if req.Body != nil {
 			req.Body.Close()
@@ -317,7 +335,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	rej.Reject(tok)
-	r, next, ok := lphttp.Resend(req, tok.AccessToken, t.accessToken)
+	r, next, ok := lphttp.Resend(req, tok.AccessToken, func() (string, error) {
+		tok, err := t.token(req.Context())
+		if err != nil {
+			return "", err
+		}
+		return tok.AccessToken, nil
+	})
 	t.logRejected(req, code, ok)
 	if !ok {
 		return resp, nil
@@ -343,7 +367,7 @@ func (t *Transport) send(req *http.Request, token string) (*http.Response, error
 
 // logRejected logs a rejection through the source's Logger, if it has one.
 func (t *Transport) logRejected(req *http.Request, code int, resent bool) {
-	s, ok := t.Source.(*source)
+	s, ok := t.Source.(*Source)
 	if !ok || s.cache.log == nil {
 		return
 	}
@@ -354,12 +378,22 @@ func (t *Transport) logRejected(req *http.Request, code int, resent bool) {
 		slog.Bool("resent", resent))...)
 }
 
-// token is the token t.Source has now.
-func (t *Transport) token() (*oauth2.Token, error) {
-	if t.Source == nil {
+// token is the token t.Source has, waited for no longer than ctx allows
+// if the source can be told: from a [Source], the one it serves, shared
+// and not copied.
+func (t *Transport) token(ctx context.Context) (*oauth2.Token, error) {
+	var tok *oauth2.Token
+	var err error
+	switch src := t.Source.(type) {
+	case nil:
 		return nil, errors.New("appjwt: Transport.Source is nil")
+	case *Source:
+		tok, err = src.token(ctx)
+	case contextTokenSource:
+		tok, err = src.TokenContext(ctx)
+	default:
+		tok, err = src.Token()
 	}
-	tok, err := t.Source.Token()
 	if err != nil {
 		return nil, err
 	}
@@ -369,12 +403,9 @@ func (t *Transport) token() (*oauth2.Token, error) {
 	return tok, nil
 }
 
-func (t *Transport) accessToken() (string, error) {
-	tok, err := t.token()
-	if err != nil {
-		return "", err
-	}
-	return tok.AccessToken, nil
+// contextTokenSource is a token source whose callers can give up waiting.
+type contextTokenSource interface {
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
 }
 
 func (t *Transport) base() http.RoundTripper {

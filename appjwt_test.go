@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -66,6 +67,16 @@ func (c *tokenCache) view() view {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return view{c.state(c.now()), c.tok, c.sched, c.failures.N, c.inflight}
+}
+
+// get is a token as a Source over c serves it, but for the wrapper in
+// front, whose clock is x/oauth2's own and not the test's.
+func (c *tokenCache) get() (*oauth2.Token, error) {
+	tok, err := c.Token()
+	if err == errMustWait {
+		return c.wait(context.Background())
+	}
+	return tok, err
 }
 
 // waitIdle waits for the cache's background fetch, if any, to end.
@@ -415,10 +426,13 @@ func TestTokenSourceCaches(t *testing.T) {
 		t.Fatalf("second Token() = %v, %v; want the first token", cached, err)
 	}
 	for range 10 {
-		// The wrapper hands out one *oauth2.Token: nothing is copied or locked.
-		if tok, err := src.Token(); err != nil || tok != cached {
-			t.Fatalf("Token() = %p, %v; want the cached %p", tok, err, cached)
+		// Each caller gets a copy of its own, which it may modify, as
+		// x/oauth2's wrappers do.
+		tok, err := src.Token()
+		if err != nil || tok == cached || tok.AccessToken != first.AccessToken {
+			t.Fatalf("Token() = %p, %v; want a copy of the cached %p", tok, err, cached)
 		}
+		tok.AccessToken = "scribbled"
 	}
 	if got := s.Count(appjwttest.Sentinel); got != 1 {
 		t.Fatalf("Sentinel got %d requests for a fresh token, want 1", got)
@@ -472,7 +486,7 @@ func dueSource(t *testing.T, fault func(*appjwttest.Server)) (*appjwttest.Server
 	t.Helper()
 	s := testkit.NewServer(t)
 	ts, clk := newTestCache(t, s, configFor(s))
-	old, err := ts.Token()
+	old, err := ts.get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,7 +509,7 @@ func TestRefreshAheadDoesNotBlock(t *testing.T) {
 		wg.Go(func() {
 			for range 20 {
 				start := time.Now()
-				tok, err := ts.Token()
+				tok, err := ts.get()
 				mu.Lock()
 				worst = max(worst, time.Since(start))
 				mu.Unlock()
@@ -512,7 +526,7 @@ func TestRefreshAheadDoesNotBlock(t *testing.T) {
 		t.Errorf("a caller waited %v during a slow refresh, want well under 100ms", w)
 	}
 	waitIdle(t, ts)
-	tok, err := ts.Token()
+	tok, err := ts.get()
 	if err != nil || tok.AccessToken == old.AccessToken {
 		t.Errorf("after the refresh: Token() = %v, %v; want the new token", tok, err)
 	}
@@ -527,7 +541,7 @@ func TestOutageWithValidToken(t *testing.T) {
 		s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
 	})
 	for i := range 50 {
-		tok, err := ts.Token()
+		tok, err := ts.get()
 		if err != nil || tok.AccessToken != old.AccessToken {
 			t.Fatalf("call %d during the outage: Token() = %v, %v; want the old token", i, tok, err)
 		}
@@ -540,13 +554,13 @@ func TestOutageWithValidToken(t *testing.T) {
 	}
 	// Well within the margin before real expiry, the old token is no longer served.
 	clk.Advance(DefaultEarlyExpiry - 5*time.Second)
-	if tok, err := ts.Token(); err == nil {
+	if tok, err := ts.get(); err == nil {
 		t.Errorf("5s before expiry, during the outage: got %v, want the fetch error", tok)
 	}
 	s.ClearFault(appjwttest.Sentinel)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		if tok, err := ts.Token(); err == nil && tok.AccessToken != old.AccessToken {
+		if tok, err := ts.get(); err == nil && tok.AccessToken != old.AccessToken {
 			failures = ts.view().failures
 			if failures != 0 {
 				t.Errorf("failures = %d after a success, want the backoff reset", failures)
@@ -649,7 +663,7 @@ func TestFaultMatrix(t *testing.T) {
 			c.FetchTimeout = 300 * time.Millisecond
 			ts, _ := newTestCache(t, s, c)
 			ts.retry.RetryAfterMax = 5 * time.Millisecond
-			tok, err := ts.Token()
+			tok, err := ts.get()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Token() = %v, %v; want error: %v", tok, err, tt.wantErr)
 			}
@@ -677,7 +691,7 @@ func TestFaultMatrix(t *testing.T) {
 			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
 			// Within the backoff, the next caller gets the error without a request.
 			n := s.Count(appjwttest.Sentinel)
-			if _, err2 := ts.Token(); err2 == nil || s.Count(appjwttest.Sentinel) != n {
+			if _, err2 := ts.get(); err2 == nil || s.Count(appjwttest.Sentinel) != n {
 				t.Errorf("right after the failure: error %v and %d new requests, want the error and none", err2, s.Count(appjwttest.Sentinel)-n)
 			}
 		})
@@ -757,7 +771,7 @@ func TestFleetRefreshesSpread(t *testing.T) {
 // returns the Sentinel requests per minute of the clock.
 func underLoad(t testing.TB, s *appjwttest.Server, ts *tokenCache, clk *testkit.Clock, life time.Duration, rounds int) float64 {
 	t.Helper()
-	if _, err := ts.Token(); err != nil {
+	if _, err := ts.get(); err != nil {
 		t.Fatal(err)
 	}
 	waitIdle(t, ts)
@@ -771,7 +785,7 @@ func underLoad(t testing.TB, s *appjwttest.Server, ts *tokenCache, clk *testkit.
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
-				tok, err := ts.Token()
+				tok, err := ts.get()
 				if err != nil || !tok.Expiry.After(clk.Now()) {
 					t.Errorf("after %v: Token() = %v, %v; want a token not yet expired", clk.Now().Sub(start), tok, err)
 				}
@@ -1126,12 +1140,12 @@ func TestTransportWithoutRejecter(t *testing.T) {
 func TestRejectKeepsNewerToken(t *testing.T) {
 	s := testkit.NewServer(t)
 	ts, clk := newTestCache(t, s, configFor(s))
-	old, err := ts.Token()
+	old, err := ts.get()
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(time.Hour) // the old token is gone: the next call fetches
-	current, err := ts.Token()
+	current, err := ts.get()
 	if err != nil || current.AccessToken == old.AccessToken {
 		t.Fatalf("Token() = %v, %v; want a new token", current, err)
 	}
@@ -1142,7 +1156,7 @@ func TestRejectKeepsNewerToken(t *testing.T) {
 		t.Error("rejecting the current token did not drop it")
 	}
 	clk.Advance(time.Second)
-	if _, err := ts.Token(); err != nil {
+	if _, err := ts.get(); err != nil {
 		t.Fatal(err)
 	}
 	next := ts.view().tok
@@ -1233,7 +1247,7 @@ func TestLogRecords(t *testing.T) {
 	var tokens []string
 	token := func() {
 		t.Helper()
-		tok, err := ts.Token()
+		tok, err := ts.get()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1335,49 +1349,214 @@ func TestRejectionIsLogged(t *testing.T) {
 	}
 }
 
-// callbackHandler is a log handler that asks the source for a token, as a
-// handler that ships logs through an authorized client would.
-type callbackHandler struct{ src oauth2.TokenSource }
+// callbackHandler is a log handler that calls every method of the
+// source on every record, as a handler that ships logs through an
+// authorized client would, and counts the records by message.
+type callbackHandler struct {
+	src  *Source
+	mu   sync.Mutex
+	seen map[string]int
+}
 
 func (h *callbackHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *callbackHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *callbackHandler) WithGroup(string) slog.Handler            { return h }
 
-func (h *callbackHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-
-func (h *callbackHandler) WithGroup(string) slog.Handler { return h }
-
-func (h *callbackHandler) Handle(context.Context, slog.Record) error {
-	if h.src != nil {
-		h.src.Token()
-	}
+func (h *callbackHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	h.seen[r.Message]++
+	h.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	h.src.Token()
+	h.src.TokenContext(ctx)
+	h.src.State()
+	h.src.Reject(&oauth2.Token{AccessToken: "not-the-current-one"})
 	return nil
 }
 
+// A handler may call back into the source from every record, on every
+// path: cold start, a failed refresh, recovery, a failed re-lookup, a
+// rejection and the fetch after it.
 func TestLogHandlerCallingBackDoesNotDeadlock(t *testing.T) {
 	s := testkit.NewServer(t)
 	c := configFor(s)
 	c.FetchTimeout = 2 * time.Second
-	h := &callbackHandler{}
+	h := &callbackHandler{seen: map[string]int{}}
 	c.Logger = slog.New(h)
 	ts, clk := newTestCache(t, s, c)
-	src := &source{ts}
-	h.src = src
-	tok, err := src.Token()
-	if err != nil {
-		t.Fatal(err)
+	h.src = &Source{ts}
+	hc := &http.Client{Transport: &Transport{Source: h.src, Base: s.Client().Transport}}
+	steps := []struct {
+		name    string
+		before  func()
+		wantErr bool
+	}{
+		{"cold start, Sentinel down", func() { s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503}) }, true},
+		{"cold start, recovered", func() { s.ClearFault(appjwttest.Sentinel); clk.Advance(time.Second) }, false},
+		{"refresh, Sentinel down", func() {
+			s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
+			clk.Advance(56 * time.Minute)
+		}, false},
+		{"re-lookup fails, then recovered", func() {
+			s.ClearFault(appjwttest.Sentinel)
+			s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
+			clk.Advance(domain.TTL)
+		}, false},
+		{"rejected, and the fetch after it", func() { s.ClearFault(appjwttest.DomainAPI); s.RevokeTokens() }, false},
 	}
-	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
-	clk.Advance(domain.TTL + time.Minute) // a re-lookup is due, and fails
-	src.Reject(tok)                       // no token to serve: callers wait
-	done := make(chan error, 1)
-	go func() { _, err := src.Token(); done <- err }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Token() = %v, want a token from the last good host", err)
+	for _, st := range steps {
+		st.before()
+		done := make(chan error, 1)
+		go func() {
+			_, err := ts.get()
+			if st.name == "rejected, and the fetch after it" {
+				if got := postConsumer(t, hc, s); got != 201 {
+					err = fmt.Errorf("status %d after the rejection, want 201", got)
+				}
+			}
+			waitIdle(t, ts)
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if (err != nil) != st.wantErr {
+				t.Errorf("%s: error %v, want one: %v", st.name, err, st.wantErr)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: deadlocked on a log record", st.name)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Token() deadlocked on a log record")
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, msg := range []string{msgFetchFailed, msgRecovered, msgFetched, msgRelookupFailed, msgRejected} {
+		if h.seen[msg] == 0 {
+			t.Errorf("no %q record: the handler did not call back from it (saw %v)", msg, h.seen)
+		}
+	}
+}
+
+// Sentinel hangs on a cold start: every wiring gives up when the caller's
+// deadline passes, not when the fetch does.
+func TestWaitEndsWithTheCallersDeadline(t *testing.T) {
+	s := testkit.NewServer(t)
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+	c := configFor(s)
+	ctx, cancel := context.WithCancel(s.Context(context.Background()))
+	t.Cleanup(cancel) // ends the hanging fetches
+	base := s.Client().Transport
+	tests := []struct {
+		name   string
+		call   func() error
+		within time.Duration
+	}{
+		{"Transport, a request with a 200 ms deadline", func() error {
+			hc := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: base}}
+			rctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(rctx, "POST", consumerURL(s), nil)
+			_, err := hc.Do(req)
+			return err
+		}, 1500 * time.Millisecond},
+		{"Config.Client, a 300 ms client Timeout", func() error {
+			hc := c.Client(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: base, Timeout: 300 * time.Millisecond}))
+			_, err := hc.Post(consumerURL(s), "application/json", nil)
+			return err
+		}, 2 * time.Second},
+		{"TokenContext, a 200 ms deadline", func() error {
+			rctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err := c.TokenSource(ctx).TokenContext(rctx)
+			return err
+		}, 1500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			err := tt.call()
+			if d := time.Since(start); d > tt.within {
+				t.Errorf("returned after %v, want within %v", d, tt.within)
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("error %v, want one that is context.DeadlineExceeded", err)
+			}
+		})
+	}
+}
+
+// A caller that gives up does not cancel the fetch for the others.
+func TestGivingUpLeavesTheFetch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		src := c.TokenSource(ctx)
+		impatient, giveUp := context.WithTimeout(ctx, time.Second)
+		defer giveUp()
+		done := make(chan error, 1)
+		go func() { _, err := src.Token(); done <- err }()
+		if _, err := src.TokenContext(impatient); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("impatient caller: %v, want a deadline error", err)
+		}
+		if err := <-done; err != nil {
+			t.Errorf("patient caller: %v, want the token", err)
+		}
+		if got := f.count("sentinel.test"); got != 1 {
+			t.Errorf("Sentinel got %d requests, want the one fetch both callers shared", got)
+		}
+	})
+}
+
+func TestState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		src := c.TokenSource(ctx)
+		if diff := cmp.Diff(State{}, src.State()); diff != "" {
+			t.Errorf("before any call (-want +got):\n%s", diff)
+		}
+		start := time.Now()
+		if _, err := src.Token(); err != nil {
+			t.Fatal(err)
+		}
+		got := src.State()
+		expiry := start.Add(time.Hour) // counted from when the request was sent
+		if !got.Valid || !got.Expiry.Equal(expiry) || got.RefreshAt.Before(expiry.Add(-11*time.Minute)) || got.RefreshAt.After(expiry.Add(-5*time.Minute)) || got.Failures != 0 {
+			t.Errorf("with a token: %+v, want Valid, Expiry %v, RefreshAt 5 to 11 min before", got, expiry)
+		}
+
+		// Sentinel goes down: the refresh on the timer fails, the token serves.
+		f.mu.Lock()
+		f.down = func(time.Time) bool { return true }
+		f.mu.Unlock()
+		// 4 attempts of 2 s each, with pauses of 0.5 to 2 s between them.
+		time.Sleep(time.Until(got.RefreshAt) + 12*time.Second)
+		got = src.State()
+		var re *oauth2.RetrieveError
+		if !got.Valid || got.Failures != 1 || !errors.As(got.LastError, &re) || re.Response.StatusCode != 503 || !got.RetryAt.After(got.LastErrorAt) {
+			t.Errorf("during the outage: %+v, want Valid, 1 failure, its 503 and a retry after it", got)
+		}
+
+		// A cold source: the caller after the failed fetch gets its error
+		// at once, saying that it backs off, until when.
+		cold := c.TokenSource(ctx)
+		if _, err := cold.Token(); err == nil {
+			t.Fatal("cold start with Sentinel down: no error")
+		}
+		before := f.count("sentinel.test")
+		_, err := cold.Token()
+		st := cold.State()
+		if err == nil || !strings.HasPrefix(err.Error(), "appjwt: backing off until "+st.RetryAt.UTC().Format("2006-01-02T15:04:05.000Z")+" after a failed fetch: token request for account") ||
+			strings.Contains(err.Error(), "\n") || !errors.As(err, &re) || f.count("sentinel.test") != before {
+			t.Errorf("within the backoff: %v, want the last error at once, saying until when, one line, with its RetrieveError", err)
+		}
+		if st.Valid || st.Failures != 1 || st.LastError == nil {
+			t.Errorf("cold source after a failure: %+v", st)
+		}
+	})
 }
 
 // Benchmarks. The README has the command and the results. Each compares
@@ -1481,6 +1660,35 @@ func BenchmarkCachedToken(b *testing.B) {
 					c.src.Token()
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkSource is each method of a Source that holds a token: Token
+// and TokenContext copy it, the path Transport takes does not, and State
+// takes the lock for a moment.
+func BenchmarkSource(b *testing.B) {
+	s := testkit.NewServer(b)
+	c := configFor(s)
+	src := c.TokenSource(s.Context(context.Background()))
+	ctx := context.Background()
+	if _, err := src.Token(); err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range []struct {
+		name string
+		call func()
+	}{
+		{"Token", func() { sinkToken, _ = src.Token() }},
+		{"TokenContext", func() { sinkToken, _ = src.TokenContext(ctx) }},
+		{"Transport's", func() { sinkToken, _ = src.token(ctx) }},
+		{"State", func() { src.State() }},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				m.call()
+			}
 		})
 	}
 }
@@ -1644,4 +1852,278 @@ func acrossRefresh(b *testing.B, name string) ([]time.Duration, int) {
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	return all, s.Count(appjwttest.Sentinel) - 1
+}
+
+// The tests below run every wiring on synctest's fake clock, against
+// fakeLivePerson, LivePerson in memory: hours of one-hour tokens in
+// milliseconds.
+
+// fakeLivePerson is LivePerson in memory: the Domain API, Sentinel, which
+// answers after a delay, and an API at api.test that takes the tokens
+// Sentinel issued, raw or Bearer, until they expire or are revoked.
+type fakeLivePerson struct {
+	sentinelDelay time.Duration
+	lifetime      time.Duration
+
+	mu         sync.Mutex
+	down       func(now time.Time) bool // Sentinel answers 503
+	domainDown bool
+	issued     map[string]time.Time // token: its expiry
+	revoked    map[string]bool
+	counts     map[string]int // requests by host
+}
+
+func newFakeLivePerson() *fakeLivePerson {
+	return &fakeLivePerson{
+		sentinelDelay: 2 * time.Second,
+		lifetime:      time.Hour,
+		down:          func(time.Time) bool { return false },
+		issued:        map[string]time.Time{},
+		revoked:       map[string]bool{},
+		counts:        map[string]int{},
+	}
+}
+
+func (f *fakeLivePerson) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Body != nil {
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+	}
+	f.mu.Lock()
+	f.counts[r.URL.Host]++
+	f.mu.Unlock()
+	switch r.URL.Host {
+	case "domain.test":
+		f.mu.Lock()
+		down := f.domainDown
+		f.mu.Unlock()
+		if down {
+			return f.answer(r, http.StatusServiceUnavailable, "")
+		}
+		return f.answer(r, http.StatusOK, `{"baseURI":"sentinel.test"}`)
+	case "sentinel.test":
+		select {
+		case <-time.After(f.sentinelDelay):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+		return f.token(r)
+	case "api.test":
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		f.mu.Lock()
+		exp, ok := f.issued[tok]
+		ok = ok && !f.revoked[tok] && time.Now().Before(exp)
+		f.mu.Unlock()
+		if !ok {
+			return f.answer(r, http.StatusUnauthorized, `{"kind":"resp","code":401,"body":{"errorCode":40102}}`)
+		}
+		return f.answer(r, http.StatusOK, "{}")
+	}
+	return nil, fmt.Errorf("fakeLivePerson: no host %s", r.URL.Host)
+}
+
+// token is Sentinel's answer: a JWT that lasts f.lifetime, or a 503.
+func (f *fakeLivePerson) token(r *http.Request) (*http.Response, error) {
+	now := time.Now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down(now) {
+		return f.answer(r, http.StatusServiceUnavailable, "")
+	}
+	exp := now.Add(f.lifetime)
+	tok := testkit.JWT(fmt.Sprintf(`{"iat":%d,"exp":%d,"jti":"%d"}`, now.Unix(), exp.Unix(), len(f.issued)))
+	f.issued[tok] = exp
+	return f.answer(r, http.StatusOK, `{"access_token":"`+tok+`","token_type":"Bearer"}`)
+}
+
+func (f *fakeLivePerson) answer(r *http.Request, status int, body string) (*http.Response, error) {
+	h := http.Header{"Content-Type": {"application/json"}, "Date": {time.Now().UTC().Format(http.TimeFormat)}}
+	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+}
+
+func (f *fakeLivePerson) count(host string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[host]
+}
+
+// revokeAll revokes every token issued so far.
+func (f *fakeLivePerson) revokeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for tok := range f.issued {
+		f.revoked[tok] = true
+	}
+}
+
+// fakeConfig is an app installation at fakeLivePerson, and the context
+// whose client reaches it.
+func fakeConfig(f *fakeLivePerson) (Config, context.Context) {
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", DomainAPI: "domain.test"}
+	return c, context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
+}
+
+// wiring is a way to wire a Source into a client: ctx reaches LivePerson,
+// and src is the source to wire (Config.Client makes its own from c).
+type wiring struct {
+	name   string
+	client func(ctx context.Context, c Config, src *Source) *http.Client
+}
+
+var wirings = []wiring{
+	{"oauth2.NewClient", func(ctx context.Context, _ Config, src *Source) *http.Client { return oauth2.NewClient(ctx, src) }},
+	{"oauth2.Transport", func(ctx context.Context, _ Config, src *Source) *http.Client {
+		return &http.Client{Transport: &oauth2.Transport{Source: src, Base: baseOf(ctx)}}
+	}},
+	{"Config.Client", func(ctx context.Context, c Config, _ *Source) *http.Client { return c.Client(ctx) }},
+	{"Transport", func(ctx context.Context, _ Config, src *Source) *http.Client {
+		return &http.Client{Transport: &Transport{Source: src, Base: baseOf(ctx)}}
+	}},
+}
+
+func baseOf(ctx context.Context) http.RoundTripper {
+	return ctx.Value(oauth2.HTTPClient).(*http.Client).Transport
+}
+
+// callEvery10s sends a GET to the API through client every 10 s for
+// hours, and returns how many requests after the first waited (took any
+// time on the fake clock) and how many failed.
+func callEvery10s(t *testing.T, client *http.Client, hours int) (waited, failed int) {
+	t.Helper()
+	for i := range hours * 360 {
+		start := time.Now()
+		resp, err := client.Get("https://api.test/x")
+		if err == nil {
+			resp.Body.Close()
+		}
+		switch {
+		case err != nil || resp.StatusCode != http.StatusOK:
+			failed++
+			if failed <= 3 {
+				t.Logf("request at %v: %v, %v", time.Duration(i)*10*time.Second, resp, err)
+			}
+		case i > 0 && time.Since(start) > 0:
+			waited++
+		}
+		time.Sleep(10 * time.Second)
+	}
+	return waited, failed
+}
+
+func TestEveryWiringNeverWaits(t *testing.T) {
+	for _, w := range wirings {
+		t.Run(w.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeLivePerson()
+				c, ctx := fakeConfig(f)
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				waited, failed := callEvery10s(t, w.client(ctx, c, c.TokenSource(ctx)), 3)
+				if waited != 0 || failed != 0 {
+					t.Errorf("%d requests after the first waited for Sentinel, %d failed; want none", waited, failed)
+				}
+				// A token an hour, and one more at most, however the refresh points fall.
+				if got := f.count("sentinel.test"); got > 4 {
+					t.Errorf("Sentinel got %d requests in 3 hours, want at most 4", got)
+				}
+			})
+		})
+	}
+}
+
+func TestEveryWiringRidesOutAnOutage(t *testing.T) {
+	for _, w := range wirings {
+		t.Run(w.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeLivePerson()
+				start := time.Now()
+				// Down from minute 45 to minute 58 of the first token's life.
+				f.down = func(now time.Time) bool {
+					life := now.Sub(start.Add(f.sentinelDelay))
+					return life >= 45*time.Minute && life < 58*time.Minute
+				}
+				c, ctx := fakeConfig(f)
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				if waited, failed := callEvery10s(t, w.client(ctx, c, c.TokenSource(ctx)), 2); waited != 0 || failed != 0 {
+					t.Errorf("%d requests after the first waited, %d failed; want none: the token was valid throughout", waited, failed)
+				}
+			})
+		})
+	}
+}
+
+// A source nobody calls any more fetches at most one more token, and
+// nothing runs once its context is done.
+func TestIdleSourceStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx)
+		src := c.TokenSource(ctx)
+		if _, err := src.Token(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Hour)
+		if got := f.count("sentinel.test"); got != 2 {
+			t.Errorf("Sentinel got %d requests in 10 idle hours, want 2: the token used, and one more", got)
+		}
+		cancel()
+		synctest.Wait()
+	})
+}
+
+// One source shared by every wiring and by direct callers, across
+// refreshes of 12 s tokens and a revocation: -race finds any token written
+// by one caller while another reads it.
+func TestSharedSourceIsRaceFree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		f.lifetime, f.sentinelDelay = 12*time.Second, 100*time.Millisecond
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		src := c.TokenSource(ctx)
+		var clients []*http.Client
+		for _, w := range wirings {
+			clients = append(clients, w.client(ctx, c, src))
+		}
+		clients = append(clients, &http.Client{Transport: &Transport{Source: src, Base: f, Bearer: true}})
+		direct := []func() (*oauth2.Token, error){
+			src.Token,
+			func() (*oauth2.Token, error) { return src.TokenContext(ctx) },
+			oauth2.ReuseTokenSource(nil, src).Token,
+			oauth2.ReuseTokenSourceWithExpiry(nil, src, 5*time.Second).Token,
+		}
+		stop := time.Now().Add(40 * time.Second)
+		var wg sync.WaitGroup
+		for _, hc := range clients {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					if resp, err := hc.Get("https://api.test/x"); err == nil {
+						resp.Body.Close()
+					}
+					time.Sleep(7 * time.Millisecond)
+				}
+			})
+		}
+		for _, token := range direct {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					if tok, err := token(); err == nil {
+						tok.AccessToken += "" // a write, as x/oauth2's wrappers make
+						tok.Expiry = tok.Expiry.Add(0)
+					}
+					src.State()
+					time.Sleep(5 * time.Millisecond)
+				}
+			})
+		}
+		time.Sleep(20 * time.Second)
+		f.revokeAll()
+		wg.Wait()
+		if got := f.count("sentinel.test"); got < 4 {
+			t.Errorf("Sentinel got %d requests in 40 s of 12 s tokens, want refreshes", got)
+		}
+	})
 }

@@ -2,13 +2,17 @@ package appjwt_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
+	"golang.org/x/oauth2"
 )
 
 // createConsumer asks LivePerson (here the stand-in) for a ConsumerJWS, a
@@ -71,7 +75,7 @@ func ExampleConfig_TokenSource() {
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode == http.StatusUnauthorized && appjwt.ErrorCode(resp) == 40102 {
-			src.(appjwt.Rejecter).Reject(tok) // the next Token call fetches a new one
+			src.Reject(tok) // the next Token call fetches a new one
 		}
 		return resp.Status
 	}
@@ -154,4 +158,33 @@ func ExampleConfig_Token() {
 	}
 	fmt.Println(tok.Type(), claims.Issuer, claims.Audience, claims.Scope, claims.ExpiresAt.Sub(claims.IssuedAt))
 	// Output: Bearer Sentinel le12345678 msg.consumer 1h0m0s
+}
+
+// State tells a readiness check whether the source serves a token, and if
+// not, why: here Sentinel refuses the secret.
+func ExampleSource_State() {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: "not-the-secret", DomainAPI: srv.Host()}
+	src := cfg.TokenSource(srv.Context(context.Background()))
+	src.Token()
+
+	ready := func(w http.ResponseWriter, _ *http.Request) {
+		st := src.State()
+		if !st.Valid {
+			var re *oauth2.RetrieveError
+			if errors.As(st.LastError, &re) {
+				http.Error(w, fmt.Sprintf("no AppJWT: Sentinel answered %d, %d failures", re.Response.StatusCode, st.Failures), http.StatusServiceUnavailable)
+				return
+			}
+			http.Error(w, "no AppJWT yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready until", st.Expiry.Format(time.RFC3339))
+	}
+	rec := httptest.NewRecorder()
+	ready(rec, httptest.NewRequest("GET", "/ready", nil))
+	fmt.Print(rec.Code, " ", rec.Body.String())
+	// Output:
+	// 503 no AppJWT: Sentinel answered 401, 1 failures
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,34 +18,126 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// source is what [Config.TokenSource] returns: a tokenCache, served
-// through an [oauth2.ReuseTokenSourceWithExpiry] that hands out the current
-// token without touching the cache's lock. The wrapper is replaced with
-// each new token, its early expiry set so that it turns to the cache at
-// that token's refresh point, and not before: the two agree on when a
-// refresh is due.
-type source struct {
+// Source is the cached AppJWT source that [Config.TokenSource] returns. It
+// is safe for concurrent use, and may be shared by any number of clients,
+// transports and direct callers: however many call it at once, one fetch
+// reaches Sentinel.
+//
+// While it holds a token, a call costs about what an
+// [oauth2.ReuseTokenSource] costs, plus one copy of the token for Token and
+// TokenContext; [Transport] takes no copy. It refreshes each token in the
+// background at its refresh point, on a timer, as long as the token is in
+// use, so that a caller never waits for a refresh, even through
+// [oauth2.NewClient], which asks it only 10 s before each expiry. Nothing
+// runs once its context is done; a Source nobody calls any more fetches at
+// most one more token, then stops.
+type Source struct {
 	cache *tokenCache
 }
 
-// Token returns the current token: the same *oauth2.Token to every caller
-// until it is replaced, which the caller must not modify.
-func (s *source) Token() (*oauth2.Token, error) {
-	return s.cache.serving.Load().Token()
+// Token returns the current token, waiting for a fetch if it has none that
+// can still be sent. The token is the caller's own copy, which it may
+// modify, as [oauth2.ReuseTokenSource] does. Errors are as for
+// [Config.Token]; while the source backs off after a failed fetch, the
+// error says so, and wraps the failed fetch's.
+func (s *Source) Token() (*oauth2.Token, error) {
+	return s.TokenContext(context.Background())
+}
+
+// TokenContext is Token, but gives up waiting for a fetch once ctx is
+// done, with an error that wraps ctx's: [errors.Is] finds
+// [context.DeadlineExceeded] or [context.Canceled]. A caller that gives up
+// does not cancel the fetch, which goes on for the others. [Transport]
+// calls it with each request's context.
+func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+	tok, err := s.token(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := *tok
+	return &t, nil
+}
+
+// token is TokenContext without the copy: the token it returns is shared,
+// read-only.
+func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
+	sv := s.cache.serving.Load()
+	if !sv.used.Load() {
+		sv.used.Store(true)
+	}
+	tok, err := sv.reuse.Token()
+	if err == errMustWait {
+		return s.cache.wait(ctx)
+	}
+	return tok, err
 }
 
 // Reject implements [Rejecter].
-func (s *source) Reject(tok *oauth2.Token) {
+func (s *Source) Reject(tok *oauth2.Token) {
 	s.cache.reject(tok)
 }
 
-// serving is the ReuseTokenSourceWithExpiry that serves the current token.
-type serving struct{ oauth2.TokenSource }
+// State is a snapshot of a [Source], for a health or readiness check.
+type State struct {
+	// Valid: the source holds a token it still serves, so requests go out
+	// without waiting for Sentinel.
+	Valid bool
+	// Expiry is the token's expiry, and RefreshAt when its refresh starts
+	// (or started); zero unless Valid. The token is served until shortly
+	// before Expiry: 10 s, or less for short-lived tokens.
+	Expiry, RefreshAt time.Time
+	// Fetching: a fetch is running.
+	Fetching bool
+	// Failures counts the fetches that failed in a row; zero after a
+	// success. LastError is the last one's error, LastErrorAt when it
+	// ended, and RetryAt when the next fetch may start.
+	Failures    int
+	LastError   error
+	LastErrorAt time.Time
+	RetryAt     time.Time
+}
 
-// tokenCache is the cache behind [Config.TokenSource]. It serves the
-// current token without waiting while one background fetch replaces it,
-// and after failures backs off instead of letting every caller hit
-// Sentinel. Its token is in one of the states of [lifecycle.State].
+// State returns the source's state now. It takes the source's lock for a
+// moment and waits for nothing, so that a health handler may call it as
+// often as it likes.
+func (s *Source) State() State {
+	c := s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := State{
+		Fetching:    c.fetching(),
+		Failures:    c.failures.N,
+		LastError:   c.failures.Err,
+		LastErrorAt: c.failures.At,
+		RetryAt:     c.failures.RetryAt,
+	}
+	if c.invalid != nil {
+		st.LastError = c.invalid
+	}
+	if c.state(c.now()).Servable() {
+		st.Valid, st.Expiry, st.RefreshAt = true, c.tok.Expiry, c.sched.RefreshAt
+	}
+	return st
+}
+
+// serving is what serves the current token: an
+// [oauth2.ReuseTokenSourceWithExpiry] over the cache, and whether anyone
+// has asked it for a token, which keeps the refresh timer going.
+type serving struct {
+	reuse oauth2.TokenSource
+	used  atomic.Bool
+}
+
+// errMustWait is what the cache tells the wrapper when it has no token to
+// serve: the caller waits for a fetch outside the wrapper, whose lock
+// nobody holds while waiting.
+var errMustWait = errors.New("appjwt: no token to serve")
+
+// tokenCache is the cache behind [Source]. It serves the current token
+// without waiting while one background fetch replaces it, and after
+// failures backs off instead of letting every caller hit Sentinel. Its
+// token is in one of the states of [lifecycle.State]. Nothing waits while
+// holding mu, which is held only to read or change the fields below it.
 type tokenCache struct {
 	// Fixed once made.
 	ctx     context.Context
@@ -59,11 +152,13 @@ type tokenCache struct {
 	serving atomic.Pointer[serving] // serves tok; replaced under mu
 
 	mu         sync.Mutex
-	tok        *oauth2.Token // the newest good token, or nil
+	tok        *oauth2.Token // the newest good token, or nil; never modified
 	sched      lifecycle.Schedule
 	failures   lifecycle.Failures
-	rejectedAt time.Time // when a rejection last dropped tok
-	inflight   *flight   // the running fetch, or nil
+	rejectedAt time.Time   // when a rejection last dropped tok
+	inflight   *flight     // the running fetch, or nil
+	timer      *time.Timer // starts the next refresh or retry in the background
+	stopped    bool        // ctx is done: no timer, no fetch
 }
 
 // flight is one fetch; done is closed once its fields are set.
@@ -75,6 +170,7 @@ type flight struct {
 	attempts int    // Sentinel requests it sent
 	took     time.Duration
 	records  []lifecycle.Record // what the fetch found to log, such as a failed re-lookup
+	waited   bool               // callers wait for it: its token is in use; guarded by mu
 }
 
 // Bounds of the cache's schedule, scaled to each token's lifetime L (see
@@ -105,47 +201,75 @@ func newTokenCache(ctx context.Context, c Config) *tokenCache {
 	}
 	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Now: func() time.Time { return tc.now() }}
 	tc.install(nil, time.Time{})
+	context.AfterFunc(ctx, tc.stop)
 	return tc
 }
 
-// Token is what the wrapper calls once a refresh is due: it returns a copy
-// of the current token (the wrapper modifies it) and starts a refresh.
-// Without a token to serve, it waits for a fetch.
+// Token is what the wrapper calls once a refresh is due, or when it has
+// no token: it returns a copy of the current token (the wrapper modifies
+// it), starting a refresh if one is due, or errMustWait. It never waits:
+// the wrapper holds its lock meanwhile.
 func (c *tokenCache) Token() (*oauth2.Token, error) {
 	if c.invalid != nil {
 		return nil, c.invalid
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := c.now()
 	switch c.state(now) {
 	case lifecycle.Stale:
-		if !c.fetching() && !c.failures.BackingOff(now) {
-			c.start()
-		}
+		c.refreshIfDue(now)
 		fallthrough
 	case lifecycle.Fresh:
 		t := *c.tok
-		c.mu.Unlock()
 		return &t, nil
 	}
-	// Empty or Expired: the caller waits for a fetch.
+	return nil, errMustWait
+}
+
+// wait waits, as long as ctx allows, for a fetch of a token to serve: the
+// running fetch, or one it starts, unless the cache is backing off after a
+// failure, when it returns that failure at once. The token is shared.
+func (c *tokenCache) wait(ctx context.Context) (*oauth2.Token, error) {
+	c.mu.Lock()
+	now := c.now()
+	if c.state(now).Servable() { // a fetch ended since the wrapper asked
+		tok := c.tok
+		c.mu.Unlock()
+		return tok, nil
+	}
 	f := c.inflight
 	if f == nil && c.failures.BackingOff(now) {
-		err := c.failures.Err
+		err := &backoffError{c.failures.Err, c.failures.RetryAt}
 		c.mu.Unlock()
 		return nil, err
 	}
 	if f == nil {
 		f = c.start()
 	}
+	f.waited = true
 	c.mu.Unlock()
-	<-f.done
-	if f.err != nil {
-		return nil, f.err
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("appjwt: waiting for a token from Sentinel: %w", ctx.Err())
 	}
-	t := *f.tok
-	return &t, nil
 }
+
+// backoffError is the error of the last fetch, returned again, without a
+// request, until the backoff after it ends.
+type backoffError struct {
+	err     error
+	retryAt time.Time
+}
+
+func (e *backoffError) Error() string {
+	return "appjwt: backing off until " + e.retryAt.UTC().Format("2006-01-02T15:04:05.000Z") +
+		" after a failed fetch: " + strings.TrimPrefix(e.err.Error(), "appjwt: ")
+}
+
+func (e *backoffError) Unwrap() error { return e.err }
 
 // state is the state of the cache's token at now. c.mu must be held.
 func (c *tokenCache) state(now time.Time) lifecycle.State {
@@ -163,11 +287,56 @@ func (c *tokenCache) fetching() bool { return c.inflight != nil }
 // first call.
 func (c *tokenCache) install(tok *oauth2.Token, refreshAt time.Time) {
 	if tok == nil {
-		c.serving.Store(&serving{oauth2.ReuseTokenSourceWithExpiry(nil, c, time.Nanosecond)})
+		c.serving.Store(&serving{reuse: oauth2.ReuseTokenSourceWithExpiry(nil, c, time.Nanosecond)})
 		return
 	}
 	t := *tok // the wrapper's own: it sets the copy's early expiry
-	c.serving.Store(&serving{oauth2.ReuseTokenSourceWithExpiry(&t, c, tok.Expiry.Sub(refreshAt))})
+	c.serving.Store(&serving{reuse: oauth2.ReuseTokenSourceWithExpiry(&t, c, tok.Expiry.Sub(refreshAt))})
+}
+
+// refreshIfDue starts a refresh, unless one is running or the cache is
+// backing off. c.mu must be held.
+func (c *tokenCache) refreshIfDue(now time.Time) {
+	if !c.fetching() && !c.failures.BackingOff(now) && !c.stopped {
+		c.start()
+	}
+}
+
+// arm sets the timer to start the next refresh, or retry, at at, so that
+// the token in use is replaced before any caller has to wait: x/oauth2's
+// wrappers ask only shortly before its expiry. c.mu must be held.
+func (c *tokenCache) arm(at time.Time) {
+	if c.stopped {
+		return
+	}
+	d := max(at.Sub(c.now()), 0)
+	if c.timer == nil {
+		c.timer = time.AfterFunc(d, c.onTimer)
+		return
+	}
+	c.timer.Reset(d)
+}
+
+// onTimer starts the refresh or retry that is due, if the current token
+// has been asked for since it came: a source nobody calls any more fetches
+// at most one token after its last call.
+func (c *tokenCache) onTimer() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if c.state(now) == lifecycle.Stale && c.serving.Load().used.Load() {
+		c.refreshIfDue(now)
+	}
+}
+
+// stop stops the timer for good, once the source's context is done.
+func (c *tokenCache) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	if c.timer != nil {
+		c.timer.Stop()
+	}
 }
 
 // start begins a fetch in the background. c.mu must be held.
@@ -220,12 +389,17 @@ func (c *tokenCache) settle(f *flight) []lifecycle.Record {
 	}
 	if f.err != nil {
 		c.failures.Add(f.err, now, c.backoff)
+		if c.state(now).Servable() {
+			c.arm(c.failures.RetryAt)
+		}
 		return c.fetchFailed(f, now)
 	}
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
 	c.tok, c.sched = f.tok, c.plan().Schedule(now, f.tok.Expiry)
 	c.install(f.tok, c.sched.RefreshAt)
+	c.serving.Load().used.Store(f.waited)
+	c.arm(c.sched.RefreshAt)
 	return append(records, c.fetched(f)...)
 }
 

@@ -145,10 +145,11 @@ type Config struct {
 	// least recently used is dropped. Zero: DefaultMaxConsumers.
 	MaxConsumers int
 
-	// FetchTimeout bounds one fetch of a ConsumerJWS: idp lookup, request
-	// and retries. Zero: DefaultFetchTimeout. The wait for an AppJWT from
-	// Source is Source's to bound (appjwt's: its own FetchTimeout), as
-	// [oauth2.TokenSource] takes no context.
+	// FetchTimeout bounds one fetch of a ConsumerJWS: idp lookup, the
+	// wait for an AppJWT, request and retries. Zero: DefaultFetchTimeout.
+	// The wait for an AppJWT counts only if Source has a TokenContext
+	// method, as an *appjwt.Source does; a plain [oauth2.TokenSource]
+	// bounds its own.
 	FetchTimeout time.Duration
 
 	// Logger receives the records listed in the package documentation.

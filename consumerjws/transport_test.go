@@ -3,14 +3,17 @@ package consumerjws
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/internal/testkit"
 )
@@ -203,3 +206,29 @@ type closeCounter struct {
 }
 
 func (c closeCounter) Close() error { *c.closed++; return nil }
+
+// Sentinel hangs on a cold start: a request through the chained client
+// gives up when its deadline passes, whether it waits for the ConsumerJWS
+// (whose fetch waits for an AppJWT) or for the AppJWT itself.
+func TestChainHonoursTheDeadline(t *testing.T) {
+	s := newStand(t)
+	s.srv.SetFault(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+	ctx, cancel := context.WithCancel(s.ctx)
+	t.Cleanup(cancel) // ends the hanging fetches
+	app := appjwt.Config{AccountID: s.srv.AccountID, ClientID: s.srv.ClientID, ClientSecret: s.srv.ClientSecret, Domain: s.srv.Host()}
+	s.src = app.TokenSource(ctx)
+	for _, consumer := range []bool{true, false} {
+		client := s.client(s.cache(nil), nil)
+		rctx, stop := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if consumer {
+			rctx = WithConsumer(rctx, "a")
+		}
+		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3", nil)
+		start := time.Now()
+		_, err := client.Do(req)
+		stop()
+		if d := time.Since(start); d > 1500*time.Millisecond || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("on behalf of a consumer: %v: error %v after %v, want a deadline error within 1.5 s", consumer, err, d)
+		}
+	}
+}
