@@ -1,0 +1,159 @@
+package webhook
+
+import (
+	"crypto/hmac"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"hash"
+	"strings"
+	"sync"
+)
+
+// Algorithm is the hash of a signature's HMAC, the scheme before "=" in
+// X-Liveperson-Signature.
+type Algorithm string
+
+// The algorithms LivePerson signs with.
+const (
+	SHA1   Algorithm = "sha1"   // HMAC-SHA1, LivePerson's default
+	SHA256 Algorithm = "sha256" // HMAC-SHA256, configured for some accounts
+)
+
+// Encoding is how a signature writes its MAC.
+type Encoding int
+
+// The encodings LivePerson writes MACs in.
+const (
+	Base64 Encoding = iota // standard base64 with padding, LivePerson's default
+	Hex                    // lower-case hexadecimal
+)
+
+// Sign returns the X-Liveperson-Signature value that LivePerson sends by
+// default with body: "sha1=" and the base64 of HMAC-SHA1 of the raw body,
+// keyed with the client secret. A test, or a LivePerson stand-in, signs
+// notifications with it.
+func Sign(secret string, body []byte) string {
+	return SignWith(SHA1, Base64, secret, body)
+}
+
+// SignWith returns the X-Liveperson-Signature value for body with the
+// given algorithm and encoding: the algorithm's name, "=", and the HMAC of
+// the raw body, keyed with the client secret, in enc. It panics for an
+// algorithm other than SHA1 and SHA256.
+func SignWith(alg Algorithm, enc Encoding, secret string, body []byte) string {
+	m := hmac.New(alg.hash(), []byte(secret))
+	m.Write(body)
+	sum := m.Sum(nil)
+	if enc == Hex {
+		return string(alg) + "=" + hex.EncodeToString(sum)
+	}
+	return string(alg) + "=" + base64.StdEncoding.EncodeToString(sum)
+}
+
+// hash returns the hash function of a, and panics for an unknown a.
+func (a Algorithm) hash() func() hash.Hash {
+	switch a {
+	case SHA1:
+		return sha1.New
+	case SHA256:
+		return sha256.New
+	}
+	panic("webhook: unknown Algorithm " + string(a))
+}
+
+// size is the length of a's MAC in bytes.
+func (a Algorithm) size() int {
+	if a == SHA256 {
+		return sha256.Size
+	}
+	return sha1.Size
+}
+
+// signature is a parsed X-Liveperson-Signature.
+type signature struct {
+	alg Algorithm
+	buf [sha256.Size]byte // the MAC, in its first alg.size() bytes
+}
+
+func (s *signature) mac() []byte { return s.buf[:s.alg.size()] }
+
+// strictBase64 refuses an encoding whose unused bits are not zero, so that
+// a MAC has one base64 form, as it has one hex form up to case.
+var strictBase64 = base64.StdEncoding.Strict()
+
+// parseSignature parses v, an X-Liveperson-Signature: a scheme, in any
+// case, "=", and a MAC of the scheme's size, in padded standard base64 or
+// in hexadecimal of either case. It allocates nothing.
+func parseSignature(v string) (signature, bool) {
+	var s signature
+	scheme, enc, ok := strings.Cut(v, "=")
+	switch {
+	case !ok:
+		return s, false
+	case strings.EqualFold(scheme, string(SHA1)):
+		s.alg = SHA1
+	case strings.EqualFold(scheme, string(SHA256)):
+		s.alg = SHA256
+	default:
+		return s, false
+	}
+	size := s.alg.size()
+	// Copying into arrays lets the decoders work on the stack.
+	var src [2 * sha256.Size]byte // the longest: hex of a SHA-256 MAC
+	var dst [sha256.Size + 3]byte // base64 decoding may write a quantum's slack
+	n := copy(src[:], enc)
+	switch len(enc) {
+	case hex.EncodedLen(size):
+		if _, err := hex.Decode(s.buf[:size], src[:n]); err != nil {
+			return s, false
+		}
+	case base64.StdEncoding.EncodedLen(size):
+		if m, err := strictBase64.Decode(dst[:], src[:n]); err != nil || m != size {
+			return s, false
+		}
+		copy(s.buf[:], dst[:size])
+	default:
+		return s, false
+	}
+	return s, true
+}
+
+// keyedMACs pools the HMAC states of one secret, one pool per algorithm,
+// so that verifying allocates nothing.
+type keyedMACs struct {
+	sha1, sha256 sync.Pool // of *pooledMAC
+}
+
+func newKeyedMACs(secret string) *keyedMACs {
+	key := []byte(secret)
+	return &keyedMACs{
+		sha1:   sync.Pool{New: func() any { return &pooledMAC{h: hmac.New(sha1.New, key)} }},
+		sha256: sync.Pool{New: func() any { return &pooledMAC{h: hmac.New(sha256.New, key)} }},
+	}
+}
+
+func (k *keyedMACs) pool(alg Algorithm) *sync.Pool {
+	if alg == SHA256 {
+		return &k.sha256
+	}
+	return &k.sha1
+}
+
+func (k *keyedMACs) get(alg Algorithm) *pooledMAC { return k.pool(alg).Get().(*pooledMAC) }
+
+func (k *keyedMACs) put(alg Algorithm, m *pooledMAC) { k.pool(alg).Put(m) }
+
+// pooledMAC is an HMAC state with room for its sum.
+type pooledMAC struct {
+	h   hash.Hash
+	out [sha256.Size]byte
+}
+
+// sum returns the MAC of body, in m's own memory.
+func (m *pooledMAC) sum(body []byte) []byte {
+	m.h.Reset()
+	m.h.Write(body)
+	return m.h.Sum(m.out[:0])
+}

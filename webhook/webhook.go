@@ -1,0 +1,496 @@
+// Package webhook verifies, decodes and de-duplicates the notifications
+// that LivePerson's Connector API webhooks deliver to a connector: the
+// agent's messages, chat states, receipts and conversation changes.
+//
+// LivePerson posts each notification to the endpoint that the app
+// installation registered for its event type, with three headers:
+//
+//	X-Liveperson-Account-Id: le12345678
+//	X-Liveperson-Client-Id: 75588e18-0213-4e33-8174-883acac7e3c4
+//	X-Liveperson-Signature: sha1=12DcfY3NhieG0uMlGlNX/SHWBeQ=
+//
+// The signature is the connector's only proof that a notification comes
+// from LivePerson. [Config] holds what it is checked against; its
+// [Config.NewVerifier] returns a [Verifier], whose [Verifier.Handler] wraps
+// an [http.Handler] and whose [Verifier.Verify] serves code that is not
+// one. [Parse] decodes a verified body into a [Notification]; [Dedup]
+// drops what LivePerson delivered twice.
+//
+// # Signatures
+//
+// The signature is an HMAC of the raw body bytes, exactly as they arrived,
+// keyed with the bytes of the app installation's client secret: HMAC-SHA1,
+// written "sha1=" and the base64 of the 20-byte MAC, as LivePerson sends by
+// default; or HMAC-SHA256, "sha256=" and 32 bytes, which LivePerson
+// configures for some accounts. Either MAC may be written in standard
+// base64 with padding (28 or 44 characters) or in hexadecimal, either case
+// (40 or 64 characters), as LivePerson's configuration chooses. The scheme
+// name may be in either case. [Sign] and [SignWith] compute it. The MAC is
+// compared in constant time.
+//
+// Sign over the raw bytes, never over JSON decoded and encoded again: a
+// body re-serialized by another JSON library differs in escapes (an emoji
+// as "\ud83d\ude00" or as four raw bytes), spacing or key order, and its
+// MAC differs.
+//
+// The headers are not signed: the account and client ids only choose
+// which secret must have signed the body. Each of the three headers must
+// appear exactly once; a repeated header is rejected, even if every copy
+// is valid. LivePerson documents no timestamp: a recorded notification
+// verifies again if replayed, which [Dedup] limits to its window.
+//
+// # Bounds
+//
+//   - A body is read through a cap: [Config.MaxBodyBytes], by default
+//     [DefaultMaxBodyBytes] (1 MiB). A request whose Content-Length is over
+//     the cap is refused before any byte is read; otherwise at most
+//     MaxBodyBytes+1 bytes are read, the extra byte telling a body at the
+//     cap from a longer one.
+//   - With [Config.Secrets], a Verifier keeps keyed hash states for at most
+//     1,024 distinct secrets (about 1 KiB each, plus what is in use); a
+//     1,025th empties that cache.
+//   - A [Dedup] remembers at most its maxEntries keys (by default
+//     [DefaultMaxEntries], 100,000) for at most its window (by default
+//     [DefaultWindow], 10 minutes).
+//
+// # Answering in time
+//
+// LivePerson gives an endpoint 5 s to connect and 5 s to answer, counts
+// anything but 200 or 201 as a failure, and "may disable" an app with an
+// endpoint answering slower than 2.5 s for 2 minutes. It retries a failed
+// delivery 0 to 5 times, 30 s apart (as the webhook's max_retries says),
+// or, in its newer mode, for up to three days. Deliveries may be lost,
+// duplicated, and reordered.
+//
+// So a handler should verify, decode, drop duplicates, put the work on a
+// bounded queue and answer 200 at once, without waiting for the Send API,
+// a database or any other network call; a full queue should answer 503 at
+// once (after [Dedup.Forget]) so that LivePerson retries later, rather
+// than block. The package example does that. An undecodable verified body
+// is best answered 200 and logged: a retry would not decode either.
+//
+// # Answers and logging
+//
+// [Verifier.Handler] answers 401 "unauthorized" when a header is missing,
+// repeated or wrong, or the signature does not match; 400 "body too large"
+// over the cap, and 400 "body unreadable" when reading the body fails. The
+// texts are fixed: nothing the caller sent is quoted. With
+// [Config.Logger] set, each refusal is logged at WARN,
+// "webhook: notification rejected", with the keys status, error (a fixed
+// text naming the check that failed) and remote_addr (the peer's address);
+// each verified notification at DEBUG, "webhook: notification verified",
+// with account, client_id and body_bytes. No record carries the secret,
+// the signature or the body.
+package webhook
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// The headers LivePerson sends with each notification, in the canonical
+// form net/http gives them.
+const (
+	HeaderAccountID = "X-Liveperson-Account-Id"
+	HeaderClientID  = "X-Liveperson-Client-Id"
+	HeaderSignature = "X-Liveperson-Signature"
+)
+
+// DefaultMaxBodyBytes is the largest body accepted when
+// Config.MaxBodyBytes is zero: 1 MiB. LivePerson documents no size; a
+// notification is some hundred bytes to a few KiB (a rich content card).
+const DefaultMaxBodyBytes = 1 << 20
+
+// maxCachedSecrets bounds the secrets whose keyed hash states a Verifier
+// keeps; the package documentation gives the number.
+const maxCachedSecrets = 1024
+
+// Errors that [Verifier.Verify] returns, or wraps: [errors.Is] tells which
+// answer a refusal deserves.
+var (
+	// ErrUnauthorized: the notification is not proven to come from
+	// LivePerson for this app installation (401).
+	ErrUnauthorized = errors.New("webhook: unauthorized")
+	// ErrTooLarge: the body is longer than Config.MaxBodyBytes (400).
+	ErrTooLarge = errors.New("webhook: body too large")
+)
+
+// Config describes the app installation whose notifications a [Verifier]
+// accepts: either one (AccountID, ClientID, ClientSecret), or, for a
+// connector serving several accounts or apps at one endpoint, any that
+// Secrets knows.
+//
+// A Config is plain data: it is safe to copy, and [Config.NewVerifier]
+// copies it. Formatting it with the fmt verbs, logging it with log/slog or
+// writing it as JSON never shows the ClientSecret.
+type Config struct {
+	// AccountID is the LivePerson account (site) ID that
+	// X-Liveperson-Account-Id must name. Required with ClientSecret; with
+	// Secrets, empty lets Secrets decide.
+	AccountID string
+
+	// ClientID is the app installation ID that X-Liveperson-Client-Id must
+	// name. Required with ClientSecret; with Secrets, empty lets Secrets
+	// decide.
+	ClientID string
+
+	// ClientSecret is the app installation's secret, the key of its
+	// signatures. Exactly one of ClientSecret and Secrets is required.
+	ClientSecret string
+
+	// Secrets returns the client secret of the app installation a
+	// notification names, and false for one the connector does not serve,
+	// which is refused (401). It gets the X-Liveperson-Account-Id and
+	// X-Liveperson-Client-Id values as sent, before the signature is
+	// checked: untrusted input. It is called once per notification, from
+	// the goroutine verifying it, so it must be safe for concurrent use, and
+	// fast (an in-memory lookup): the notification waits for it.
+	Secrets func(accountID, clientID string) (secret string, ok bool) `json:"-"`
+
+	// MaxBodyBytes caps the body. Zero: DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+
+	// Logger receives a WARN record for each refused notification and a
+	// DEBUG record for each verified one; none carries the secret, the
+	// signature or the body. Nil: nothing is logged.
+	Logger *slog.Logger `json:"-"`
+}
+
+// NewVerifier checks c and returns a Verifier for it, or an error naming
+// the field that is wrong.
+func (c Config) NewVerifier() (*Verifier, error) {
+	switch {
+	case c.ClientSecret != "" && c.Secrets != nil:
+		return nil, errors.New("webhook: Config.ClientSecret and Config.Secrets are both set; set one")
+	case c.ClientSecret == "" && c.Secrets == nil:
+		return nil, errors.New("webhook: Config.ClientSecret is empty and Config.Secrets is nil; set one")
+	case c.ClientSecret == redacted:
+		return nil, errors.New("webhook: Config.ClientSecret is " + redacted + ": the Config was read back from redacted JSON or logs")
+	case c.ClientSecret != "" && c.AccountID == "":
+		return nil, errors.New("webhook: Config.AccountID is empty")
+	case c.ClientSecret != "" && c.ClientID == "":
+		return nil, errors.New("webhook: Config.ClientID is empty")
+	case c.MaxBodyBytes < 0:
+		return nil, fmt.Errorf("webhook: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	v := &Verifier{cfg: c}
+	if c.ClientSecret != "" {
+		v.fixed = newKeyedMACs(c.ClientSecret)
+	} else {
+		v.bySecret = make(map[string]*keyedMACs)
+	}
+	return v, nil
+}
+
+// Verifier checks that notifications come from LivePerson for the app
+// installations of its [Config]. It is safe for concurrent use.
+type Verifier struct {
+	cfg   Config
+	fixed *keyedMACs // for Config.ClientSecret
+
+	mu       sync.RWMutex
+	bySecret map[string]*keyedMACs // for Config.Secrets, at most maxCachedSecrets
+}
+
+// Verify checks a notification that is not served through
+// [Verifier.Handler], such as one a serverless platform hands over: h its
+// headers, body its raw bytes exactly as received. It returns nil if the
+// three LivePerson headers appear once each, name the configured account
+// and client, and the signature is the body's; else an error that wraps
+// [ErrUnauthorized], or [ErrTooLarge] if body is longer than
+// Config.MaxBodyBytes. The error text names the check that failed and
+// quotes nothing from h or body.
+//
+// Header names are matched in any case, so h need not be canonical. Verify
+// allocates nothing once the Verifier has served a few calls.
+func (v *Verifier) Verify(h http.Header, body []byte) error {
+	s, err := v.signed(h)
+	if err != nil {
+		return err
+	}
+	if int64(len(body)) > v.cfg.MaxBodyBytes {
+		return ErrTooLarge
+	}
+	return s.check(body)
+}
+
+// Handler returns an [http.Handler] that verifies each request as
+// [Verifier.Verify] does, reading the body through the cap, and only then
+// calls next, with r.Body replaced by the verified body, which next may
+// read, and keep, as its own. It refuses the rest with a fixed text, as
+// the package documentation says, without calling next: 401 for an
+// unauthorized request (the body is not read when a header is already
+// wrong), 400 for a body over the cap (with "Connection: close", so that
+// net/http does not read the rest either) or one whose reading fails.
+func (v *Verifier) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := v.signed(r.Header)
+		if err != nil {
+			v.refuse(w, r, http.StatusUnauthorized, err)
+			return
+		}
+		body, err := readCapped(r.Body, r.ContentLength, v.cfg.MaxBodyBytes)
+		if err != nil {
+			v.refuse(w, r, http.StatusBadRequest, err)
+			return
+		}
+		if err := s.check(body); err != nil {
+			v.refuse(w, r, http.StatusUnauthorized, err)
+			return
+		}
+		if l := v.cfg.Logger; l != nil && l.Enabled(r.Context(), slog.LevelDebug) {
+			l.LogAttrs(r.Context(), slog.LevelDebug, "webhook: notification verified",
+				slog.String("account", r.Header.Get(HeaderAccountID)),
+				slog.String("client_id", r.Header.Get(HeaderClientID)),
+				slog.Int("body_bytes", len(body)))
+		}
+		rb := new(restoredBody)
+		rb.Reset(body)
+		r.Body = rb
+		r.ContentLength = int64(len(body))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers a refused request with a fixed text and logs why.
+func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, status int, err error) {
+	text := "unauthorized"
+	if status == http.StatusBadRequest {
+		text = "body unreadable"
+		if errors.Is(err, ErrTooLarge) {
+			text = "body too large"
+			w.Header().Set("Connection", "close")
+		}
+	}
+	http.Error(w, text, status)
+	if l := v.cfg.Logger; l != nil {
+		l.LogAttrs(r.Context(), slog.LevelWarn, "webhook: notification rejected",
+			slog.Int("status", status),
+			slog.String("error", err.Error()),
+			slog.String("remote_addr", r.RemoteAddr))
+	}
+}
+
+// signed checks the headers of a notification and returns its signature
+// with the MACs of the secret that must have made it.
+func (v *Verifier) signed(h http.Header) (signedBody, error) {
+	hv, err := lpHeaders(h)
+	if err != nil {
+		return signedBody{}, err
+	}
+	if v.cfg.AccountID != "" && hv.account != v.cfg.AccountID {
+		return signedBody{}, errWrongAccount
+	}
+	if v.cfg.ClientID != "" && hv.client != v.cfg.ClientID {
+		return signedBody{}, errWrongClient
+	}
+	macs := v.fixed
+	if macs == nil {
+		secret, ok := v.cfg.Secrets(hv.account, hv.client)
+		if !ok || secret == "" {
+			return signedBody{}, errUnknownApp
+		}
+		macs = v.macsFor(secret)
+	}
+	sig, ok := parseSignature(hv.signature)
+	if !ok {
+		return signedBody{}, errMalformedSignature
+	}
+	return signedBody{macs: macs, sig: sig}, nil
+}
+
+// macsFor returns the keyed MACs of a secret that Config.Secrets returned,
+// from the bounded cache.
+func (v *Verifier) macsFor(secret string) *keyedMACs {
+	v.mu.RLock()
+	m := v.bySecret[secret]
+	v.mu.RUnlock()
+	if m != nil {
+		return m
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if m := v.bySecret[secret]; m != nil {
+		return m
+	}
+	if len(v.bySecret) >= maxCachedSecrets {
+		clear(v.bySecret)
+	}
+	m = newKeyedMACs(secret)
+	v.bySecret[secret] = m
+	return m
+}
+
+// signedBody is what a notification's headers say its body must be
+// signed with.
+type signedBody struct {
+	macs *keyedMACs
+	sig  signature
+}
+
+// check reports whether body carries the signature.
+func (s signedBody) check(body []byte) error {
+	m := s.macs.get(s.sig.alg)
+	defer s.macs.put(s.sig.alg, m)
+	if !hmac.Equal(m.sum(body), s.sig.mac()) {
+		return errBadSignature
+	}
+	return nil
+}
+
+// lpHeaderValues are the values of LivePerson's three headers.
+type lpHeaderValues struct{ account, client, signature string }
+
+// lpHeaders returns the value of each of LivePerson's headers, found in
+// any case; each must be there exactly once, non-empty.
+func lpHeaders(h http.Header) (lpHeaderValues, error) {
+	var hv lpHeaderValues
+	var nAccount, nClient, nSignature int
+	for k, vs := range h {
+		var dst *string
+		var n *int
+		switch {
+		case strings.EqualFold(k, HeaderSignature):
+			dst, n = &hv.signature, &nSignature
+		case strings.EqualFold(k, HeaderAccountID):
+			dst, n = &hv.account, &nAccount
+		case strings.EqualFold(k, HeaderClientID):
+			dst, n = &hv.client, &nClient
+		default:
+			continue
+		}
+		*n += len(vs)
+		if len(vs) > 0 {
+			*dst = vs[0]
+		}
+	}
+	switch {
+	case nSignature != 1 || hv.signature == "":
+		return hv, errSignatureHeader
+	case nAccount != 1 || hv.account == "":
+		return hv, errAccountHeader
+	case nClient != 1 || hv.client == "":
+		return hv, errClientHeader
+	}
+	return hv, nil
+}
+
+// verifyError is a refusal with a fixed text, of a class that [errors.Is]
+// finds: ErrUnauthorized.
+type verifyError struct {
+	msg   string
+	class error
+}
+
+func (e *verifyError) Error() string { return e.msg }
+func (e *verifyError) Unwrap() error { return e.class }
+
+// The refusals. Their texts name a check, never a value.
+var (
+	errSignatureHeader    = &verifyError{"webhook: " + HeaderSignature + " is missing, empty or repeated", ErrUnauthorized}
+	errAccountHeader      = &verifyError{"webhook: " + HeaderAccountID + " is missing, empty or repeated", ErrUnauthorized}
+	errClientHeader       = &verifyError{"webhook: " + HeaderClientID + " is missing, empty or repeated", ErrUnauthorized}
+	errWrongAccount       = &verifyError{"webhook: " + HeaderAccountID + " is not the configured account", ErrUnauthorized}
+	errWrongClient        = &verifyError{"webhook: " + HeaderClientID + " is not the configured client id", ErrUnauthorized}
+	errUnknownApp         = &verifyError{"webhook: Config.Secrets has no secret for the account and client id", ErrUnauthorized}
+	errMalformedSignature = &verifyError{"webhook: " + HeaderSignature + " is not sha1= or sha256= and a MAC in base64 or hex", ErrUnauthorized}
+	errBadSignature       = &verifyError{"webhook: " + HeaderSignature + " does not match the body", ErrUnauthorized}
+)
+
+// readCapped reads r to its end, at most max bytes of it and one more to
+// tell a body of max bytes from a longer one. A contentLength over max
+// (-1 for unknown) fails before reading.
+func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
+	if contentLength > max {
+		return nil, ErrTooLarge
+	}
+	if r == nil || r == http.NoBody {
+		return []byte{}, nil
+	}
+	size := min(max+1, 4<<10)
+	if contentLength >= 0 {
+		size = contentLength + 1
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+			buf = buf[:len(buf):min(int64(cap(buf)), max+1)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > max {
+			return nil, ErrTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, ErrTooLarge
+			}
+			return nil, fmt.Errorf("webhook: reading the body: %w", err)
+		}
+	}
+}
+
+// restoredBody gives the verified body to the next handler.
+type restoredBody struct{ bytes.Reader }
+
+func (*restoredBody) Close() error { return nil }
+
+const redacted = "[REDACTED]"
+
+// Format implements [fmt.Formatter] so that every verb, %#v included,
+// shows the Config with its ClientSecret redacted.
+func (c Config) Format(f fmt.State, verb rune) {
+	type config Config // the same fields without this method
+	v := config(c)
+	if v.ClientSecret != "" {
+		v.ClientSecret = redacted
+	}
+	s := fmt.Sprintf(fmt.FormatString(f, verb), v)
+	if f.Flag('#') {
+		s = strings.Replace(s, "webhook.config", "webhook.Config", 1)
+	}
+	io.WriteString(f, s)
+}
+
+// MarshalJSON implements [json.Marshaler] so that a Config written as
+// JSON shows its ClientSecret as "[REDACTED]".
+func (c Config) MarshalJSON() ([]byte, error) {
+	type config Config // the same fields without this method
+	v := config(c)
+	if v.ClientSecret != "" {
+		v.ClientSecret = redacted
+	}
+	return json.Marshal(v)
+}
+
+// LogValue implements [slog.LogValuer] so that logging a Config never
+// shows its ClientSecret.
+func (c Config) LogValue() slog.Value {
+	secret := ""
+	if c.ClientSecret != "" {
+		secret = redacted
+	}
+	return slog.GroupValue(
+		slog.String("AccountID", c.AccountID),
+		slog.String("ClientID", c.ClientID),
+		slog.String("ClientSecret", secret),
+		slog.Bool("Secrets", c.Secrets != nil),
+		slog.Int64("MaxBodyBytes", c.MaxBodyBytes),
+	)
+}
