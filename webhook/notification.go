@@ -1,0 +1,374 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+)
+
+// The notification types, a Notification's Type.
+const (
+	// TypeMessaging is the type of the notifications of the webhooks
+	// ms.MessagingEventNotification.ContentEvent, .RichContentEvent,
+	// .AcceptStatusEvent and .ChatStateEvent: their changes are
+	// [MessagingEvent]s.
+	TypeMessaging = "ms.MessagingEventNotification"
+	// TypeConversation is the type of the notifications of the webhook
+	// cqm.ExConversationChangeNotification: their changes are
+	// [ConversationChange]s.
+	TypeConversation = "cqm.ExConversationChangeNotification"
+)
+
+// RoleConsumer is the role of the consumer, in a MessagingEvent's
+// Originator or a conversation's Participants.
+const RoleConsumer = "CONSUMER"
+
+// Notification is one webhook delivery, as LivePerson documents it:
+//
+//	{"kind":"notification","body":{"changes":[...]},"type":"ms.MessagingEventNotification"}
+//
+// Fields LivePerson adds later, and notification or event types this
+// package does not know, are kept in the Raw fields, never an error.
+type Notification struct {
+	Kind string // "notification"
+	Type string // TypeMessaging, TypeConversation or another
+
+	// Events are the changes of a TypeMessaging notification, in the order
+	// delivered; nil for other types.
+	Events []MessagingEvent
+
+	// Conversations are the changes of a TypeConversation notification, in
+	// the order delivered; nil for other types.
+	Conversations []ConversationChange
+
+	// Raw is the notification as received, every field in it.
+	Raw json.RawMessage
+}
+
+// MessagingEvent is one change of a TypeMessaging notification: an event
+// in a conversation's dialog, such as the agent's message.
+type MessagingEvent struct {
+	DialogID       string // the dialog; for the main dialog, the conversation ID
+	ConversationID string // when LivePerson sends it
+
+	// Sequence numbers the events of a conversation, from 0, when
+	// HasSequence; chat states have none. (DialogID, Sequence) identifies
+	// a delivered event: see [Dedup].
+	Sequence    int64
+	HasSequence bool
+
+	OriginatorID string     // the participant whose event it is
+	Originator   Originator // originatorMetadata: id and role
+
+	// ServerTimestamp is when LivePerson received the event, in
+	// milliseconds since the Unix epoch; 0 when absent.
+	ServerTimestamp int64
+
+	// Event is a *ContentEvent, *RichContentEvent, *AcceptStatusEvent,
+	// *ChatStateEvent or, for a type this package does not know, an
+	// *UnknownEvent; nil if the change has no event.
+	Event Event
+
+	// Raw is the change as received, every field in it.
+	Raw json.RawMessage
+}
+
+// Originator is the participant an event comes from.
+type Originator struct {
+	ID   string `json:"id"`
+	Role string `json:"role"` // such as "CONSUMER" or "ASSIGNED_AGENT"
+}
+
+// FromConsumer reports whether the consumer originated the event, by its
+// originator's role. LivePerson delivers the consumer's own events, which
+// a connector sent through the Send API, to the connector's webhooks too:
+// a connector that forwards the agent's messages to the consumer skips
+// these, or echoes the consumer's words back.
+func (e *MessagingEvent) FromConsumer() bool {
+	return strings.EqualFold(e.Originator.Role, RoleConsumer)
+}
+
+// Event is the event of a [MessagingEvent]. A type switch tells which:
+//
+//	switch ev := e.Event.(type) {
+//	case *webhook.ContentEvent:
+//		fmt.Println(ev.Message)
+//	case *webhook.UnknownEvent:
+//		log.Printf("event type %s not handled", ev.Type)
+//	}
+type Event interface {
+	// EventType is the event's "type", such as "ContentEvent".
+	EventType() string
+}
+
+// ContentEvent is a message: plain text, or a file's description.
+type ContentEvent struct {
+	ContentType string          `json:"contentType"` // such as "text/plain"
+	Message     string          `json:"message"`
+	Raw         json.RawMessage `json:"-"` // the event as received
+}
+
+// RichContentEvent is structured content: a card, an image, a survey.
+type RichContentEvent struct {
+	Content json.RawMessage `json:"content"` // LivePerson's structured content JSON
+	Raw     json.RawMessage `json:"-"`       // the event as received
+}
+
+// AcceptStatusEvent is a receipt: events of the conversation, by
+// sequence, were accepted, read, accessed, or acted on.
+type AcceptStatusEvent struct {
+	Status       string          `json:"status"` // ACCEPT, READ, ACCESS, NACK or ACTION
+	SequenceList []int64         `json:"sequenceList"`
+	Raw          json.RawMessage `json:"-"` // the event as received
+}
+
+// ChatStateEvent is a participant's chat state, such as typing.
+type ChatStateEvent struct {
+	ChatState string          `json:"chatState"` // ACTIVE, INACTIVE, GONE, COMPOSING or PAUSE
+	Raw       json.RawMessage `json:"-"`         // the event as received
+}
+
+// UnknownEvent is an event of a type this package does not know.
+type UnknownEvent struct {
+	Type string          // its "type"
+	Raw  json.RawMessage // the event as received
+}
+
+func (*ContentEvent) EventType() string      { return "ContentEvent" }
+func (*RichContentEvent) EventType() string  { return "RichContentEvent" }
+func (*AcceptStatusEvent) EventType() string { return "AcceptStatusEvent" }
+func (*ChatStateEvent) EventType() string    { return "ChatStateEvent" }
+func (e *UnknownEvent) EventType() string    { return e.Type }
+
+// ConversationChange is one change of a TypeConversation notification: a
+// conversation was opened, assigned, transferred or closed.
+type ConversationChange struct {
+	Type           string              // "UPSERT" or "DELETE"
+	ConversationID string              // result.convId
+	EffectiveTTR   int64               // result.effectiveTTR, in milliseconds since the Unix epoch; 0 when absent
+	Details        ConversationDetails // result.conversationDetails
+
+	// Raw is the change as received, every field in it.
+	Raw json.RawMessage
+}
+
+// Closed reports whether the change says the conversation is closed.
+func (c *ConversationChange) Closed() bool { return c.Details.State == "CLOSE" }
+
+// ConversationDetails is the state of a conversation. Its other fields
+// (ttr, context, dialogs...) are in the change's Raw.
+type ConversationDetails struct {
+	State        string        `json:"state"` // "OPEN" or "CLOSE"
+	Stage        string        `json:"stage"`
+	CloseReason  string        `json:"closeReason"`
+	BrandID      string        `json:"brandId"`
+	Participants []Participant `json:"participants"`
+
+	// Times in milliseconds since the Unix epoch; 0 when absent.
+	StartTs              int64 `json:"startTs"`
+	EndTs                int64 `json:"endTs"`
+	MetaDataLastUpdateTs int64 `json:"metaDataLastUpdateTs"`
+}
+
+// Participant is a participant of a conversation.
+type Participant struct {
+	ID   string `json:"id"`
+	Role string `json:"role"` // such as "CONSUMER" or "ASSIGNED_AGENT"
+}
+
+// Parse decodes a notification's body, which should be verified first.
+// It fails only on what is not JSON, or on a known field of another JSON
+// type than LivePerson documents (a sequence that is a string, say); the
+// error names the change and never quotes a value. Added fields and
+// unknown types are no error: they are kept in the Raw fields.
+func Parse(body []byte) (*Notification, error) {
+	var n Notification
+	if err := n.UnmarshalJSON(body); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}
+
+// UnmarshalJSON decodes a notification as [Parse] does.
+func (n *Notification) UnmarshalJSON(b []byte) error {
+	var w struct {
+		Kind string `json:"kind"`
+		Type string `json:"type"`
+		Body struct {
+			Changes []json.RawMessage `json:"changes"`
+		} `json:"body"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("webhook: notification: %w", valueless(err))
+	}
+	d := Notification{Kind: w.Kind, Type: w.Type, Raw: bytes.Clone(b)}
+	switch w.Type {
+	case TypeMessaging:
+		d.Events = make([]MessagingEvent, len(w.Body.Changes))
+		for i, c := range w.Body.Changes {
+			if err := d.Events[i].decode(c); err != nil {
+				return fmt.Errorf("webhook: notification: change %d: %w", i, err)
+			}
+		}
+	case TypeConversation:
+		d.Conversations = make([]ConversationChange, len(w.Body.Changes))
+		for i, c := range w.Body.Changes {
+			if err := d.Conversations[i].decode(c); err != nil {
+				return fmt.Errorf("webhook: notification: change %d: %w", i, err)
+			}
+		}
+	}
+	*n = d
+	return nil
+}
+
+// MarshalJSON writes Raw, the notification as received, so that a
+// Notification put on a queue as JSON decodes to the same. (encoding/json
+// compacts what it writes, and escapes <, > and & unless told not to: the
+// same JSON, not always the same bytes. Verify signatures over the body
+// as received.)
+func (n Notification) MarshalJSON() ([]byte, error) {
+	if n.Raw == nil {
+		return []byte("null"), nil
+	}
+	return n.Raw, nil
+}
+
+// decode decodes a change, which it keeps as Raw.
+func (e *MessagingEvent) decode(raw json.RawMessage) error {
+	var w struct {
+		DialogID        string          `json:"dialogId"`
+		ConversationID  string          `json:"conversationId"`
+		Sequence        *int64          `json:"sequence"`
+		OriginatorID    string          `json:"originatorId"`
+		Originator      Originator      `json:"originatorMetadata"`
+		ServerTimestamp int64           `json:"serverTimestamp"`
+		Event           json.RawMessage `json:"event"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return valueless(err)
+	}
+	ev, err := decodeEvent(w.Event)
+	if err != nil {
+		return fmt.Errorf("event: %w", err)
+	}
+	*e = MessagingEvent{
+		DialogID:        w.DialogID,
+		ConversationID:  w.ConversationID,
+		HasSequence:     w.Sequence != nil,
+		OriginatorID:    w.OriginatorID,
+		Originator:      w.Originator,
+		ServerTimestamp: w.ServerTimestamp,
+		Event:           ev,
+		Raw:             raw,
+	}
+	if w.Sequence != nil {
+		e.Sequence = *w.Sequence
+	}
+	return nil
+}
+
+// decodeEvent decodes an event by its type, and keeps it as Raw.
+func decodeEvent(raw json.RawMessage) (Event, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return nil, valueless(err)
+	}
+	var ev Event
+	switch head.Type {
+	case "ContentEvent":
+		ev = &ContentEvent{Raw: raw}
+	case "RichContentEvent":
+		ev = &RichContentEvent{Raw: raw}
+	case "AcceptStatusEvent":
+		ev = &AcceptStatusEvent{Raw: raw}
+	case "ChatStateEvent":
+		ev = &ChatStateEvent{Raw: raw}
+	default:
+		return &UnknownEvent{Type: head.Type, Raw: raw}, nil
+	}
+	if err := json.Unmarshal(raw, ev); err != nil {
+		return nil, valueless(err)
+	}
+	return ev, nil
+}
+
+// decode decodes a change, which it keeps as Raw.
+func (c *ConversationChange) decode(raw json.RawMessage) error {
+	var w struct {
+		Type   string `json:"type"`
+		Result struct {
+			ConvID              string              `json:"convId"`
+			EffectiveTTR        int64               `json:"effectiveTTR"`
+			ConversationDetails ConversationDetails `json:"conversationDetails"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return valueless(err)
+	}
+	*c = ConversationChange{
+		Type:           w.Type,
+		ConversationID: w.Result.ConvID,
+		EffectiveTTR:   w.Result.EffectiveTTR,
+		Details:        w.Result.ConversationDetails,
+		Raw:            raw,
+	}
+	return nil
+}
+
+// valueless returns a decoding error whose text quotes nothing of the
+// body (encoding/json's quote a character, or a number), wrapping err for
+// [errors.As].
+func valueless(err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return &decodeError{fmt.Sprintf("not JSON (at byte %d)", syntax.Offset), err}
+	case errors.As(err, &typ):
+		kind, _, _ := strings.Cut(typ.Value, " ") // "number 1.5": keep "number"
+		msg := fmt.Sprintf("got a JSON %s, want %s", kind, jsonKind(typ.Type))
+		if typ.Field != "" {
+			msg = typ.Field + ": " + msg
+		}
+		return &decodeError{msg, err}
+	}
+	return err
+}
+
+// jsonKind names the JSON value that decodes into t.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return t.String()
+}
+
+// decodeError is a decoding error with a text of its own.
+type decodeError struct {
+	msg string
+	err error
+}
+
+func (e *decodeError) Error() string { return e.msg }
+func (e *decodeError) Unwrap() error { return e.err }
