@@ -1,0 +1,172 @@
+package webhook
+
+import (
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// notification4KiB is an agent's message of 4 KiB, body and all.
+var notification4KiB = func() string {
+	pad := 4096 - len(agentMessage)
+	s := strings.Replace(agentMessage, "Hello from the Agent", "Hello from the Agent"+strings.Repeat("x", pad), 1)
+	if len(s) != 4096 {
+		panic(len(s))
+	}
+	return s
+}()
+
+// BenchmarkVerify verifies a 4 KiB notification with each algorithm and
+// encoding, through a fixed secret and through Config.Secrets; and the
+// whole Handler, whose allocations are the body's buffer and the reader
+// that gives it to next.
+func BenchmarkVerify(b *testing.B) {
+	body := []byte(notification4KiB)
+	for _, tt := range []struct {
+		name string
+		alg  Algorithm
+		enc  Encoding
+	}{
+		{"sha1-base64", SHA1, Base64},
+		{"sha1-hex", SHA1, Hex},
+		{"sha256-base64", SHA256, Base64},
+		{"sha256-hex", SHA256, Hex},
+	} {
+		h := lpHeader(notification4KiB, testSecret)
+		h.Set(HeaderSignature, SignWith(tt.alg, tt.enc, testSecret, body))
+		b.Run(tt.name, func(b *testing.B) {
+			v := newTestVerifier(b)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := v.Verify(h, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("sha1-base64-Secrets", func(b *testing.B) {
+		v, err := Config{Secrets: func(string, string) (string, bool) { return testSecret, true }}.NewVerifier()
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := lpHeader(notification4KiB, testSecret)
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			if err := v.Verify(h, body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("Handler", func(b *testing.B) {
+		handler := newTestVerifier(b).Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		r, err := http.NewRequest(http.MethodPost, "https://connector.example/lp", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r.Header = lpHeader(notification4KiB, testSecret)
+		var sent rewindBody
+		w := &nopWriter{h: http.Header{}}
+		b.ReportAllocs()
+		b.SetBytes(int64(len(body)))
+		for b.Loop() {
+			sent.Reset(notification4KiB)
+			r.Body, r.ContentLength = &sent, int64(len(body))
+			handler.ServeHTTP(w, r)
+			if w.status != 0 {
+				b.Fatal(w.status)
+			}
+		}
+	})
+}
+
+// rewindBody is a request body the benchmark sends again and again.
+type rewindBody struct{ strings.Reader }
+
+func (*rewindBody) Close() error { return nil }
+
+// nopWriter is an http.ResponseWriter that keeps only the status.
+type nopWriter struct {
+	h      http.Header
+	status int
+}
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *nopWriter) WriteHeader(status int)      { w.status = status }
+
+// BenchmarkDedup measures Seen for a key that is there (hit) and for a new
+// one (miss), in a Dedup full to its default bound, where each new key
+// pushes out the oldest; and a miss in a Dedup with room.
+func BenchmarkDedup(b *testing.B) {
+	const dialogs = 1000
+	ids := make([]string, dialogs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("5491244f-e462-4c63-bf4e-%012d", i)
+	}
+	full := func() *Dedup {
+		d := NewDedup(0, 0)
+		for i := range DefaultMaxEntries {
+			d.Seen(ids[i%dialogs], int64(i/dialogs))
+		}
+		return d
+	}
+	b.Run("hit", func(b *testing.B) {
+		d := full()
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k := i % DefaultMaxEntries
+			if !d.Seen(ids[k%dialogs], int64(k/dialogs)) {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("miss-full", func(b *testing.B) {
+		d := full()
+		b.ReportAllocs()
+		for i := DefaultMaxEntries; b.Loop(); i++ {
+			if d.Seen(ids[i%dialogs], int64(i/dialogs)) {
+				b.Fatal("hit")
+			}
+		}
+	})
+	b.Run("miss-room", func(b *testing.B) {
+		d := NewDedup(0, 1<<30)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if d.Seen(ids[i%dialogs], int64(i/dialogs)) {
+				b.Fatal("hit")
+			}
+		}
+	})
+}
+
+// BenchmarkDedupMemory reports the heap a Dedup full to its default bound
+// takes per key, without the dialog IDs, which are the caller's: 100,000
+// keys over 10,000 dialogs.
+func BenchmarkDedupMemory(b *testing.B) {
+	const dialogs = 10000
+	ids := make([]string, dialogs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("5491244f-e462-4c63-bf4e-%012d", i)
+	}
+	b.ReportAllocs()
+	var perEntry float64
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		d := NewDedup(0, 0)
+		for i := range DefaultMaxEntries {
+			d.Seen(ids[i%dialogs], int64(i/dialogs))
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perEntry = float64(after.HeapAlloc-before.HeapAlloc) / DefaultMaxEntries
+		runtime.KeepAlive(d)
+	}
+	b.ReportMetric(perEntry, "B/entry")
+}
