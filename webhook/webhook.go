@@ -50,7 +50,7 @@
 //     1,024 distinct secrets (about 1 KiB each, plus what is in use); a
 //     1,025th empties that cache.
 //   - A [Dedup] remembers at most its maxEntries keys (by default
-//     [DefaultMaxEntries], 100,000, about 85 bytes each) for at most its
+//     [DefaultMaxEntries], 100,000, about 133 bytes each) for at most its
 //     window (by default [DefaultWindow], 10 minutes).
 //
 // # Answering in time
