@@ -58,7 +58,6 @@ type served struct {
 	header   http.Header
 	answer   string
 	nextBody []byte // what next read, nil if next was not called
-	logs     string
 }
 
 // serve sends a request with h and body through v.Handler, to a next
