@@ -231,8 +231,9 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 // read, and keep, as its own. It refuses the rest with a fixed text, as
 // the package documentation says, without calling next: 401 for an
 // unauthorized request (the body is not read when a header is already
-// wrong), 400 for a body over the cap (with "Connection: close", so that
-// net/http does not read the rest either) or one whose reading fails.
+// wrong), 400 for a body over the cap (over HTTP/1, with "Connection:
+// close", so that net/http does not read the rest either) or one whose
+// reading fails.
 func (v *Verifier) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := v.signed(r.Header)
@@ -270,7 +271,9 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, status int, er
 		text = "body unreadable"
 		if errors.Is(err, ErrTooLarge) {
 			text = "body too large"
-			w.Header().Set("Connection", "close")
+			if r.ProtoMajor < 2 { // HTTP/2 resets the stream; "close" would end the connection
+				w.Header().Set("Connection", "close")
+			}
 		}
 	}
 	http.Error(w, text, status)
