@@ -47,7 +47,7 @@
 //     MaxBodyBytes+1 bytes are read, the extra byte telling a body at the
 //     cap from a longer one.
 //   - With [Config.Secrets], a Verifier keeps keyed hash states for at most
-//     1,024 distinct secrets (about 1 KiB each, plus what is in use); a
+//     1,024 distinct secrets (up to 2 KiB each, while pooled); a
 //     1,025th empties that cache.
 //   - A [Dedup] remembers at most its maxEntries keys (by default
 //     [DefaultMaxEntries], 100,000, about 133 bytes each) for at most its

@@ -22,6 +22,7 @@ var readmePackages = map[string]string{
 	"appjwt":      "github.com/lpconnect/appjwt",
 	"appjwttest":  "github.com/lpconnect/appjwt/appjwttest",
 	"consumerjws": "github.com/lpconnect/appjwt/consumerjws",
+	"webhook":     "github.com/lpconnect/appjwt/webhook",
 	"oauth2":      "golang.org/x/oauth2",
 	"context":     "context",
 	"errors":      "errors",
