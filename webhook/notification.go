@@ -148,7 +148,6 @@ func (e *UnknownEvent) EventType() string    { return e.Type }
 type ConversationChange struct {
 	Type           string              // "UPSERT" or "DELETE"
 	ConversationID string              // result.convId
-	EffectiveTTR   int64               // result.effectiveTTR, in milliseconds since the Unix epoch; 0 when absent
 	Details        ConversationDetails // result.conversationDetails
 
 	// Raw is the change as received, every field in it.
@@ -159,7 +158,8 @@ type ConversationChange struct {
 func (c *ConversationChange) Closed() bool { return c.Details.State == "CLOSE" }
 
 // ConversationDetails is the state of a conversation. Its other fields
-// (ttr, context, dialogs...) are in the change's Raw.
+// (skillId, ttr, dialogs...) and result's (effectiveTTR...) are in the
+// change's Raw.
 type ConversationDetails struct {
 	State        string        `json:"state"` // "OPEN" or "CLOSE"
 	Stage        string        `json:"stage"`
@@ -307,7 +307,6 @@ func (c *ConversationChange) decode(raw json.RawMessage) error {
 		Type   string `json:"type"`
 		Result struct {
 			ConvID              string              `json:"convId"`
-			EffectiveTTR        int64               `json:"effectiveTTR"`
 			ConversationDetails ConversationDetails `json:"conversationDetails"`
 		} `json:"result"`
 	}
@@ -317,7 +316,6 @@ func (c *ConversationChange) decode(raw json.RawMessage) error {
 	*c = ConversationChange{
 		Type:           w.Type,
 		ConversationID: w.Result.ConvID,
-		EffectiveTTR:   w.Result.EffectiveTTR,
 		Details:        w.Result.ConversationDetails,
 		Raw:            raw,
 	}

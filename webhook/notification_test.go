@@ -60,7 +60,7 @@ func TestParse(t *testing.T) {
 				Originator: agentMeta, ServerTimestamp: 1528371199990,
 				Event: &RichContentEvent{Content: json.RawMessage(`{"type":"vertical","elements":[{"type":"text","text":"Your order"}]}`)}}}}},
 		{"conversation closed", conversationClosed, &Notification{Kind: "notification", Type: TypeConversation,
-			Conversations: []ConversationChange{{Type: "UPSERT", ConversationID: dialog, EffectiveTTR: 1528371761882,
+			Conversations: []ConversationChange{{Type: "UPSERT", ConversationID: dialog,
 				Details: ConversationDetails{State: "CLOSE", Stage: "CLOSE", CloseReason: "AGENT", BrandID: "64467156",
 					Participants: []Participant{{ID: agent, Role: "ASSIGNED_AGENT"}, {ID: "ade26082", Role: "CONSUMER"}},
 					StartTs:      1528371161882, EndTs: 1528372200000, MetaDataLastUpdateTs: 1528372200000}}}}},
