@@ -7,9 +7,10 @@ import (
 
 // Defaults of [NewDedup].
 const (
-	// DefaultWindow is how long a Dedup remembers a key: 10 minutes, four
-	// times the 2.5 minutes over which LivePerson's count-based retries (5
-	// at most, 30 s apart, each after a timeout of up to 5 s) redeliver.
+	// DefaultWindow is how long a Dedup remembers a key: 10 minutes.
+	// LivePerson's count-based retries (at most 5, 30 s apart, after
+	// attempts that may each take 10 s to time out) end within 3.5
+	// minutes of the first attempt.
 	DefaultWindow = 10 * time.Minute
 	// DefaultMaxEntries is how many keys a Dedup remembers at most:
 	// 100,000, some 170 events a second over DefaultWindow, in about

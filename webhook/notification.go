@@ -137,11 +137,20 @@ type UnknownEvent struct {
 	Raw  json.RawMessage // the event as received
 }
 
-func (*ContentEvent) EventType() string      { return "ContentEvent" }
-func (*RichContentEvent) EventType() string  { return "RichContentEvent" }
+// EventType returns "ContentEvent".
+func (*ContentEvent) EventType() string { return "ContentEvent" }
+
+// EventType returns "RichContentEvent".
+func (*RichContentEvent) EventType() string { return "RichContentEvent" }
+
+// EventType returns "AcceptStatusEvent".
 func (*AcceptStatusEvent) EventType() string { return "AcceptStatusEvent" }
-func (*ChatStateEvent) EventType() string    { return "ChatStateEvent" }
-func (e *UnknownEvent) EventType() string    { return e.Type }
+
+// EventType returns "ChatStateEvent".
+func (*ChatStateEvent) EventType() string { return "ChatStateEvent" }
+
+// EventType returns the event's "type" as received.
+func (e *UnknownEvent) EventType() string { return e.Type }
 
 // ConversationChange is one change of a TypeConversation notification: a
 // conversation was opened, assigned, transferred or closed.

@@ -116,10 +116,11 @@ const maxCachedSecrets = 1024
 // Errors that [Verifier.Verify] returns, or wraps: [errors.Is] tells which
 // answer a refusal deserves.
 var (
-	// ErrUnauthorized: the notification is not proven to come from
-	// LivePerson for this app installation (401).
+	// ErrUnauthorized means that the notification is not proven to come
+	// from LivePerson for this app installation (401).
 	ErrUnauthorized = errors.New("webhook: unauthorized")
-	// ErrTooLarge: the body is longer than Config.MaxBodyBytes (400).
+	// ErrTooLarge means that the body is longer than Config.MaxBodyBytes
+	// (400).
 	ErrTooLarge = errors.New("webhook: body too large")
 )
 
