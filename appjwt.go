@@ -32,13 +32,14 @@
 //
 //	Authorization: eyJraWQiOi...
 //
-// That is what [Transport] sends. [Config.Client] sends the standard OAuth
-// 2.0 bearer style, as [oauth2.Transport] does:
+// That is what [Transport] and [Config.Client] send. [Config.BearerClient],
+// and [Transport] with [BearerStyle], send the standard OAuth 2.0 bearer
+// style, as [oauth2.Transport] does, for APIs that want it:
 //
 //	Authorization: Bearer eyJraWQiOi...
 //
-// Use [Transport] for the Connector API, and [Config.Client] for APIs that
-// want the bearer style.
+// Either way the token goes over https only, and follows a redirect only to
+// the host the first request named.
 //
 // # Expiry and caching
 //
@@ -63,10 +64,12 @@
 // # Rejected tokens
 //
 // The API may reject a token before the expiry the source gave it: revoked,
-// or a clock disagreement. [Transport], and so [Config.Client], tells the
-// source of such a 401 through [Rejecter], and sends the request once more
-// with a new token when it can. A 401 whose LivePerson errorCode blames the
-// ConsumerJWS (40103, 40104) leaves the AppJWT alone.
+// or a clock disagreement. [Transport], and so [Config.Client] and
+// [Config.BearerClient], tells the source of such a 401 through [Rejecter],
+// and sends the request once more with a new token when it can. A 401 whose
+// LivePerson errorCode blames the ConsumerJWS (40103, 40104) leaves the
+// AppJWT alone. While tokens fetched after a rejection are rejected too,
+// the source drops them less and less often: see [Source.Reject].
 //
 // # Errors
 //
@@ -95,13 +98,14 @@
 //     account, domain_api, host (the one kept), error_class, error, retry_at.
 //   - WARN "appjwt: token rejected by the API": account, client_id, host and
 //     path of the rejected request, error_code (LivePerson's errorCode, 0 if
-//     none), resent.
+//     none), scheme ("raw" or "bearer", as sent), resent, and hint, when a
+//     token fetched after a rejection was rejected too (the scheme, the
+//     account or the clock is then likely wrong).
 //   - DEBUG "appjwt: token fetched": account, client_id, host, lifetime,
 //     expiry, refresh_at, took.
 package appjwt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,19 +243,31 @@ func (c *Config) TokenSource(ctx context.Context) *Source {
 	return &Source{newTokenCache(ctx, *c)}
 }
 
-// Client returns an HTTP client that sends "Authorization: Bearer <AppJWT>"
-// on every request, from [Config.TokenSource], and recovers as [Transport]
-// does when the API rejects a token. As with [oauth2.NewClient], the
-// client in ctx under [oauth2.HTTPClient], if any, supplies the base
-// transport, Timeout, Jar and CheckRedirect. For the raw header style of
-// LivePerson's Connector API, use [Transport].
+// Client returns an HTTP client that authorizes every request with an
+// AppJWT from [Config.TokenSource], through a [Transport] in the header
+// style the token's API documents: "Authorization: <AppJWT>", raw, for
+// LivePerson's Connector API. Like [oauth2.NewClient], it takes the client
+// in ctx under [oauth2.HTTPClient], if any: its transport (the base),
+// Timeout, Jar and CheckRedirect; so wrapping a company's own client is
+// putting it in ctx. It recovers as [Transport] does when the API rejects
+// a token, and sends the token only where [Transport] does.
 func (c *Config) Client(ctx context.Context) *http.Client {
+	return c.client(ctx, AutoStyle)
+}
+
+// BearerClient is [Config.Client] sending "Authorization: Bearer <AppJWT>",
+// the standard OAuth 2.0 style, for APIs that take it.
+func (c *Config) BearerClient(ctx context.Context) *http.Client {
+	return c.client(ctx, BearerStyle)
+}
+
+func (c *Config) client(ctx context.Context, style HeaderStyle) *http.Client {
 	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	return &http.Client{
-		Transport:     &Transport{Source: c.TokenSource(ctx), Base: hc.Transport, Bearer: true},
+		Transport:     &Transport{Source: c.TokenSource(ctx), Base: hc.Transport, Style: style},
 		CheckRedirect: hc.CheckRedirect,
 		Jar:           hc.Jar,
 		Timeout:       hc.Timeout,
@@ -273,21 +289,32 @@ type Rejecter interface {
 }
 
 // Transport is an [http.RoundTripper] that authorizes each request with an
-// AppJWT: raw, "Authorization: <AppJWT>" with no scheme, as LivePerson's
-// Connector API documents it, or "Authorization: Bearer <AppJWT>" if Bearer
-// is set. It does not modify the caller's request.
+// AppJWT, in the header style Style says: by default raw,
+// "Authorization: <AppJWT>" with no scheme, as LivePerson's Connector API
+// documents it. It does not modify the caller's request.
+//
+// The token goes only where it should: over https, and on a redirect hop
+// (a request whose Response is set, as [http.Client] makes them) only to
+// the host, port included, that the first request named. A redirect hop
+// elsewhere, or to plain http, goes without Authorization, as net/http does
+// for a header the caller set; a first request over plain http is an
+// error, not a request.
 //
 // When the API answers 401 to a request it authorized, and Source is a
-// [Rejecter] (as the source [Config.TokenSource] returns is):
-//   - if LivePerson's 401 body blames the ConsumerJWS (errorCode 40103 or
-//     40104), the 401 goes back to the caller and the AppJWT is kept;
+// [Rejecter] (as [Source] is), Transport reads LivePerson's errorCode from
+// the first 64 KiB of the body, for at most 1 s (and no longer than the
+// request's context allows; past that, the 401 goes back unread, its body
+// whole), then:
+//   - if the errorCode blames the ConsumerJWS (40103 or 40104), the 401
+//     goes back to the caller and the AppJWT is kept;
 //   - otherwise Transport reports the token as rejected and, if the request
-//     can be sent again (it has no body, or GetBody is set) and its context
-//     is not done, sends it once more with a new token, after draining and
-//     closing the first answer's body. A second 401 goes back to the caller.
-//     If the request cannot be sent again, or the source has no new token
-//     (it drops one per 5 s at most), the 401 goes back to the caller, and
-//     later requests get the new token.
+//     can be sent again (it has no body, or a GetBody that works) and its
+//     context is not done, sends it once more with a new token, after
+//     draining and closing the first answer's body. A second 401 goes back
+//     to the caller. If the request cannot be sent again, or the source has
+//     no new token (a [Source] drops one per 5 s at most, and less often
+//     while new tokens are rejected too), the 401 goes back to the caller,
+//     its body intact, and later requests get the new token.
 //
 // Transport asks Source for a token on every request, so Source should
 // cache, as [Source] does. If Source has a method
@@ -305,9 +332,34 @@ type Transport struct {
 	// Base sends the authorized request. Nil: http.DefaultTransport.
 	Base http.RoundTripper
 
-	// Bearer sends the token with the Bearer scheme, for APIs that want the
-	// standard OAuth 2.0 style. False: the raw token.
-	Bearer bool
+	// Style is how the token goes in the Authorization header. Zero
+	// (AutoStyle): as the token's API documents it.
+	Style HeaderStyle
+}
+
+// HeaderStyle is how a token goes in the Authorization header.
+type HeaderStyle int
+
+const (
+	// AutoStyle sends a token as its API documents it: raw for an AppJWT,
+	// which is for LivePerson's Connector API.
+	AutoStyle HeaderStyle = iota
+	// RawStyle sends "Authorization: <token>", with no scheme.
+	RawStyle
+	// BearerStyle sends "Authorization: Bearer <token>", the standard
+	// OAuth 2.0 style.
+	BearerStyle
+)
+
+// String returns "auto", "raw" or "bearer", as log records name a style.
+func (s HeaderStyle) String() string {
+	switch s {
+	case RawStyle:
+		return "raw"
+	case BearerStyle:
+		return "bearer"
+	}
+	return "auto"
 }
 
 // RoundTrip authorizes req with a token from t.Source and sends it with
@@ -315,26 +367,36 @@ type Transport struct {
 // [http.RoundTripper] contract asks, it closes req.Body even when it
 // returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if err := lphttp.CheckRequest(req, "appjwt", "an AppJWT"); err != nil {
+		lphttp.CloseBody(req)
+		return nil, err
+	}
+	if !lphttp.MayCarry(req) {
+		r := req.Clone(req.Context())
+		r.Header.Del("Authorization")
+		return t.base().RoundTrip(r)
+	}
 	tok, err := t.token(req.Context())
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		lphttp.CloseBody(req)
 		return nil, err
 	}
 	resp, err := t.send(req, tok.AccessToken)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
+		if err == nil && resp.StatusCode < 400 {
+			t.accepted(tok)
+		}
 		return resp, err
 	}
 	rej, ok := t.Source.(Rejecter)
 	if !ok {
 		return resp, nil
 	}
-	code := ErrorCode(resp)
-	if code == lphttp.CodeConsumerJWSInvalid || code == lphttp.CodeConsumerJWSMissing {
+	code, read := lphttp.PeekErrorCode(req.Context(), resp, lphttp.ErrorCodeWait)
+	if !read || code == lphttp.CodeConsumerJWSInvalid || code == lphttp.CodeConsumerJWSMissing {
 		return resp, nil
 	}
-	rej.Reject(tok)
+	again := t.reject(rej, tok)
 	r, next, ok := lphttp.Resend(req, tok.AccessToken, func() (string, error) {
 		tok, err := t.token(req.Context())
 		if err != nil {
@@ -342,7 +404,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return tok.AccessToken, nil
 	})
-	t.logRejected(req, code, ok)
+	t.logRejected(req, code, ok, again)
 	if !ok {
 		return resp, nil
 	}
@@ -354,7 +416,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // Base may write to the request it is given.
 func (t *Transport) send(req *http.Request, token string) (*http.Response, error) {
 	r := req.Clone(req.Context())
-	if t.Bearer {
+	if t.style() == BearerStyle {
 		r.Header.Set("Authorization", "Bearer "+token)
 	} else {
 		r.Header.Set("Authorization", token)
@@ -365,17 +427,47 @@ func (t *Transport) send(req *http.Request, token string) (*http.Response, error
 	return resp, redact.For(token, "").Withhold(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
 }
 
+// style is the header style to send: Style, or what AutoStyle stands for.
+func (t *Transport) style() HeaderStyle {
+	if t.Style == AutoStyle {
+		return RawStyle
+	}
+	return t.Style
+}
+
+// reject reports tok as rejected, and says whether it had been fetched
+// after an earlier rejection: new tokens are not helping.
+func (t *Transport) reject(rej Rejecter, tok *oauth2.Token) (again bool) {
+	if s, ok := rej.(*Source); ok {
+		return s.cache.reject(tok).again
+	}
+	rej.Reject(tok)
+	return false
+}
+
+// accepted tells a [Source] that the API took tok.
+func (t *Transport) accepted(tok *oauth2.Token) {
+	if s, ok := t.Source.(*Source); ok {
+		s.cache.accepted(tok)
+	}
+}
+
 // logRejected logs a rejection through the source's Logger, if it has one.
-func (t *Transport) logRejected(req *http.Request, code int, resent bool) {
+func (t *Transport) logRejected(req *http.Request, code int, resent, again bool) {
 	s, ok := t.Source.(*Source)
 	if !ok || s.cache.log == nil {
 		return
 	}
-	s.cache.log.LogAttrs(req.Context(), slog.LevelWarn, msgRejected, append(s.cache.who(),
+	attrs := append(s.cache.who(),
 		slog.String("host", req.URL.Host),
 		slog.String("path", req.URL.Path),
 		slog.Int("error_code", code),
-		slog.Bool("resent", resent))...)
+		slog.String("scheme", t.style().String()),
+		slog.Bool("resent", resent))
+	if again {
+		attrs = append(attrs, slog.String("hint", "a token fetched after a rejection was rejected too: check the header scheme, the account, and the clock"))
+	}
+	s.cache.log.LogAttrs(req.Context(), slog.LevelWarn, msgRejected, attrs...)
 }
 
 // token is the token t.Source has, waited for no longer than ctx allows
@@ -423,29 +515,7 @@ func (t *Transport) base() http.RoundTripper {
 // or 0 if resp has none. It reads at most 64 KiB of resp.Body and puts back
 // what it read, so that the body still reads whole and closes as before.
 func ErrorCode(resp *http.Response) int {
-	if resp.Body == nil || resp.Body == http.NoBody {
-		return 0
-	}
-	head, err := io.ReadAll(io.LimitReader(resp.Body, lphttp.MaxDrain))
-	resp.Body = readCloser{io.MultiReader(bytes.NewReader(head), readErr{err}, resp.Body), resp.Body}
-	return lphttp.ErrorCode(head)
-}
-
-// readCloser is a body whose reading and closing come apart.
-type readCloser struct {
-	io.Reader
-	io.Closer
-}
-
-// readErr replays an error the first read met, or gives way to the next
-// reader if there was none.
-type readErr struct{ err error }
-
-func (r readErr) Read([]byte) (int, error) {
-	if r.err != nil {
-		return 0, r.err
-	}
-	return 0, io.EOF
+	return lphttp.ReadErrorCode(resp)
 }
 
 // Claims are the claims of an AppJWT that this package knows.

@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -898,37 +900,49 @@ func TestTransport(t *testing.T) {
 	}
 }
 
+// Each wiring sends the header it says it sends; the strict stand-in, as
+// LivePerson documents the Connector API, takes only the raw one.
 func TestHeaderStylesAgainstServer(t *testing.T) {
 	s := testkit.NewServer(t)
 	c := configFor(s)
 	ctx := s.Context(context.Background())
-	consumer := s.URL() + "/api/account/" + s.AccountID + "/consumer?v=1.0"
-	post := func(hc *http.Client) (int, string) {
-		resp, err := hc.Post(consumer, "application/json", strings.NewReader(`{"ext_consumer_id":"c1"}`))
+	src := c.TokenSource(ctx)
+	setAuthHeader := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		tok, err := src.Token()
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		defer resp.Body.Close()
-		return resp.StatusCode, s.Requests(appjwttest.Consumer)[s.Count(appjwttest.Consumer)-1].Header.Get("Authorization")
+		r = r.Clone(r.Context())
+		tok.SetAuthHeader(r)
+		return s.Client().Transport.RoundTrip(r)
+	})
+	tests := []struct {
+		name       string
+		client     *http.Client
+		wantPrefix string // of the Authorization sent
+		wantStatus int    // from the strict stand-in
+	}{
+		{"Transport", &http.Client{Transport: &Transport{Source: src, Base: s.Client().Transport}}, "ey", 201},
+		{"Transport, BearerStyle", &http.Client{Transport: &Transport{Source: src, Base: s.Client().Transport, Style: BearerStyle}}, "Bearer ey", 401},
+		{"Config.Client", c.Client(ctx), "ey", 201},
+		{"Config.BearerClient", c.BearerClient(ctx), "Bearer ey", 401},
+		{"oauth2.NewClient", oauth2.NewClient(ctx, src), "Bearer ey", 401},
+		{"oauth2.Transport", &http.Client{Transport: &oauth2.Transport{Source: src, Base: s.Client().Transport}}, "Bearer ey", 401},
+		{"tok.SetAuthHeader", &http.Client{Transport: setAuthHeader}, "Bearer ey", 401},
+		{"no token", s.Client(), "", 401},
 	}
-	status, auth := post(c.Client(ctx))
-	if status != 401 || !strings.HasPrefix(auth, "Bearer ey") {
-		t.Errorf("Config.Client, strict server: status %d, Authorization %.20q; want 401 and a Bearer token", status, auth)
-	}
-	s.SetAcceptBearer(true)
-	status, auth = post(c.Client(ctx))
-	if status != 201 || !strings.HasPrefix(auth, "Bearer ey") {
-		t.Errorf("Config.Client: status %d, Authorization %.20q; want 201 and a Bearer token", status, auth)
-	}
-	s.SetAcceptBearer(false)
-	raw := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}}
-	status, auth = post(raw)
-	if status != 201 || !strings.HasPrefix(auth, "ey") {
-		t.Errorf("Transport: status %d, Authorization %.20q; want 201 and a raw token", status, auth)
-	}
-	status, _ = post(s.Client())
-	if status != 401 {
-		t.Errorf("unauthorized client: status %d, want 401", status)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tt.client.Post(consumerURL(s), "application/json", strings.NewReader(`{"ext_consumer_id":"c1"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			auth := s.Requests(appjwttest.Consumer)[s.Count(appjwttest.Consumer)-1].Header.Get("Authorization")
+			if resp.StatusCode != tt.wantStatus || !strings.HasPrefix(auth, tt.wantPrefix) || tt.wantPrefix == "" && auth != "" {
+				t.Errorf("status %d, Authorization %.20q; want %d and %q...", resp.StatusCode, auth, tt.wantStatus, tt.wantPrefix)
+			}
+		})
 	}
 }
 
@@ -972,8 +986,9 @@ func postConsumer(t *testing.T, hc *http.Client, s *appjwttest.Server) int {
 func recoveringClients(s *appjwttest.Server, c Config) map[string]*http.Client {
 	ctx := s.Context(context.Background())
 	return map[string]*http.Client{
-		"Transport":     {Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}},
-		"Config.Client": c.Client(ctx),
+		"Transport":           {Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}},
+		"Config.Client":       c.Client(ctx),
+		"Config.BearerClient": c.BearerClient(ctx),
 	}
 }
 
@@ -1149,10 +1164,10 @@ func TestRejectKeepsNewerToken(t *testing.T) {
 	if err != nil || current.AccessToken == old.AccessToken {
 		t.Fatalf("Token() = %v, %v; want a new token", current, err)
 	}
-	if ts.reject(old) {
+	if ts.reject(old).dropped {
 		t.Error("a late rejection of the old token dropped the current one")
 	}
-	if !ts.reject(current) {
+	if !ts.reject(current).dropped {
 		t.Error("rejecting the current token did not drop it")
 	}
 	clk.Advance(time.Second)
@@ -1160,12 +1175,12 @@ func TestRejectKeepsNewerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := ts.view().tok
-	if ts.reject(next) {
-		t.Errorf("a second rejection within %v dropped a token", forcedFetchFloor)
+	if ts.reject(next).dropped {
+		t.Errorf("a second rejection within %v dropped a token", rejectFloor)
 	}
-	clk.Advance(forcedFetchFloor)
-	if !ts.reject(next) {
-		t.Errorf("a rejection %v after the last did not drop the token", forcedFetchFloor)
+	clk.Advance(rejectFloor)
+	if !ts.reject(next).dropped {
+		t.Errorf("a rejection %v after the last did not drop the token", rejectFloor)
 	}
 }
 
@@ -1340,7 +1355,7 @@ func TestRejectionIsLogged(t *testing.T) {
 	if len(rejected) != 1 {
 		t.Fatalf("%d rejection records, want 1", len(rejected))
 	}
-	want := map[string]string{"account": s.AccountID, "client_id": s.ClientID, "host": s.Host(), "path": "/api/account/" + s.AccountID + "/consumer", "error_code": "40102", "resent": "true"}
+	want := map[string]string{"account": s.AccountID, "client_id": s.ClientID, "host": s.Host(), "path": "/api/account/" + s.AccountID + "/consumer", "error_code": "40102", "scheme": "raw", "resent": "true"}
 	if diff := cmp.Diff(want, rejected[0].Attrs); diff != "" {
 		t.Errorf("rejection record mismatch (-want +got):\n%s", diff)
 	}
@@ -1865,12 +1880,13 @@ type fakeLivePerson struct {
 	sentinelDelay time.Duration
 	lifetime      time.Duration
 
-	mu         sync.Mutex
-	down       func(now time.Time) bool // Sentinel answers 503
-	domainDown bool
-	issued     map[string]time.Time // token: its expiry
-	revoked    map[string]bool
-	counts     map[string]int // requests by host
+	mu          sync.Mutex
+	down        func(now time.Time) bool // Sentinel answers 503
+	domainDown  bool
+	revokeEvery bool                 // the API rejects every token
+	issued      map[string]time.Time // token: its expiry
+	revoked     map[string]bool
+	counts      map[string]int // requests by host
 }
 
 func newFakeLivePerson() *fakeLivePerson {
@@ -1912,7 +1928,7 @@ func (f *fakeLivePerson) RoundTrip(r *http.Request) (*http.Response, error) {
 		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		f.mu.Lock()
 		exp, ok := f.issued[tok]
-		ok = ok && !f.revoked[tok] && time.Now().Before(exp)
+		ok = ok && !f.revokeEvery && !f.revoked[tok] && time.Now().Before(exp)
 		f.mu.Unlock()
 		if !ok {
 			return f.answer(r, http.StatusUnauthorized, `{"kind":"resp","code":401,"body":{"errorCode":40102}}`)
@@ -2088,7 +2104,7 @@ func TestSharedSourceIsRaceFree(t *testing.T) {
 		for _, w := range wirings {
 			clients = append(clients, w.client(ctx, c, src))
 		}
-		clients = append(clients, &http.Client{Transport: &Transport{Source: src, Base: f, Bearer: true}})
+		clients = append(clients, &http.Client{Transport: &Transport{Source: src, Base: f, Style: BearerStyle}})
 		direct := []func() (*oauth2.Token, error){
 			src.Token,
 			func() (*oauth2.Token, error) { return src.TokenContext(ctx) },
@@ -2124,6 +2140,199 @@ func TestSharedSourceIsRaceFree(t *testing.T) {
 		wg.Wait()
 		if got := f.count("sentinel.test"); got < 4 {
 			t.Errorf("Sentinel got %d requests in 40 s of 12 s tokens, want refreshes", got)
+		}
+	})
+}
+
+// The tests below hold Transport to where the token goes, and to requests
+// and answers that bend the rules.
+
+// The token follows a redirect only to the host, port included, that the
+// first request named, and only over https; a first request over plain
+// http is refused.
+func TestRedirects(t *testing.T) {
+	s := testkit.NewServer(t)
+	var mu sync.Mutex
+	sent := map[string]string{} // where the redirect led: the Authorization that arrived
+	record := func(where string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			sent[where] = r.Header.Get("Authorization")
+			mu.Unlock()
+		}
+	}
+	other := httptest.NewTLSServer(record("cross-host https"))
+	t.Cleanup(other.Close)
+	plain := httptest.NewServer(record("http"))
+	t.Cleanup(plain.Close)
+	mux := http.NewServeMux()
+	api := httptest.NewTLSServer(mux)
+	t.Cleanup(api.Close)
+	_, otherPort, _ := net.SplitHostPort(other.Listener.Addr().String())
+	mux.Handle("/final", record("same host https"))
+	mux.Handle("/same", http.RedirectHandler("/final", http.StatusFound))
+	mux.Handle("/cross", http.RedirectHandler("https://example.com:"+otherPort+"/final", http.StatusFound))
+	mux.Handle("/http", http.RedirectHandler(plain.URL+"/final", http.StatusFound))
+	// example.com, which the test certificate names, is the other server.
+	base := api.Client().Transport.(*http.Transport).Clone()
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "example.com:") {
+			addr = other.Listener.Addr().String()
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	c := configFor(s)
+	ctx := context.WithValue(s.Context(context.Background()), oauth2.HTTPClient, &http.Client{Transport: base})
+	clients := map[string]*http.Client{
+		"Transport":           {Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}},
+		"Config.Client":       c.Client(ctx),
+		"Config.BearerClient": c.BearerClient(ctx),
+	}
+	for name, hc := range clients {
+		t.Run(name, func(t *testing.T) {
+			for path, where := range map[string]string{"/same": "same host https", "/cross": "cross-host https", "/http": "http"} {
+				resp, err := hc.Get(api.URL + path)
+				if err != nil {
+					t.Fatalf("%s: %v", path, err)
+				}
+				resp.Body.Close()
+				mu.Lock()
+				got, ok := sent[where]
+				delete(sent, where)
+				mu.Unlock()
+				if want := where == "same host https"; !ok || (got != "") != want {
+					t.Errorf("redirect to %s: Authorization %.12q (arrived: %v), want a token: %v", where, got, ok, want)
+				}
+			}
+			if _, err := hc.Get(plain.URL + "/final"); err == nil || !strings.Contains(err.Error(), "https only") {
+				t.Errorf("a first request over http: %v, want it refused", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if auth, ok := sent["http"]; ok {
+				t.Errorf("a first request over http reached the server, Authorization %.12q", auth)
+			}
+		})
+	}
+}
+
+// rotating is a Rejecter that hands out a new token after each rejection.
+type rotating struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (r *rotating) Token() (*oauth2.Token, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return &oauth2.Token{AccessToken: "tok" + strconv.Itoa(r.n)}, nil
+}
+
+func (r *rotating) Reject(*oauth2.Token) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+}
+
+// errorGetBody is a GetBody that fails, as one whose source is gone would.
+func errorGetBody() (io.ReadCloser, error) { return nil, errors.New("body gone") }
+
+func TestRoundTripEdgeCases(t *testing.T) {
+	lp401 := `{"kind":"resp","code":401,"body":{"errorCode":40102}}`
+	stalled := func(r *http.Request) (*http.Response, error) {
+		pr, _ := io.Pipe() // a body that never comes
+		return &http.Response{StatusCode: 401, Body: pr, Request: r}, nil
+	}
+	tests := []struct {
+		name    string
+		req     func() *http.Request
+		base    testkit.RoundTripFunc
+		within  time.Duration // 0: no bound checked
+		wantErr string        // "": the 401
+		want401 string        // the body of the 401 that goes back, if it is read
+	}{
+		{"nil Header", func() *http.Request {
+			return &http.Request{Method: "GET", URL: must(url.Parse("https://api.test/x"))}
+		}, nil, 0, "nil Header", ""},
+		{"401 with a nil Body", func() *http.Request { return must(http.NewRequest("GET", "https://api.test/x", nil)) },
+			func(r *http.Request) (*http.Response, error) { return &http.Response{StatusCode: 401, Request: r}, nil }, 0, "", ""},
+		{"GetBody fails on the resend", func() *http.Request {
+			r := must(http.NewRequest("POST", "https://api.test/x", strings.NewReader("{}")))
+			r.GetBody = errorGetBody
+			return r
+		}, func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader(lp401)), Request: r}, nil
+		}, 0, "", lp401},
+		{"401 whose body stalls", func() *http.Request { return must(http.NewRequest("GET", "https://api.test/x", nil)) },
+			stalled, lphttp.ErrorCodeWait + 100*time.Millisecond, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := &Transport{Source: &rotating{}, Base: tt.base}
+			start := time.Now()
+			resp, err := tr.RoundTrip(tt.req())
+			if d := time.Since(start); tt.within != 0 && d > tt.within {
+				t.Errorf("returned after %v, want within %v", d, tt.within)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v, want one about %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || resp.StatusCode != 401 {
+				t.Fatalf("RoundTrip = %v, %v; want the 401", resp, err)
+			}
+			if tt.want401 != "" {
+				if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.want401 {
+					t.Errorf("the 401's body: %q, %v; want it whole: %q", b, err, tt.want401)
+				}
+			}
+			if resp.Body != nil {
+				resp.Body.Close()
+			}
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// An API that rejects every token, one request a second for 3 hours: the
+// floor between drops doubles while new tokens are rejected too.
+func TestRejectEverythingLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		f.revokeEvery = true
+		c, ctx := fakeConfig(f)
+		var h testkit.Capture
+		c.Logger = slog.New(&h)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		hc := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: f}}
+		for range 3 * 3600 {
+			if resp, err := hc.Get("https://api.test/x"); err == nil {
+				resp.Body.Close()
+			}
+			time.Sleep(time.Second)
+		}
+		got := f.count("sentinel.test")
+		if got > 20 {
+			t.Errorf("Sentinel got %d requests in 3 hours, want at most 20", got)
+		}
+		t.Logf("Sentinel requests in 3 hours: %d", got)
+		hints := 0
+		for _, r := range h.Take() {
+			if r.Msg == msgRejected && r.Attrs["scheme"] == "raw" && r.Attrs["hint"] != "" {
+				hints++
+			}
+		}
+		if hints == 0 {
+			t.Error("no rejection record hints that new tokens are rejected too")
 		}
 	})
 }

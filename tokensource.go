@@ -72,7 +72,11 @@ func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
 	return tok, err
 }
 
-// Reject implements [Rejecter].
+// Reject implements [Rejecter]. While tokens fetched after a rejection
+// are rejected as well, new tokens are not helping, and the least time
+// between two drops doubles (5 s, 10 s, 20 s, ... up to the token's
+// lifetime) until the API takes a token again, as [Transport] tells the
+// source.
 func (s *Source) Reject(tok *oauth2.Token) {
 	s.cache.reject(tok)
 }
@@ -155,10 +159,12 @@ type tokenCache struct {
 	tok        *oauth2.Token // the newest good token, or nil; never modified
 	sched      lifecycle.Schedule
 	failures   lifecycle.Failures
-	rejectedAt time.Time   // when a rejection last dropped tok
-	inflight   *flight     // the running fetch, or nil
-	timer      *time.Timer // starts the next refresh or retry in the background
-	stopped    bool        // ctx is done: no timer, no fetch
+	life       time.Duration // tok's lifetime when it came
+	rejectedAt time.Time     // when a rejection last dropped tok
+	rejections atomic.Int32  // drops since the API last took a token; written under mu
+	inflight   *flight       // the running fetch, or nil
+	timer      *time.Timer   // starts the next refresh or retry in the background
+	stopped    bool          // ctx is done: no timer, no fetch
 }
 
 // flight is one fetch; done is closed once its fields are set.
@@ -184,10 +190,11 @@ const (
 	serveMarginShare   = 10
 )
 
-// forcedFetchFloor is the least time between two rejections that drop the
+// rejectFloor is the least time between two rejections that drop the
 // current token: a stream of 401s makes at most one Sentinel request per
-// forcedFetchFloor.
-const forcedFetchFloor = 5 * time.Second
+// rejectFloor, and fewer while tokens fetched after a rejection are
+// rejected too (see [tokenCache.floor]).
+const rejectFloor = 5 * time.Second
 
 func newTokenCache(ctx context.Context, c Config) *tokenCache {
 	tc := &tokenCache{
@@ -396,7 +403,7 @@ func (c *tokenCache) settle(f *flight) []lifecycle.Record {
 	}
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
-	c.tok, c.sched = f.tok, c.plan().Schedule(now, f.tok.Expiry)
+	c.tok, c.life, c.sched = f.tok, f.tok.Expiry.Sub(now), c.plan().Schedule(now, f.tok.Expiry)
 	c.install(f.tok, c.sched.RefreshAt)
 	c.serving.Load().used.Store(f.waited)
 	c.arm(c.sched.RefreshAt)
@@ -409,22 +416,55 @@ func (c *tokenCache) plan() lifecycle.Plan {
 	return lifecycle.Plan{Early: early, JitterShare: refreshJitterShare, MaxMargin: min(expiryMargin, early/2), MarginShare: serveMarginShare}
 }
 
-// reject drops tok if it is still the current token and no rejection has
-// dropped one within forcedFetchFloor, so that the next call fetches.
-func (c *tokenCache) reject(tok *oauth2.Token) bool {
+// rejection is what reject did.
+type rejection struct {
+	dropped bool
+	again   bool // tok came after an earlier drop, and no token was taken since
+}
+
+// reject drops tok if it is still the current token and the floor since
+// the last drop has passed, so that the next call fetches.
+func (c *tokenCache) reject(tok *oauth2.Token) rejection {
 	if tok == nil {
-		return false
+		return rejection{}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if c.tok == nil || c.tok.AccessToken != tok.AccessToken || now.Sub(c.rejectedAt) < forcedFetchFloor {
-		return false
+	n := c.rejections.Load()
+	r := rejection{again: n > 0}
+	if c.tok == nil || c.tok.AccessToken != tok.AccessToken || now.Sub(c.rejectedAt) < c.floor(n) {
+		return r
 	}
+	r.dropped = true
+	c.rejections.Add(1)
 	c.rejectedAt = now
 	c.tok = nil
 	c.install(nil, time.Time{})
-	return true
+	return r
+}
+
+// floor is the least time between the n-th drop and the next: rejectFloor
+// after one, doubling with each drop since, up to the token's lifetime.
+func (c *tokenCache) floor(n int32) time.Duration {
+	if n <= 1 {
+		return rejectFloor
+	}
+	return min(rejectFloor<<min(n-1, 20), max(c.life, rejectFloor))
+}
+
+// accepted notes that the API took tok: if it is the current token, the
+// floor between drops is back to rejectFloor. It costs one atomic load
+// unless tokens were dropped.
+func (c *tokenCache) accepted(tok *oauth2.Token) {
+	if c.rejections.Load() == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.tok != nil && c.tok.AccessToken == tok.AccessToken {
+		c.rejections.Store(0)
+	}
 }
 
 // The log records' messages. Their keys are listed in the package docs.

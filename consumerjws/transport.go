@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 	"github.com/lpconnect/appjwt/internal/redact"
@@ -27,14 +26,21 @@ func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 // has. A request whose context names none goes to Base unchanged. It does
 // not modify the caller's request.
 //
-// When the API answers 401 with errorCode 40103 (ConsumerJWS invalid) or
-// 40104 (ConsumerJWS missing), Transport reports the ConsumerJWS as
-// rejected ([Cache.Reject]) and, if the request can be sent again (it has
-// no body, or GetBody is set) and its context is not done, sends it once
-// more with a new ConsumerJWS, after draining and closing the first
-// answer's body. A second 401 goes back to the caller. If the request
-// cannot be sent again, or no new ConsumerJWS comes, the 401 goes back to
-// the caller, and later requests get a new ConsumerJWS.
+// The ConsumerJWS goes only where the AppJWT goes with [appjwt.Transport]:
+// over https, and on a redirect hop only to the host the first request
+// named; elsewhere the hop goes without X-LP-ON-BEHALF.
+//
+// When the API answers 401, Transport reads LivePerson's errorCode from the
+// first 64 KiB of the body, for at most 1 s (and no longer than the
+// request's context allows; past that, the 401 goes back unread, its body
+// whole). With errorCode 40103 (ConsumerJWS invalid) or 40104 (ConsumerJWS
+// missing), Transport reports the ConsumerJWS as rejected ([Cache.Reject])
+// and, if the request can be sent again (it has no body, or a GetBody that
+// works) and its context is not done, sends it once more with a new
+// ConsumerJWS, after draining and closing the first answer's body. A
+// second 401 goes back to the caller. If the request cannot be sent again,
+// or no new ConsumerJWS comes, the 401 goes back to the caller, its body
+// intact, and later requests get a new ConsumerJWS.
 //
 // The AppJWT is Base's business: with an [appjwt.Transport] as Base, which
 // leaves these two errorCodes to Transport and recovers from the others,
@@ -61,19 +67,26 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return t.base().RoundTrip(req)
 	}
+	if err := lphttp.CheckRequest(req, "consumerjws", "a ConsumerJWS"); err != nil {
+		lphttp.CloseBody(req)
+		return nil, err
+	}
+	if !lphttp.MayCarry(req) {
+		r := req.Clone(req.Context())
+		r.Header.Del("X-LP-ON-BEHALF")
+		return t.base().RoundTrip(r)
+	}
 	jws, err := t.token(req.Context(), id)
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
+		lphttp.CloseBody(req)
 		return nil, err
 	}
 	resp, err := t.send(req, jws)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
-	code := appjwt.ErrorCode(resp)
-	if code != lphttp.CodeConsumerJWSInvalid && code != lphttp.CodeConsumerJWSMissing {
+	code, read := lphttp.PeekErrorCode(req.Context(), resp, lphttp.ErrorCodeWait)
+	if !read || code != lphttp.CodeConsumerJWSInvalid && code != lphttp.CodeConsumerJWSMissing {
 		return resp, nil
 	}
 	t.Cache.Reject(id, jws)

@@ -55,6 +55,9 @@ const MaxDrain = 64 << 10
 // Drain reads what is left of resp's body, up to MaxDrain, and closes it,
 // so that its connection can serve the next request.
 func Drain(resp *http.Response) {
+	if resp.Body == nil {
+		return
+	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, MaxDrain))
 	resp.Body.Close()
 }
