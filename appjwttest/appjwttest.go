@@ -24,7 +24,9 @@
 //     200 with its response.
 //
 // A test points appjwt at it with [Server.Context] and [Server.Host], counts
-// the requests each endpoint got, and injects failures with
+// and reads the requests each endpoint got ([Server.Requests]), reads the
+// conversations CONVERSATION opened ([Server.Conversations]), closes one as
+// an agent would ([Server.CloseConversation]), and injects failures with
 // [Server.QueueFaults] and [Server.SetFault].
 //
 // # Connector API
@@ -64,21 +66,37 @@
 // can make a cached token go bad before it expires, without waiting.
 // [Server.Verify] and [Server.VerifyConsumerJWS] check tokens as the
 // server does.
+//
+// # TLS and logging
+//
+// The server uses net/http/httptest's certificate, valid for 127.0.0.1,
+// ::1 and example.com, unless its TLS field says otherwise
+// ([NewUnstartedServer]); [Server.Certificate] returns it and
+// [Server.Client] trusts it. What net/http logs, such as the TLS handshake
+// errors of a client that does not trust the certificate, goes to the
+// logger [Server.SetErrorLog] sets, and nowhere by default.
 package appjwttest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -139,18 +157,30 @@ type Request struct {
 	Query  url.Values // the URL's query
 	Header http.Header
 	Form   url.Values // the form body, if any
+	Body   []byte     // the body as sent, up to its first MiB; nil if empty
 }
 
 // Server is a LivePerson stand-in. Its methods are safe for concurrent use.
 type Server struct {
-	// The credentials the server accepts. Fixed once NewServer returns.
+	// The credentials the server accepts: set them, if at all, before
+	// Start.
 	AccountID    string
 	ClientID     string
 	ClientSecret string
 
-	ts      *httptest.Server
-	closing chan struct{}
-	closed  sync.Once
+	// Listener, if set before Start, is what the server serves on, instead
+	// of a listener on 127.0.0.1 at a port the system picks. The Domain API
+	// answers its address as the host of every service.
+	Listener net.Listener
+
+	// TLS, if set before Start, is the server's TLS configuration. Without
+	// a certificate in it, the server uses net/http/httptest's.
+	TLS *tls.Config
+
+	ts       *httptest.Server
+	closing  chan struct{}
+	closed   sync.Once
+	errorLog atomic.Pointer[log.Logger]
 
 	mu       sync.Mutex
 	lifetime time.Duration
@@ -171,6 +201,10 @@ type Server struct {
 	consumerJWSs     map[string]issuedConsumer // per jti
 	lpConsumers      map[string]string         // lp_consumer_id per ext_consumer_id
 	sequence         int                       // of the next message sent
+
+	convs     map[string]*conversation // per conversationId
+	convOrder []*conversation          // oldest first
+	openConv  map[string]*conversation // the open one per ext_consumer_id
 }
 
 // issuedConsumer is what the server remembers of a ConsumerJWS it issued.
@@ -193,7 +227,16 @@ var signingKey = sync.OnceValue(func() *rsa.PrivateKey {
 // client ID, a random client secret and one-hour AppJWTs. Close it when
 // done.
 func NewServer() *Server {
-	s := &Server{
+	s := NewUnstartedServer()
+	s.Start()
+	return s
+}
+
+// NewUnstartedServer returns a server as NewServer does, but not started,
+// so that its credentials, Listener or TLS can be set first. Start it with
+// [Server.Start]; its other methods are for a started server.
+func NewUnstartedServer() *Server {
+	return &Server{
 		AccountID:    DefaultAccountID,
 		ClientID:     DefaultClientID,
 		ClientSecret: randomString(),
@@ -206,6 +249,16 @@ func NewServer() *Server {
 		consumerGen:  map[string]int{},
 		consumerJWSs: map[string]issuedConsumer{},
 		lpConsumers:  map[string]string{},
+		convs:        map[string]*conversation{},
+		openConv:     map[string]*conversation{},
+	}
+}
+
+// Start starts a server from [NewUnstartedServer]. It panics if the server
+// has been started already.
+func (s *Server) Start() {
+	if s.ts != nil {
+		panic("appjwttest: Server started twice")
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
@@ -213,14 +266,26 @@ func NewServer() *Server {
 	mux.HandleFunc("POST /api/account/{account}/consumer", s.handle(Consumer, s.serveConsumer))
 	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation", s.handle(Conversation, s.serveConversation))
 	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation/send", s.handle(Send, s.serveSend))
-	s.ts = httptest.NewTLSServer(s.dated(mux))
-	return s
+	if s.Listener != nil {
+		s.ts = &httptest.Server{Listener: s.Listener, Config: &http.Server{Handler: s.dated(mux)}}
+	} else {
+		s.ts = httptest.NewUnstartedServer(s.dated(mux))
+	}
+	s.ts.Config.ErrorLog = log.New(errorLogWriter{s}, "", 0)
+	s.ts.TLS = s.TLS
+	s.ts.StartTLS()
 }
 
 // Close shuts the server down, ending hanging requests first, and waits
 // for all requests to finish.
 func (s *Server) Close() {
 	s.closed.Do(func() { close(s.closing) })
+	if s.ts == nil {
+		if s.Listener != nil {
+			s.Listener.Close()
+		}
+		return
+	}
 	s.ts.Close()
 }
 
@@ -233,6 +298,26 @@ func (s *Server) URL() string { return s.ts.URL }
 // Client returns an HTTP client that trusts the server's certificate. It
 // carries no token.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
+
+// Certificate returns the server's certificate, which [Server.Client]
+// trusts, as [httptest.Server.Certificate] does.
+func (s *Server) Certificate() *x509.Certificate { return s.ts.Certificate() }
+
+// SetErrorLog sets where the server logs what net/http logs: TLS
+// handshake errors, such as those of a client that does not trust the
+// server's certificate, and the like. nil, the default, logs nothing.
+func (s *Server) SetErrorLog(l *log.Logger) { s.errorLog.Store(l) }
+
+// errorLogWriter passes each line net/http logs to the logger of
+// SetErrorLog, if any, without a lock.
+type errorLogWriter struct{ s *Server }
+
+func (w errorLogWriter) Write(p []byte) (int, error) {
+	if l := w.s.errorLog.Load(); l != nil {
+		l.Print(string(p))
+	}
+	return len(p), nil
+}
 
 // Context returns a child of parent that carries [Server.Client] under
 // [oauth2.HTTPClient], so that appjwt reaches the server through it.
@@ -367,8 +452,17 @@ func (s *Server) handle(e Endpoint, h http.HandlerFunc) http.HandlerFunc {
 
 // record notes r and pops the fault it should get, if any.
 func (s *Server) record(e Endpoint, r *http.Request) (Fault, bool) {
+	// A body over the cap is cut one byte past it, so that the handlers'
+	// own cap still rejects it; ParseForm reads a copy, so that a JSON body
+	// sent as a form, as curl -d sends it, still reaches them whole.
+	body, _ := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ParseForm()
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	req := Request{Method: r.Method, Path: r.URL.EscapedPath(), Query: r.URL.Query(), Header: r.Header.Clone(), Form: r.PostForm}
+	if len(body) > 0 {
+		req.Body = body[:min(len(body), maxBody)]
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests[e] = append(s.requests[e], req)

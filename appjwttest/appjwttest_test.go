@@ -1,11 +1,20 @@
 package appjwttest_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
+	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -743,5 +752,153 @@ func TestEndpointString(t *testing.T) {
 		if got := tt.e.String(); got != tt.want {
 			t.Errorf("Endpoint(%d).String() = %q, want %q", int(tt.e), got, tt.want)
 		}
+	}
+}
+
+// Certificate is what the server presents and what Client trusts, as
+// with httptest.
+func TestCertificate(t *testing.T) {
+	s := newServer(t)
+	cert := s.Certificate()
+	if cert == nil {
+		t.Fatal("Certificate() = nil")
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get(s.URL() + "/api/account/" + s.AccountID + "/service/sentinel/baseURI.json?version=1.0")
+	if err != nil {
+		t.Fatalf("a client that trusts Certificate(): %v", err)
+	}
+	resp.Body.Close()
+	if !resp.TLS.PeerCertificates[0].Equal(cert) {
+		t.Error("the server presented another certificate than Certificate()")
+	}
+}
+
+// What net/http logs, such as a TLS handshake error, goes to the logger
+// SetErrorLog sets, and nowhere without one.
+func TestSetErrorLog(t *testing.T) {
+	var std bytes.Buffer
+	defer log.SetOutput(log.Writer())
+	log.SetOutput(&std) // where net/http logs when the server has no logger
+	s := newServer(t)
+	handshake := func() {
+		if _, err := http.Get(s.URL()); err == nil { // a client that does not trust the server
+			t.Fatal("a client without the certificate got an answer")
+		}
+	}
+	handshake()
+
+	lines := make(chan string, 10)
+	s.SetErrorLog(log.New(writerFunc(func(p []byte) (int, error) { lines <- string(p); return len(p), nil }), "stand-in: ", 0))
+	handshake()
+	select {
+	case line := <-lines:
+		if !strings.HasPrefix(line, "stand-in: http: TLS handshake error from 127.0.0.1:") {
+			t.Errorf("logged %q, want a TLS handshake error", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing logged in 5 s")
+	}
+	s.SetErrorLog(nil)
+	handshake()
+	s.Close() // waits for the handshakes to end
+	if std.Len() != 0 {
+		t.Errorf("the standard logger got %q, want nothing", std.String())
+	}
+	if len(lines) != 0 {
+		t.Errorf("the logger got %q after SetErrorLog(nil), want nothing", <-lines)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A server from NewUnstartedServer takes its credentials, listener and
+// certificate before Start.
+func TestNewUnstartedServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := selfSigned(t)
+	s := appjwttest.NewUnstartedServer()
+	s.AccountID, s.ClientID, s.ClientSecret = "le1", "client-1", "secret-1"
+	s.Listener = l
+	s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	s.Start()
+	t.Cleanup(s.Close)
+	if got, want := s.Host(), l.Addr().String(); got != want {
+		t.Errorf("Host() = %q, want the listener's %q", got, want)
+	}
+	if !bytes.Equal(s.Certificate().Raw, cert.Certificate[0]) {
+		t.Error("Certificate() is not the certificate of TLS")
+	}
+	resp, body := do(t, s, "POST", "/sentinel/api/account/le1/app/token?v=1.0&grant_type=client_credentials", form, "client_id=client-1&client_secret=secret-1", nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("token with the credentials set: %s %s", resp.Status, body)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a second Start did not panic")
+		}
+	}()
+	s.Start()
+}
+
+func TestCloseUnstarted(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := appjwttest.NewUnstartedServer()
+	s.Listener = l
+	s.Close()
+	if _, err := l.Accept(); err == nil {
+		t.Error("the listener of an unstarted server is open after Close")
+	}
+}
+
+// selfSigned is a certificate for 127.0.0.1 that signs itself.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// A JSON body reaches the endpoints whole whatever its Content-Type says,
+// as curl -d sends it; one over 1 MiB is rejected, and kept up to 1 MiB.
+func TestBodiesAsCurlSendsThem(t *testing.T) {
+	s := newServer(t)
+	h := http.Header{"Authorization": {fetchToken(t, s)}}
+	if resp, got := do(t, s, "POST", "/api/account/"+s.AccountID+"/consumer?v=1.0", form, `{"ext_consumer_id":"john"}`, h); resp.StatusCode != 201 {
+		t.Errorf("JSON sent as a form: %s %s, want 201", resp.Status, got)
+	}
+	big := `{"ext_consumer_id":"` + strings.Repeat("x", 1<<20) + `"}`
+	if resp, got := do(t, s, "POST", "/api/account/"+s.AccountID+"/consumer?v=1.0", "application/json", big, h); resp.StatusCode != 400 {
+		t.Errorf("a body over 1 MiB: %s %.100s, want 400", resp.Status, got)
+	}
+	if reqs := s.Requests(appjwttest.Consumer); len(reqs) != 2 || string(reqs[0].Body) != `{"ext_consumer_id":"john"}` || len(reqs[1].Body) != 1<<20 {
+		t.Errorf("Requests(Consumer) kept bodies of %d and %d bytes, want 26 and 1 MiB", len(reqs[0].Body), len(reqs[len(reqs)-1].Body))
 	}
 }

@@ -29,19 +29,19 @@ var lpTitles = map[int]string{
 
 // authorize checks what every Connector API request needs: the API version
 // in the query's v, and the AppJWT; and, if onBehalf, the ConsumerJWS in
-// X-LP-ON-BEHALF. If the request falls short, it answers it as LivePerson
-// does and returns false.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version string, onBehalf bool) bool {
+// X-LP-ON-BEHALF, whose ext_consumer_id it returns. If the request falls
+// short, it answers it as LivePerson does and returns false.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version string, onBehalf bool) (string, bool) {
 	s.mu.Lock()
 	reject, acceptBearer := s.rejectCode, s.acceptBearer
 	s.mu.Unlock()
 	if reject != 0 {
 		writeLPError(w, http.StatusUnauthorized, reject, "rejected by SetRejectCode")
-		return false
+		return "", false
 	}
 	if r.URL.Query().Get("v") != version {
 		writeLPError(w, http.StatusBadRequest, codeBadRequest, "v="+version+" is required")
-		return false
+		return "", false
 	}
 	tok := r.Header.Get("Authorization")
 	if scheme, rest, _ := strings.Cut(tok, " "); acceptBearer && strings.EqualFold(scheme, "Bearer") {
@@ -49,29 +49,30 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version strin
 	}
 	if tok == "" {
 		writeLPError(w, http.StatusUnauthorized, codeAppJWTMissing, "the Authorization header is missing")
-		return false
+		return "", false
 	}
 	if r.PathValue("account") != s.AccountID || s.verifyAppJWT(tok, requestTime(r)) != nil {
 		writeLPError(w, http.StatusUnauthorized, codeAppJWTInvalid, "the AppJWT is not valid for this account")
-		return false
+		return "", false
 	}
 	if !onBehalf {
-		return true
+		return "", true
 	}
 	jws := r.Header.Get("X-LP-ON-BEHALF")
 	if jws == "" {
 		writeLPError(w, http.StatusUnauthorized, codeConsumerMissing, "the X-LP-ON-BEHALF header is missing")
-		return false
+		return "", false
 	}
-	if _, err := s.verifyConsumerJWS(jws, requestTime(r)); err != nil {
+	consumer, err := s.verifyConsumerJWS(jws, requestTime(r))
+	if err != nil {
 		writeLPError(w, http.StatusUnauthorized, codeConsumerInvalid, "the ConsumerJWS is not valid for this account")
-		return false
+		return "", false
 	}
-	return true
+	return consumer, true
 }
 
 func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
-	if !s.authorize(w, r, "1.0", false) {
+	if _, ok := s.authorize(w, r, "1.0", false); !ok {
 		return
 	}
 	var body struct {
@@ -125,7 +126,8 @@ type lpResponse struct {
 const maxBody = 1 << 20
 
 func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
-	if !s.authorize(w, r, "3", true) {
+	consumer, ok := s.authorize(w, r, "3", true)
+	if !ok {
 		return
 	}
 	var reqs []lpRequest
@@ -135,13 +137,14 @@ func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
 	}
 	resps := make([]lpResponse, len(reqs))
 	for i, req := range reqs {
-		resps[i] = s.answer(req)
+		resps[i] = s.answer(consumer, req)
 	}
 	writeJSON(w, http.StatusOK, resps)
 }
 
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
-	if !s.authorize(w, r, "3", true) {
+	consumer, ok := s.authorize(w, r, "3", true)
+	if !ok {
 		return
 	}
 	var req lpRequest
@@ -149,20 +152,23 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 		writeLPError(w, http.StatusBadRequest, codeBadRequest, "the body must be a JSON request with a type")
 		return
 	}
-	writeJSON(w, http.StatusOK, s.answer(req))
+	writeJSON(w, http.StatusOK, s.answer(consumer, req))
 }
 
 // answer answers req with a minimal success, as LivePerson would: a new
-// conversationId for cm.ConsumerRequestConversation, the message's
+// conversationId for cm.ConsumerRequestConversation, which consumer has
+// open from then on, the message's
 // sequence number for ms.PublishEvent, and an empty object for the rest:
 // LivePerson does not document what it answers there, and clients that
 // look for a conversationId in every response, as some do, decode an
 // object.
-func (s *Server) answer(req lpRequest) lpResponse {
+func (s *Server) answer(consumer string, req lpRequest) lpResponse {
 	resp := lpResponse{Kind: "resp", ReqID: req.ID, Code: http.StatusOK, Body: struct{}{}, Type: "GenericResponse"}
 	switch req.Type {
 	case "cm.ConsumerRequestConversation":
-		resp.Body = map[string]string{"conversationId": newUUID()}
+		c := &conversation{ConversationInfo: ConversationInfo{ID: newUUID(), Consumer: consumer, Request: req.Body}}
+		s.open(c)
+		resp.Body = map[string]string{"conversationId": c.ID}
 		resp.Type = "cm.RequestConversationResponse"
 	case "ms.PublishEvent":
 		s.mu.Lock()
