@@ -59,14 +59,15 @@ func Example() {
 		var opened []struct {
 			Body struct{ ConversationID string }
 		}
-		post(consumer, api+"?v=3", `[{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`"}}]`, &opened)
-		var sent struct{ Type string }
-		post(consumer, api+"/send?v=3", `{"kind":"req","id":"2","type":"ms.PublishEvent","body":{"dialogId":"`+opened[0].Body.ConversationID+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"hello"}}}`, &sent)
-		fmt.Println(consumer+":", sent.Type)
+		post(consumer, api+"?v=3", `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},`+
+			`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`","channelType":"MESSAGING"}}]`, &opened)
+		var sent any
+		post(consumer, api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"`+opened[len(opened)-1].Body.ConversationID+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"hello"}}}`, &sent)
+		fmt.Println(consumer + ": sent")
 	}
 	fmt.Println("AppJWTs:", srv.Count(appjwttest.Sentinel), "ConsumerJWS:", srv.Count(appjwttest.Consumer))
 	// Output:
-	// john_doe_42: ms.PublishEventResponse
-	// jane_roe_7: ms.PublishEventResponse
+	// john_doe_42: sent
+	// jane_roe_7: sent
 	// AppJWTs: 1 ConsumerJWS: 2
 }

@@ -2,6 +2,7 @@ package consumerjws
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -59,13 +60,16 @@ func (s *stand) client(c *Cache, base http.RoundTripper) *http.Client {
 	return &http.Client{Transport: &Transport{Cache: c, Base: &appjwt.Transport{Source: s.src, Base: base}}}
 }
 
-// conversationBody opens a conversation, as the Send API's CONVERSATION takes it.
+// conversationBody opens a conversation, as the Send API's CONVERSATION takes it:
+// the consumer's profile first, then the conversation request.
 func conversationBody(account string) string {
-	return `[{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation","body":{"brandId":"` + account + `"}}]`
+	return `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},` +
+		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"` + account + `","channelType":"MESSAGING"}}]`
 }
 
 // conversation sends CONVERSATION on behalf of consumer, with a body that
-// can be sent again.
+// can be sent again, and has the stand-in close the conversation it opens,
+// so that the consumer, who may have one open at a time, can open another.
 func (s *stand) conversation(t *testing.T, client *http.Client, consumer string) *http.Response {
 	t.Helper()
 	req, err := http.NewRequestWithContext(WithConsumer(context.Background(), consumer), http.MethodPost,
@@ -79,8 +83,15 @@ func (s *stand) conversation(t *testing.T, client *http.Client, consumer string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var opened []struct {
+		Body struct{ ConversationID string }
+	}
+	json.NewDecoder(resp.Body).Decode(&opened)
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	for _, o := range opened {
+		s.srv.CloseConversation(o.Body.ConversationID)
+	}
 	return resp
 }
 
