@@ -1,8 +1,10 @@
 // Package appjwttest provides a LivePerson stand-in for tests, in the way
-// net/http/httptest provides an HTTP server.
+// net/http/httptest provides an HTTP server: a connector that passes
+// against it should not fail against LivePerson for anything LivePerson
+// documents.
 //
-// [NewServer] starts a TLS server on loopback that answers as LivePerson
-// does:
+// [NewServer] starts a TLS server on loopback that answers as LivePerson's
+// Connector API pages say LivePerson does:
 //
 //   - the Domain API: GET /api/account/{account}/service/{service}/baseURI.json?version=1.0
 //     for the services "sentinel", "asyncMessagingEnt" and "idp", all pointing
@@ -16,39 +18,107 @@
 //     a token with the claims of LivePerson's sample (account_id,
 //     ext_consumer_id, lp_consumer_id) plus a jti;
 //   - the Send API's CONVERSATION: POST /api/account/{account}/messaging/consumer/conversation?v=3,
-//     which takes a JSON array of requests, one of them a
-//     cm.ConsumerRequestConversation, and answers 200 with a response to each,
-//     in order: a new conversationId for the cm.ConsumerRequestConversation;
+//     which sets the consumer's profile and opens a conversation;
 //   - the Send API's SEND: POST /api/account/{account}/messaging/consumer/conversation/send?v=3,
-//     which takes one JSON request, such as an ms.PublishEvent, and answers
-//     200 with its response.
+//     which publishes one event in a conversation, or closes it.
 //
 // A test points appjwt at it with [Server.Context] and [Server.Host], counts
 // and reads the requests each endpoint got ([Server.Requests]), reads the
-// conversations CONVERSATION opened ([Server.Conversations]), closes one as
-// an agent would ([Server.CloseConversation]), and injects failures with
+// conversations ([Server.Conversations]), and injects failures with
 // [Server.QueueFaults] and [Server.SetFault].
 //
-// # Connector API
+// # Send API
 //
-// The last three endpoints are LivePerson's Connector API. They want the
+// CONVERSATION takes, as LivePerson documents it, a JSON array of two
+// requests in this order: userprofile.SetUserProfile, which LivePerson
+// says is mandatory, then cm.ConsumerRequestConversation:
+//
+//	[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},
+//	 {"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"le12345678","channelType":"MESSAGING"}}]
+//
+// The profile's body may be empty, or carry authenticatedData.lp_sdes, an
+// array of "ctmrinfo" and "personal" SDEs, the two kinds LivePerson takes.
+// The conversation request needs brandId, the account, and channelType
+// MESSAGING (LivePerson's pages disagree on whether channelType is
+// mandatory: the server wants it, so that a connector that passes here
+// passes either way), and may carry ttrDefName (NORMAL, URGENT or
+// PRIORITIZED), skillId, campaignInfo and conversationContext. A consumer
+// has at most one open conversation. The answer is 200 with one entry per
+// request:
+//
+//	[{"code":"OK","body":{"msg":"OK User Profile set successfully"},"reqId":"1,"},
+//	 {"code":"OK","body":{"conversationId":"<UUID>"},"reqId":"2,"}]
+//
+// SEND takes one JSON request and answers 200 with
+// {"reqId":"1","code":"OK","body":{...}}. reqId is the request's id, a
+// string whether the id was a string or a number, as in LivePerson's
+// examples. The requests:
+//
+//   - ms.PublishEvent, with dialogId the conversationId and an event: a
+//     ContentEvent (contentType text/plain, a message), a ChatStateEvent
+//     (chatState ACTIVE, INACTIVE, GONE, COMPOSING or PAUSE) or an
+//     AcceptStatusEvent (status ACCEPT, READ, ACCESS, NACK or ACTION, and a
+//     sequenceList of the sequences it is about). ContentEvents and
+//     AcceptStatusEvents take the conversation's next sequence, from 0,
+//     answered as "body":{"sequence":0}; a ChatStateEvent takes none, as in
+//     LivePerson's notifications, and is answered "body":{}.
+//   - cm.UpdateConversationField with conversationId and conversationField
+//     {"field":"ConversationStateField","conversationState":"CLOSE"} (or a
+//     one-element array of it, as the Messaging Window API sends it), which
+//     closes the conversation, answered "body":{}.
+//   - userprofile.SetUserProfile, which LivePerson's SEND page lists too,
+//     answered as in CONVERSATION.
+//
+// Any other request or event is 400. For a conversation that is closed or
+// that the server never opened, SEND answers 400 with errorCode 40001:
+// LivePerson documents no answer for these. For a conversation of another
+// consumer it answers 401 with errorCode 40103, as LivePerson warns it
+// does.
+//
+// Both take a Client-Properties header, as LivePerson's samples send it on
+// every request: {"type":".ClientProperties","features":["AUTO_MESSAGES"]},
+// a JSON object whose type, if present, is ".ClientProperties" and whose
+// features, if present, are strings; otherwise they answer 400 with
+// errorCode 40001. Bodies over 1 MiB are 400 too. [Server.Conversation]
+// and [Server.Conversations] tell what each conversation holds: state,
+// profile, features and events; the server keeps them, and the requests,
+// for as long as it runs. [Server.CloseConversation] closes one as
+// an agent would.
+//
+// # Errors
+//
+// The Connector API endpoints (ConsumerJWS, CONVERSATION and SEND) want the
 // AppJWT raw, "Authorization: <AppJWT>", as LivePerson documents it; with
 // [Server.SetAcceptBearer] they take "Authorization: Bearer <AppJWT>" too.
-// The Send API also wants, in X-LP-ON-BEHALF, a ConsumerJWS that the
-// server issued. They check, in order, the API version in v (400 if it is
-// missing or wrong), the AppJWT, the ConsumerJWS, and the body (400 if it
-// is not what they take). They reject credentials with 401 and LivePerson's
-// body,
+// CONVERSATION and SEND also want, in X-LP-ON-BEHALF, a ConsumerJWS that
+// the server issued. They check, in order, the API version in v, the
+// AppJWT, the ConsumerJWS, the Client-Properties header and the body, and
+// answer what falls short in LivePerson's shape,
 //
-//	{"kind":"resp","code":401,"body":{"title":"...","details":"...","errorCode":40102},"type":".ReqBody$ErrorResp"}
+//	{"kind":"resp","code":401,"body":{"title":"Invalid AppJWT","details":"AppJWT has expired or is invalid","errorCode":40102},"type":".ReqBody$ErrorResp"}
 //
-// whose errorCode says why:
+// with the HTTP status the errorCode starts with, and LivePerson's title and
+// details for it:
 //
-//   - 40105: no AppJWT;
-//   - 40102: the AppJWT is invalid, expired, revoked, or for another
-//     account, or has a Bearer scheme the server does not accept;
-//   - 40104: no ConsumerJWS (Send API);
-//   - 40103: the ConsumerJWS is invalid, expired or revoked (Send API).
+//   - 40105, "AppJWT is missing", "AUTHORIZATION header is not present":
+//     no AppJWT;
+//   - 40102, "Invalid AppJWT", "AppJWT has expired or is invalid": the
+//     AppJWT is invalid, expired, revoked, or for another account; for a
+//     Bearer scheme the server does not take, the details say so after
+//     LivePerson's words;
+//   - 40001, "Missing parameter", "Brand Id is missing": an AppJWT whose iss
+//     is not Sentinel ([Server.SetIssuer]), as LivePerson documents; no
+//     brandId;
+//   - 40104, "ConsumerJWS is missing", "X_ON_BEHALF_HEADER is not present":
+//     no ConsumerJWS;
+//   - 40103, "Invalid ConsumerJWS", "ConsumerJWS is invalid": the ConsumerJWS
+//     is invalid, expired or revoked, or belongs to another consumer than
+//     the conversation.
+//
+// Every other 400, for a version, header or body LivePerson does not
+// document an answer to, has errorCode 40001 and title "Missing parameter"
+// too, with details of the server's own that say what is wrong, and never
+// quote the request.
 //
 // [Server.SetRejectCode] makes them answer every request with a given
 // errorCode instead, to test how the code under test tells them apart.
@@ -56,7 +126,7 @@
 // # Tokens and the clock
 //
 // AppJWTs last an hour unless [Server.SetLifetime] says otherwise;
-// ConsumerJWS carry no exp, as LivePerson's, unless
+// ConsumerJWS carry no exp, as LivePerson's, which "never expires", unless
 // [Server.SetConsumerJWSLifetime] gives them one. [Server.SetClockSkew]
 // skews the server's clock, which dates the tokens and every answer, in its
 // Date header, and decides when tokens expire.
@@ -111,7 +181,7 @@ const (
 	Sentinel                         // Sentinel's AppJWT endpoint
 	Consumer                         // the ConsumerJWS endpoint, which checks the AppJWT
 	Conversation                     // the Send API's CONVERSATION endpoint, which opens a conversation
-	Send                             // the Send API's SEND endpoint, which sends one message or a close
+	Send                             // the Send API's SEND endpoint, which publishes an event or closes a conversation
 )
 
 // String returns the endpoint's name, as in the constants.
@@ -185,6 +255,7 @@ type Server struct {
 	mu       sync.Mutex
 	lifetime time.Duration
 	skew     time.Duration
+	issuer   string
 	queued   map[Endpoint][]Fault
 	sticky   map[Endpoint]Fault
 	requests map[Endpoint][]Request
@@ -200,7 +271,6 @@ type Server struct {
 	consumerGen      map[string]int            // per ext_consumer_id, bumped by RevokeConsumer
 	consumerJWSs     map[string]issuedConsumer // per jti
 	lpConsumers      map[string]string         // lp_consumer_id per ext_consumer_id
-	sequence         int                       // of the next message sent
 
 	convs     map[string]*conversation // per conversationId
 	convOrder []*conversation          // oldest first
@@ -242,6 +312,7 @@ func NewUnstartedServer() *Server {
 		ClientSecret: randomString(),
 		closing:      make(chan struct{}),
 		lifetime:     DefaultLifetime,
+		issuer:       "Sentinel",
 		queued:       map[Endpoint][]Fault{},
 		sticky:       map[Endpoint]Fault{},
 		requests:     map[Endpoint][]Request{},
@@ -355,8 +426,9 @@ func (s *Server) SetClockSkew(d time.Duration) {
 // sent as "Authorization: Bearer <AppJWT>", as golang.org/x/oauth2 clients
 // send it. By default they accept only the raw "Authorization: <AppJWT>"
 // that LivePerson documents, and answer a Bearer scheme as an invalid
-// AppJWT (errorCode 40102): LivePerson does not document that it takes one.
-// Accepting it suits code aimed at APIs that want it.
+// AppJWT (errorCode 40102, with details that say why): LivePerson does not
+// document that it takes one. Accepting it suits code aimed at APIs that
+// want it.
 func (s *Server) SetAcceptBearer(accept bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -364,9 +436,11 @@ func (s *Server) SetAcceptBearer(accept bool) {
 }
 
 // SetRejectCode makes the Connector API endpoints answer every request,
-// whatever it carries, with LivePerson's 401 body with the given errorCode,
-// such as 40102 (AppJWT invalid) or 40103 (ConsumerJWS invalid); 0 ends it.
-// Faults win over it.
+// whatever it carries, with LivePerson's error body with the given
+// errorCode, such as 40102 (AppJWT invalid) or 40103 (ConsumerJWS
+// invalid), and LivePerson's texts for it; 0 ends it. The HTTP status is
+// the errorCode's first three digits, 400 for 40001, or 401 for an
+// errorCode that does not start with a 4xx status. Faults win over it.
 func (s *Server) SetRejectCode(code int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -561,25 +635,32 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now, jti := requestTime(r), nextJTI()
 	s.mu.Lock()
-	lifetime := s.lifetime
+	lifetime, issuer := s.lifetime, s.issuer
 	s.appJWTs[jti] = s.appGen
 	s.mu.Unlock()
-	tok := sign(map[string]any{
+	claims := map[string]any{
 		"aud":   s.AccountID,
 		"azp":   s.ClientID,
 		"scope": "msg.consumer",
-		"iss":   "Sentinel",
 		"iat":   now.Unix(),
 		"exp":   now.Add(lifetime).Unix(),
 		"jti":   jti,
-	})
+	}
+	if issuer != "" {
+		claims["iss"] = issuer
+	}
+	tok := sign(claims)
 	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "token_type": "Bearer"})
 }
 
+// writeJSON answers v in JSON, with <, > and & as they are, as LivePerson
+// writes them.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
 }
 
 func randomString() string {

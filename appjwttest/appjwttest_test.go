@@ -259,8 +259,8 @@ func TestConsumerChecksAppJWT(t *testing.T) {
 		{"bearer token", path, "Bearer " + tok, false, 401, 40102},
 		{"missing", path, "", false, 401, 40105},
 		{"garbage", path, "nope", false, 401, 40102},
-		{"no version", "/api/account/" + s.AccountID + "/consumer", tok, false, 400, 0},
-		{"other version", "/api/account/" + s.AccountID + "/consumer?v=2", tok, false, 400, 0},
+		{"no version", "/api/account/" + s.AccountID + "/consumer", tok, false, 400, 40001},
+		{"other version", "/api/account/" + s.AccountID + "/consumer?v=2", tok, false, 400, 40001},
 		{"other account", "/api/account/le0/consumer?v=1.0", tok, false, 401, 40102},
 		{"raw token, Bearer accepted", path, tok, true, 201, 0},
 		{"bearer token, Bearer accepted", path, "Bearer " + tok, true, 201, 0},
@@ -312,11 +312,22 @@ func TestSetRejectCode(t *testing.T) {
 	h := http.Header{"Authorization": {fetchToken(t, s)}}
 	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
 	body := `{"ext_consumer_id":"c1"}`
-	for _, code := range []int{40103, 40102, 40001, 12345} {
-		s.SetRejectCode(code)
+	tests := []struct {
+		code int
+		want lpErrorBody
+	}{
+		{40103, lpErrorBody{Code: 401, Title: "Invalid ConsumerJWS", Details: "ConsumerJWS is invalid"}},
+		{40102, lpErrorBody{Code: 401, Title: "Invalid AppJWT", Details: "AppJWT has expired or is invalid"}},
+		{40001, lpErrorBody{Code: 400, Title: "Missing parameter", Details: "Brand Id is missing"}},
+		{40399, lpErrorBody{Code: 403, Title: "Forbidden", Details: "Forbidden"}},
+		{12345, lpErrorBody{Code: 401, Title: "Unauthorized", Details: "Unauthorized"}},
+	}
+	for _, tt := range tests {
+		s.SetRejectCode(tt.code)
 		resp, got := do(t, s, "POST", path, "application/json", body, h)
-		if resp.StatusCode != 401 || lpError(got) != code {
-			t.Errorf("SetRejectCode(%d): status %d, errorCode %d; want 401, %d", code, resp.StatusCode, lpError(got), code)
+		tt.want.Kind, tt.want.Type, tt.want.ErrorCode = "resp", ".ReqBody$ErrorResp", tt.code
+		if diff := cmp.Diff(tt.want, decodeLPError(got)); resp.StatusCode != tt.want.Code || diff != "" {
+			t.Errorf("SetRejectCode(%d): status %d, body mismatch (-want +got):\n%s", tt.code, resp.StatusCode, diff)
 		}
 	}
 	// A fault wins.
@@ -376,17 +387,31 @@ func TestDateHeaderFollowsServerClock(t *testing.T) {
 	}
 }
 
-// lpError decodes the errorCode of a LivePerson 401 body, 0 if there is none.
-func lpError(body string) int {
+// lpError decodes the errorCode of a LivePerson error body, 0 if there is
+// none.
+func lpError(body string) int { return decodeLPError(body).ErrorCode }
+
+// lpErrorBody is what a LivePerson error body says.
+type lpErrorBody struct {
+	Kind, Type     string
+	Code           int // the HTTP status it repeats
+	Title, Details string
+	ErrorCode      int
+}
+
+func decodeLPError(body string) lpErrorBody {
 	var e struct {
-		Kind string
-		Code int
-		Body struct{ ErrorCode int }
+		Kind, Type string
+		Code       int
+		Body       struct {
+			Title, Details string
+			ErrorCode      int
+		}
 	}
-	if json.Unmarshal([]byte(body), &e) != nil || e.Kind != "resp" || e.Code != 401 {
-		return 0
+	if json.Unmarshal([]byte(body), &e) != nil || e.Kind != "resp" || e.Type != ".ReqBody$ErrorResp" {
+		return lpErrorBody{}
 	}
-	return e.Body.ErrorCode
+	return lpErrorBody{Kind: e.Kind, Type: e.Type, Code: e.Code, Title: e.Body.Title, Details: e.Body.Details, ErrorCode: e.Body.ErrorCode}
 }
 
 func TestRevokeTokens(t *testing.T) {
@@ -534,204 +559,6 @@ func TestRevokeConsumer(t *testing.T) {
 	}
 	if _, err := s.VerifyConsumerJWS(fresh); err != nil {
 		t.Errorf("VerifyConsumerJWS(fresh) = %v, want nil", err)
-	}
-}
-
-const (
-	openConversation = `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},` +
-		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"le12345678"}}]`
-	sendMessage = `{"kind":"req","id":"1","type":"ms.PublishEvent","body":{"dialogId":"d1","event":{"type":"ContentEvent","contentType":"text/plain","message":"hi"}}}`
-)
-
-func TestSendAPIChecksRequest(t *testing.T) {
-	s := newServer(t)
-	revokedApp := fetchToken(t, s)
-	s.RevokeTokens()
-	app := fetchToken(t, s)
-	s.SetLifetime(-time.Minute)
-	expiredApp := fetchToken(t, s)
-	jws := fetchConsumerJWS(t, s, app, "john")
-	revokedJWS := fetchConsumerJWS(t, s, app, "jane")
-	s.RevokeConsumer("jane")
-	s.SetConsumerJWSLifetime(-time.Minute)
-	expiredJWS := fetchConsumerJWS(t, s, app, "joe")
-
-	endpoints := []struct {
-		e          appjwttest.Endpoint
-		path, body string
-	}{
-		{appjwttest.Conversation, "/api/account/" + s.AccountID + "/messaging/consumer/conversation", openConversation},
-		{appjwttest.Send, "/api/account/" + s.AccountID + "/messaging/consumer/conversation/send", sendMessage},
-	}
-	tests := []struct {
-		name             string
-		query, auth, jws string
-		body             string // "": the endpoint's valid body
-		acceptBearer     bool
-		reject           int
-		want, wantCode   int
-		otherAccount     bool
-	}{
-		{name: "valid", query: "?v=3", auth: app, jws: jws, want: 200},
-		{name: "no version", auth: app, jws: jws, want: 400},
-		{name: "version 1.0", query: "?v=1.0", auth: app, jws: jws, want: 400},
-		{name: "no AppJWT", query: "?v=3", jws: jws, want: 401, wantCode: 40105},
-		{name: "no AppJWT nor ConsumerJWS", query: "?v=3", want: 401, wantCode: 40105},
-		{name: "Bearer AppJWT", query: "?v=3", auth: "Bearer " + app, jws: jws, want: 401, wantCode: 40102},
-		{name: "Bearer AppJWT, Bearer accepted", query: "?v=3", auth: "Bearer " + app, jws: jws, acceptBearer: true, want: 200},
-		{name: "garbage AppJWT", query: "?v=3", auth: "nope", jws: jws, want: 401, wantCode: 40102},
-		{name: "revoked AppJWT", query: "?v=3", auth: revokedApp, jws: jws, want: 401, wantCode: 40102},
-		{name: "expired AppJWT", query: "?v=3", auth: expiredApp, jws: jws, want: 401, wantCode: 40102},
-		{name: "ConsumerJWS as AppJWT", query: "?v=3", auth: jws, jws: jws, want: 401, wantCode: 40102},
-		{name: "other account", query: "?v=3", auth: app, jws: jws, otherAccount: true, want: 401, wantCode: 40102},
-		{name: "no ConsumerJWS", query: "?v=3", auth: app, want: 401, wantCode: 40104},
-		{name: "garbage ConsumerJWS", query: "?v=3", auth: app, jws: "nope", want: 401, wantCode: 40103},
-		{name: "revoked ConsumerJWS", query: "?v=3", auth: app, jws: revokedJWS, want: 401, wantCode: 40103},
-		{name: "expired ConsumerJWS", query: "?v=3", auth: app, jws: expiredJWS, want: 401, wantCode: 40103},
-		{name: "AppJWT as ConsumerJWS", query: "?v=3", auth: app, jws: app, want: 401, wantCode: 40103},
-		{name: "reject code", query: "?v=3", auth: app, jws: jws, reject: 40103, want: 401, wantCode: 40103},
-		{name: "not JSON", query: "?v=3", auth: app, jws: jws, body: "<html>", want: 400},
-		{name: "JSON with trailing garbage", query: "?v=3", auth: app, jws: jws, body: "{}{}", want: 400},
-		{name: "empty JSON", query: "?v=3", auth: app, jws: jws, body: "{}", want: 400},
-	}
-	for _, ep := range endpoints {
-		for _, tt := range tests {
-			t.Run(ep.e.String()+"/"+tt.name, func(t *testing.T) {
-				s.SetAcceptBearer(tt.acceptBearer)
-				s.SetRejectCode(tt.reject)
-				h := http.Header{}
-				if tt.auth != "" {
-					h.Set("Authorization", tt.auth)
-				}
-				if tt.jws != "" {
-					h.Set("X-LP-ON-BEHALF", tt.jws)
-				}
-				path, body := ep.path+tt.query, tt.body
-				if body == "" {
-					body = ep.body
-				}
-				if tt.otherAccount {
-					path = strings.Replace(path, s.AccountID, "le0", 1)
-				}
-				resp, got := do(t, s, "POST", path, "application/json", body, h)
-				if resp.StatusCode != tt.want {
-					t.Fatalf("status %d (%s), want %d", resp.StatusCode, got, tt.want)
-				}
-				if code := lpError(got); code != tt.wantCode {
-					t.Errorf("errorCode %d, want %d", code, tt.wantCode)
-				}
-				if tt.want != 200 && (strings.Contains(got, app) || strings.Contains(got, jws)) {
-					t.Errorf("the error body %q holds a token", got)
-				}
-			})
-		}
-	}
-	s.SetAcceptBearer(false)
-	s.SetRejectCode(0)
-	if got, want := s.Count(appjwttest.Conversation), len(tests); got != want {
-		t.Errorf("Count(Conversation) = %d, want %d", got, want)
-	}
-	if got, want := s.Count(appjwttest.Send), len(tests); got != want {
-		t.Errorf("Count(Send) = %d, want %d", got, want)
-	}
-}
-
-// sendAPI posts body to the Send API endpoint path with valid tokens.
-func sendAPI(t *testing.T, s *appjwttest.Server, path, body string) (*http.Response, string) {
-	t.Helper()
-	app := fetchToken(t, s)
-	h := http.Header{"Authorization": {app}, "X-LP-ON-BEHALF": {fetchConsumerJWS(t, s, app, "john")}}
-	return do(t, s, "POST", "/api/account/"+s.AccountID+"/messaging/consumer/"+path, "application/json", body, h)
-}
-
-func TestConversationOpensConversation(t *testing.T) {
-	s := newServer(t)
-	resp, body := sendAPI(t, s, "conversation?v=3", openConversation)
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("%s, Content-Type %q (%s); want 200 and JSON", resp.Status, resp.Header.Get("Content-Type"), body)
-	}
-	var got []struct {
-		Kind, ReqID, Type string
-		Code              int
-		Body              json.RawMessage
-	}
-	if err := json.Unmarshal([]byte(body), &got); err != nil {
-		t.Fatalf("answer %s: %v", body, err)
-	}
-	var conv struct{ ConversationID string }
-	if len(got) == 2 {
-		json.Unmarshal(got[1].Body, &conv)
-		got[1].Body = nil
-		got[0].Body = nil
-	}
-	want := []struct {
-		Kind, ReqID, Type string
-		Code              int
-		Body              json.RawMessage
-	}{
-		{Kind: "resp", ReqID: "1,", Type: "GenericResponse", Code: 200},
-		{Kind: "resp", ReqID: "2,", Type: "cm.RequestConversationResponse", Code: 200},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("answer mismatch (-want +got):\n%s", diff)
-	}
-	if len(conv.ConversationID) != 36 {
-		t.Errorf("conversationId %q, want a UUID", conv.ConversationID)
-	}
-	_, again := sendAPI(t, s, "conversation?v=3", openConversation)
-	if strings.Contains(again, conv.ConversationID) {
-		t.Errorf("a second conversation has the first one's ID %s", conv.ConversationID)
-	}
-
-	for _, bad := range []string{`[]`, sendMessage, `[` + sendMessage + `]`} {
-		if resp, body := sendAPI(t, s, "conversation?v=3", bad); resp.StatusCode != 400 {
-			t.Errorf("body %s: %s (%s), want 400", bad, resp.Status, body)
-		}
-	}
-}
-
-func TestSendAnswers(t *testing.T) {
-	s := newServer(t)
-	closeConv := `{"kind":"req","id":7,"type":"cm.UpdateConversationField","body":{"conversationId":"d1","conversationField":{"field":"ConversationStateField","conversationState":"CLOSE"}}}`
-	tests := []struct {
-		name, body, want string
-	}{
-		{"first message", sendMessage, `{"kind":"resp","reqId":"1","code":200,"body":{"sequence":0},"type":"ms.PublishEventResponse"}`},
-		{"second message", sendMessage, `{"kind":"resp","reqId":"1","code":200,"body":{"sequence":1},"type":"ms.PublishEventResponse"}`},
-		{"close", closeConv, `{"kind":"resp","reqId":7,"code":200,"body":{},"type":"GenericResponse"}`},
-	}
-	for _, tt := range tests {
-		resp, got := sendAPI(t, s, "conversation/send?v=3", tt.body)
-		if resp.StatusCode != 200 || strings.TrimSpace(got) != tt.want {
-			t.Errorf("%s: %s %s, want 200 %s", tt.name, resp.Status, got, tt.want)
-		}
-	}
-	for _, bad := range []string{openConversation, `"hi"`, `{"kind":"req","id":"1"}`} {
-		if resp, body := sendAPI(t, s, "conversation/send?v=3", bad); resp.StatusCode != 400 {
-			t.Errorf("body %s: %s (%s), want 400", bad, resp.Status, body)
-		}
-	}
-}
-
-func TestSendAPIFaults(t *testing.T) {
-	s := newServer(t)
-	for _, e := range []appjwttest.Endpoint{appjwttest.Conversation, appjwttest.Send} {
-		path := map[appjwttest.Endpoint]string{appjwttest.Conversation: "conversation?v=3", appjwttest.Send: "conversation/send?v=3"}[e]
-		s.QueueFaults(e, appjwttest.Fault{Status: 503, RetryAfter: "3"})
-		if resp, _ := sendAPI(t, s, path, sendMessage); resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "3" {
-			t.Errorf("%v: queued fault: %s, Retry-After %q; want 503, 3", e, resp.Status, resp.Header.Get("Retry-After"))
-		}
-		s.SetFault(e, appjwttest.Fault{Status: 429})
-		if resp, _ := sendAPI(t, s, path, sendMessage); resp.StatusCode != 429 {
-			t.Errorf("%v: sticky fault: %s, want 429", e, resp.Status)
-		}
-		s.ClearFault(e)
-		if got, want := s.Count(e), 2; got != want {
-			t.Errorf("Count(%v) = %d, want %d", e, got, want)
-		}
-		if got, want := s.Requests(e)[0].Path, "/api/account/"+s.AccountID+"/messaging/consumer/"+strings.TrimSuffix(path, "?v=3"); got != want {
-			t.Errorf("Requests(%v)[0].Path = %q, want %q", e, got, want)
-		}
 	}
 }
 

@@ -2,29 +2,81 @@ package appjwttest
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"strings"
 )
 
-// The errorCodes of LivePerson's Connector API.
+// The errorCodes of LivePerson's Connector API. An errorCode's first three
+// digits are the HTTP status it comes with, LivePerson says.
 const (
-	codeBadRequest      = 40001 // a parameter is missing or wrong
-	codeAppJWTInvalid   = 40102
-	codeConsumerInvalid = 40103
-	codeConsumerMissing = 40104
-	codeAppJWTMissing   = 40105
+	codeMissingParameter = 40001
+	codeAppJWTInvalid    = 40102
+	codeConsumerInvalid  = 40103
+	codeConsumerMissing  = 40104
+	codeAppJWTMissing    = 40105
 )
 
-// lpTitles are the titles of LivePerson's error bodies. LivePerson says to
-// rely on the errorCode, not on them.
-var lpTitles = map[int]string{
-	codeBadRequest:      "Bad request",
-	codeAppJWTInvalid:   "AppJWT has expired or is invalid",
-	codeConsumerInvalid: "ConsumerJWS is invalid",
-	codeConsumerMissing: "ConsumerJWS is missing",
-	codeAppJWTMissing:   "AppJWT is missing",
+// lpTexts are the title and details LivePerson documents for each
+// errorCode, word for word. LivePerson says to rely on the errorCode, not
+// on them.
+var lpTexts = map[int]struct{ title, details string }{
+	codeMissingParameter: {"Missing parameter", "Brand Id is missing"},
+	codeAppJWTInvalid:    {"Invalid AppJWT", "AppJWT has expired or is invalid"},
+	codeConsumerInvalid:  {"Invalid ConsumerJWS", "ConsumerJWS is invalid"},
+	codeConsumerMissing:  {"ConsumerJWS is missing", "X_ON_BEHALF_HEADER is not present"},
+	codeAppJWTMissing:    {"AppJWT is missing", "AUTHORIZATION header is not present"},
+}
+
+// bearerDetails tells a client that sent "Authorization: Bearer <AppJWT>"
+// why it got errorCode 40102: the token itself may be fine.
+const bearerDetails = "AppJWT has expired or is invalid: appjwttest takes the raw \"Authorization: <AppJWT>\" that LivePerson documents, not a Bearer scheme (see Server.SetAcceptBearer)"
+
+// lpError is an answer in the shape of LivePerson's Connector API errors.
+type lpError struct {
+	code    int    // the errorCode
+	details string // "": the details LivePerson documents for code
+}
+
+// badParameter is a 40001 error with details of the server's own, for the
+// requests whose rejection LivePerson does not document word for word.
+func badParameter(details string) *lpError { return &lpError{codeMissingParameter, details} }
+
+// status is the HTTP status of e: its errorCode's first three digits, or
+// 401 for an errorCode that does not start with a 4xx status.
+func (e *lpError) status() int {
+	if s := e.code / 100; s >= 400 && s < 500 {
+		return s
+	}
+	return http.StatusUnauthorized
+}
+
+// write answers the way LivePerson's Connector API does:
+//
+//	{"kind":"resp","code":401,"body":{"title":"...","details":"...","errorCode":40102},"type":".ReqBody$ErrorResp"}
+func (e *lpError) write(w http.ResponseWriter) {
+	status := e.status()
+	texts, ok := lpTexts[e.code]
+	if !ok {
+		texts.title, texts.details = http.StatusText(status), http.StatusText(status)
+	}
+	if e.details != "" {
+		texts.details = e.details
+	}
+	var answer struct {
+		Kind string `json:"kind"`
+		Code int    `json:"code"`
+		Body struct {
+			Title     string `json:"title"`
+			Details   string `json:"details"`
+			ErrorCode int    `json:"errorCode"`
+		} `json:"body"`
+		Type string `json:"type"`
+	}
+	answer.Kind, answer.Code, answer.Type = "resp", status, ".ReqBody$ErrorResp"
+	answer.Body.Title, answer.Body.Details, answer.Body.ErrorCode = texts.title, texts.details, e.code
+	writeJSON(w, status, answer)
 }
 
 // authorize checks what every Connector API request needs: the API version
@@ -32,43 +84,57 @@ var lpTitles = map[int]string{
 // X-LP-ON-BEHALF, whose ext_consumer_id it returns. If the request falls
 // short, it answers it as LivePerson does and returns false.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version string, onBehalf bool) (string, bool) {
+	consumer, e := s.check(r, version, onBehalf)
+	if e != nil {
+		e.write(w)
+		return "", false
+	}
+	return consumer, true
+}
+
+// check is authorize's verdict: the consumer, and nil if r may pass.
+func (s *Server) check(r *http.Request, version string, onBehalf bool) (string, *lpError) {
 	s.mu.Lock()
 	reject, acceptBearer := s.rejectCode, s.acceptBearer
 	s.mu.Unlock()
 	if reject != 0 {
-		writeLPError(w, http.StatusUnauthorized, reject, "rejected by SetRejectCode")
-		return "", false
+		return "", &lpError{code: reject}
 	}
 	if r.URL.Query().Get("v") != version {
-		writeLPError(w, http.StatusBadRequest, codeBadRequest, "v="+version+" is required")
-		return "", false
+		return "", badParameter("the query parameter v must be " + version)
 	}
 	tok := r.Header.Get("Authorization")
-	if scheme, rest, _ := strings.Cut(tok, " "); acceptBearer && strings.EqualFold(scheme, "Bearer") {
+	// net/http trims "Bearer " to "Bearer": a scheme without a token.
+	if scheme, rest, _ := strings.Cut(tok, " "); strings.EqualFold(scheme, "Bearer") {
+		if !acceptBearer {
+			return "", &lpError{codeAppJWTInvalid, bearerDetails}
+		}
 		tok = strings.TrimSpace(rest)
 	}
 	if tok == "" {
-		writeLPError(w, http.StatusUnauthorized, codeAppJWTMissing, "the Authorization header is missing")
-		return "", false
+		return "", &lpError{code: codeAppJWTMissing}
 	}
-	if r.PathValue("account") != s.AccountID || s.verifyAppJWT(tok, requestTime(r)) != nil {
-		writeLPError(w, http.StatusUnauthorized, codeAppJWTInvalid, "the AppJWT is not valid for this account")
-		return "", false
+	if r.PathValue("account") != s.AccountID {
+		return "", &lpError{code: codeAppJWTInvalid}
+	}
+	switch err := s.verifyAppJWT(tok, requestTime(r)); {
+	case errors.Is(err, errIssuer):
+		return "", &lpError{code: codeMissingParameter} // LivePerson's answer for missing or wrong claims
+	case err != nil:
+		return "", &lpError{code: codeAppJWTInvalid}
 	}
 	if !onBehalf {
-		return "", true
+		return "", nil
 	}
 	jws := r.Header.Get("X-LP-ON-BEHALF")
 	if jws == "" {
-		writeLPError(w, http.StatusUnauthorized, codeConsumerMissing, "the X-LP-ON-BEHALF header is missing")
-		return "", false
+		return "", &lpError{code: codeConsumerMissing}
 	}
 	consumer, err := s.verifyConsumerJWS(jws, requestTime(r))
 	if err != nil {
-		writeLPError(w, http.StatusUnauthorized, codeConsumerInvalid, "the ConsumerJWS is not valid for this account")
-		return "", false
+		return "", &lpError{code: codeConsumerInvalid}
 	}
-	return consumer, true
+	return consumer, nil
 }
 
 func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
@@ -79,7 +145,7 @@ func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
 		ExtConsumerID string `json:"ext_consumer_id"`
 	}
 	if json.NewDecoder(r.Body).Decode(&body) != nil || body.ExtConsumerID == "" {
-		writeLPError(w, http.StatusBadRequest, codeBadRequest, "ext_consumer_id is required")
+		badParameter("ext_consumer_id is missing").write(w)
 		return
 	}
 	ext, now, jti := body.ExtConsumerID, requestTime(r), nextJTI()
@@ -105,80 +171,7 @@ func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, map[string]string{"token": sign(claims)})
 }
 
-// lpRequest is a request of LivePerson's messaging protocol, as the Send
-// API takes them.
-type lpRequest struct {
-	Kind string          `json:"kind"`
-	ID   json.RawMessage `json:"id"`
-	Type string          `json:"type"`
-	Body json.RawMessage `json:"body"`
-}
-
-// lpResponse answers an lpRequest.
-type lpResponse struct {
-	Kind  string          `json:"kind"`
-	ReqID json.RawMessage `json:"reqId,omitempty"`
-	Code  int             `json:"code"`
-	Body  any             `json:"body"`
-	Type  string          `json:"type"`
-}
-
 const maxBody = 1 << 20
-
-func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
-	consumer, ok := s.authorize(w, r, "3", true)
-	if !ok {
-		return
-	}
-	var reqs []lpRequest
-	if readJSON(w, r, &reqs) != nil || !slices.ContainsFunc(reqs, func(req lpRequest) bool { return req.Type == "cm.ConsumerRequestConversation" }) {
-		writeLPError(w, http.StatusBadRequest, codeBadRequest, "the body must be a JSON array of requests, one of them a cm.ConsumerRequestConversation")
-		return
-	}
-	resps := make([]lpResponse, len(reqs))
-	for i, req := range reqs {
-		resps[i] = s.answer(consumer, req)
-	}
-	writeJSON(w, http.StatusOK, resps)
-}
-
-func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
-	consumer, ok := s.authorize(w, r, "3", true)
-	if !ok {
-		return
-	}
-	var req lpRequest
-	if readJSON(w, r, &req) != nil || req.Type == "" {
-		writeLPError(w, http.StatusBadRequest, codeBadRequest, "the body must be a JSON request with a type")
-		return
-	}
-	writeJSON(w, http.StatusOK, s.answer(consumer, req))
-}
-
-// answer answers req with a minimal success, as LivePerson would: a new
-// conversationId for cm.ConsumerRequestConversation, which consumer has
-// open from then on, the message's
-// sequence number for ms.PublishEvent, and an empty object for the rest:
-// LivePerson does not document what it answers there, and clients that
-// look for a conversationId in every response, as some do, decode an
-// object.
-func (s *Server) answer(consumer string, req lpRequest) lpResponse {
-	resp := lpResponse{Kind: "resp", ReqID: req.ID, Code: http.StatusOK, Body: struct{}{}, Type: "GenericResponse"}
-	switch req.Type {
-	case "cm.ConsumerRequestConversation":
-		c := &conversation{ConversationInfo: ConversationInfo{ID: newUUID(), Consumer: consumer, Request: req.Body}}
-		s.open(c)
-		resp.Body = map[string]string{"conversationId": c.ID}
-		resp.Type = "cm.RequestConversationResponse"
-	case "ms.PublishEvent":
-		s.mu.Lock()
-		resp.Body = map[string]int{"sequence": s.sequence}
-		s.sequence++
-		s.mu.Unlock()
-		resp.Type = "ms.PublishEventResponse"
-	}
-	return resp
-}
 
 // readJSON decodes r's body, all of it, into v.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
@@ -187,19 +180,4 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) error {
 		return err
 	}
 	return json.Unmarshal(b, v)
-}
-
-// writeLPError answers the way LivePerson's Connector API does, with the
-// title LivePerson gives code.
-func writeLPError(w http.ResponseWriter, status, code int, details string) {
-	title, ok := lpTitles[code]
-	if !ok {
-		title = http.StatusText(status)
-	}
-	writeJSON(w, status, map[string]any{
-		"kind": "resp",
-		"code": status,
-		"body": map[string]any{"title": title, "details": details, "errorCode": code},
-		"type": ".ReqBody$ErrorResp",
-	})
 }

@@ -76,6 +76,7 @@ func (s *Server) CloseConversation(id string) bool {
 // conversation is the server's record of one conversation.
 type conversation struct {
 	ConversationInfo
+	next int // the sequence of its next numbered event
 }
 
 // open records c as its consumer's open conversation, unless the consumer
@@ -99,6 +100,18 @@ func (s *Server) closeLocked(c *conversation) {
 	if s.openConv[c.Consumer] == c {
 		delete(s.openConv, c.Consumer)
 	}
+}
+
+// publishLocked adds e to c, numbering it unless it is a chat state, and
+// returns its sequence. The caller holds s.mu.
+func (c *conversation) publishLocked(e Event) int {
+	e.Sequence = -1
+	if e.Type != "ChatStateEvent" {
+		e.Sequence = c.next
+		c.next++
+	}
+	c.Events = append(c.Events, e)
+	return e.Sequence
 }
 
 func (c *conversation) snapshot() ConversationInfo {

@@ -15,8 +15,10 @@ import (
 
 // A connector under test takes its credentials and the Domain API's host
 // from the stand-in, and reaches it through the stand-in's client, which
-// trusts its certificate. Here it creates a consumer and opens a
-// conversation for it, as a connector does for a new end consumer.
+// trusts its certificate. Here it does what a connector does for a new end
+// consumer: it gets the consumer's ConsumerJWS, sets the consumer's profile
+// and opens a conversation (CONVERSATION), sends a message and closes the
+// conversation (SEND). The stand-in then tells what the conversation holds.
 func Example() {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
@@ -44,38 +46,62 @@ func Example() {
 	resp.Body.Close()
 	fmt.Println("ConsumerJWS:", resp.Status)
 
-	req, err := http.NewRequest("POST", srv.URL()+"/api/account/"+srv.AccountID+"/messaging/consumer/conversation?v=3",
-		strings.NewReader(`[
-			{"kind":"req","id":"1","type":"userprofile.SetUserProfile","body":{}},
-			{"kind":"req","id":"2","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`"}}
-		]`))
-	if err != nil {
-		log.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-LP-ON-BEHALF", consumer.Token)
-	resp, err = client.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	var opened []struct {
-		ReqID string
-		Body  struct{ ConversationID string }
-	}
-	json.NewDecoder(resp.Body).Decode(&opened)
-	resp.Body.Close()
-	fmt.Println("CONVERSATION:", resp.Status)
-	for _, r := range opened {
-		if r.Body.ConversationID != "" {
-			fmt.Println("request", r.ReqID, "opened a conversation")
+	api := srv.URL() + "/api/account/" + srv.AccountID + "/messaging/consumer/conversation"
+	post := func(url, body string, answer any) string {
+		req, err := http.NewRequest("POST", url, strings.NewReader(body))
+		if err != nil {
+			log.Fatal(err)
 		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-LP-ON-BEHALF", consumer.Token)
+		resp, err := client.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		json.NewDecoder(resp.Body).Decode(answer)
+		return resp.Status
 	}
 
+	var opened []struct {
+		ReqID string
+		Code  string
+		Body  struct{ Msg, ConversationID string }
+	}
+	status := post(api+"?v=3", `[
+		{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},
+		{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`","channelType":"MESSAGING"}}
+	]`, &opened)
+	fmt.Println("CONVERSATION:", status)
+	if len(opened) != 2 {
+		log.Fatal("no conversation")
+	}
+	fmt.Printf("  %s %s: %s\n", opened[0].ReqID, opened[0].Code, opened[0].Body.Msg)
+	fmt.Printf("  %s %s: a conversationId\n", opened[1].ReqID, opened[1].Code)
+	id := opened[1].Body.ConversationID
+
+	var sent struct {
+		Code string
+		Body struct{ Sequence int }
+	}
+	status = post(api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent",`+
+		`"body":{"dialogId":"`+id+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"hello"}}}`, &sent)
+	fmt.Println("SEND a message:", status, sent.Code, "sequence", sent.Body.Sequence)
+	status = post(api+"/send?v=3", `{"kind":"req","id":4,"type":"cm.UpdateConversationField",`+
+		`"body":{"conversationId":"`+id+`","conversationField":{"field":"ConversationStateField","conversationState":"CLOSE"}}}`, &sent)
+	fmt.Println("SEND a close:", status, sent.Code)
+
+	conv, _ := srv.Conversation(id)
+	fmt.Printf("the conversation: %s, %d event: %q\n", conv.State, len(conv.Events), conv.Events[0].Message)
 	fmt.Println("AppJWTs fetched:", srv.Count(appjwttest.Sentinel))
 	// Output:
 	// ConsumerJWS: 201 Created
 	// CONVERSATION: 200 OK
-	// request 2 opened a conversation
+	//   1, OK: OK User Profile set successfully
+	//   2, OK: a conversationId
+	// SEND a message: 200 OK OK sequence 0
+	// SEND a close: 200 OK OK
+	// the conversation: CLOSE, 1 event: "hello"
 	// AppJWTs fetched: 1
 }
 

@@ -35,17 +35,34 @@ func (s *Server) RevokeTokens() {
 	s.appGen++
 }
 
+// SetIssuer sets the iss claim of the AppJWTs issued from now on:
+// "Sentinel" by default, "" for none. Verify rejects an AppJWT whose iss is
+// not Sentinel (in any case), and the Connector API endpoints answer it
+// with 400 and errorCode 40001, in LivePerson's words "Missing parameter"
+// and "Brand Id is missing": LivePerson documents that answer for an
+// AppJWT whose iss is missing or not Sentinel.
+func (s *Server) SetIssuer(iss string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.issuer = iss
+}
+
 // Verify checks that token is an AppJWT this server issued: its signature,
-// its account and client, that it has not been revoked, and that it has
-// not expired by the server's clock.
+// its account and client, that it has not been revoked, that it has not
+// expired by the server's clock, and that its iss is Sentinel.
 func (s *Server) Verify(token string) error {
 	return s.verifyAppJWT(token, s.now())
 }
+
+// errIssuer is verifyAppJWT's error for an AppJWT that is valid but for
+// its iss claim.
+var errIssuer = errors.New("appjwttest: token's iss is not Sentinel")
 
 func (s *Server) verifyAppJWT(token string, now time.Time) error {
 	var c struct {
 		Aud string `json:"aud"`
 		Azp string `json:"azp"`
+		Iss string `json:"iss"`
 		Exp int64  `json:"exp"`
 		Jti string `json:"jti"`
 	}
@@ -65,6 +82,8 @@ func (s *Server) verifyAppJWT(token string, now time.Time) error {
 		return errors.New("appjwttest: token has been revoked")
 	case now.Unix() >= c.Exp:
 		return errors.New("appjwttest: token has expired")
+	case !strings.EqualFold(c.Iss, "Sentinel"):
+		return errIssuer
 	}
 	return nil
 }

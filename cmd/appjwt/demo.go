@@ -74,14 +74,15 @@ func demo(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1, the token source, the idp), Sentinel %d, ConsumerJWS %d, CONVERSATION %d.\n",
-		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer), srv.Count(appjwttest.Conversation))
+	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1, the token source, the idp), Sentinel %d, ConsumerJWS %d, CONVERSATION %d, SEND %d.\n",
+		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer), srv.Count(appjwttest.Conversation), srv.Count(appjwttest.Send))
 	fmt.Fprintln(w, "Done: the token is cached and will be refreshed in the background before it expires.")
 	return nil
 }
 
-// demoConversation is step 5: a ConsumerJWS through consumerjws, and a
-// conversation opened with the Send API through the chained client.
+// demoConversation is steps 5 and 6: a ConsumerJWS through consumerjws, a
+// conversation opened with the Send API's CONVERSATION through the chained
+// client, a message sent in it and the conversation closed with SEND.
 func demoConversation(ctx context.Context, w io.Writer, srv *appjwttest.Server, src oauth2.TokenSource) error {
 	const consumer = "appjwt-demo"
 	fmt.Fprintln(w, "5. Send API on behalf of a consumer, through consumerjws:")
@@ -95,28 +96,69 @@ func demoConversation(ctx context.Context, w io.Writer, srv *appjwttest.Server, 
 		Cache: cache,
 		Base:  &appjwt.Transport{Source: src, Base: srv.Client().Transport},
 	}}
-	api := fmt.Sprintf("%s/api/account/%s/messaging/consumer/conversation?v=3", srv.URL(), srv.AccountID)
-	fmt.Fprintf(w, "   POST %s\n", api)
+	api := fmt.Sprintf("%s/api/account/%s/messaging/consumer/conversation", srv.URL(), srv.AccountID)
+	fmt.Fprintf(w, "   CONVERSATION: POST %s?v=3\n", api)
 	fmt.Fprintln(w, "   through consumerjws.Transport over appjwt.Transport: \"X-LP-ON-BEHALF: <ConsumerJWS>\", \"Authorization: <AppJWT>\"")
-	body := `[{"kind":"req","id":"1","type":"cm.ConsumerRequestConversation","body":{"brandId":"` + srv.AccountID + `"}}]`
-	req, err := http.NewRequestWithContext(consumerjws.WithConsumer(ctx, consumer), http.MethodPost, api, strings.NewReader(body))
+	fmt.Fprintln(w, "   two requests, in this order: the consumer's profile (mandatory), then the conversation")
+	body := `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile",` +
+		`"body":{"authenticatedData":{"lp_sdes":[{"type":"personal","personal":{"firstname":"Demo"}}]}}},` +
+		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"` + srv.AccountID + `","channelType":"MESSAGING"}}]`
+	var opened []struct {
+		ReqID string
+		Code  string
+		Body  struct{ Msg, ConversationID string }
+	}
+	status, err := demoPost(ctx, client, consumer, api+"?v=3", body, &opened)
 	if err != nil {
 		return err
+	}
+	if len(opened) != 2 || opened[1].Body.ConversationID == "" {
+		return fmt.Errorf("appjwt demo: the Send API answered %s without a conversation", status)
+	}
+	id := opened[1].Body.ConversationID
+	fmt.Fprintf(w, "   %s:\n", status)
+	fmt.Fprintf(w, "     %s userprofile.SetUserProfile: code %q, %q\n", opened[0].ReqID, opened[0].Code, opened[0].Body.Msg)
+	fmt.Fprintf(w, "     %s cm.ConsumerRequestConversation: code %q, conversation %s opened\n\n", opened[1].ReqID, opened[1].Code, id)
+
+	fmt.Fprintf(w, "6. SEND: POST %s/send?v=3, one request at a time\n", api)
+	var sent struct {
+		Code string
+		Body struct{ Sequence int }
+	}
+	message := `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"` + id +
+		`","event":{"type":"ContentEvent","contentType":"text/plain","message":"hello from the appjwt demo"}}}`
+	if status, err = demoPost(ctx, client, consumer, api+"/send?v=3", message, &sent); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "   ms.PublishEvent, a ContentEvent: %s, code %q, sequence %d in the conversation\n", status, sent.Code, sent.Body.Sequence)
+	closing := `{"kind":"req","id":"4","type":"cm.UpdateConversationField","body":{"conversationId":"` + id +
+		`","conversationField":{"field":"ConversationStateField","conversationState":"CLOSE"}}}`
+	if status, err = demoPost(ctx, client, consumer, api+"/send?v=3", closing, &sent); err != nil {
+		return err
+	}
+	conv, _ := srv.Conversation(id)
+	fmt.Fprintf(w, "   cm.UpdateConversationField, ConversationStateField CLOSE: %s, code %q; the stand-in has it %s\n\n", status, sent.Code, conv.State)
+	return nil
+}
+
+// demoPost posts body on behalf of consumer and decodes a 200's answer
+// into answer; it returns the status, or an error for any other.
+func demoPost(ctx context.Context, client *http.Client, consumer, url, body string, answer any) (string, error) {
+	req, err := http.NewRequestWithContext(consumerjws.WithConsumer(ctx, consumer), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return "", err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer resp.Body.Close()
-	var opened []struct {
-		Body struct{ ConversationID string }
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, answer) != nil {
+		return "", fmt.Errorf("appjwt demo: the Send API answered %s: %s", resp.Status, b)
 	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&opened) != nil || len(opened) == 0 || opened[0].Body.ConversationID == "" {
-		return fmt.Errorf("appjwt demo: the Send API answered %s without a conversation", resp.Status)
-	}
-	fmt.Fprintf(w, "   %s: conversation %s opened\n\n", resp.Status, opened[0].Body.ConversationID)
-	return nil
+	return resp.Status, nil
 }
 
 func indent(s string) string {

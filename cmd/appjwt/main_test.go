@@ -320,8 +320,13 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 	for _, want := range []string{"1. Domain API", "2. Sentinel", "3. Its claims", "iss    Sentinel", "201 Created", "ClientSecret:[REDACTED]",
-		"5. Send API on behalf of a consumer, through consumerjws", "200 OK: conversation ",
-		"Domain API 3 (step 1, the token source, the idp), Sentinel 1, ConsumerJWS 2, CONVERSATION 1."} {
+		"5. Send API on behalf of a consumer, through consumerjws",
+		"the consumer's profile (mandatory), then the conversation",
+		`1, userprofile.SetUserProfile: code "OK", "OK User Profile set successfully"`,
+		`2, cm.ConsumerRequestConversation: code "OK", conversation `,
+		"6. SEND: ", `a ContentEvent: 200 OK, code "OK", sequence 0 in the conversation`,
+		`ConversationStateField CLOSE: 200 OK, code "OK"; the stand-in has it CLOSE`,
+		"Domain API 3 (step 1, the token source, the idp), Sentinel 1, ConsumerJWS 2, CONVERSATION 1, SEND 2."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}
