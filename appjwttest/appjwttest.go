@@ -25,7 +25,9 @@
 // A test points appjwt at it with [Server.Context] and [Server.Host], counts
 // and reads the requests each endpoint got ([Server.Requests]), reads the
 // conversations ([Server.Conversations]), and injects failures with
-// [Server.QueueFaults] and [Server.SetFault].
+// [Server.QueueFaults] and [Server.SetFault]. The command
+// github.com/lpconnect/appjwt/cmd/appjwttest runs it outside a test, for
+// curl or a connector written in another language.
 //
 // # Send API
 //

@@ -1,0 +1,167 @@
+// Command appjwttest runs the LivePerson stand-in of package appjwttest
+// outside a Go test: for curl, the appjwt command, or a connector written
+// in another language.
+//
+// Usage:
+//
+//	appjwttest                         # on 127.0.0.1, at a port the system picks
+//	appjwttest -addr 127.0.0.1:8443
+//	appjwttest -ca-file ./ca.pem       # where to write the CA certificate
+//
+// It serves the Domain API, Sentinel, the ConsumerJWS endpoint and the Send
+// API as package appjwttest documents them, on -addr, until interrupted
+// (Ctrl-C or SIGTERM). It prints its URL, the credentials to use (the
+// account, the client id and a client secret made up for this run: they
+// open nothing but this stand-in) and the path of its CA certificate, in
+// PEM. The certificate is made for this run too, valid for 127.0.0.1, ::1,
+// localhost and the host of -addr, and its key never leaves the process.
+// Without -ca-file it goes to a temporary directory that is removed on
+// exit.
+//
+// TLS handshake errors and the like, such as those of a client that does
+// not trust the certificate, go to standard error. Usage errors exit with
+// status 2, other errors with status 1.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/lpconnect/appjwt/appjwttest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usageText = `Usage: appjwttest [flags]
+
+Runs a LivePerson stand-in (Domain API, Sentinel, ConsumerJWS, Send API)
+until interrupted, and prints its URL, credentials and CA certificate.
+
+Flags:
+`
+
+// run is the whole command, with its world passed in so tests can run it.
+// It serves until ctx is done.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("appjwttest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	addr := fs.String("addr", "127.0.0.1:0", "listen on this `host:port`; port 0: one the system picks")
+	caFile := fs.String("ca-file", "", "write the CA certificate (PEM) to this `file`; empty: a temporary file, removed on exit")
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case err != nil:
+		return 2 // the flag package has said what is wrong
+	case fs.NArg() > 0:
+		fmt.Fprintln(stderr, "appjwttest: no arguments are taken, only flags")
+		return 2
+	}
+	host, err := checkAddr(*addr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if err := serve(ctx, host, *addr, *caFile, stdout, stderr); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// checkAddr returns the host of addr, which must name a specific one: the
+// Domain API answers the listener's address as every service's host, and
+// 0.0.0.0 is nowhere a client can connect to.
+func checkAddr(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", errors.New("appjwttest: -addr is not a host:port, such as 127.0.0.1:8443")
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		return "", errors.New("appjwttest: -addr needs a specific host, such as 127.0.0.1:8443: the Domain API answers it as the host of every service")
+	}
+	return host, nil
+}
+
+// serve runs the stand-in on addr until ctx is done.
+func serve(ctx context.Context, host, addr, caFile string, stdout, stderr io.Writer) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("appjwttest: %w", err)
+	}
+	cert, certPEM, err := newCertificate(host, l.Addr())
+	if err != nil {
+		l.Close()
+		return err
+	}
+	if caFile == "" {
+		dir, err := os.MkdirTemp("", "appjwttest-")
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("appjwttest: a directory for the CA certificate: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		caFile = filepath.Join(dir, "ca.pem")
+	}
+	if err := os.WriteFile(caFile, certPEM, 0o644); err != nil {
+		l.Close()
+		return fmt.Errorf("appjwttest: writing the CA certificate: %w", err)
+	}
+	if abs, err := filepath.Abs(caFile); err == nil {
+		caFile = abs
+	}
+
+	srv := appjwttest.NewUnstartedServer()
+	srv.Listener = l
+	srv.TLS = cert
+	srv.Start()
+	defer srv.Close()
+	srv.SetErrorLog(log.New(stderr, "appjwttest: ", log.LstdFlags))
+	printBanner(stdout, srv, caFile)
+
+	<-ctx.Done()
+	fmt.Fprintln(stderr, "appjwttest: interrupted; stopping")
+	return nil
+}
+
+// printBanner tells where the stand-in is and how to reach it, first as
+// "key: value" lines a program can read, then as commands to paste.
+func printBanner(w io.Writer, srv *appjwttest.Server, caFile string) {
+	fmt.Fprintf(w, "appjwttest: a LivePerson stand-in, serving until interrupted\n")
+	fmt.Fprintf(w, "url:           %s\n", srv.URL())
+	fmt.Fprintf(w, "account:       %s\n", srv.AccountID)
+	fmt.Fprintf(w, "client-id:     %s\n", srv.ClientID)
+	fmt.Fprintf(w, "client-secret: %s\n", srv.ClientSecret)
+	fmt.Fprintf(w, "ca-cert:       %s\n", caFile)
+	fmt.Fprintf(w, "\nFor the appjwt command and curl (the appjwt command reads SSL_CERT_FILE on Linux and the BSDs):\n")
+	fmt.Fprintf(w, "  export LP_ACCOUNT_ID=%s LP_CLIENT_ID=%s LP_CLIENT_SECRET=%s LP_DOMAIN_API=%s SSL_CERT_FILE=%s\n",
+		shellQuote(srv.AccountID), shellQuote(srv.ClientID), shellQuote(srv.ClientSecret), shellQuote(srv.Host()), shellQuote(caFile))
+	fmt.Fprintf(w, "  appjwt -format claims\n")
+	fmt.Fprintf(w, "  curl --cacert \"$SSL_CERT_FILE\" -H \"$(appjwt -format header)\" -H 'Content-Type: application/json' \\\n")
+	fmt.Fprintf(w, "    -d '{\"ext_consumer_id\":\"john_doe_42\"}' '%s/api/account/%s/consumer?v=1.0'\n", srv.URL(), srv.AccountID)
+}
+
+// shellQuote quotes s for a POSIX shell, if it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
