@@ -30,7 +30,7 @@
 //
 // # Lifetime
 //
-// LivePerson documents no lifetime for a ConsumerJWS, and its sample has no
+// LivePerson says "The ConsumerJWS never expires", and its sample has no
 // exp claim: such a ConsumerJWS is kept until it is rejected
 // ([Cache.Reject], which [Transport] calls on a 401 with errorCode 40103 or
 // 40104) or evicted, least recently used first, once more than
