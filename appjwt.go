@@ -262,12 +262,25 @@ func (c *Config) BearerClient(ctx context.Context) *http.Client {
 }
 
 func (c *Config) client(ctx context.Context, style HeaderStyle) *http.Client {
+	return newClient(ctx, c.TokenSource(ctx), style)
+}
+
+// NewClient is [Config.Client] over a source of your own, such as one
+// [Source] that other clients and a consumerjws Cache share: an HTTP
+// client that authorizes every request through a [Transport] over src, in
+// the header style the token's API documents, taking the client in ctx as
+// [oauth2.NewClient] does.
+func NewClient(ctx context.Context, src oauth2.TokenSource) *http.Client {
+	return newClient(ctx, src, AutoStyle)
+}
+
+func newClient(ctx context.Context, src oauth2.TokenSource, style HeaderStyle) *http.Client {
 	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	return &http.Client{
-		Transport:     &Transport{Source: c.TokenSource(ctx), Base: hc.Transport, Style: style},
+		Transport:     &Transport{Source: src, Base: hc.Transport, Style: style},
 		CheckRedirect: hc.CheckRedirect,
 		Jar:           hc.Jar,
 		Timeout:       hc.Timeout,

@@ -2,9 +2,7 @@ package appjwttest_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -570,55 +568,5 @@ func TestErrorsVerbatim(t *testing.T) {
 	}
 	if err := s.Verify(lowerIssuer); err != nil {
 		t.Errorf("Verify(iss sentinel) = %v, want nil", err)
-	}
-}
-
-// The README's Send API bodies, as they are, run against the stand-in:
-// each CONVERSATION body opens a conversation, and each SEND body, its
-// conversationId replaced, succeeds in it. A body is a raw string literal
-// in a Go block, or several joined with +, that starts as a request does.
-func TestReadmeSendAPIBodies(t *testing.T) {
-	md, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var code strings.Builder // the README's Go blocks
-	for _, block := range strings.Split(string(md), "```go\n")[1:] {
-		block, _, _ = strings.Cut(block, "```")
-		code.WriteString(block)
-	}
-	literal := regexp.MustCompile("`[^`]*`")
-	joined := regexp.MustCompile("`[^`]*`(?:[ \\t]*\\+(?:[ \\t]*//[^\\n]*)?\\s*`[^`]*`)*")
-	s := newServer(t)
-	opened := 0
-	for i, expr := range joined.FindAllString(code.String(), -1) {
-		var body strings.Builder
-		for _, l := range literal.FindAllString(expr, -1) {
-			body.WriteString(strings.Trim(l, "`"))
-		}
-		b := body.String()
-		if !strings.HasPrefix(b, `[{"kind":"req"`) && !strings.HasPrefix(b, `{"kind":"req"`) {
-			continue
-		}
-		if !json.Valid([]byte(b)) {
-			t.Errorf("README body %s is not JSON", b)
-			continue
-		}
-		c := newSender(t, s, fmt.Sprintf("readme%d", i))
-		if strings.HasPrefix(b, "[") {
-			if resp, got := c.post("conversation", b, nil); resp.StatusCode != 200 {
-				t.Errorf("README CONVERSATION body %s: %s %s", b, resp.Status, got)
-			}
-			opened++
-			continue
-		}
-		c.open()
-		b = regexp.MustCompile(`"(dialogId|conversationId)":"[^"]*"`).ReplaceAllString(b, `"$1":"{conv}"`)
-		if status, got := c.send(b); status != 200 {
-			t.Errorf("README SEND body %s: %d %s", b, status, got)
-		}
-	}
-	if opened == 0 {
-		t.Error("README.md has no CONVERSATION body in a Go string literal: the connector recipe is gone")
 	}
 }

@@ -62,6 +62,25 @@ func readmeBlocks(md string) []readmeBlock {
 	return blocks
 }
 
+// wholeFile returns where block b goes if it is a whole Go file, one that
+// starts with its package clause: in a directory named for its package,
+// with the other files of that package in README.md and docs/, as a test
+// file if it has a test. It returns "" for a fragment.
+func wholeFile(b readmeBlock, text string, n int) (path, content string) {
+	pkg, ok := strings.CutPrefix(b.code, "package ")
+	if !ok {
+		return "", ""
+	}
+	pkg, _, _ = strings.Cut(pkg, "\n")
+	name := fmt.Sprintf("block%03d.go", n)
+	if strings.Contains(b.code, "\nfunc Test") {
+		name = fmt.Sprintf("block%03d_test.go", n)
+	}
+	// A line directive after the package clause points messages into text.
+	clause, rest, _ := strings.Cut(b.code, "\n")
+	return filepath.Join("pkg_"+pkg, name), fmt.Sprintf("%s\n//line %s:%d\n%s", clause, text, b.line+1, rest)
+}
+
 // readmeProgram makes b a file of package main, with the imports it uses:
 // the block as it is if it declares functions, else the body of main. A
 // line directive makes the compiler's messages point into file.
@@ -181,6 +200,7 @@ func testReadmeVet(t *testing.T) {
 		"go.sum": string(gosum),
 	}
 	n := 0
+	var packages []string // of whole files, which go test runs
 	for _, text := range texts {
 		md, err := os.ReadFile(text)
 		if err != nil {
@@ -192,7 +212,13 @@ func testReadmeVet(t *testing.T) {
 		}
 		for _, b := range blocks {
 			n++
-			files[filepath.Join(fmt.Sprintf("block%03d", n), "main.go")] = readmeProgram(b, text)
+			path, content := wholeFile(b, text, n)
+			if path == "" {
+				path, content = filepath.Join(fmt.Sprintf("block%03d", n), "main.go"), readmeProgram(b, text)
+			} else if !slices.Contains(packages, filepath.Dir(path)) {
+				packages = append(packages, filepath.Dir(path))
+			}
+			files[path] = content
 		}
 	}
 	for name, content := range files {
@@ -204,9 +230,16 @@ func testReadmeVet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	env := append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	for _, pkg := range packages {
+		cmd := exec.Command(goCmd, "test", "-count=1", "./"+pkg)
+		cmd.Dir, cmd.Env = dir, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("go test of the files of package %s in README.md and docs/: %v\n%s", pkg, err, out)
+		}
+	}
 	cmd := exec.Command(goCmd, "vet", "./...")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOWORK=off")
+	cmd.Dir, cmd.Env = dir, env
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("go vet over the %d Go blocks of README.md and docs/: %v\n%s", n, err, out)
 	}
