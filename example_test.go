@@ -27,14 +27,17 @@ func createConsumer(client *http.Client, srv *appjwttest.Server) {
 	fmt.Println(resp.Status)
 }
 
-// An http.Client that sends "Authorization: Bearer <AppJWT>" on every
-// request, refreshes the token as needed and recovers from a rejected one.
-// The client in the context (here the stand-in's, in production perhaps an
-// existing, tuned one) carries the requests, with its Timeout and Jar.
+// Config.Client wraps a client you have, such as a company's tuned one with
+// its own Timeout and transport chain, put in the context: every request
+// gets "Authorization: <AppJWT>", raw, as LivePerson's Connector API wants,
+// and recovers from a rejected token.
 func ExampleConfig_Client() {
 	srv := appjwttest.NewServer() // in production: no server, and DomainAPI left empty
 	defer srv.Close()
-	srv.SetAcceptBearer(true) // Config.Client sends "Bearer <AppJWT>"
+	existing := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: loggingTransport{next: srv.Client().Transport}, // in production: your chain
+	}
 
 	cfg := appjwt.Config{
 		AccountID:    srv.AccountID,
@@ -42,11 +45,43 @@ func ExampleConfig_Client() {
 		ClientSecret: srv.ClientSecret,
 		DomainAPI:    srv.Host(),
 	}
-	ctx := srv.Context(context.Background()) // in production: context.Background()
-	client := cfg.Client(ctx)
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, existing)
+	client := cfg.Client(ctx) // the token requests go through existing too
 
 	createConsumer(client, srv)
-	// Output: 201 Created
+	// Output:
+	// GET /api/account/le12345678/service/sentinel/baseURI.json (Authorization: raw token: false)
+	// POST /sentinel/api/account/le12345678/app/token (Authorization: raw token: false)
+	// POST /api/account/le12345678/consumer (Authorization: raw token: true)
+	// 201 Created
+}
+
+// APIs that take standard OAuth 2.0 bearer tokens get "Authorization:
+// Bearer <AppJWT>" from Config.BearerClient, or from x/oauth2's own client
+// over the same Source (which does not recover from a rejected token).
+func ExampleConfig_BearerClient() {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ey") {
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	defer api.Close()
+	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+	ctx := srv.Context(context.Background())
+
+	for _, client := range []*http.Client{cfg.BearerClient(ctx), oauth2.NewClient(ctx, cfg.TokenSource(ctx))} {
+		resp, err := client.Get(api.URL)
+		if err != nil {
+			log.Fatal(err)
+		}
+		resp.Body.Close()
+		fmt.Println(resp.Status)
+	}
+	// Output:
+	// 200 OK
+	// 200 OK
 }
 
 // For code that sets the header itself: the source caches the token and

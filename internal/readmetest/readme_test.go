@@ -154,6 +154,22 @@ func testReadmeProgram(t *testing.T) {
 	}
 }
 
+func TestWholeFile(t *testing.T) {
+	tests := []struct {
+		code, path, content string
+	}{
+		{"a := 1\n", "", ""},
+		{"package c\n\nfunc F() {}\n", "pkg_c/block003.go", "package c\n//line README.md:8\n\nfunc F() {}\n"},
+		{"package c\n\nfunc TestF(t *testing.T) {}\n", "pkg_c/block003_test.go", "package c\n//line README.md:8\n\nfunc TestF(t *testing.T) {}\n"},
+	}
+	for _, tt := range tests {
+		path, content := wholeFile(readmeBlock{7, tt.code}, "README.md", 3)
+		if path != tt.path || content != tt.content {
+			t.Errorf("wholeFile(%q) = %q, %q; want %q, %q", tt.code, path, content, tt.path, tt.content)
+		}
+	}
+}
+
 func testReadmeBlocks(t *testing.T) {
 	md := "# T\n\n```go\na := 1\n```\n\n- item\n\n  ```go\n  if x {\n  \ty()\n  }\n  ```\n\n```\nnot go\n```\n"
 	want := []readmeBlock{{4, "a := 1\n"}, {10, "if x {\n\ty()\n}\n"}}
