@@ -71,14 +71,9 @@ func (c *tokenCache) view() view {
 	return view{c.state(c.now()), c.tok, c.sched, c.failures.N, c.inflight}
 }
 
-// get is a token as a Source over c serves it, but for the wrapper in
-// front, whose clock is x/oauth2's own and not the test's.
+// get is a token as a Source over c serves it.
 func (c *tokenCache) get() (*oauth2.Token, error) {
-	tok, err := c.Token()
-	if err == errMustWait {
-		return c.wait(context.Background())
-	}
-	return tok, err
+	return (&Source{c}).TokenContext(context.Background())
 }
 
 // waitIdle waits for the cache's background fetch, if any, to end.

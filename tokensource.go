@@ -23,8 +23,8 @@ import (
 // transports and direct callers: however many call it at once, one fetch
 // reaches Sentinel.
 //
-// While it holds a token, a call costs about what an
-// [oauth2.ReuseTokenSource] costs, plus one copy of the token for Token and
+// While it holds a fresh token, a call reads an immutable snapshot and the
+// clock, with no lock, plus one copy of the token for Token and
 // TokenContext; [Transport] takes no copy. It refreshes each token in the
 // background at its refresh point, on a timer, as long as the token is in
 // use, so that a caller never waits for a refresh, even through
@@ -59,17 +59,18 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // token is TokenContext without the copy: the token it returns is shared,
-// read-only.
+// read-only. Until its refresh point, a token is served from the cache's
+// snapshot, without its lock.
 func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
-	sv := s.cache.serving.Load()
-	if !sv.used.Load() {
-		sv.used.Store(true)
+	c := s.cache
+	sn := c.current.Load()
+	if !sn.used.Load() {
+		sn.used.Store(true)
 	}
-	tok, err := sv.reuse.Token()
-	if err == errMustWait {
-		return s.cache.wait(ctx)
+	if sn.tok != nil && c.now().Before(sn.refreshAt) {
+		return sn.tok, nil
 	}
-	return tok, err
+	return c.token(ctx)
 }
 
 // Reject implements [Rejecter]. While tokens fetched after a rejection
@@ -124,18 +125,14 @@ func (s *Source) State() State {
 	return st
 }
 
-// serving is what serves the current token: an
-// [oauth2.ReuseTokenSourceWithExpiry] over the cache, and whether anyone
-// has asked it for a token, which keeps the refresh timer going.
-type serving struct {
-	reuse oauth2.TokenSource
-	used  atomic.Bool
+// snapshot serves the current token until its refresh point without the
+// cache's lock, as the AWS SDK's CredentialsCache does: it never changes
+// once stored, but for used, which keeps the refresh timer going.
+type snapshot struct {
+	tok       *oauth2.Token // nil: none to serve without the lock
+	refreshAt time.Time
+	used      atomic.Bool // a caller asked for a token since it was stored
 }
-
-// errMustWait is what the cache tells the wrapper when it has no token to
-// serve: the caller waits for a fetch outside the wrapper, whose lock
-// nobody holds while waiting.
-var errMustWait = errors.New("appjwt: no token to serve")
 
 // tokenCache is the cache behind [Source]. It serves the current token
 // without waiting while one background fetch replaces it, and after
@@ -153,7 +150,7 @@ type tokenCache struct {
 	log     *slog.Logger // nil: no logging
 	domain  *domain.Cache
 
-	serving atomic.Pointer[serving] // serves tok; replaced under mu
+	current atomic.Pointer[snapshot] // serves tok while fresh; replaced under mu
 
 	mu         sync.Mutex
 	tok        *oauth2.Token // the newest good token, or nil; never modified
@@ -212,35 +209,22 @@ func newTokenCache(ctx context.Context, c Config) *tokenCache {
 	return tc
 }
 
-// Token is what the wrapper calls once a refresh is due, or when it has
-// no token: it returns a copy of the current token (the wrapper modifies
-// it), starting a refresh if one is due, or errMustWait. It never waits:
-// the wrapper holds its lock meanwhile.
-func (c *tokenCache) Token() (*oauth2.Token, error) {
+// token returns the token to serve past the snapshot: a stale one, while
+// one refresh starts in the background, or else the token of a fetch,
+// waited for as long as ctx allows (the running fetch, or one it starts),
+// unless the cache is backing off after a failure, when it returns that
+// failure at once. The token is shared.
+func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 	if c.invalid != nil {
 		return nil, c.invalid
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	now := c.now()
 	switch c.state(now) {
 	case lifecycle.Stale:
 		c.refreshIfDue(now)
 		fallthrough
-	case lifecycle.Fresh:
-		t := *c.tok
-		return &t, nil
-	}
-	return nil, errMustWait
-}
-
-// wait waits, as long as ctx allows, for a fetch of a token to serve: the
-// running fetch, or one it starts, unless the cache is backing off after a
-// failure, when it returns that failure at once. The token is shared.
-func (c *tokenCache) wait(ctx context.Context) (*oauth2.Token, error) {
-	c.mu.Lock()
-	now := c.now()
-	if c.state(now).Servable() { // a fetch ended since the wrapper asked
+	case lifecycle.Fresh: // a fetch ended since the snapshot was read
 		tok := c.tok
 		c.mu.Unlock()
 		return tok, nil
@@ -289,16 +273,11 @@ func (c *tokenCache) state(now time.Time) lifecycle.State {
 // fetching reports whether a fetch is running. c.mu must be held.
 func (c *tokenCache) fetching() bool { return c.inflight != nil }
 
-// install makes tok the token the wrapper serves until refreshAt; with a
+// install makes tok the token the snapshot serves until refreshAt; with a
 // nil tok, every call reaches the cache. c.mu must be held, but for the
 // first call.
 func (c *tokenCache) install(tok *oauth2.Token, refreshAt time.Time) {
-	if tok == nil {
-		c.serving.Store(&serving{reuse: oauth2.ReuseTokenSourceWithExpiry(nil, c, time.Nanosecond)})
-		return
-	}
-	t := *tok // the wrapper's own: it sets the copy's early expiry
-	c.serving.Store(&serving{reuse: oauth2.ReuseTokenSourceWithExpiry(&t, c, tok.Expiry.Sub(refreshAt))})
+	c.current.Store(&snapshot{tok: tok, refreshAt: refreshAt})
 }
 
 // refreshIfDue starts a refresh, unless one is running or the cache is
@@ -331,7 +310,7 @@ func (c *tokenCache) onTimer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if c.state(now) == lifecycle.Stale && c.serving.Load().used.Load() {
+	if c.state(now) == lifecycle.Stale && c.current.Load().used.Load() {
 		c.refreshIfDue(now)
 	}
 }
@@ -405,7 +384,7 @@ func (c *tokenCache) settle(f *flight) []lifecycle.Record {
 	c.failures = lifecycle.Failures{}
 	c.tok, c.life, c.sched = f.tok, f.tok.Expiry.Sub(now), c.plan().Schedule(now, f.tok.Expiry)
 	c.install(f.tok, c.sched.RefreshAt)
-	c.serving.Load().used.Store(f.waited)
+	c.current.Load().used.Store(f.waited)
 	c.arm(c.sched.RefreshAt)
 	return append(records, c.fetched(f)...)
 }
