@@ -657,7 +657,12 @@ func TestFaultMatrix(t *testing.T) {
 				}
 			}
 			c := configFor(s)
-			c.FetchTimeout = 300 * time.Millisecond
+			// Short only where the fault hangs: TLS handshakes under -race on a
+			// loaded machine take longer than that.
+			c.FetchTimeout = 5 * time.Second
+			if tt.fault.Hang {
+				c.FetchTimeout = 300 * time.Millisecond
+			}
 			ts, _ := newTestCache(t, s, c)
 			ts.retry.RetryAfterMax = 5 * time.Millisecond
 			tok, err := ts.get()
