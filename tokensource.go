@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -199,7 +198,7 @@ func newTokenCache(ctx context.Context, c Config) *tokenCache {
 		conf:    c,
 		invalid: c.validate(),
 		retry:   lphttp.Default,
-		backoff: lphttp.Backoff{Base: time.Second, Max: 30 * time.Second},
+		backoff: lifecycle.FailureBackoff,
 		now:     time.Now,
 		log:     c.Logger,
 	}
@@ -231,7 +230,7 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 	}
 	f := c.inflight
 	if f == nil && c.failures.BackingOff(now) {
-		err := &backoffError{c.failures.Err, c.failures.RetryAt}
+		err := c.failures.BackoffError("appjwt: ")
 		c.mu.Unlock()
 		return nil, err
 	}
@@ -247,20 +246,6 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 		return nil, fmt.Errorf("appjwt: waiting for a token from Sentinel: %w", ctx.Err())
 	}
 }
-
-// backoffError is the error of the last fetch, returned again, without a
-// request, until the backoff after it ends.
-type backoffError struct {
-	err     error
-	retryAt time.Time
-}
-
-func (e *backoffError) Error() string {
-	return "appjwt: backing off until " + e.retryAt.UTC().Format("2006-01-02T15:04:05.000Z") +
-		" after a failed fetch: " + strings.TrimPrefix(e.err.Error(), "appjwt: ")
-}
-
-func (e *backoffError) Unwrap() error { return e.err }
 
 // state is the state of the cache's token at now. c.mu must be held.
 func (c *tokenCache) state(now time.Time) lifecycle.State {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/lpconnect/appjwt/internal/lphttp"
@@ -79,6 +80,10 @@ func (p Plan) Schedule(now, expiry time.Time) Schedule {
 	return Schedule{RefreshAt: now.Add(refresh), ServeUntil: expiry.Add(-margin)}
 }
 
+// FailureBackoff is the backoff of the caches after a failed fetch or
+// lookup: 1 s doubling to 30 s, each delay between half and all of that.
+var FailureBackoff = lphttp.Backoff{Base: time.Second, Max: 30 * time.Second}
+
 // Failures are the consecutive failed fetches of a cache, and the backoff
 // they cause. The zero value is no failure.
 type Failures struct {
@@ -102,6 +107,32 @@ func (f *Failures) Add(err error, now time.Time, b lphttp.Backoff) {
 
 // BackingOff reports whether no fetch may start at now.
 func (f *Failures) BackingOff(now time.Time) bool { return now.Before(f.RetryAt) }
+
+// BackoffError is the error to return, without a request, while backing
+// off: the last failure's, saying so and until when. prefix is the
+// package's, such as "appjwt: ".
+func (f *Failures) BackoffError(prefix string) error {
+	return &BackoffError{Prefix: prefix, Err: f.Err, RetryAt: f.RetryAt}
+}
+
+// BackoffError is the error of the last failed fetch, returned again,
+// without a request, until the backoff after it ends. It wraps that error,
+// so that [errors.As] finds what it wraps.
+type BackoffError struct {
+	Prefix  string    // the package's, such as "appjwt: ", which Err's text may start with too
+	Err     error     // the last failure's
+	RetryAt time.Time // zero: until a fetch that is running ends
+}
+
+func (e *BackoffError) Error() string {
+	why := "until " + e.RetryAt.UTC().Format("2006-01-02T15:04:05.000Z") + " after a failed fetch"
+	if e.RetryAt.IsZero() {
+		why = "while another fetch retries the host"
+	}
+	return e.Prefix + "backing off " + why + ": " + strings.TrimPrefix(e.Err.Error(), e.Prefix)
+}
+
+func (e *BackoffError) Unwrap() error { return e.Err }
 
 // Record is a log record, made under a cache's lock and written after it:
 // a handler may well call back into the cache.

@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -64,6 +66,26 @@ func TestFailures(t *testing.T) {
 		}
 		if !f.BackingOff(at) || f.BackingOff(f.RetryAt) {
 			t.Errorf("after %d failures: BackingOff wrong at %v or at RetryAt", n, at)
+		}
+	}
+}
+
+func TestBackoffError(t *testing.T) {
+	last := fmt.Errorf("pkg: token request: %w", context.DeadlineExceeded)
+	f := Failures{Err: last, RetryAt: time.Date(2026, 11, 27, 10, 0, 1, 500e6, time.FixedZone("CET", 3600))}
+	tests := []struct {
+		err  error
+		want string
+	}{
+		{f.BackoffError("pkg: "), "pkg: backing off until 2026-11-27T09:00:01.500Z after a failed fetch: token request: context deadline exceeded"},
+		{&BackoffError{Prefix: "pkg: ", Err: last}, "pkg: backing off while another fetch retries the host: token request: context deadline exceeded"},
+	}
+	for _, tt := range tests {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("Error() = %q, want %q", got, tt.want)
+		}
+		if !errors.Is(tt.err, context.DeadlineExceeded) || !errors.Is(tt.err, last) {
+			t.Errorf("%v does not wrap the last error", tt.err)
 		}
 	}
 }
