@@ -51,6 +51,7 @@ func newTestCache(t testing.TB, s *appjwttest.Server, c Config) (*tokenCache, *t
 	clk := &testkit.Clock{}
 	ts.now, ts.retry.Now = clk.Now, clk.Now
 	ts.backoff = lphttp.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	ts.domain.Backoff = ts.backoff
 	t.Cleanup(func() { waitIdle(t, ts) })
 	return ts, clk
 }

@@ -202,7 +202,7 @@ func newTokenCache(ctx context.Context, c Config) *tokenCache {
 		now:     time.Now,
 		log:     c.Logger,
 	}
-	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Now: func() time.Time { return tc.now() }}
+	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: tc.backoff, Now: func() time.Time { return tc.now() }}
 	tc.install(nil, time.Time{})
 	context.AfterFunc(ctx, tc.stop)
 	return tc

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
@@ -66,16 +67,21 @@ const (
 // Cache is the host of one service on one account: Fixed, if set, or what
 // the Domain API said. It is safe for concurrent use: one lookup runs at a
 // time, and while a known host is looked up again, callers go on with it.
+// Until a host is known, a failed lookup is remembered: callers get its
+// error at once, without a request, until the backoff after it ends, and
+// the first good answer ends that.
 type Cache struct {
 	// Fixed once made.
 	Fixed                 string // the configured host: no lookup
 	API, Account, Service string
+	Backoff               lphttp.Backoff   // after a failed first lookup; zero: lifecycle.FailureBackoff
 	Now                   func() time.Time // nil: time.Now
 
-	mu      sync.Mutex
-	host    string
-	expires time.Time
-	lookup  *flight // the running lookup, or nil
+	mu       sync.Mutex
+	host     string
+	expires  time.Time
+	lookup   *flight            // the running lookup, or nil
+	failures lifecycle.Failures // the failed lookups since the last good one, while no host is known
 }
 
 // flight is one lookup; done is closed once host or err is set.
@@ -97,17 +103,25 @@ type Answer struct {
 
 // Host returns the service's host: Fixed; the cached host while it is
 // fresh, or while it is being looked up again; or a new answer of the
-// Domain API, which concurrent callers share. A caller whose ctx ends
-// stops waiting for a lookup another caller runs.
+// Domain API, which concurrent callers share. With no host known, while
+// backing off after a failed lookup, it returns that lookup's error at
+// once. A caller whose ctx ends stops waiting for a lookup another caller
+// runs.
 func (c *Cache) Host(ctx context.Context, p lphttp.Policy) (Answer, error) {
 	if c.Fixed != "" {
 		return Answer{Host: c.Fixed}, nil
 	}
 	c.mu.Lock()
-	if c.host != "" && (c.now().Before(c.expires) || c.lookup != nil) {
+	now := c.now()
+	if c.host != "" && (now.Before(c.expires) || c.lookup != nil) {
 		host := c.host
 		c.mu.Unlock()
 		return Answer{Host: host}, nil
+	}
+	if c.host == "" && c.lookup == nil && c.failures.BackingOff(now) {
+		err := c.failures.Err
+		c.mu.Unlock()
+		return Answer{}, err
 	}
 	if c.lookup == nil {
 		f := &flight{done: make(chan struct{})}
@@ -143,7 +157,10 @@ func (c *Cache) run(ctx context.Context, p lphttp.Policy, f *flight, last string
 	switch {
 	case err == nil:
 		c.host, c.expires = host, now.Add(TTL)
-	case last != "" && ctx.Err() == nil:
+		c.failures = lifecycle.Failures{}
+	case last == "":
+		c.failures.Add(err, now, c.backoff())
+	case ctx.Err() == nil:
 		c.expires = now.Add(RelookupPause)
 		a = Answer{Host: last, RelookupErr: err, RetryAt: c.expires}
 		err = nil
@@ -164,6 +181,13 @@ func relookupContext(ctx context.Context) (context.Context, context.CancelFunc) 
 		budget = min(budget, time.Until(dl)/relookupShare)
 	}
 	return context.WithTimeout(ctx, budget)
+}
+
+func (c *Cache) backoff() lphttp.Backoff {
+	if c.Backoff == (lphttp.Backoff{}) {
+		return lifecycle.FailureBackoff
+	}
+	return c.Backoff
 }
 
 func (c *Cache) now() time.Time {

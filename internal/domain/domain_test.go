@@ -187,3 +187,51 @@ func TestFixedHostNeedsNoLookup(t *testing.T) {
 		t.Errorf("Host = %+v, %v; want %q without a request", a, err, c.Fixed)
 	}
 }
+
+// Until a host is known, a failed lookup is remembered for the backoff
+// after it: callers get its error at once, without a request; the first
+// good answer ends that.
+func TestCacheRemembersAFailedFirstLookup(t *testing.T) {
+	s := testkit.NewServer(t)
+	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 404})
+	clk := &testkit.Clock{}
+	c := newCache(s, clk)
+	ctx := s.Context(context.Background())
+	var first error
+	steps := []struct {
+		name         string
+		advance      time.Duration
+		clear        bool
+		wantRequests int
+		wantErr      bool
+	}{
+		{"first lookup", 0, false, 1, true},
+		{"at once", 0, false, 1, true},
+		{"within the first backoff (0.5 to 1 s)", 400 * time.Millisecond, false, 1, true},
+		{"past it", 600 * time.Millisecond, false, 2, true},
+		{"within the second (1 to 2 s)", 900 * time.Millisecond, false, 2, true},
+		{"past it, the Domain API back", 1100 * time.Millisecond, true, 3, false},
+		{"host known", 0, false, 3, false},
+	}
+	for _, st := range steps {
+		clk.Advance(st.advance)
+		if st.clear {
+			s.ClearFault(appjwttest.DomainAPI)
+		}
+		a, err := c.Host(ctx, testkit.FastRetry)
+		if got := s.Count(appjwttest.DomainAPI); got != st.wantRequests || (err != nil) != st.wantErr {
+			t.Fatalf("%s: %d requests, error %v; want %d, an error: %v", st.name, got, err, st.wantRequests, st.wantErr)
+		}
+		switch {
+		case err == nil && a.Host != s.Host():
+			t.Errorf("%s: host %q, want %q", st.name, a.Host, s.Host())
+		case first == nil:
+			first = err
+		case st.name == "at once" && err != first:
+			t.Errorf("%s: error %v, want the first lookup's: %v", st.name, err, first)
+		}
+	}
+	if n := c.failures.N; n != 0 {
+		t.Errorf("after a good answer: %d failures remembered, want 0", n)
+	}
+}
