@@ -199,20 +199,31 @@ func TestExpRefresh(t *testing.T) {
 }
 
 // A failed background refresh leaves the current ConsumerJWS served, and
-// the next attempt waits refreshRetryPause.
+// the next one waits for the backoff after it: 0.5 to 1 s after the first
+// failure, 1 to 2 s after the second.
 func TestExpRefreshFails(t *testing.T) {
 	s, c, clk, first := withExp(t)
 	ctx := context.Background()
 	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Status: 400})
-	for _, at := range []time.Duration{91 * time.Second, 93 * time.Second} {
-		clk.Set(at)
+	steps := []struct {
+		at           time.Duration
+		wantRequests int // once any refresh has settled
+	}{
+		{91 * time.Second, 2}, // the refresh is due, and fails
+		{91*time.Second + 400*time.Millisecond, 2},
+		{92*time.Second + 100*time.Millisecond, 3}, // fails again
+		{93 * time.Second, 3},
+		{94*time.Second + 200*time.Millisecond, 4},
+	}
+	for _, st := range steps {
+		clk.Set(st.at)
 		if got, err := c.Token(ctx, "a"); err != nil || got != first {
-			t.Errorf("at %v: got the first: %v, error %v; want it, nil", at, got == first, err)
+			t.Errorf("at %v: got the first: %v, error %v; want it, nil", st.at, got == first, err)
 		}
 		settle(c, "a")
-	}
-	if got, want := s.srv.Count(appjwttest.Consumer), 2; got != want {
-		t.Errorf("%d requests, want %d: one failed refresh, none within 5 s of it", got, want)
+		if got := s.srv.Count(appjwttest.Consumer); got != st.wantRequests {
+			t.Errorf("at %v: %d requests, want %d", st.at, got, st.wantRequests)
+		}
 	}
 	clk.Set(96 * time.Second)
 	if _, err := c.Token(ctx, "a"); err == nil {
@@ -383,6 +394,49 @@ func TestFetchesAreBounded(t *testing.T) {
 	c.mu.Unlock()
 	if running > MaxFetches || refused != 50 {
 		t.Errorf("%d fetches running, %d calls refused; want at most %d running and 50 refused", running, refused, MaxFetches)
+	}
+}
+
+// While MaxFetches fetches run, a call refused for a new consumer takes no
+// place in the LRU list: the consumers cached a moment ago stay cached.
+func TestRefusedCallsLeaveTheLRU(t *testing.T) {
+	release := make(chan struct{})
+	idp := &fakeIdP{gate: func(body string) {
+		if strings.Contains(body, "busy-") {
+			<-release
+		}
+	}}
+	c := fakeCache(idp, MaxFetches+2)
+	defer close(release)
+	ctx := context.Background()
+	a, _ := c.Token(ctx, "a")
+	b, _ := c.Token(ctx, "b")
+	short := func(id string) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Millisecond)
+		defer cancel()
+		_, err := c.Token(ctx, id)
+		return err
+	}
+	for i := range MaxFetches {
+		short(fmt.Sprint("busy-", i)) // fills the cache, a and b the least recently used
+	}
+	for i := range 50 {
+		if err := short(fmt.Sprint("refused-", i)); err == nil || !strings.Contains(err.Error(), "fetches are running already") {
+			t.Fatalf("call %d with %d fetches running: error %v, want it refused", i, MaxFetches, err)
+		}
+	}
+	for id, want := range map[string]string{"a": a, "b": b} {
+		if got, err := c.Token(ctx, id); err != nil || got != want {
+			t.Errorf("consumer %s after the refused calls: got its ConsumerJWS: %v, error %v; want it, cached", id, got == want, err)
+		}
+	}
+	if got := idp.count(); got != 2 {
+		t.Errorf("%d ConsumerJWS requests answered, want 2: a and b, once each", got)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if got, want := len(c.m), MaxFetches+2; got != want {
+		t.Errorf("%d consumers cached, want %d", got, want)
 	}
 }
 

@@ -32,23 +32,69 @@
 //
 // LivePerson says "The ConsumerJWS never expires", and its sample has no
 // exp claim: such a ConsumerJWS is kept until it is rejected
-// ([Cache.Reject], which [Transport] calls on a 401 with errorCode 40103 or
-// 40104) or evicted, least recently used first, once more than
-// [Config.MaxConsumers] consumers are cached. One with an exp claim is
-// refreshed in the background once 90% of its lifetime has passed, and
-// served meanwhile until 5% of its lifetime (at most 10 s) before it
-// expires. Its lifetime is exp - the answer's Date (the idp's clock, so
-// that one issued a while ago counts as such), else exp - iat, else exp -
-// now, counted from when the request was sent, so that an idp clock that
-// is off changes nothing. An exp that is no date is an error.
+// ([Cache.Reject], which [Transport] calls on a 401 with errorCode 40103
+// or 40104) or evicted, least recently used first, once more than
+// [Config.MaxConsumers] consumers are cached. One with an exp
+// claim is refreshed in the background once 90% of its lifetime has
+// passed, and served meanwhile until 5% of its lifetime (at most 10 s)
+// before it expires. Its lifetime is exp - the answer's Date (the idp's
+// clock, so that one issued a while ago counts as such), else exp - iat,
+// else exp - now, counted from when the request was sent, so that an idp
+// clock that is off changes nothing. An exp that is no date is an error.
 //
 // # Bounds
 //
 // A Cache keeps at most MaxConsumers consumers, each ConsumerJWS at most
 // [MaxConsumerJWSLen] bytes long, and runs at most [MaxFetches] fetches at
 // once: beyond that, Token fails at once for a consumer it has no
-// ConsumerJWS for. Concurrent calls for one consumer share one fetch, even
-// if the consumer was evicted while it ran.
+// ConsumerJWS for, and such a call takes no place among the MaxConsumers,
+// so that it evicts no one. Concurrent calls for one consumer share one
+// fetch, even if the consumer was evicted while it ran.
+//
+// # Failures
+//
+// Whatever fails, and however many callers there are, a Cache bounds the
+// load it puts on LivePerson, as the root package does. Backoffs are 1 s
+// doubling to 30 s, each delay between half and all of that: 0.5 to 1 s
+// after the first failure in a row, 1 to 2 s after the second, ..., 15 to
+// 30 s from the sixth on.
+//
+//   - A failed fetch is remembered for its consumer: until the backoff
+//     after it ends, Token returns its error at once, saying so and until
+//     when, without a request. Every failure counts, 4xx answers included:
+//     they do not fix themselves in a millisecond. The first success ends
+//     it. A failed background refresh is retried after the same backoff,
+//     the current ConsumerJWS served meanwhile.
+//   - The idp host is watched as a whole. Once a request fails as a host
+//     fails (a network error, a timeout, 429 or 5xx), the fetch that sent
+//     it is the only one to start until it ends; if it fails, none starts,
+//     for any consumer, within the backoff after it; then one at a time,
+//     until the idp answers. Calls refused meanwhile get its last error at
+//     once. A 4xx other than 429 is about one consumer and holds up no
+//     other.
+//   - Until the idp host is known, a failed Domain API lookup is
+//     remembered for all consumers the same way; once it is known, a
+//     failed re-lookup keeps the last good host for 5 minutes.
+//
+// A consumer's failures are remembered while it is cached,
+// and forgotten once it is evicted. With the retry policy of [Cache.Token]
+// (up to 4 requests per fetch or lookup, spread over 1.75 s at least, for
+// 429, 5xx and network errors; one for other answers), any one failure
+// causes at most, with the default FetchTimeout:
+//
+//   - Domain API, per Cache: one lookup at a time, and none within the
+//     backoff: in the first 2 s of a failure, 3 requests for a 4xx, 4 for
+//     a 5xx; then 1 (4xx) or 4 (5xx) per 15 s. Once the host is known: 1
+//     per hour, and 2 per 5 minutes while re-lookups fail.
+//   - idp, per consumer: the same: 3 (4xx) or 4 (5xx) requests in the
+//     first 2 s, then 1 or 4 per 15 s.
+//   - idp, per Cache, when it fails as a host: the fetches that were
+//     running when the first failure came (at most MaxFetches) finish, 4
+//     requests each at most; then one fetch at a time, one per backoff: 4
+//     requests in the first 2 s, 4 per 15 s in the long run. An idp that
+//     hangs holds at most MaxFetches requests at once, each for
+//     FetchTimeout. A 4xx for every consumer costs each consumer its own
+//     requests, as above, and no more: at most MaxFetches at once.
 //
 // # Errors
 //
@@ -129,7 +175,9 @@ type Config struct {
 	// Domain is the idp host, or host:port, such as "va.idp.liveperson.net".
 	// Empty: it is looked up with the Domain API (service "idp"), cached
 	// for an hour; if a re-lookup fails, the last good host is used and the
-	// Domain API is not asked again for 5 minutes.
+	// Domain API is not asked again for 5 minutes. Until a lookup succeeds,
+	// a failed one is not tried again, for any consumer, within the backoff
+	// after it (see Failures in the package documentation).
 	Domain string
 
 	// DomainAPI is the Domain API host or host:port. Empty:
@@ -174,6 +222,7 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 		conf:    *c,
 		invalid: c.validate(),
 		retry:   lphttp.Default,
+		backoff: lifecycle.FailureBackoff,
 		now:     time.Now,
 		max:     c.MaxConsumers,
 		timeout: c.FetchTimeout,
@@ -190,7 +239,7 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 	if api == "" {
 		api = appjwt.DefaultDomainAPI
 	}
-	k.domain = &domain.Cache{Fixed: c.Domain, API: api, Account: c.AccountID, Service: idpService, Now: func() time.Time { return k.now() }}
+	k.domain = &domain.Cache{Fixed: c.Domain, API: api, Account: c.AccountID, Service: idpService, Backoff: k.backoff, Now: func() time.Time { return k.now() }}
 	k.client = newClient(ctx, c.Source)
 	return k
 }
@@ -239,6 +288,7 @@ type Cache struct {
 	invalid error
 	client  *http.Client
 	retry   lphttp.Policy
+	backoff lphttp.Backoff
 	now     func() time.Time
 	max     int
 	timeout time.Duration
@@ -248,16 +298,17 @@ type Cache struct {
 	m          map[string]*entry
 	head, tail *entry             // most and least recently used
 	flights    map[string]*flight // the running fetches, by consumer, evicted ones too
+	idp        idpHealth
 }
 
 // entry is one consumer's place in the cache. All fields but id are
 // guarded by Cache.mu.
 type entry struct {
 	id         string
-	jws        string             // "" until fetched, and once rejected
-	sched      lifecycle.Schedule // zero: fresh for ever (no exp)
-	retryAt    time.Time          // no background refresh before this, after one failed
-	prev, next *entry             // the LRU list
+	jws        string              // "" until fetched, and once rejected
+	sched      lifecycle.Schedule  // zero: fresh for ever (no exp)
+	failures   *lifecycle.Failures // the fetches that failed in a row; nil: none
+	prev, next *entry              // the LRU list
 }
 
 // state is the state of e's ConsumerJWS at now. Cache.mu must be held.
@@ -268,12 +319,21 @@ func (e *entry) state(now time.Time) lifecycle.State {
 	return e.sched.State(now)
 }
 
+// backingOff reports whether no fetch for e may start at now, after one
+// failed. Cache.mu must be held.
+func (e *entry) backingOff(now time.Time) bool {
+	return e.failures != nil && e.failures.BackingOff(now)
+}
+
 // flight is one fetch; done is closed once its fields are set.
 type flight struct {
 	done chan struct{}
 	jws  string
 	err  error
 }
+
+// errPrefix starts the package's errors.
+const errPrefix = "consumerjws: "
 
 // Token returns the ConsumerJWS of the consumer extConsumerID: the cached
 // one, or a new one from the idp, which concurrent callers for that
@@ -286,8 +346,13 @@ type flight struct {
 // 5xx, network errors) are tried up to 4 times, with pauses of 0.5, 1 and
 // 2 s (jittered, at least 1 s after a 429, longer if Retry-After says so,
 // up to 10 s), and not when the pause would pass the fetch's deadline;
-// other answers are final. A failed fetch is not remembered: the next call
-// tries again.
+// other answers are final.
+//
+// A failed fetch is remembered, as the package documentation says under
+// Failures: until the backoff after it ends, Token returns its error at
+// once, saying so and until when, without a request; [errors.As] still
+// finds the [*oauth2.RetrieveError] in it. So does a call refused because
+// the idp fails for other consumers.
 func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error) {
 	if c.invalid != nil {
 		return "", c.invalid
@@ -296,19 +361,19 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 		return "", err
 	}
 	c.mu.Lock()
-	e := c.use(extConsumerID)
-	if e.jws != "" && e.sched.RefreshAt.IsZero() { // no exp: fresh for ever, without reading the clock
-		jws := e.jws
-		c.mu.Unlock()
-		return jws, nil
+	e := c.m[extConsumerID]
+	if e != nil {
+		c.touch(e)
+		if e.jws != "" && e.sched.RefreshAt.IsZero() { // no exp: fresh for ever, without reading the clock
+			jws := e.jws
+			c.mu.Unlock()
+			return jws, nil
+		}
 	}
-	jws, f := c.due(e)
+	jws, f, err := c.due(extConsumerID, e)
 	c.mu.Unlock()
-	if f == nil && jws == "" {
-		return "", fmt.Errorf("consumerjws: %d ConsumerJWS fetches are running already, the most a Cache runs at once", MaxFetches)
-	}
 	if f == nil {
-		return jws, nil
+		return jws, err
 	}
 	select {
 	case <-f.done:
@@ -318,25 +383,55 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 	}
 }
 
-// due returns e's ConsumerJWS if it may be served now, starting a
-// background refresh if one is due, or else the fetch to wait for: nil if
-// MaxFetches are running. c.mu must be held.
-func (c *Cache) due(e *entry) (string, *flight) {
+// due returns the ConsumerJWS of consumer id, whose entry is e (nil if it
+// has none), if it may be served now, starting a background refresh if one
+// is due; else the fetch to wait for, running or started; else why there
+// is none: the consumer's backoff, the idp's, or MaxFetches running. A
+// call refused leaves the LRU list as it was. c.mu must be held.
+func (c *Cache) due(id string, e *entry) (string, *flight, error) {
 	now := c.now()
-	switch e.state(now) {
-	case lifecycle.Stale:
-		if c.flights[e.id] == nil && !now.Before(e.retryAt) {
-			c.start(e.id)
+	if e != nil {
+		switch e.state(now) {
+		case lifecycle.Stale:
+			c.refresh(e, now)
+			fallthrough
+		case lifecycle.Fresh:
+			return e.jws, nil, nil
 		}
-		fallthrough
-	case lifecycle.Fresh:
-		return e.jws, nil
 	}
 	// Empty or Expired: the caller waits for a fetch.
-	if f := c.flights[e.id]; f != nil {
-		return "", f
+	if f := c.flights[id]; f != nil {
+		if e == nil {
+			c.add(id) // evicted while its fetch ran: what the fetch gets is kept
+		}
+		return "", f, nil
 	}
-	return "", c.start(e.id)
+	if e != nil && e.backingOff(now) {
+		return "", nil, e.failures.BackoffError(errPrefix)
+	}
+	probe, err := c.idp.admit(now)
+	if err != nil {
+		return "", nil, err
+	}
+	if len(c.flights) >= MaxFetches {
+		return "", nil, fmt.Errorf("consumerjws: %d ConsumerJWS fetches are running already, the most a Cache runs at once", MaxFetches)
+	}
+	if e == nil {
+		c.add(id)
+	}
+	return "", c.start(id, probe), nil
+}
+
+// refresh starts a background refresh of e's ConsumerJWS, unless one is
+// running, e or the idp is backing off after a failure, or MaxFetches are
+// running. c.mu must be held.
+func (c *Cache) refresh(e *entry, now time.Time) {
+	if c.flights[e.id] != nil || e.backingOff(now) || len(c.flights) >= MaxFetches {
+		return
+	}
+	if probe, err := c.idp.admit(now); err == nil {
+		c.start(e.id, probe)
+	}
 }
 
 // Reject reports that the API rejected jws, the ConsumerJWS of the
@@ -348,38 +443,39 @@ func (c *Cache) Reject(extConsumerID, jws string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.m[extConsumerID]; e != nil && jws != "" && e.jws == jws {
-		e.jws, e.sched, e.retryAt = "", lifecycle.Schedule{}, time.Time{}
+		e.jws, e.sched = "", lifecycle.Schedule{}
 	}
 }
 
-// start begins a fetch for consumer id in the background, unless
-// MaxFetches are running. c.mu must be held.
-func (c *Cache) start(id string) *flight {
-	if len(c.flights) >= MaxFetches {
-		return nil
-	}
+// start begins a fetch for consumer id in the background; probe: it is the
+// one that tries the idp after the idp failed. c.mu must be held.
+func (c *Cache) start(id string, probe bool) *flight {
 	f := &flight{done: make(chan struct{})}
+	if probe {
+		c.idp.probe = f
+	}
 	c.flights[id] = f
 	go c.run(id, f)
 	return f
 }
 
-// refreshRetryPause is how long after a failed background refresh the next
-// one may start, while the current ConsumerJWS is still served.
-const refreshRetryPause = 5 * time.Second
-
-// run fetches, and keeps what it got in the consumer's entry, if the
-// consumer is cached still or again.
+// run fetches, and keeps what it got, or how it failed, in the consumer's
+// entry, if the consumer is cached still or again.
 func (c *Cache) run(id string, f *flight) {
-	got, records, err := c.fetch(id)
+	got, reached, records, err := c.fetch(id, f)
 	c.mu.Lock()
 	delete(c.flights, id)
+	now := c.now()
+	c.idp.settle(f, reached, err, now, c.backoff)
 	e := c.m[id]
 	switch {
 	case err != nil:
 		f.err = err
 		if e != nil {
-			e.retryAt = c.now().Add(refreshRetryPause)
+			if e.failures == nil {
+				e.failures = new(lifecycle.Failures)
+			}
+			e.failures.Add(err, now, c.backoff)
 			if e.jws != "" {
 				records = append(records, c.record(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error()))...)
 			}
@@ -387,7 +483,7 @@ func (c *Cache) run(id string, f *flight) {
 	default:
 		f.jws = got.jws
 		if e != nil {
-			e.jws, e.sched, e.retryAt = got.jws, got.sched, time.Time{}
+			e.jws, e.sched, e.failures = got.jws, got.sched, nil
 		}
 		records = append(records, got.record(c)...)
 	}
@@ -398,26 +494,24 @@ func (c *Cache) run(id string, f *flight) {
 	close(f.done)
 }
 
-// use returns the entry of id, made most recently used, adding one and
-// evicting the least recently used if need be. c.mu must be held.
-func (c *Cache) use(id string) *entry {
-	e := c.m[id]
-	if e != nil {
-		if c.head != e {
-			c.unlink(e)
-			c.pushFront(e)
-		}
-		return e
+// touch makes e the most recently used. c.mu must be held.
+func (c *Cache) touch(e *entry) {
+	if c.head != e {
+		c.unlink(e)
+		c.pushFront(e)
 	}
-	e = &entry{id: id}
-	c.m[id] = e
-	c.pushFront(e)
+}
+
+// add adds an entry for id, the most recently used, evicting the least
+// recently used if need be. c.mu must be held.
+func (c *Cache) add(id string) {
+	c.m[id] = &entry{id: id}
+	c.pushFront(c.m[id])
 	if len(c.m) > c.max {
 		old := c.tail
 		c.unlink(old)
 		delete(c.m, old.id) // a fetch it awaits still reaches its waiters
 	}
-	return e
 }
 
 func (c *Cache) pushFront(e *entry) {

@@ -82,9 +82,10 @@ func (f *fetched) record(c *Cache) []lifecycle.Record {
 	return c.record(slog.LevelDebug, msgFetched, attrs...)
 }
 
-// fetch asks the idp for a new ConsumerJWS of consumer id, and says what
-// to log about the idp host it found, if anything.
-func (c *Cache) fetch(id string) (*fetched, []lifecycle.Record, error) {
+// fetch asks the idp for a new ConsumerJWS of consumer id, in fetch f,
+// and says how far it reached and what to log about the idp host it found,
+// if anything.
+func (c *Cache) fetch(id string, f *flight) (*fetched, reach, []lifecycle.Record, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
 	start := c.now()
@@ -94,18 +95,19 @@ func (c *Cache) fetch(id string) (*fetched, []lifecycle.Record, error) {
 		records = c.record(slog.LevelWarn, msgRelookupFailed, slog.String("host", a.Host), slog.String("error", a.RelookupErr.Error()))
 	}
 	if err != nil {
-		return nil, records, fmt.Errorf("consumerjws: %w", err)
+		return nil, unreached, records, fmt.Errorf("consumerjws: %w", err)
 	}
-	got, err := c.request(ctx, a.Host, id)
+	got, reached, err := c.request(ctx, a.Host, id, f)
 	if err != nil {
-		return nil, records, err
+		return nil, reached, records, err
 	}
 	got.took = c.now().Sub(start)
-	return got, records, nil
+	return got, reached, records, nil
 }
 
-// request sends the ConsumerJWS request for consumer id to host.
-func (c *Cache) request(ctx context.Context, host, id string) (*fetched, error) {
+// request sends the ConsumerJWS request for consumer id to host, noting
+// each attempt that fails as a host fails in the idp's health.
+func (c *Cache) request(ctx context.Context, host, id string, f *flight) (*fetched, reach, error) {
 	fail := func(err error) error {
 		return fmt.Errorf("consumerjws: ConsumerJWS request for account %q to %s: %w", c.conf.AccountID, host, err)
 	}
@@ -114,19 +116,35 @@ func (c *Cache) request(ctx context.Context, host, id string) (*fetched, error) 
 	}{id})
 	u := lphttp.Endpoint(host, "v=1.0", "api", "account", c.conf.AccountID, "consumer")
 	sent := &sentLog{id: id}
-	rep, _, err := c.retry.Do(ctx, func() (*lphttp.Reply, error) { return c.send(ctx, u, body, sent) })
-	if err != nil {
-		return nil, fail(sent.withhold(err))
+	describe := func(rep *lphttp.Reply, err error) error {
+		if err != nil {
+			return fail(sent.withhold(err))
+		}
+		return fail(sent.retrieveError(rep))
 	}
-	if rep.Resp.StatusCode < 200 || rep.Resp.StatusCode > 299 {
-		return nil, fail(sent.retrieveError(rep))
+	rep, _, err := c.retry.Do(ctx, func() (*lphttp.Reply, error) {
+		rep, err := c.send(ctx, u, body, sent)
+		if hostFailure(rep, err) {
+			c.failedRequest(f, describe(rep, err))
+		}
+		return rep, err
+	})
+	switch {
+	case err != nil && hostFailure(nil, err):
+		return nil, hostFailed, describe(nil, err)
+	case err != nil:
+		return nil, unreached, describe(nil, err)
+	case hostFailure(rep, nil):
+		return nil, hostFailed, describe(rep, nil)
+	case rep.Resp.StatusCode < 200 || rep.Resp.StatusCode > 299:
+		return nil, answered, describe(rep, nil)
 	}
 	got, err := c.parse(rep)
 	if err != nil {
-		return nil, fail(err)
+		return nil, answered, fail(err)
 	}
 	got.host = host
-	return got, nil
+	return got, answered, nil
 }
 
 // send sends the request once, or more if appjwt.Transport resends it

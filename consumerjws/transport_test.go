@@ -68,10 +68,12 @@ func TestTransportRecovers(t *testing.T) {
 
 // While the idp and the Send API reject every ConsumerJWS (40104), a
 // request is resent at most once, never with the AppJWT dropped, and the
-// 401 goes back; once they stop, the next request recovers.
+// 401 goes back; once they stop, the next request after the backoff that
+// the failed fetch caused recovers.
 func TestTransportRejectCode(t *testing.T) {
 	s := newStand(t)
 	c := s.cache(nil)
+	clk := clockOf(c)
 	client := s.client(c, nil)
 	s.conversation(t, client, "a")
 	s.srv.SetRejectCode(40104)
@@ -83,6 +85,7 @@ func TestTransportRejectCode(t *testing.T) {
 		t.Errorf("requests while rejected (-want +got):\n%s", diff)
 	}
 	s.srv.SetRejectCode(0)
+	clk.Advance(time.Second)
 	if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
 		t.Errorf("after: %s, want 200 OK", resp.Status)
 	}
