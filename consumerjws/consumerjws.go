@@ -31,10 +31,10 @@
 // # Lifetime
 //
 // LivePerson says "The ConsumerJWS never expires", and its sample has no
-// exp claim: such a ConsumerJWS is kept until it is rejected
-// ([Cache.Reject], which [Transport] calls on a 401 with errorCode 40103
-// or 40104) or evicted, least recently used first, once more than
-// [Config.MaxConsumers] consumers are cached. One with an exp
+// exp claim: such a ConsumerJWS is kept until it is dropped after a
+// rejection ([Cache.Reject], which [Transport] calls on a 401 with
+// errorCode 40103 or 40104) or evicted, least recently used first, once
+// more than [Config.MaxConsumers] consumers are cached. One with an exp
 // claim is refreshed in the background once 90% of its lifetime has
 // passed, and served meanwhile until 5% of its lifetime (at most 10 s)
 // before it expires. Its lifetime is exp - the answer's Date (the idp's
@@ -75,8 +75,11 @@
 //   - Until the idp host is known, a failed Domain API lookup is
 //     remembered for all consumers the same way; once it is known, a
 //     failed re-lookup keeps the last good host for 5 minutes.
+//   - A consumer's ConsumerJWS is dropped after a rejection at most once
+//     per 5 s, and less often while those fetched after a drop are
+//     rejected too: see [Cache.Reject].
 //
-// A consumer's failures are remembered while it is cached,
+// A consumer's failures and rejections are remembered while it is cached,
 // and forgotten once it is evicted. With the retry policy of [Cache.Token]
 // (up to 4 requests per fetch or lookup, spread over 1.75 s at least, for
 // 429, 5xx and network errors; one for other answers), any one failure
@@ -95,6 +98,13 @@
 //     hangs holds at most MaxFetches requests at once, each for
 //     FetchTimeout. A 4xx for every consumer costs each consumer its own
 //     requests, as above, and no more: at most MaxFetches at once.
+//   - Send API, per consumer, through [Transport]: one request per
+//     request sent through it, and one resend, with one idp fetch, per
+//     drop of its ConsumerJWS: at most one per 5 s, then per 10 s, 20 s,
+//     ... up to an hour while those fetched after a drop are rejected too.
+//     Per Cache, never more than one resend per request. With an
+//     [appjwt.Transport] as Base, its own resends after AppJWT rejections
+//     come on top: at most one per 5 s per [appjwt.Source].
 //
 // # Errors
 //
@@ -121,7 +131,8 @@
 // saw rejected ("consumerjws: ConsumerJWS rejected by the API"); at DEBUG,
 // each ConsumerJWS fetched ("consumerjws: ConsumerJWS fetched"). Records
 // carry the keys account, host, and as fits error, error_code, path,
-// resent, took and lifetime; never a token or an ext_consumer_id.
+// resent, took and refresh_at, and hint when a ConsumerJWS fetched after a
+// rejection was rejected too; never a token or an ext_consumer_id.
 package consumerjws
 
 import (
@@ -131,6 +142,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -294,6 +306,8 @@ type Cache struct {
 	timeout time.Duration
 	domain  *domain.Cache
 
+	rejecting atomic.Int32 // entries whose rejected is set; written under mu
+
 	mu         sync.Mutex
 	m          map[string]*entry
 	head, tail *entry             // most and least recently used
@@ -305,9 +319,10 @@ type Cache struct {
 // guarded by Cache.mu.
 type entry struct {
 	id         string
-	jws        string              // "" until fetched, and once rejected
+	jws        string              // "" until fetched, and once dropped
 	sched      lifecycle.Schedule  // zero: fresh for ever (no exp)
 	failures   *lifecycle.Failures // the fetches that failed in a row; nil: none
+	rejected   *rejections         // nil: none since the API last took its ConsumerJWS
 	prev, next *entry              // the LRU list
 }
 
@@ -439,12 +454,15 @@ func (c *Cache) refresh(e *entry, now time.Time) {
 // ConsumerJWS, it is dropped and the next Token call fetches a new one; a
 // late report about an older one changes nothing. [Transport] calls it on
 // a 401 with errorCode 40103 or 40104.
+//
+// A consumer's ConsumerJWS is dropped at most once per 5 s, so that an API
+// that rejects everything cannot cause a stream of fetches; while each
+// ConsumerJWS fetched after a drop is rejected too, new ones are not
+// helping, and the least time between two drops doubles (10 s, 20 s, ...
+// up to an hour), until the API takes one again, as [Transport] tells the
+// Cache. A rejection within that time changes nothing.
 func (c *Cache) Reject(extConsumerID, jws string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.m[extConsumerID]; e != nil && jws != "" && e.jws == jws {
-		e.jws, e.sched = "", lifecycle.Schedule{}
-	}
+	c.reject(extConsumerID, jws)
 }
 
 // start begins a fetch for consumer id in the background; probe: it is the
@@ -511,6 +529,9 @@ func (c *Cache) add(id string) {
 		old := c.tail
 		c.unlink(old)
 		delete(c.m, old.id) // a fetch it awaits still reaches its waiters
+		if old.rejected != nil {
+			c.rejecting.Add(-1)
+		}
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt/appjwttest"
 	"golang.org/x/oauth2"
 )
 
@@ -201,4 +203,57 @@ func TestIdPHealth(t *testing.T) {
 			t.Errorf("after the probe succeeded: %v", err)
 		}
 	})
+}
+
+// A Send API that rejects every ConsumerJWS of a consumer with 40103,
+// through the README's chain: ConsumerJWS over AppJWT over the stand-in.
+// The first rejection drops the ConsumerJWS; the next ones within 5 s do
+// not; the floor doubles while new ConsumerJWS are rejected too, and is
+// back to 5 s once the API takes one.
+func TestRejectionStorm(t *testing.T) {
+	s := newStand(t)
+	c := s.cache(nil)
+	clk := clockOf(c)
+	client := s.client(c, nil)
+	if resp := s.conversation(t, client, "a"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("priming: %s", resp.Status)
+	}
+	reject := appjwttest.Fault{Status: 401, Body: lpError(40103)}
+	steps := []struct {
+		name        string
+		advance     time.Duration // before the requests
+		rejecting   bool
+		requests    int // each 20 ms after the last
+		wantIdP     int // new ConsumerJWS requests
+		wantResends int
+	}{
+		{"2 s of rejections", 0, true, 100, 1, 1},
+		{"5 s after the first drop", 5 * time.Second, true, 1, 1, 1},
+		{"5 s after the second: floor doubled to 10 s", 5 * time.Second, true, 1, 0, 0},
+		{"10 s after the second", 5 * time.Second, true, 1, 1, 1},
+		{"the API takes one", 0, false, 1, 0, 0},
+		{"rejected again: dropped at once", 0, true, 1, 1, 1},
+	}
+	for _, st := range steps {
+		if st.rejecting {
+			s.srv.SetFault(appjwttest.Conversation, reject)
+		} else {
+			s.srv.ClearFault(appjwttest.Conversation)
+		}
+		clk.Advance(st.advance)
+		before := s.counts()
+		for range st.requests {
+			resp := s.conversation(t, client, "a")
+			if got, want := resp.StatusCode, map[bool]int{true: 401, false: 200}[st.rejecting]; got != want {
+				t.Fatalf("%s: status %d, want %d", st.name, got, want)
+			}
+			clk.Advance(20 * time.Millisecond)
+		}
+		got := s.counts()
+		want := counts{DomainAPI: before.DomainAPI, Sentinel: before.Sentinel, Consumer: before.Consumer + st.wantIdP,
+			Conversation: before.Conversation + st.requests + st.wantResends}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: requests (-want +got):\n%s", st.name, diff)
+		}
+	}
 }

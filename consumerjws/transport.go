@@ -39,8 +39,11 @@ func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 // works) and its context is not done, sends it once more with a new
 // ConsumerJWS, after draining and closing the first answer's body. A
 // second 401 goes back to the caller. If the request cannot be sent again,
-// or no new ConsumerJWS comes, the 401 goes back to the caller, its body
-// intact, and later requests get a new ConsumerJWS.
+// or no new ConsumerJWS comes (the Cache drops a consumer's ConsumerJWS at
+// most once per 5 s, and less often while new ones are rejected too), the
+// 401 goes back to the caller, its body intact, and later requests get the
+// new ConsumerJWS. An answer below 400 tells the Cache that the API took
+// the ConsumerJWS: its consumer's floor between drops is back to 5 s.
 //
 // The AppJWT is Base's business: with an [appjwt.Transport] as Base, which
 // leaves these two errorCodes to Transport and recovers from the others,
@@ -81,7 +84,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		lphttp.CloseBody(req)
 		return nil, err
 	}
-	resp, err := t.send(req, jws)
+	resp, err := t.send(req, id, jws)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -89,27 +92,41 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !read || code != lphttp.CodeConsumerJWSInvalid && code != lphttp.CodeConsumerJWSMissing {
 		return resp, nil
 	}
-	t.Cache.Reject(id, jws)
+	rej := t.Cache.reject(id, jws)
 	r, next, ok := lphttp.Resend(req, jws, func() (string, error) { return t.Cache.Token(req.Context(), id) })
-	lifecycle.Write(req.Context(), t.Cache.conf.Logger, t.Cache.record(slog.LevelWarn, msgRejected,
-		slog.String("host", req.URL.Host), slog.String("path", req.URL.Path),
-		slog.Int("error_code", code), slog.Bool("resent", ok)))
+	t.logRejected(req, code, ok, rej.again)
 	if !ok {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return t.send(r, next)
+	return t.send(r, id, next)
 }
 
 // send sends a deep copy of req, as a Base may write to the request it is
-// given, that carries jws.
-func (t *Transport) send(req *http.Request, jws string) (*http.Response, error) {
+// given, that carries jws, the ConsumerJWS of consumer id, and tells the
+// Cache if the API took it.
+func (t *Transport) send(req *http.Request, id, jws string) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Header.Set("X-LP-ON-BEHALF", jws)
 	resp, err := t.base().RoundTrip(r)
+	if err == nil && resp.StatusCode < 400 {
+		t.Cache.accepted(id, jws)
+	}
 	// A server may echo the header into what net/http quotes, such as a
 	// malformed status line.
 	return resp, redact.For(jws, "").Withhold(err, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
+}
+
+// logRejected logs a rejection through the Cache's Logger, if it has one.
+func (t *Transport) logRejected(req *http.Request, code int, resent, again bool) {
+	attrs := []slog.Attr{
+		slog.String("host", req.URL.Host), slog.String("path", req.URL.Path),
+		slog.Int("error_code", code), slog.Bool("resent", resent),
+	}
+	if again {
+		attrs = append(attrs, slog.String("hint", "a ConsumerJWS fetched after a rejection was rejected too: check that the conversation is this consumer's"))
+	}
+	lifecycle.Write(req.Context(), t.Cache.conf.Logger, t.Cache.record(slog.LevelWarn, msgRejected, attrs...))
 }
 
 func (t *Transport) token(ctx context.Context, id string) (string, error) {
