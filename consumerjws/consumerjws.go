@@ -292,7 +292,9 @@ func checkConsumerID(id string) error {
 // Cache holds the ConsumerJWS of up to Config.MaxConsumers consumers. It is
 // safe for concurrent use: concurrent calls for one consumer make one
 // request, and calls for different consumers proceed in parallel, since no
-// lock is held during a request.
+// lock is held during a request. Formatted with any fmt verb, logged or
+// written as JSON, a Cache shows the summary [Cache.LogValue] gives, never
+// an ext_consumer_id or a token.
 type Cache struct {
 	// Fixed once made.
 	ctx     context.Context
