@@ -22,6 +22,9 @@
 //   - the Send API's SEND: POST /api/account/{account}/messaging/consumer/conversation/send?v=3,
 //     which publishes one event in a conversation, or closes it.
 //
+// It also delivers webhook notifications to the connector's endpoints
+// ([Server.SetWebhooks]), as LivePerson's Connector API webhooks do.
+//
 // A test points appjwt at it with [Server.Context] and [Server.Host], counts
 // and reads the requests each endpoint got ([Server.Requests]), reads the
 // conversations ([Server.Conversations]), and injects failures with
@@ -86,6 +89,61 @@
 // profile, features and events; the server keeps them, and the requests,
 // for as long as it runs. [Server.CloseConversation] closes one as
 // an agent would.
+//
+// # Webhooks
+//
+// [Server.SetWebhooks] registers, as an app installation's
+// capabilities.webhooks does, one endpoint per event type with its
+// max_retries (0 to 5):
+//
+//	srv.SetWebhooks(map[string]appjwttest.Webhook{
+//		appjwttest.WebhookContentEvent:       {Endpoint: endpoint.URL + "/lp/events", MaxRetries: 3},
+//		appjwttest.WebhookConversationChange: {Endpoint: endpoint.URL + "/lp/conversations", MaxRetries: 3},
+//	})
+//	srv.SetWebhookClient(endpoint.Client()) // endpoint: an httptest.NewTLSServer
+//
+// From then on each event of a conversation is delivered to the webhook
+// of its type, if one is registered, as one notification in LivePerson's
+// shape,
+//
+//	{"kind":"notification","body":{"changes":[{"sequence":1,"originatorId":"<id>",
+//	 "originatorMetadata":{"id":"<id>","role":"ASSIGNED_AGENT"},"serverTimestamp":1528371199686,
+//	 "event":{"type":"ContentEvent","message":"hello","contentType":"text/plain"},
+//	 "dialogId":"<conversationId>"}]},"type":"ms.MessagingEventNotification"}
+//
+// POSTed with Content-Type application/json and LivePerson's headers:
+// X-Liveperson-Account-Id, X-Liveperson-Client-Id and
+// X-Liveperson-Signature, "sha1=" and the base64 HMAC-SHA1 of the body's
+// bytes keyed with the client secret ([webhook.Sign]). The events are
+// the consumer's, which SEND published and which LivePerson echoes with
+// role CONSUMER (ContentEvent, ChatStateEvent, AcceptStatusEvent); the
+// agent's, which a test publishes with [Server.AgentMessage],
+// [Server.AgentChatState] and [Server.AgentPublish], with role
+// ASSIGNED_AGENT; and, to cqm.ExConversationChangeNotification, a
+// conversation's opening (CONVERSATION) and closing (SEND's close, closeReason
+// CONSUMER, or [Server.CloseConversation], closeReason AGENT), each an
+// UPSERT of its conversationDetails. Chat states carry no sequence and no
+// serverTimestamp; times are the server's clock, in ms.
+//
+// A delivery succeeds when an attempt is answered 200 or 201; anything
+// else, a redirect, or no answer within the timeouts (5 s to connect,
+// TLS included, then 5 s to read the answer) is a failure, tried again
+// after a pause of 30 s, max_retries times at most, with the same bytes.
+// [Server.SetWebhookTiming] shortens these for tests. Each webhook's
+// deliveries are attempted one at a time, in the order of the events; a
+// retry is queued behind what came meanwhile. [Server.QueueWebhookFaults]
+// makes the next notifications of a webhook duplicated, reordered,
+// signed with another secret, or padded past a size cap.
+//
+// [Server.Deliveries] tells what was delivered and every attempt's
+// answer, status and body; [Server.WaitWebhooks] waits for the deliveries
+// pending. The server keeps them for as long as it runs; Close ends every
+// delivery, and waits for its goroutines.
+//
+// Endpoints are https URLs only, as LivePerson's. The deliveries' client
+// trusts the system's roots by default, which an httptest server's
+// certificate is not signed by: [Server.SetWebhookClient] takes the
+// client that trusts it.
 //
 // # Errors
 //
@@ -277,6 +335,9 @@ type Server struct {
 	convs     map[string]*conversation // per conversationId
 	convOrder []*conversation          // oldest first
 	openConv  map[string]*conversation // the open one per ext_consumer_id
+	agentID   string                   // the participant ID of every conversation's agent
+
+	hooks *webhooks // its own lock, taken under mu, never the other way
 }
 
 // issuedConsumer is what the server remembers of a ConsumerJWS it issued.
@@ -324,6 +385,8 @@ func NewUnstartedServer() *Server {
 		lpConsumers:  map[string]string{},
 		convs:        map[string]*conversation{},
 		openConv:     map[string]*conversation{},
+		agentID:      newUUID(),
+		hooks:        newWebhooks(),
 	}
 }
 
@@ -349,10 +412,12 @@ func (s *Server) Start() {
 	s.ts.StartTLS()
 }
 
-// Close shuts the server down, ending hanging requests first, and waits
-// for all requests to finish.
+// Close shuts the server down, ending hanging requests and webhook
+// deliveries first, and waits for all requests and deliveries to finish:
+// no goroutine of the server outlives it.
 func (s *Server) Close() {
 	s.closed.Do(func() { close(s.closing) })
+	s.hooks.close()
 	if s.ts == nil {
 		if s.Listener != nil {
 			s.Listener.Close()

@@ -3,6 +3,7 @@ package appjwttest
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 // marker stands for whatever a request carries that an answer must not
@@ -44,13 +45,15 @@ func FuzzSendAPIBody(f *testing.F) {
 		check("parseRequest", e)
 		_, e = parseRequest(raw, typeSetUserProfile)
 		check("parseRequest(SetUserProfile)", e)
-		_, e = parseEvent(raw)
+		_, e = parseEvent(raw, false)
 		check("parseEvent", e)
+		_, e = parseEvent(raw, true)
+		check("parseEvent(agent)", e)
 		check("checkProfile", checkProfile(raw))
 		check("checkConversationRequest", s.checkConversationRequest(raw))
-		_, e = s.publish("john", raw, nil)
+		_, e = s.publish("john", raw, nil, time.Now())
 		check("publish", e)
-		_, e = s.closeByConsumer("john", raw)
+		_, e = s.closeByConsumer("john", raw, time.Now())
 		check("closeByConsumer", e)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 )
 
 // The request types the Send API takes.
@@ -42,7 +43,7 @@ func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
 	c := &conversation{ConversationInfo: ConversationInfo{
 		ID: newUUID(), Consumer: consumer, Profile: profile.Body, Request: open.Body, Features: features,
 	}}
-	if !s.open(c) {
+	if !s.open(c, requestTime(r)) {
 		badParameter("the consumer has an open conversation already: close it first").write(w)
 		return
 	}
@@ -95,9 +96,9 @@ func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
 	var body any
 	switch req.Type {
 	case typePublishEvent:
-		body, e = s.publish(consumer, req.Body, features)
+		body, e = s.publish(consumer, req.Body, features, requestTime(r))
 	case typeUpdateField:
-		body, e = s.closeByConsumer(consumer, req.Body)
+		body, e = s.closeByConsumer(consumer, req.Body, requestTime(r))
 	case typeSetUserProfile:
 		body, e = s.setProfile(consumer, req.Body)
 	default:
@@ -126,9 +127,9 @@ type sendAnswer struct {
 	Body  any    `json:"body"`
 }
 
-// publish carries out an ms.PublishEvent and returns the body of its
-// answer.
-func (s *Server) publish(consumer string, raw json.RawMessage, features []string) (any, *lpError) {
+// publish carries out an ms.PublishEvent sent at now and returns the body
+// of its answer.
+func (s *Server) publish(consumer string, raw json.RawMessage, features []string, now time.Time) (any, *lpError) {
 	var body struct {
 		DialogID string          `json:"dialogId"`
 		Event    json.RawMessage `json:"event"`
@@ -139,18 +140,18 @@ func (s *Server) publish(consumer string, raw json.RawMessage, features []string
 	if body.DialogID == "" {
 		return nil, badParameter("ms.PublishEvent: dialogId is missing")
 	}
-	ev, e := parseEvent(body.Event)
+	ev, e := parseEvent(body.Event, false)
 	if e != nil {
 		return nil, e
 	}
-	ev.Features = features
+	ev.Role, ev.Features = roleConsumer, features
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, e := s.ownConversationLocked(consumer, body.DialogID)
 	if e != nil {
 		return nil, e
 	}
-	if seq := c.publishLocked(ev); seq >= 0 {
+	if seq := s.publishLocked(c, ev, now); seq >= 0 {
 		return map[string]int{"sequence": seq}, nil
 	}
 	return struct{}{}, nil
@@ -163,8 +164,9 @@ var (
 	acceptStatuses = []string{"ACCEPT", "READ", "ACCESS", "NACK", "ACTION"}
 )
 
-// parseEvent checks the event of an ms.PublishEvent.
-func parseEvent(raw json.RawMessage) (Event, *lpError) {
+// parseEvent checks the event of an ms.PublishEvent; an agent's may be a
+// RichContentEvent too.
+func parseEvent(raw json.RawMessage, agent bool) (Event, *lpError) {
 	var ev struct {
 		Type         string          `json:"type"`
 		ContentType  string          `json:"contentType"`
@@ -172,6 +174,7 @@ func parseEvent(raw json.RawMessage) (Event, *lpError) {
 		ChatState    string          `json:"chatState"`
 		Status       string          `json:"status"`
 		SequenceList []int           `json:"sequenceList"`
+		Content      json.RawMessage `json:"content"`
 	}
 	if !isObject(raw) {
 		return Event{}, badParameter("ms.PublishEvent: event must be a JSON object")
@@ -201,15 +204,26 @@ func parseEvent(raw json.RawMessage) (Event, *lpError) {
 			return Event{}, badParameter("AcceptStatusEvent: sequenceList must be a non-empty array of sequences")
 		}
 		out.Status, out.SequenceList = ev.Status, ev.SequenceList
+	case "RichContentEvent":
+		if !agent {
+			return Event{}, badParameter(notAnEvent)
+		}
+		if !isObject(ev.Content) {
+			return Event{}, badParameter("RichContentEvent: content must be a JSON object")
+		}
+		out.Content = bytes.Clone(ev.Content)
 	default:
-		return Event{}, badParameter("ms.PublishEvent: event type must be ContentEvent, ChatStateEvent or AcceptStatusEvent")
+		return Event{}, badParameter(notAnEvent)
 	}
 	return out, nil
 }
 
-// closeByConsumer carries out a cm.UpdateConversationField and returns the
-// body of its answer.
-func (s *Server) closeByConsumer(consumer string, raw json.RawMessage) (any, *lpError) {
+// notAnEvent is the error for an event of a type SEND does not take.
+const notAnEvent = "ms.PublishEvent: event type must be ContentEvent, ChatStateEvent or AcceptStatusEvent"
+
+// closeByConsumer carries out a cm.UpdateConversationField sent at now
+// and returns the body of its answer.
+func (s *Server) closeByConsumer(consumer string, raw json.RawMessage, now time.Time) (any, *lpError) {
 	var body struct {
 		ConversationID    string          `json:"conversationId"`
 		ConversationField json.RawMessage `json:"conversationField"`
@@ -242,7 +256,7 @@ func (s *Server) closeByConsumer(consumer string, raw json.RawMessage) (any, *lp
 	if e != nil {
 		return nil, e
 	}
-	s.closeLocked(c)
+	s.closeLocked(c, closedByConsumer, now)
 	return struct{}{}, nil
 }
 

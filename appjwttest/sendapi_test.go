@@ -346,10 +346,10 @@ func TestSequencesPerConversation(t *testing.T) {
 		t.Fatal("Conversation(john's) found nothing")
 	}
 	want := []appjwttest.Event{
-		{Type: "ContentEvent", Sequence: 0, Message: "hello"},
-		{Type: "ChatStateEvent", Sequence: -1, ChatState: "COMPOSING"},
-		{Type: "ContentEvent", Sequence: 1, Message: "hello"},
-		{Type: "AcceptStatusEvent", Sequence: 2, Status: "READ", SequenceList: []int{0, 1}},
+		{Type: "ContentEvent", Role: "CONSUMER", Sequence: 0, Message: "hello"},
+		{Type: "ChatStateEvent", Role: "CONSUMER", Sequence: -1, ChatState: "COMPOSING"},
+		{Type: "ContentEvent", Role: "CONSUMER", Sequence: 1, Message: "hello"},
+		{Type: "AcceptStatusEvent", Role: "CONSUMER", Sequence: 2, Status: "READ", SequenceList: []int{0, 1}},
 	}
 	if diff := cmp.Diff(want, conv.Events); diff != "" {
 		t.Errorf("john's events (-want +got):\n%s", diff)
@@ -447,8 +447,8 @@ func TestConversationState(t *testing.T) {
 		Request:  full[1].Body,
 		Features: []string{"AUTO_MESSAGES", "RICH_CONTENT"},
 		Events: []appjwttest.Event{
-			{Type: "ContentEvent", Sequence: 0, Message: "hello", Features: []string{}},
-			{Type: "ChatStateEvent", Sequence: -1, ChatState: "ACTIVE"},
+			{Type: "ContentEvent", Role: "CONSUMER", Sequence: 0, Message: "hello", Features: []string{}},
+			{Type: "ChatStateEvent", Role: "CONSUMER", Sequence: -1, ChatState: "ACTIVE"},
 		},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
