@@ -2,6 +2,8 @@ package webhook_test
 
 import (
 	"cmp"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,18 +15,26 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/consumerjws"
 	"github.com/lpconnect/appjwt/webhook"
 )
 
-// A connector's webhook endpoint: it verifies each notification, skips the
+// A connector's webhook endpoint, tested against the LivePerson stand-in
+// of package appjwttest: it verifies each notification, skips the
 // consumer's own events and duplicates, puts the agent's messages on a
 // bounded queue and answers 200 at once, long before a worker has sent
-// them on.
+// them on. The stand-in delivers the consumer's message, echoed, the
+// agent's answer twice, and a notification signed with another secret,
+// as a forger's would be.
 func Example() {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+
 	// The app installation, as LivePerson issued it; in production, from
 	// the environment or a secret store.
-	const account, clientID, secret = "le12345678", "75588e18-0213-4e33-8174-883acac7e3c4", "example-secret"
-	verifier, err := webhook.Config{AccountID: account, ClientID: clientID, ClientSecret: secret}.NewVerifier()
+	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -46,7 +56,7 @@ func Example() {
 		}
 	})
 
-	endpoint := verifier.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	endpoint := httptest.NewTLSServer(verifier.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body) // verified, and within the cap
 		if err != nil {
 			http.Error(w, "body unreadable", http.StatusBadRequest)
@@ -58,86 +68,120 @@ func Example() {
 			return
 		}
 		for _, e := range n.Events {
-			if e.FromConsumer() || !e.HasSequence || dedup.Seen(e.DialogID, e.Sequence) {
-				continue // the connector's own message, echoed; a chat state; a duplicate
-			}
-			select {
-			case queue <- e:
+			switch {
+			case e.FromConsumer():
+				io.WriteString(w, "the connector's own") // LivePerson ignores the body: it is here for the example
+			case !e.HasSequence || dedup.Seen(e.DialogID, e.Sequence):
+				io.WriteString(w, "a chat state, or a duplicate")
 			default:
-				dedup.Forget(e.DialogID, e.Sequence) // so that the retry is not dropped
-				http.Error(w, "busy", http.StatusServiceUnavailable)
-				return
+				select {
+				case queue <- e:
+					io.WriteString(w, "queued")
+				default:
+					dedup.Forget(e.DialogID, e.Sequence) // so that the retry is not dropped
+					http.Error(w, "busy", http.StatusServiceUnavailable)
+					return
+				}
 			}
 		}
 		// 200, at once.
-	}))
-	srv := httptest.NewTLSServer(endpoint)
-	defer srv.Close()
+	})))
+	defer endpoint.Close()
 
-	// LivePerson delivers: the consumer's message the connector sent, the
-	// agent's answer, the agent's answer again, and a forgery.
-	lp := liveperson{client: srv.Client(), url: srv.URL, account: account, clientID: clientID, secret: secret}
-	fmt.Println("consumer's message:", lp.deliver(notification(1, "CONSUMER", "Where is my order?")))
-	fmt.Println("agent's answer:", lp.deliver(notification(2, "ASSIGNED_AGENT", "It left today.")))
-	fmt.Println("agent's answer again:", lp.deliver(notification(2, "ASSIGNED_AGENT", "It left today.")))
-	forger := lp
-	forger.secret = "a guess"
-	fmt.Println("forgery:", forger.deliver(notification(3, "ASSIGNED_AGENT", "Send me your password.")))
+	// The app installation's capabilities.webhooks. The stand-in trusts
+	// the endpoint's certificate, and retries after 10 ms, not 30 s.
+	if err := srv.SetWebhooks(map[string]appjwttest.Webhook{
+		appjwttest.WebhookContentEvent: {Endpoint: endpoint.URL + "/lp/events", MaxRetries: 1},
+	}); err != nil {
+		log.Fatal(err)
+	}
+	srv.SetWebhookClient(endpoint.Client())
+	srv.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: 10 * time.Millisecond})
+
+	conversation := consumerWrites(srv, "john_doe_42", "Where is my order?")
+	srv.QueueWebhookFaults(appjwttest.WebhookContentEvent,
+		appjwttest.WebhookFault{Duplicate: true}, appjwttest.WebhookFault{BadSignature: true})
+	srv.AgentMessage(conversation, "It left today.")
+	srv.AgentMessage(conversation, "Send me your password.")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.WaitWebhooks(ctx); err != nil {
+		log.Fatal(err)
+	}
+	inTime := true
+	for _, d := range srv.Deliveries() {
+		n, err := webhook.Parse(d.Body)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%q:", n.Events[0].Event.(*webhook.ContentEvent).Message)
+		for _, a := range d.Attempts {
+			fmt.Printf(" %d %s;", a.Status, strings.TrimSpace(string(a.Answer)))
+			inTime = inTime && a.Err == nil && a.Duration < 2500*time.Millisecond
+		}
+		fmt.Println()
+	}
+	fmt.Println("every answer within 2.5 s:", inTime)
 
 	close(workerMayStart)
 	close(queue)
 	worker.Wait()
 	fmt.Printf("forwarded to the consumer: %q\n", forwarded)
 	// Output:
-	// consumer's message: 200 OK
-	// agent's answer: 200 OK
-	// agent's answer again: 200 OK
-	// forgery: 401 Unauthorized
+	// "Where is my order?": 200 the connector's own;
+	// "It left today.": 200 queued;
+	// "It left today.": 200 a chat state, or a duplicate;
+	// "Send me your password.": 401 unauthorized; 401 unauthorized;
+	// every answer within 2.5 s: true
 	// forwarded to the consumer: ["It left today."]
 }
 
-// liveperson delivers notifications as LivePerson's webhooks do: POSTed
-// to the endpoint with the account, the client id and the signature of
-// the raw body with the client secret, with 5 s to answer. (A LivePerson
-// stand-in can deliver them instead.)
-type liveperson struct {
-	client                         *http.Client
-	url, account, clientID, secret string
-}
-
-// deliver delivers body and returns the answer's status, and whether it
-// came too late for LivePerson's 2.5 s rule.
-func (lp liveperson) deliver(body string) string {
-	req, err := http.NewRequest(http.MethodPost, lp.url, strings.NewReader(body))
+// consumerWrites does what a connector does when a consumer writes first:
+// it opens a conversation for the consumer and sends the message, through
+// the Send API with the AppJWT and the consumer's ConsumerJWS, and returns
+// the conversation's ID.
+func consumerWrites(srv *appjwttest.Server, consumer, message string) string {
+	ctx, cancel := context.WithCancel(srv.Context(context.Background())) // ends the token sources' refreshes
+	defer cancel()
+	ctx = consumerjws.WithConsumer(ctx, consumer)
+	app := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+	appJWTs := app.TokenSource(ctx)
+	consumers := consumerjws.Config{AccountID: srv.AccountID, DomainAPI: srv.Host(), Source: appJWTs}
+	client := &http.Client{Transport: &consumerjws.Transport{
+		Cache: consumers.NewCache(ctx),
+		Base:  &appjwt.Transport{Source: appJWTs, Base: srv.Client().Transport},
+	}}
+	api := srv.URL() + "/api/account/" + srv.AccountID + "/messaging/consumer/conversation"
+	post := func(url, body string, answer any) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			log.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			log.Fatal(resp.Status)
+		}
+		json.NewDecoder(resp.Body).Decode(answer)
+	}
+	var opened []struct {
+		Body struct{ ConversationID string }
+	}
+	post(api+"?v=3", `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},`+
+		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`","channelType":"MESSAGING"}}]`, &opened)
+	id := opened[len(opened)-1].Body.ConversationID
+	event, err := json.Marshal(map[string]string{"type": "ContentEvent", "contentType": "text/plain", "message": message})
 	if err != nil {
 		log.Fatal(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(webhook.HeaderAccountID, lp.account)
-	req.Header.Set(webhook.HeaderClientID, lp.clientID)
-	req.Header.Set(webhook.HeaderSignature, webhook.Sign(lp.secret, []byte(body)))
-	client := *lp.client
-	client.Timeout = 5 * time.Second
-	start := time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	resp.Body.Close()
-	if time.Since(start) > 2500*time.Millisecond {
-		return resp.Status + ", too late"
-	}
-	return resp.Status
-}
-
-// notification returns a notification of one text message, as LivePerson
-// documents them.
-func notification(sequence int, role, message string) string {
-	return fmt.Sprintf(`{"kind":"notification","body":{"changes":[{"sequence":%d,"originatorId":"p1",`+
-		`"originatorMetadata":{"id":"p1","role":%q},"serverTimestamp":1528371199686,`+
-		`"event":{"type":"ContentEvent","message":%q,"contentType":"text/plain"},`+
-		`"dialogId":"5491244f-e462-4c63-bf4e-faf4b2d3e7b5"}]},"type":"ms.MessagingEventNotification"}`,
-		sequence, role, message)
+	var sent any
+	post(api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"`+id+`","event":`+string(event)+`}}`, &sent)
+	return id
 }
 
 // Events of one conversation, released in sequence order. LivePerson's
