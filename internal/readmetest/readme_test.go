@@ -28,6 +28,7 @@ var readmePackages = map[string]string{
 	"errors":      "errors",
 	"fmt":         "fmt",
 	"http":        "net/http",
+	"httptest":    "net/http/httptest",
 	"io":          "io",
 	"log":         "log",
 	"os":          "os",
