@@ -102,10 +102,10 @@ func TestTokenRequest(t *testing.T) {
 		{
 			name: "form body by default",
 			wantQuery: func(*appjwttest.Server) map[string][]string {
-				return map[string][]string{"v": {"1.0"}, "grant_type": {"client_credentials"}}
+				return map[string][]string{"v": {"1.0"}}
 			},
 			wantForm: func(s *appjwttest.Server) map[string][]string {
-				return map[string][]string{"client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}
+				return map[string][]string{"grant_type": {"client_credentials"}, "client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}
 			},
 		},
 		{
@@ -153,6 +153,36 @@ func TestTokenRequest(t *testing.T) {
 				t.Errorf("Domain API got %d requests, want %d", got, want)
 			}
 		})
+	}
+}
+
+// A strict OAuth 2.0 server, such as ory/fosite or Spring Authorization
+// Server, reads the parameters of a token request from the form body
+// only, and refuses one that comes twice, body and query together.
+func TestStrictServerTakesTheRequest(t *testing.T) {
+	const secret = "s3cret-value"
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		for _, p := range []string{"grant_type", "client_id", "client_secret"} {
+			if len(r.Form[p]) != 1 || len(r.PostForm[p]) != 1 {
+				http.Error(w, `{"error":"invalid_request","error_description":"`+p+` must be in the body, once"}`, http.StatusBadRequest)
+				return
+			}
+		}
+		if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("client_secret") != secret {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"opaque","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer ts.Close()
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: secret, Domain: ts.Listener.Addr().String()}
+	if _, err := c.Token(testkit.Client(ts)); err != nil {
+		t.Errorf("Token against a strict server: %v", err)
 	}
 }
 

@@ -9,8 +9,9 @@
 //   - the Domain API: GET /api/account/{account}/service/{service}/baseURI.json?version=1.0
 //     for the services "sentinel", "asyncMessagingEnt" and "idp", all pointing
 //     at the server itself;
-//   - Sentinel: POST /sentinel/api/account/{account}/app/token?v=1.0&grant_type=client_credentials,
-//     which checks the credentials (form body or query string) and issues
+//   - Sentinel: POST /sentinel/api/account/{account}/app/token?v=1.0, which
+//     takes grant_type=client_credentials and the credentials in the form
+//     body or the query string, as LivePerson's pages show both, and issues
 //     RS256-signed AppJWTs with Sentinel's claim set, plus a jti that makes
 //     every token unique;
 //   - ConsumerJWS: POST /api/account/{account}/consumer?v=1.0, which takes
@@ -684,7 +685,9 @@ func (s *Server) serveDomain(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("v") != "1.0" || q.Get("grant_type") != "client_credentials" {
+	// LivePerson's pages put grant_type in the query (Get AppJWT) or in the
+	// form body (OAuth 2.0 Client Credentials).
+	if q.Get("v") != "1.0" || cmp.Or(r.PostForm.Get("grant_type"), q.Get("grant_type")) != "client_credentials" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "v=1.0 and grant_type=client_credentials are required"})
 		return
 	}

@@ -167,6 +167,8 @@ func TestSentinelChecksRequest(t *testing.T) {
 		{"no credentials", "POST", tokenPath(s), form, "", 401},
 		{"wrong account", "POST", strings.Replace(tokenPath(s), s.AccountID, "le0", 1), form, creds(s), 401},
 		{"no grant_type", "POST", "/sentinel/api/account/" + s.AccountID + "/app/token?v=1.0", form, creds(s), 400},
+		{"grant_type in the body", "POST", "/sentinel/api/account/" + s.AccountID + "/app/token?v=1.0", form, "grant_type=client_credentials&" + creds(s), 200},
+		{"another grant_type in the body", "POST", "/sentinel/api/account/" + s.AccountID + "/app/token?v=1.0", form, "grant_type=password&" + creds(s), 400},
 		{"JSON body", "POST", tokenPath(s), "application/json", `{}`, 400},
 		{"GET", "GET", tokenPath(s), "", "", 405},
 	}

@@ -37,9 +37,9 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "   Sentinel is at %s\n\n", host)
 
-	fmt.Fprintf(w, "2. Sentinel: POST https://%s/sentinel/api/account/%s/app/token?v=1.0&grant_type=client_credentials\n", host, cfg.AccountID)
+	fmt.Fprintf(w, "2. Sentinel: POST https://%s/sentinel/api/account/%s/app/token?v=1.0\n", host, cfg.AccountID)
 	fmt.Fprintln(w, "   cfg.TokenSource looks the host up itself (one Domain API request, cached for an hour),")
-	fmt.Fprintln(w, "   then sends client_id and client_secret in the form body")
+	fmt.Fprintln(w, "   then sends grant_type, client_id and client_secret in the form body")
 	src := cfg.TokenSource(ctx)
 	tok, err := src.Token()
 	if err != nil {

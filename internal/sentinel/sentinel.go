@@ -64,18 +64,21 @@ func Fetch(ctx context.Context, host string, c Credentials, p lphttp.Policy) (*o
 	return tok, attempts, nil
 }
 
-// call is the token request: credentials in the form body, or in the
-// query string if InQuery is set.
+// call is the token request: grant_type and the credentials in the form
+// body, as RFC 6749 section 4.4.2 and LivePerson's OAuth 2.0 page send
+// them, or in the query string if InQuery is set, as LivePerson's older
+// page does. Each parameter is sent once: a strict server refuses one
+// that comes twice (RFC 6749 section 3.2).
 func (c Credentials) call(host string) lphttp.Call {
-	u := lphttp.Endpoint(host, "v=1.0&grant_type=client_credentials", "sentinel", "api", "account", c.AccountID, "app", "token")
+	u := lphttp.Endpoint(host, "v=1.0", "sentinel", "api", "account", c.AccountID, "app", "token")
 	safe := *u
-	creds := "client_id=" + url.QueryEscape(c.ClientID) + "&client_secret="
+	params := "grant_type=client_credentials&client_id=" + url.QueryEscape(c.ClientID) + "&client_secret="
 	cl := lphttp.Call{Method: http.MethodPost, URL: u, Safe: &safe, Max: MaxBody}
 	if c.InQuery {
-		u.RawQuery += "&" + creds + url.QueryEscape(c.ClientSecret)
-		safe.RawQuery += "&" + creds + "REDACTED"
+		u.RawQuery += "&" + params + url.QueryEscape(c.ClientSecret)
+		safe.RawQuery += "&" + params + "REDACTED"
 	} else {
-		cl.Form = creds + url.QueryEscape(c.ClientSecret)
+		cl.Form = params + url.QueryEscape(c.ClientSecret)
 	}
 	return cl
 }
