@@ -21,7 +21,18 @@
 //   - the Send API's CONVERSATION: POST /api/account/{account}/messaging/consumer/conversation?v=3,
 //     which sets the consumer's profile and opens a conversation;
 //   - the Send API's SEND: POST /api/account/{account}/messaging/consumer/conversation/send?v=3,
-//     which publishes one event in a conversation, or closes it.
+//     which publishes one event in a conversation, or closes it;
+//   - Sentinel's v2 token API: POST /sentinel/api/v2/account/{account}/app/token,
+//     which takes grant_type=client_credentials and the credentials in the
+//     form body only, refuses credentials in the URL, and answers
+//     {"access_token":"...","token_type":"Bearer","expires_in":"3600"}: an
+//     RS256 JWT with the claims of an AppJWT but scope, signed with a key of
+//     its own, named by its kid;
+//   - Sentinel's JWKS: GET /sentinel/well-known/jwks, that key as a JWK Set;
+//   - a v2 API of the server's own, GET /appjwttest/v2/account/{account}/whoami
+//     ([V2APIPath]), which takes only "Authorization: Bearer <token>" with
+//     a token of the v2 token API, as LivePerson's APIs other than the
+//     Connector API take them.
 //
 // It also delivers webhook notifications to the connector's endpoints
 // ([Server.SetWebhooks]), as LivePerson's Connector API webhooks do.
@@ -151,6 +162,8 @@
 // The Connector API endpoints (ConsumerJWS, CONVERSATION and SEND) want the
 // AppJWT raw, "Authorization: <AppJWT>", as LivePerson documents it; with
 // [Server.SetAcceptBearer] they take "Authorization: Bearer <AppJWT>" too.
+// They take AppJWTs of Sentinel's v1 API only, the one LivePerson
+// documents for the Connector API: a token of the v2 API is invalid there.
 // CONVERSATION and SEND also want, in X-LP-ON-BEHALF, a ConsumerJWS that
 // the server issued. They check, in order, the API version in v, the
 // AppJWT, the ConsumerJWS, the Client-Properties header and the body, and
@@ -195,8 +208,8 @@
 // [Server.RevokeTokens] revokes every AppJWT issued so far, and
 // [Server.RevokeConsumer] every ConsumerJWS of one consumer, so that a test
 // can make a cached token go bad before it expires, without waiting.
-// [Server.Verify] and [Server.VerifyConsumerJWS] check tokens as the
-// server does.
+// [Server.Verify], [Server.VerifyV2] and [Server.VerifyConsumerJWS] check
+// tokens as the server does.
 //
 // # TLS and logging
 //
@@ -243,6 +256,9 @@ const (
 	Consumer                         // the ConsumerJWS endpoint, which checks the AppJWT
 	Conversation                     // the Send API's CONVERSATION endpoint, which opens a conversation
 	Send                             // the Send API's SEND endpoint, which publishes an event or closes a conversation
+	SentinelV2                       // Sentinel's v2 token endpoint
+	JWKS                             // Sentinel's JWKS, the key of the v2 tokens
+	V2API                            // the v2 API, a stand-in for the APIs that take v2 tokens: see V2APIPath
 )
 
 // String returns the endpoint's name, as in the constants.
@@ -258,6 +274,12 @@ func (e Endpoint) String() string {
 		return "Conversation"
 	case Send:
 		return "Send"
+	case SentinelV2:
+		return "SentinelV2"
+	case JWKS:
+		return "JWKS"
+	case V2API:
+		return "V2API"
 	}
 	return fmt.Sprintf("Endpoint(%d)", int(e))
 }
@@ -403,6 +425,7 @@ func (s *Server) Start() {
 	mux.HandleFunc("POST /api/account/{account}/consumer", s.handle(Consumer, s.serveConsumer))
 	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation", s.handle(Conversation, s.serveConversation))
 	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation/send", s.handle(Send, s.serveSend))
+	s.handleV2(mux)
 	if s.Listener != nil {
 		s.ts = &httptest.Server{Listener: s.Listener, Config: &http.Server{Handler: s.dated(mux)}}
 	} else {
@@ -464,8 +487,8 @@ func (s *Server) Context(parent context.Context) context.Context {
 	return context.WithValue(parent, oauth2.HTTPClient, s.Client())
 }
 
-// SetLifetime sets the lifetime of the AppJWTs issued from now on. With a
-// negative d they are issued expired.
+// SetLifetime sets the lifetime of the AppJWTs issued from now on, by
+// either token API. With a negative d they are issued expired.
 func (s *Server) SetLifetime(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

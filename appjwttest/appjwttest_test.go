@@ -574,8 +574,11 @@ func TestEndpointString(t *testing.T) {
 		{appjwttest.Consumer, "Consumer"},
 		{appjwttest.Conversation, "Conversation"},
 		{appjwttest.Send, "Send"},
+		{appjwttest.SentinelV2, "SentinelV2"},
+		{appjwttest.JWKS, "JWKS"},
+		{appjwttest.V2API, "V2API"},
 		{0, "Endpoint(0)"},
-		{appjwttest.Send + 1, "Endpoint(6)"},
+		{appjwttest.V2API + 1, "Endpoint(9)"},
 	}
 	for _, tt := range tests {
 		if got := tt.e.String(); got != tt.want {

@@ -24,9 +24,10 @@ var serial atomic.Uint64
 
 func nextJTI() string { return strconv.FormatUint(serial.Add(1), 10) }
 
-// RevokeTokens revokes every AppJWT the server has issued so far: Verify
-// rejects them, and so do the Connector API endpoints, with errorCode 40102
-// as for an expired AppJWT. Tokens issued afterwards are valid. It lets a
+// RevokeTokens revokes every AppJWT the server has issued so far, by
+// either token API: Verify and VerifyV2 reject them, and so do the
+// Connector API endpoints, with errorCode 40102 as for an expired AppJWT,
+// and the v2 API. Tokens issued afterwards are valid. It lets a
 // test make a cached token go bad before its expiry, to check that the code
 // under test recovers, without waiting for the token to expire.
 func (s *Server) RevokeTokens() {
@@ -59,6 +60,12 @@ func (s *Server) Verify(token string) error {
 var errIssuer = errors.New("appjwttest: token's iss is not Sentinel")
 
 func (s *Server) verifyAppJWT(token string, now time.Time) error {
+	return s.verifyIssued(&signingKey().PublicKey, token, now)
+}
+
+// verifyIssued checks a token that the server signed with key, as an
+// AppJWT from Sentinel's v1 or v2 API.
+func (s *Server) verifyIssued(key *rsa.PublicKey, token string, now time.Time) error {
 	var c struct {
 		Aud string `json:"aud"`
 		Azp string `json:"azp"`
@@ -66,7 +73,7 @@ func (s *Server) verifyAppJWT(token string, now time.Time) error {
 		Exp int64  `json:"exp"`
 		Jti string `json:"jti"`
 	}
-	if err := parse(token, &c); err != nil {
+	if err := parseWith(key, token, &c); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -112,7 +119,7 @@ func (s *Server) verifyConsumerJWS(token string, now time.Time) (string, error) 
 		Exp           int64  `json:"exp"`
 		Jti           string `json:"jti"`
 	}
-	if err := parse(token, &c); err != nil {
+	if err := parseWith(&signingKey().PublicKey, token, &c); err != nil {
 		return "", err
 	}
 	s.mu.Lock()
@@ -132,23 +139,31 @@ func (s *Server) verifyConsumerJWS(token string, now time.Time) (string, error) 
 	return c.ExtConsumerID, nil
 }
 
-// PublicKey returns the key that verifies the server's tokens.
+// PublicKey returns the key that verifies the server's AppJWTs from
+// Sentinel's v1 API and its ConsumerJWS. Tokens from Sentinel's v2 API
+// have a key of their own, which the JWKS publishes.
 func (s *Server) PublicKey() *rsa.PublicKey { return &signingKey().PublicKey }
 
-func sign(claims map[string]any) string {
-	header, _ := json.Marshal(map[string]string{"kid": "appjwttest", "typ": "JWT", "alg": "RS256"})
+// sign signs claims with the key of v1 AppJWTs and ConsumerJWS.
+func sign(claims map[string]any) string { return signWith(signingKey(), "appjwttest", claims) }
+
+// signWith makes an RS256 JWT of claims, signed with key, whose header
+// names the key as kid.
+func signWith(key *rsa.PrivateKey, kid string, claims map[string]any) string {
+	header, _ := json.Marshal(map[string]string{"kid": kid, "typ": "JWT", "alg": "RS256"})
 	payload, _ := json.Marshal(claims)
 	input := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
 	digest := sha256.Sum256([]byte(input))
-	sig, err := rsa.SignPKCS1v15(nil, signingKey(), crypto.SHA256, digest[:])
+	sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
 	if err != nil {
 		panic("appjwttest: signing: " + err.Error())
 	}
 	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
-// parse checks the signature of token and decodes its claims into claims.
-func parse(token string, claims any) error {
+// parseWith checks that key signed token and decodes its claims into
+// claims.
+func parseWith(key *rsa.PublicKey, token string, claims any) error {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
 		return errors.New("appjwttest: not a JWT")
@@ -158,7 +173,7 @@ func parse(token string, claims any) error {
 		return errors.New("appjwttest: malformed signature")
 	}
 	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if rsa.VerifyPKCS1v15(&signingKey().PublicKey, crypto.SHA256, digest[:], sig) != nil {
+	if rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig) != nil {
 		return errors.New("appjwttest: bad signature")
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
