@@ -5,6 +5,10 @@
 // client_credentials request. LivePerson's Connector API (Send API,
 // Conversation API, ConsumerJWS) wants one on every request.
 //
+// Sentinel has two token APIs, which [Config.TokenAPI] chooses between:
+// [SentinelV1], the default, for the Connector API, and [SentinelV2] for
+// LivePerson's other APIs.
+//
 // [Config] describes an app installation. [Config.TokenSource] returns a
 // [Source], the cached [oauth2.TokenSource] every wiring shares: [Transport]
 // adds the token to requests sent through a connector's own transport
@@ -43,8 +47,9 @@
 //
 // # Expiry and caching
 //
-// Sentinel's answer carries no expires_in, so the expiry is taken, first
-// match wins, from expires_in when present; from the JWT's exp - Date, where
+// Sentinel's v1 answer carries no expires_in, its v2 answer does (a number
+// or a string of digits), so the expiry is taken, first match wins, from
+// expires_in when present; from the JWT's exp - Date, where
 // Date is the answer's header, Sentinel's clock; from the JWT's exp - iat;
 // from the JWT's exp; or else from the documented one-hour lifetime. Each
 // lifetime is counted from the moment the request was sent, so a Sentinel
@@ -160,6 +165,14 @@ type Config struct {
 	// ClientSecret is the app installation secret. Required.
 	ClientSecret string
 
+	// TokenAPI is the Sentinel API that issues the tokens. SentinelV1, the
+	// zero value, for LivePerson's Connector API (Send API, Conversation
+	// API, ConsumerJWS), which takes the token raw; SentinelV2 for
+	// LivePerson's other APIs, which take it as Bearer. [Config.Client]
+	// and [Transport] send each token in the style of its API. With
+	// SentinelV2, CredentialsInQuery is a Config error.
+	TokenAPI TokenAPI
+
 	// Domain is the Sentinel host, or host:port, such as
 	// "va.sentinel.liveperson.net". Empty: it is looked up with the Domain
 	// API (service "sentinel"), as LivePerson asks.
@@ -177,10 +190,13 @@ type Config struct {
 	// request and their retries. Zero: DefaultFetchTimeout.
 	FetchTimeout time.Duration
 
-	// CredentialsInQuery sends client_id and client_secret in the URL's
-	// query string, as LivePerson's older documentation shows, instead of
-	// the form body. URLs end up in proxy and server logs, so only set it
-	// for deployments that need it. Errors never show the secret either way.
+	// CredentialsInQuery sends grant_type, client_id and client_secret in
+	// the URL's query string, as LivePerson's older documentation of
+	// Sentinel's v1 API shows, instead of the form body. URLs end up in
+	// proxy and server logs, so only set it for deployments that need it.
+	// Errors never show the secret either way. Sentinel's v2 API takes the
+	// credentials in the form body only: with SentinelV2 it is a Config
+	// error.
 	CredentialsInQuery bool
 
 	// Logger receives the cached source's log records: failed fetches and
@@ -191,9 +207,59 @@ type Config struct {
 	Logger *slog.Logger `json:"-"`
 }
 
-// Token fetches one fresh AppJWT from Sentinel, looking up the Sentinel
-// host first if Domain is empty. It does no caching: use
-// [Config.TokenSource] or [Config.Client] for that.
+// TokenAPI is one of the two token APIs of Sentinel that LivePerson's
+// OAuth 2.0 Client Credentials page documents. Both take the same app
+// installation's credentials and issue RS256 JWTs; they differ in the APIs
+// that take their tokens. The zero value is SentinelV1.
+type TokenAPI int
+
+const (
+	// SentinelV1 is POST /sentinel/api/account/{account}/app/token?v=1.0,
+	// which signs its tokens with one static key and which LivePerson says
+	// "can only be used for Connector API": the Send API, the Conversation
+	// API and ConsumerJWS, which take the token raw. Its answer has no
+	// expires_in: the expiry comes from the token's claims.
+	SentinelV1 TokenAPI = iota
+	// SentinelV2 is POST /sentinel/api/v2/account/{account}/app/token,
+	// for LivePerson's other APIs, such as LivePerson Functions, which
+	// take the token as Bearer. It signs with keys it publishes as a JWKS
+	// at /sentinel/well-known/jwks, takes the credentials in the form body
+	// only, and answers with expires_in.
+	SentinelV2
+)
+
+// String returns "v1" or "v2", or "TokenAPI(n)" for any other value.
+func (a TokenAPI) String() string {
+	switch a {
+	case SentinelV1:
+		return "v1"
+	case SentinelV2:
+		return "v2"
+	}
+	return fmt.Sprintf("TokenAPI(%d)", int(a))
+}
+
+// MarshalText returns [TokenAPI.String]'s text, so that a Config written
+// as JSON names its token API.
+func (a TokenAPI) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText reads "v1" or "v2", as a Config read from JSON or a flag
+// set with [flag.TextVar] gives them; any other text is an error.
+func (a *TokenAPI) UnmarshalText(text []byte) error {
+	switch string(text) {
+	case "v1":
+		*a = SentinelV1
+	case "v2":
+		*a = SentinelV2
+	default:
+		return errors.New(`appjwt: a TokenAPI is "v1" or "v2"`)
+	}
+	return nil
+}
+
+// Token fetches one fresh AppJWT from Sentinel's API that TokenAPI names,
+// looking up the Sentinel host first if Domain is empty. It does no
+// caching: use [Config.TokenSource] or [Config.Client] for that.
 //
 // The HTTP client comes from ctx under [oauth2.HTTPClient], as in
 // golang.org/x/oauth2; without one, a client with a 10 s timeout is used.
@@ -607,6 +673,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("DomainAPI", c.DomainAPI),
 		slog.Duration("EarlyExpiry", c.EarlyExpiry),
 		slog.Duration("FetchTimeout", c.FetchTimeout),
+		slog.String("TokenAPI", c.TokenAPI.String()),
 		slog.Bool("CredentialsInQuery", c.CredentialsInQuery),
 	)
 }
@@ -624,6 +691,12 @@ func (c *Config) validate() error {
 	}
 	if c.ClientSecret == redacted {
 		return errors.New("appjwt: Config.ClientSecret is " + redacted + ": the Config was read back from redacted JSON or logs")
+	}
+	switch {
+	case c.TokenAPI != SentinelV1 && c.TokenAPI != SentinelV2:
+		return fmt.Errorf("appjwt: Config.TokenAPI %v is neither SentinelV1 nor SentinelV2", c.TokenAPI)
+	case c.TokenAPI == SentinelV2 && c.CredentialsInQuery:
+		return errors.New("appjwt: Config.CredentialsInQuery is for SentinelV1: SentinelV2 takes the credentials in the form body only, never in the URL")
 	}
 	return c.validateLookup()
 }
@@ -664,7 +737,7 @@ func (c *Config) domainAPI() string {
 }
 
 func (c *Config) credentials() sentinel.Credentials {
-	return sentinel.Credentials{AccountID: c.AccountID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, InQuery: c.CredentialsInQuery}
+	return sentinel.Credentials{AccountID: c.AccountID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, InQuery: c.CredentialsInQuery, V2: c.TokenAPI == SentinelV2}
 }
 
 // withhold is the last line of defence for the texts a server can put in

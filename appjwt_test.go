@@ -95,6 +95,7 @@ func waitIdle(t testing.TB, ts *tokenCache) {
 func TestTokenRequest(t *testing.T) {
 	tests := []struct {
 		name      string
+		api       TokenAPI
 		inQuery   bool
 		wantQuery func(s *appjwttest.Server) map[string][]string
 		wantForm  func(s *appjwttest.Server) map[string][]string
@@ -116,28 +117,41 @@ func TestTokenRequest(t *testing.T) {
 			},
 			wantForm: func(*appjwttest.Server) map[string][]string { return map[string][]string{} },
 		},
+		{
+			name:      "v2: the form body, nothing in the URL",
+			api:       SentinelV2,
+			wantQuery: func(*appjwttest.Server) map[string][]string { return map[string][]string{} },
+			wantForm: func(s *appjwttest.Server) map[string][]string {
+				return map[string][]string{"grant_type": {"client_credentials"}, "client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := testkit.NewServer(t)
 			c := configFor(s)
 			c.CredentialsInQuery = tt.inQuery
+			c.TokenAPI = tt.api
 			tok, err := c.Token(s.Context(context.Background()))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Verify(tok.AccessToken); err != nil {
+			endpoint, path, verify := appjwttest.Sentinel, "/sentinel/api/account/"+s.AccountID+"/app/token", s.Verify
+			if tt.api == SentinelV2 {
+				endpoint, path, verify = appjwttest.SentinelV2, "/sentinel/api/v2/account/"+s.AccountID+"/app/token", s.VerifyV2
+			}
+			if err := verify(tok.AccessToken); err != nil {
 				t.Errorf("issued token does not verify: %v", err)
 			}
-			reqs := s.Requests(appjwttest.Sentinel)
+			reqs := s.Requests(endpoint)
 			if len(reqs) != 1 {
-				t.Fatalf("Sentinel got %d requests, want 1", len(reqs))
+				t.Fatalf("%v got %d requests, want 1", endpoint, len(reqs))
 			}
 			r := reqs[0]
 			if got, want := r.Method, "POST"; got != want {
 				t.Errorf("method = %q, want %q", got, want)
 			}
-			if got, want := r.Path, "/sentinel/api/account/"+s.AccountID+"/app/token"; got != want {
+			if got, want := r.Path, path; got != want {
 				t.Errorf("path = %q, want %q", got, want)
 			}
 			if got, want := r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"; got != want {
@@ -234,6 +248,8 @@ func TestBadConfig(t *testing.T) {
 		{"domain api with a caret", func(c *Config) { c.DomainAPI = "a^b" }, "DomainAPI"},
 		{"negative early expiry", func(c *Config) { c.EarlyExpiry = -time.Second }, "EarlyExpiry"},
 		{"negative fetch timeout", func(c *Config) { c.FetchTimeout = -time.Second }, "FetchTimeout"},
+		{"v2 with the credentials in the URL", func(c *Config) { c.TokenAPI, c.CredentialsInQuery = SentinelV2, true }, "CredentialsInQuery"},
+		{"no such token API", func(c *Config) { c.TokenAPI = SentinelV2 + 1 }, "TokenAPI"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,6 +280,46 @@ func TestBadConfig(t *testing.T) {
 	}
 }
 
+// A v2 token's expiry is its expires_in, counted from the request, which
+// the stand-in sends as a string, as Sentinel's v2 API may.
+func TestV2ExpiryFromExpiresIn(t *testing.T) {
+	s := testkit.NewServer(t)
+	s.SetLifetime(20 * time.Minute)
+	c := configFor(s)
+	c.TokenAPI = SentinelV2
+	before := time.Now()
+	tok, err := c.TokenSource(s.Context(context.Background())).Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, hi := before.Add(20*time.Minute), time.Now().Add(20*time.Minute)
+	if tok.Expiry.Before(lo) || tok.Expiry.After(hi) {
+		t.Errorf("Expiry = %v, want between %v and %v", tok.Expiry, lo, hi)
+	}
+	if got := tok.Extra("expires_in"); got != "1200" {
+		t.Errorf(`Extra("expires_in") = %v, want "1200"`, got)
+	}
+}
+
+func TestTokenAPIText(t *testing.T) {
+	for _, api := range []TokenAPI{SentinelV1, SentinelV2} {
+		b, _ := api.MarshalText()
+		var read TokenAPI = 7
+		if err := read.UnmarshalText(b); err != nil || read != api {
+			t.Errorf("%v: text %q reads back as %v, %v", api, b, read, err)
+		}
+	}
+	var read TokenAPI
+	for _, text := range []string{"", "V2", "2", "v3"} {
+		if err := read.UnmarshalText([]byte(text)); err == nil {
+			t.Errorf("UnmarshalText(%q) = nil, want an error", text)
+		}
+	}
+	if got, want := (SentinelV2 + 1).String(), "TokenAPI(2)"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
 func TestClockSkewChangesNothing(t *testing.T) {
 	for _, skew := range []time.Duration{-5 * time.Hour, 0, 3 * time.Hour} {
 		t.Run(skew.String(), func(t *testing.T) {
@@ -285,14 +341,18 @@ func TestClockSkewChangesNothing(t *testing.T) {
 
 func TestSecretNeverShows(t *testing.T) {
 	s := testkit.NewServer(t)
-	for _, inQuery := range []bool{false, true} {
+	for _, api := range []struct {
+		inQuery  bool
+		tokenAPI TokenAPI
+		endpoint appjwttest.Endpoint
+	}{{false, SentinelV1, appjwttest.Sentinel}, {true, SentinelV1, appjwttest.Sentinel}, {false, SentinelV2, appjwttest.SentinelV2}} {
 		c := configFor(s)
-		c.CredentialsInQuery = inQuery
+		c.CredentialsInQuery, c.TokenAPI = api.inQuery, api.tokenAPI
 		// The errors of each answer are internal/sentinel's to test; these
 		// are the Config's own.
 		hung := c
 		hung.FetchTimeout = 50 * time.Millisecond
-		s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+		s.QueueFaults(api.endpoint, appjwttest.Fault{Hang: true})
 		_, err := hung.Token(s.Context(context.Background()))
 		if err == nil {
 			t.Fatal("got no error")
@@ -311,7 +371,7 @@ func TestSecretNeverShows(t *testing.T) {
 }
 
 func TestConfigJSON(t *testing.T) {
-	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", EarlyExpiry: time.Minute}
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", TokenAPI: SentinelV2, EarlyExpiry: time.Minute}
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("start", "settings", struct{ Conf Config }{c})
 	texts := []string{logs.String()}
@@ -323,11 +383,11 @@ func TestConfigJSON(t *testing.T) {
 		texts = append(texts, string(b))
 	}
 	testkit.NoEcho(t, c.ClientSecret, texts...)
-	if !strings.Contains(texts[1], `"ClientSecret":"[REDACTED]"`) || !strings.Contains(texts[1], `"EarlyExpiry":60000000000`) {
+	if !strings.Contains(texts[1], `"ClientSecret":"[REDACTED]"`) || !strings.Contains(texts[1], `"EarlyExpiry":60000000000`) || !strings.Contains(texts[1], `"TokenAPI":"v2"`) {
 		t.Errorf("json.Marshal(c) = %s, want the fields with the secret redacted", texts[1])
 	}
 	var read Config
-	if err := json.Unmarshal([]byte(`{"AccountID":"le1","ClientID":"id","ClientSecret":"s3cret-value","EarlyExpiry":60000000000}`), &read); err != nil {
+	if err := json.Unmarshal([]byte(`{"AccountID":"le1","ClientID":"id","ClientSecret":"s3cret-value","TokenAPI":"v2","EarlyExpiry":60000000000}`), &read); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(c, read); diff != "" {

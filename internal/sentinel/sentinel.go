@@ -31,9 +31,13 @@ const DefaultLifetime = time.Hour
 // Credentials identify an app installation to Sentinel.
 type Credentials struct {
 	AccountID, ClientID, ClientSecret string
-	// InQuery sends client_id and client_secret in the query string, as
-	// LivePerson's older documentation shows, instead of the form body.
+	// InQuery sends grant_type and the credentials in the query string, as
+	// LivePerson's older documentation of v1 shows, instead of the form
+	// body.
 	InQuery bool
+	// V2 asks Sentinel's v2 API, which takes them in the form body only:
+	// InQuery is then ignored.
+	V2 bool
 }
 
 // Fetch asks Sentinel at host for a token, as often as p allows, and turns
@@ -67,14 +71,17 @@ func Fetch(ctx context.Context, host string, c Credentials, p lphttp.Policy) (*o
 // call is the token request: grant_type and the credentials in the form
 // body, as RFC 6749 section 4.4.2 and LivePerson's OAuth 2.0 page send
 // them, or in the query string if InQuery is set, as LivePerson's older
-// page does. Each parameter is sent once: a strict server refuses one
-// that comes twice (RFC 6749 section 3.2).
+// page does for v1. Each parameter is sent once: a strict server refuses
+// one that comes twice (RFC 6749 section 3.2).
 func (c Credentials) call(host string) lphttp.Call {
 	u := lphttp.Endpoint(host, "v=1.0", "sentinel", "api", "account", c.AccountID, "app", "token")
+	if c.V2 {
+		u = lphttp.Endpoint(host, "", "sentinel", "api", "v2", "account", c.AccountID, "app", "token")
+	}
 	safe := *u
 	params := "grant_type=client_credentials&client_id=" + url.QueryEscape(c.ClientID) + "&client_secret="
 	cl := lphttp.Call{Method: http.MethodPost, URL: u, Safe: &safe, Max: MaxBody}
-	if c.InQuery {
+	if c.InQuery && !c.V2 {
 		u.RawQuery += "&" + params + url.QueryEscape(c.ClientSecret)
 		safe.RawQuery += "&" + params + "REDACTED"
 	} else {

@@ -186,6 +186,45 @@ func credentialsFor(s *appjwttest.Server) Credentials {
 	return Credentials{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret}
 }
 
+// Each request goes to its API's path and carries each parameter once;
+// v2 never puts the credentials in the URL, whatever InQuery says.
+func TestCall(t *testing.T) {
+	const params = "grant_type=client_credentials&client_id=id+1&client_secret="
+	tests := []struct {
+		name          string
+		inQuery, v2   bool
+		wantURL       string // as errors show it
+		wantFormAfter string // the form, but for the escaped secret; "": no form
+	}{
+		{"v1", false, false, "https://h/sentinel/api/account/le%2F1/app/token?v=1.0", params},
+		{"v1, InQuery", true, false, "https://h/sentinel/api/account/le%2F1/app/token?v=1.0&" + params + "REDACTED", ""},
+		{"v2", false, true, "https://h/sentinel/api/v2/account/le%2F1/app/token", params},
+		{"v2, InQuery", true, true, "https://h/sentinel/api/v2/account/le%2F1/app/token", params},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Credentials{AccountID: "le/1", ClientID: "id 1", ClientSecret: "s&3", InQuery: tt.inQuery, V2: tt.v2}
+			cl := c.call("h")
+			if got := cl.Safe.String(); got != tt.wantURL {
+				t.Errorf("URL = %q, want %q", got, tt.wantURL)
+			}
+			wantForm := ""
+			if tt.wantFormAfter != "" {
+				wantForm = tt.wantFormAfter + url.QueryEscape(c.ClientSecret)
+			}
+			if cl.Form != wantForm {
+				t.Errorf("form = %q, want %q", cl.Form, wantForm)
+			}
+			if sent := cl.URL.String(); tt.wantFormAfter != "" && sent != tt.wantURL {
+				t.Errorf("URL sent = %q, want %q: no credentials in it", sent, tt.wantURL)
+			}
+			if cl.Method != http.MethodPost {
+				t.Errorf("method = %s, want POST", cl.Method)
+			}
+		})
+	}
+}
+
 // fetchWithFault makes Sentinel always answer with f and returns the
 // error of one Fetch, failing the test if there is none.
 func fetchWithFault(t *testing.T, f appjwttest.Fault) (*appjwttest.Server, error) {
