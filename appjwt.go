@@ -32,15 +32,21 @@
 //
 // # Header styles
 //
-// LivePerson's Connector API documents the raw token, with no scheme:
+// The header follows the token. LivePerson's Connector API, which takes
+// tokens of Sentinel's v1 API, documents the raw token, with no scheme:
 //
 //	Authorization: eyJraWQiOi...
 //
-// That is what [Transport] and [Config.Client] send. [Config.BearerClient],
-// and [Transport] with [BearerStyle], send the standard OAuth 2.0 bearer
-// style, as [oauth2.Transport] does, for APIs that want it:
+// LivePerson's other APIs, which take tokens of its v2 API, and
+// [oauth2.Transport], use the standard OAuth 2.0 bearer style:
 //
 //	Authorization: Bearer eyJraWQiOi...
+//
+// [Transport] and [Config.Client] send a token of a [Source] in the style
+// of its API: raw with [SentinelV1], Bearer with [SentinelV2].
+// [Config.BearerClient], and [Transport] with [BearerStyle] or [RawStyle],
+// send the style they name whatever the token, for an API that wants the
+// other one.
 //
 // Either way the token goes over https only, and follows a redirect only to
 // the host the first request named.
@@ -311,8 +317,10 @@ func (c *Config) TokenSource(ctx context.Context) *Source {
 
 // Client returns an HTTP client that authorizes every request with an
 // AppJWT from [Config.TokenSource], through a [Transport] in the header
-// style the token's API documents: "Authorization: <AppJWT>", raw, for
-// LivePerson's Connector API. Like [oauth2.NewClient], it takes the client
+// style the token's API documents ([AutoStyle]): "Authorization: <AppJWT>",
+// raw, for LivePerson's Connector API, with TokenAPI [SentinelV1];
+// "Authorization: Bearer <AppJWT>" for LivePerson's other APIs, with
+// [SentinelV2]. Like [oauth2.NewClient], it takes the client
 // in ctx under [oauth2.HTTPClient], if any: its transport (the base),
 // Timeout, Jar and CheckRedirect; so wrapping a company's own client is
 // putting it in ctx. It recovers as [Transport] does when the API rejects
@@ -322,7 +330,9 @@ func (c *Config) Client(ctx context.Context) *http.Client {
 }
 
 // BearerClient is [Config.Client] sending "Authorization: Bearer <AppJWT>",
-// the standard OAuth 2.0 style, for APIs that take it.
+// the standard OAuth 2.0 style, whatever TokenAPI is: for an API that
+// takes a v1 token that way. With [SentinelV2], Config.Client sends Bearer
+// already.
 func (c *Config) BearerClient(ctx context.Context) *http.Client {
 	return c.client(ctx, BearerStyle)
 }
@@ -368,9 +378,11 @@ type Rejecter interface {
 }
 
 // Transport is an [http.RoundTripper] that authorizes each request with an
-// AppJWT, in the header style Style says: by default raw,
-// "Authorization: <AppJWT>" with no scheme, as LivePerson's Connector API
-// documents it. It does not modify the caller's request.
+// AppJWT, in the header style Style says: by default ([AutoStyle]) the
+// style of the token's API, raw, "Authorization: <AppJWT>" with no scheme,
+// as LivePerson's Connector API documents it, unless Source is a [Source]
+// of [SentinelV2], whose tokens go as "Authorization: Bearer <AppJWT>". It
+// does not modify the caller's request.
 //
 // The token goes only where it should: over https, and on a redirect hop
 // (a request whose Response is set, as [http.Client] makes them) only to
@@ -412,7 +424,7 @@ type Transport struct {
 	Base http.RoundTripper
 
 	// Style is how the token goes in the Authorization header. Zero
-	// (AutoStyle): as the token's API documents it.
+	// (AutoStyle): as the token's API documents it, raw or Bearer.
 	Style HeaderStyle
 }
 
@@ -420,13 +432,18 @@ type Transport struct {
 type HeaderStyle int
 
 const (
-	// AutoStyle sends a token as its API documents it: raw for an AppJWT,
-	// which is for LivePerson's Connector API.
+	// AutoStyle sends a token as the API it is for documents it: Bearer
+	// for a token of a [Source] of Sentinel's v2 API ([SentinelV2]), which
+	// LivePerson's APIs other than the Connector API take; raw for a token
+	// of its v1 API ([SentinelV1]), which is for the Connector API, and
+	// for a token of any other source, whose API [Transport] cannot tell,
+	// such as a Source wrapped in [oauth2.ReuseTokenSource].
 	AutoStyle HeaderStyle = iota
-	// RawStyle sends "Authorization: <token>", with no scheme.
+	// RawStyle sends "Authorization: <token>", with no scheme, whatever
+	// the token.
 	RawStyle
 	// BearerStyle sends "Authorization: Bearer <token>", the standard
-	// OAuth 2.0 style.
+	// OAuth 2.0 style, whatever the token.
 	BearerStyle
 )
 
@@ -508,10 +525,13 @@ func (t *Transport) send(req *http.Request, token string) (*http.Response, error
 
 // style is the header style to send: Style, or what AutoStyle stands for.
 func (t *Transport) style() HeaderStyle {
-	if t.Style == AutoStyle {
-		return RawStyle
+	if t.Style != AutoStyle {
+		return t.Style
 	}
-	return t.Style
+	if s, ok := t.Source.(*Source); ok && s.cache.conf.TokenAPI == SentinelV2 {
+		return BearerStyle
+	}
+	return RawStyle
 }
 
 // reject reports tok as rejected, and says whether it had been fetched

@@ -1037,6 +1037,90 @@ func TestHeaderStylesAgainstServer(t *testing.T) {
 	}
 }
 
+// The header follows the token: the package's clients send a v2 token as
+// Bearer, which the stand-in's v2 API takes, and a v1 token raw, which it
+// refuses, as it refuses a v2 token raw; explicit styles stay as chosen.
+func TestHeaderStylesAgainstV2API(t *testing.T) {
+	s := testkit.NewServer(t)
+	ctx := s.Context(context.Background())
+	v1, v2 := configFor(s), configFor(s)
+	v2.TokenAPI = SentinelV2
+	src := v2.TokenSource(ctx)
+	base := s.Client().Transport
+	tests := []struct {
+		name       string
+		client     *http.Client
+		wantPrefix string // of the Authorization sent
+		wantStatus int
+	}{
+		{"v2 Config.Client", v2.Client(ctx), "Bearer ey", 200},
+		{"v2 Config.BearerClient", v2.BearerClient(ctx), "Bearer ey", 200},
+		{"v2 Transport", &http.Client{Transport: &Transport{Source: src, Base: base}}, "Bearer ey", 200},
+		{"v2 oauth2.NewClient", oauth2.NewClient(ctx, src), "Bearer ey", 200},
+		{"v2 Transport, RawStyle", &http.Client{Transport: &Transport{Source: src, Base: base, Style: RawStyle}}, "ey", 401},
+		{"v2 wrapped, which Transport cannot tell", &http.Client{Transport: &Transport{Source: oauth2.ReuseTokenSource(nil, src), Base: base}}, "ey", 401},
+		{"v1 Config.Client", v1.Client(ctx), "ey", 401},
+		{"v1 Config.BearerClient", v1.BearerClient(ctx), "Bearer ey", 401},
+	}
+	api := s.URL() + strings.Replace(appjwttest.V2APIPath, "{account}", s.AccountID, 1)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := tt.client.Get(api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			auth := s.Requests(appjwttest.V2API)[s.Count(appjwttest.V2API)-1].Header.Get("Authorization")
+			if resp.StatusCode != tt.wantStatus || !strings.HasPrefix(auth, tt.wantPrefix) {
+				t.Errorf("status %d, Authorization %.20q; want %d and %q...", resp.StatusCode, auth, tt.wantStatus, tt.wantPrefix)
+			}
+		})
+	}
+	if got := postConsumer(t, v2.Client(ctx), s); got != 401 {
+		t.Errorf("a v2 token to the Connector API: status %d, want 401", got)
+	}
+}
+
+// A v2 API's 401 carries no LivePerson errorCode: the token is rejected,
+// and the request sent again with a new one, in the Bearer style.
+func TestV2ClientRecovers(t *testing.T) {
+	s := testkit.NewServer(t)
+	var h testkit.Capture
+	c := configFor(s)
+	c.TokenAPI, c.Logger = SentinelV2, slog.New(&h)
+	hc := c.Client(s.Context(context.Background()))
+	api := strings.Replace(appjwttest.V2APIPath, "{account}", s.AccountID, 1)
+	for i, revoke := range []bool{false, true} {
+		if revoke {
+			s.RevokeTokens()
+		}
+		resp, err := hc.Get(s.URL() + api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d, want 200", i, resp.StatusCode)
+		}
+	}
+	if got, want := s.Count(appjwttest.SentinelV2), 2; got != want {
+		t.Errorf("%d token requests, want %d", got, want)
+	}
+	var rejected []testkit.Record
+	for _, r := range h.Take() {
+		if r.Msg == msgRejected {
+			rejected = append(rejected, r)
+		}
+	}
+	want := map[string]string{"account": s.AccountID, "client_id": s.ClientID, "host": s.Host(), "path": api, "error_code": "0", "scheme": "bearer", "resent": "true"}
+	if len(rejected) != 1 {
+		t.Fatalf("%d rejection records, want 1", len(rejected))
+	}
+	if diff := cmp.Diff(want, rejected[0].Attrs); diff != "" {
+		t.Errorf("rejection record mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestTransportClonesDeeply(t *testing.T) {
 	scribbler := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		r.URL.Path = "/changed"

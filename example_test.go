@@ -84,6 +84,32 @@ func ExampleConfig_BearerClient() {
 	// 200 OK
 }
 
+// With Sentinel's v2 API, for LivePerson's APIs other than the Connector
+// API, the client sends "Authorization: Bearer <token>", as they want it.
+// Here the API is the stand-in's own v2 API.
+func ExampleConfig_Client_v2() {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+
+	cfg := appjwt.Config{
+		AccountID:    srv.AccountID,
+		ClientID:     srv.ClientID,
+		ClientSecret: srv.ClientSecret,
+		TokenAPI:     appjwt.SentinelV2,
+		DomainAPI:    srv.Host(),
+	}
+	client := cfg.Client(srv.Context(context.Background()))
+
+	resp, err := client.Get(srv.URL() + strings.Replace(appjwttest.V2APIPath, "{account}", srv.AccountID, 1))
+	if err != nil {
+		log.Fatal(err)
+	}
+	resp.Body.Close()
+	scheme, _, _ := strings.Cut(srv.Requests(appjwttest.V2API)[0].Header.Get("Authorization"), " ")
+	fmt.Println(resp.Status, "with", scheme)
+	// Output: 200 OK with Bearer
+}
+
 // For code that sets the header itself: the source caches the token and
 // refreshes it in the background, and a Rejecter takes word of a 401 so that
 // the next call fetches a new token. (oauth2.NewClient would wrap the source
