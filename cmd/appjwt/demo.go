@@ -73,9 +73,13 @@ func demo(ctx context.Context, w io.Writer) error {
 	if err := demoConversation(ctx, w, srv, src); err != nil {
 		return err
 	}
+	if err := demoV2(ctx, w, srv, cfg); err != nil {
+		return err
+	}
 
-	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1, the token source, the idp), Sentinel %d, ConsumerJWS %d, CONVERSATION %d, SEND %d.\n",
-		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer), srv.Count(appjwttest.Conversation), srv.Count(appjwttest.Send))
+	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1, the token source, the idp, the v2 client), Sentinel %d, ConsumerJWS %d, CONVERSATION %d, SEND %d, Sentinel v2 %d, v2 API %d.\n",
+		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer), srv.Count(appjwttest.Conversation), srv.Count(appjwttest.Send),
+		srv.Count(appjwttest.SentinelV2), srv.Count(appjwttest.V2API))
 	fmt.Fprintln(w, "Done: the token is cached and will be refreshed in the background before it expires.")
 	return nil
 }
@@ -138,6 +142,26 @@ func demoConversation(ctx context.Context, w io.Writer, srv *appjwttest.Server, 
 	}
 	conv, _ := srv.Conversation(id)
 	fmt.Fprintf(w, "   cm.UpdateConversationField, ConversationStateField CLOSE: %s, code %q; the stand-in has it %s\n\n", status, sent.Code, conv.State)
+	return nil
+}
+
+// demoV2 is step 7: a token of Sentinel's v2 API, for LivePerson's APIs
+// other than the Connector API, through Config.Client, which sends it as
+// Bearer, to the stand-in's v2 API.
+func demoV2(ctx context.Context, w io.Writer, srv *appjwttest.Server, cfg appjwt.Config) error {
+	cfg.TokenAPI = appjwt.SentinelV2
+	api := srv.URL() + strings.Replace(appjwttest.V2APIPath, "{account}", srv.AccountID, 1)
+	fmt.Fprintf(w, "7. Sentinel's v2 API, for LivePerson's other APIs: POST https://%s/sentinel/api/v2/account/%s/app/token\n", srv.Host(), cfg.AccountID)
+	fmt.Fprintln(w, "   cfg.TokenAPI = appjwt.SentinelV2: cfg.Client sends \"Authorization: Bearer <token>\"")
+	resp, err := cfg.Client(ctx).Get(api)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("appjwt demo: the v2 API answered %s", resp.Status)
+	}
+	fmt.Fprintf(w, "   GET %s, the stand-in's v2 API: %s\n\n", api, resp.Status)
 	return nil
 }
 

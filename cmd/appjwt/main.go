@@ -4,11 +4,12 @@
 //
 //	LP_CLIENT_SECRET=... appjwt -account le12345678 -client-id 75588e18-...
 //	appjwt -format claims          # what the token says, expiry in local time
+//	appjwt -token-api v2           # a token for LivePerson's APIs other than the Connector API
 //	appjwt -domain-only            # only resolve the Sentinel host
 //	appjwt -demo                   # the whole flow against a built-in stand-in
 //
-// The account, client id and domain come from flags or from LP_ACCOUNT_ID,
-// LP_CLIENT_ID, LP_DOMAIN and LP_DOMAIN_API. The secret comes only from
+// The account, client id, domain and token API come from flags or from
+// LP_ACCOUNT_ID, LP_CLIENT_ID, LP_DOMAIN, LP_DOMAIN_API and LP_TOKEN_API. The secret comes only from
 // LP_CLIENT_SECRET or, with -secret-stdin, from the first line of standard
 // input: never from a flag, since flags show in ps.
 //
@@ -50,6 +51,7 @@ Examples:
   read -rs LP_CLIENT_SECRET && export LP_CLIENT_SECRET
   curl -H "$(appjwt -format header)" https://.../api/account/le12345678/consumer?v=1.0
   appjwt -format claims
+  appjwt -token-api v2 -format header    # Authorization: Bearer <token>, for LivePerson's other APIs
   pass show lp/secret | appjwt -secret-stdin -format json
   appjwt -domain-only
   appjwt -demo
@@ -127,9 +129,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.conf.ClientID, "client-id", getenv("LP_CLIENT_ID"), "app installation `ID` (env LP_CLIENT_ID)")
 	fs.StringVar(&o.conf.Domain, "domain", getenv("LP_DOMAIN"), "Sentinel `host`; empty: looked up with the Domain API (env LP_DOMAIN)")
 	fs.StringVar(&o.conf.DomainAPI, "domain-api", getenv("LP_DOMAIN_API"), "Domain API `host`; empty: "+appjwt.DefaultDomainAPI+" (env LP_DOMAIN_API)")
-	fs.BoolVar(&o.conf.CredentialsInQuery, "query", false, "send the credentials in the URL's query string instead of the form body")
+	tokenAPI := appjwt.SentinelV1
+	if v := getenv("LP_TOKEN_API"); v != "" && tokenAPI.UnmarshalText([]byte(v)) != nil {
+		return nil, usageError("invalid value for LP_TOKEN_API: want v1 or v2")
+	}
+	fs.TextVar(&o.conf.TokenAPI, "token-api", tokenAPI, "Sentinel's token `API`: v1 for the Connector API, v2 for LivePerson's other APIs (env LP_TOKEN_API)")
+	fs.BoolVar(&o.conf.CredentialsInQuery, "query", false, "send the credentials in the URL's query string instead of the form body (v1 only)")
 	fs.DurationVar(&o.conf.FetchTimeout, "timeout", appjwt.DefaultFetchTimeout, "give up after this `duration`, such as 10s (0: "+appjwt.DefaultFetchTimeout.String()+")")
-	fs.StringVar(&o.format, "format", "raw", "output `format`: raw, header (Authorization: <AppJWT>), bearer (Authorization: Bearer <AppJWT>), json or claims")
+	fs.StringVar(&o.format, "format", "raw", "output `format`: raw, header (Authorization: <AppJWT>, or Bearer <AppJWT> with -token-api v2), bearer (Authorization: Bearer <AppJWT>), json or claims")
 	fs.BoolVar(&o.domainOnly, "domain-only", false, "only resolve and print the Sentinel host")
 	fs.BoolVar(&o.secretStdin, "secret-stdin", false, "read the secret from the first line of standard input instead of LP_CLIENT_SECRET")
 	fs.BoolVar(&o.demo, "demo", false, "run the whole flow against a built-in LivePerson stand-in; needs no account")
@@ -161,6 +168,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	}
 	if o.conf.FetchTimeout < 0 {
 		return nil, usageError("invalid value for -timeout: it is negative")
+	}
+	if o.conf.CredentialsInQuery && o.conf.TokenAPI == appjwt.SentinelV2 {
+		return nil, usageError("-query is for -token-api v1: v2 takes the credentials in the form body only")
 	}
 	if o.demo {
 		return &o, nil
@@ -216,6 +226,8 @@ func flagError(fs *flag.FlagSet, err error, rejected string) error {
 		switch {
 		case f.Name == "timeout":
 			return usageError("invalid value for -timeout: give a duration with a unit, such as 3s or 2m")
+		case f.Name == "token-api":
+			return usageError("invalid value for -token-api: want v1 or v2")
 		case isBool(f.Value):
 			return usageErrorf("invalid value for -%s: give -%[1]s alone, or -%[1]s=true or -%[1]s=false", f.Name)
 		}
@@ -323,7 +335,11 @@ func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) e
 	if err != nil {
 		return configError(err, &o.conf)
 	}
-	return formats[o.format](stdout, tok)
+	format := o.format
+	if format == "header" && o.conf.TokenAPI == appjwt.SentinelV2 {
+		format = "bearer" // the header follows the token, as Config.Client sends it
+	}
+	return formats[format](stdout, tok)
 }
 
 func printJSON(w io.Writer, tok *oauth2.Token) error {

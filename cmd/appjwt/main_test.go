@@ -93,6 +93,40 @@ func TestOutputFormats(t *testing.T) {
 	}
 }
 
+// -token-api, or LP_TOKEN_API, chooses the token API, and -format header
+// follows the token, as Config.Client does.
+func TestTokenAPI(t *testing.T) {
+	srv := appjwttest.NewServer()
+	defer srv.Close()
+	v2env := serverEnv(srv)
+	v2env["LP_TOKEN_API"] = "v2"
+	tests := []struct {
+		name       string
+		env        map[string]string
+		args       []string
+		wantPrefix string
+		verify     func(string) error
+	}{
+		{"default", serverEnv(srv), []string{"-format", "header"}, "Authorization: ey", srv.Verify},
+		{"-token-api v1", v2env, []string{"-token-api", "v1", "-format", "header"}, "Authorization: ey", srv.Verify},
+		{"-token-api v2", serverEnv(srv), []string{"-token-api", "v2", "-format", "header"}, "Authorization: Bearer ey", srv.VerifyV2},
+		{"LP_TOKEN_API v2", v2env, []string{"-format", "header"}, "Authorization: Bearer ey", srv.VerifyV2},
+		{"v2, raw", v2env, nil, "ey", srv.VerifyV2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := runCmd(t, srv, tt.env, "", tt.args...)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, tt.wantPrefix) {
+				t.Fatalf("exit %d, stdout %.30q, stderr %q; want %q...", r.code, r.stdout, r.stderr, tt.wantPrefix)
+			}
+			fields := strings.Fields(r.stdout)
+			if err := tt.verify(fields[len(fields)-1]); err != nil {
+				t.Errorf("token does not verify: %v", err)
+			}
+		})
+	}
+}
+
 func TestFlagsAndStdin(t *testing.T) {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
@@ -173,6 +207,7 @@ func TestPastedSecretNotShown(t *testing.T) {
 		badFormat   = "unknown -format value (want raw, header, bearer, json or claims)"
 		badTimeout  = "invalid value for -timeout: give a duration with a unit, such as 3s or 2m"
 		badQuery    = "invalid value for -query: give -query alone, or -query=true or -query=false"
+		badTokenAPI = "invalid value for -token-api: want v1 or v2"
 	)
 	positions := []struct {
 		name string
@@ -188,6 +223,7 @@ func TestPastedSecretNotShown(t *testing.T) {
 		{"as -format=", func(s string) []string { return []string{"-format=" + s} }, badFormat, badFormat},
 		{"as -timeout", func(s string) []string { return []string{"-timeout", s} }, badTimeout, badTimeout},
 		{"as -query=", func(s string) []string { return []string{"-query=" + s} }, badQuery, badQuery},
+		{"as -token-api", func(s string) []string { return []string{"-token-api", s} }, badTokenAPI, badTokenAPI},
 	}
 	// The first two are what a base64 secret may look like; "--x" and
 	// "-=Ab" are the flag package's two other ways of reading a dash.
@@ -242,6 +278,9 @@ func TestUsageErrors(t *testing.T) {
 		{"LP_DOMAIN_API", with("LP_DOMAIN_API", "https://x"), []string{"-domain-only"}, "-domain-api / LP_DOMAIN_API: the value is not a bare host[:port] (no scheme, path, query or userinfo)"},
 		{"-account", env, []string{"-account", ".."}, "-account / LP_ACCOUNT_ID: the value is not an account ID"},
 		{"LP_ACCOUNT_ID", with("LP_ACCOUNT_ID", "."), []string{"-domain-only"}, "-account / LP_ACCOUNT_ID: the value is not an account ID"},
+		{"-token-api", env, []string{"-token-api", "v3"}, "invalid value for -token-api: want v1 or v2"},
+		{"LP_TOKEN_API", with("LP_TOKEN_API", "2"), nil, "invalid value for LP_TOKEN_API: want v1 or v2"},
+		{"-query with v2", with("LP_TOKEN_API", "v2"), []string{"-query"}, "-query is for -token-api v1: v2 takes the credentials in the form body only"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,7 +342,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%s: exit %d, stdout %q; want 0 and nothing", arg, r.code, r.stdout)
 		}
 		// The flags' types and defaults show as the flag package tells them.
-		for _, want := range []string{"Examples:", "\n  -secret-stdin\n", "\n  -timeout duration\n", "(default 30s)", "\n  -format format\n", `(default "raw")`} {
+		for _, want := range []string{"Examples:", "\n  -secret-stdin\n", "\n  -timeout duration\n", "(default 30s)", "\n  -format format\n", `(default "raw")`, "\n  -token-api API\n", "(default v1)"} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("%s: usage lacks %q:\n%s", arg, want, r.stderr)
 			}
@@ -326,7 +365,8 @@ func TestDemo(t *testing.T) {
 		`2, cm.ConsumerRequestConversation: code "OK", conversation `,
 		"6. SEND: ", `a ContentEvent: 200 OK, code "OK", sequence 0 in the conversation`,
 		`ConversationStateField CLOSE: 200 OK, code "OK"; the stand-in has it CLOSE`,
-		"Domain API 3 (step 1, the token source, the idp), Sentinel 1, ConsumerJWS 2, CONVERSATION 1, SEND 2."} {
+		"7. Sentinel's v2 API", "the stand-in's v2 API: 200 OK",
+		"Domain API 4 (step 1, the token source, the idp, the v2 client), Sentinel 1, ConsumerJWS 2, CONVERSATION 1, SEND 2, Sentinel v2 1, v2 API 1."} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
 		}

@@ -8,8 +8,9 @@
 //	appjwttest -addr 127.0.0.1:8443
 //	appjwttest -ca-file ./ca.pem       # where to write the CA certificate
 //
-// It serves the Domain API, Sentinel, the ConsumerJWS endpoint and the Send
-// API as package appjwttest documents them, on -addr, until interrupted
+// It serves the Domain API, Sentinel's v1 and v2 token APIs and its JWKS,
+// the ConsumerJWS endpoint, the Send API and a v2 API as package appjwttest
+// documents them, on -addr, until interrupted
 // (Ctrl-C or SIGTERM). It prints its URL, the credentials to use (the
 // account, the client id and a client secret made up for this run: they
 // open nothing but this stand-in) and the path of its CA certificate, in
@@ -48,8 +49,9 @@ func main() {
 
 const usageText = `Usage: appjwttest [flags]
 
-Runs a LivePerson stand-in (Domain API, Sentinel, ConsumerJWS, Send API)
-until interrupted, and prints its URL, credentials and CA certificate.
+Runs a LivePerson stand-in (Domain API, Sentinel v1 and v2, ConsumerJWS,
+Send API, a v2 API) until interrupted, and prints its URL, credentials and
+CA certificate.
 
 Flags:
 `
@@ -156,6 +158,8 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string) {
 	fmt.Fprintf(w, "  appjwt -format claims\n")
 	fmt.Fprintf(w, "  curl --cacert \"$SSL_CERT_FILE\" -H \"$(appjwt -format header)\" -H 'Content-Type: application/json' \\\n")
 	fmt.Fprintf(w, "    -d '{\"ext_consumer_id\":\"john_doe_42\"}' '%s/api/account/%s/consumer?v=1.0'\n", srv.URL(), srv.AccountID)
+	fmt.Fprintf(w, "  curl --cacert \"$SSL_CERT_FILE\" -H \"$(appjwt -token-api v2 -format header)\" '%s%s'\n",
+		srv.URL(), strings.Replace(appjwttest.V2APIPath, "{account}", srv.AccountID, 1))
 }
 
 // shellQuote quotes s for a POSIX shell, if it needs quoting.
