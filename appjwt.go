@@ -7,7 +7,7 @@
 //
 // Sentinel has two token APIs, which [Config.TokenAPI] chooses between:
 // [SentinelV1], the default, for the Connector API, and [SentinelV2] for
-// LivePerson's other APIs.
+// LivePerson's other APIs; docs/token-apis.md compares them.
 //
 // [Config] describes an app installation. [Config.TokenSource] returns a
 // [Source], the cached [oauth2.TokenSource] every wiring shares: [Transport]
