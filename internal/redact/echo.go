@@ -6,7 +6,8 @@ package redact
 
 import (
 	"html"
-	"strconv"
+	"iter"
+	"slices"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -14,33 +15,12 @@ import (
 
 // Echoes reports whether text holds secret, plainly or under the encodings
 // a server or proxy may apply when it echoes a request back: JSON and Go
-// string escapes, HTML character references, and percent-encoding (hex in either
-// case, with or without '+' for space), up to maxEchoLayers of them on top
-// of each other.
+// string escapes, HTML character references, and percent-encoding (hex in
+// either case, with or without '+' for space), up to maxEchoLayers of them
+// on top of each other. The whole text is searched, however long: an
+// encoding may make a secret as long as it likes ("&#00065;" is "A").
 func Echoes(text, secret string) bool {
-	if secret == "" {
-		return false
-	}
-	layer, seen := []string{text}, map[string]bool{text: true}
-	for depth := 0; len(layer) > 0; depth++ {
-		var next []string
-		for _, s := range layer {
-			if strings.Contains(s, secret) {
-				return true
-			}
-			if depth == maxEchoLayers {
-				continue
-			}
-			for _, decode := range echoDecoders {
-				if d := decode(s); !seen[d] {
-					seen[d] = true
-					next = append(next, d)
-				}
-			}
-		}
-		layer = next
-	}
-	return false
+	return echoes([]string{text}, []string{secret})
 }
 
 // maxEchoLayers is how many encodings on top of each other echoes undoes.
@@ -51,8 +31,110 @@ const maxEchoLayers = 3
 // secret cut in two by the cap is found too.
 func EchoWindow(secret string) int { return 16*len(secret) + 16 }
 
+// echoes reports whether any of texts holds any of secrets, as [Echoes]
+// says. No escape of these encodings holds a byte outside escapeBytes,
+// and none is cut short by one, so the decodings of a text are those of
+// its pieces, cut after each byte that is neither in escapeBytes nor in a
+// secret, laid end to end; a secret, holding no such byte, lies within
+// one piece. So only the pieces that hold an escape are decoded, each
+// distinct piece once, and each only as far as its own escapes go.
+func echoes(texts, secrets []string) bool {
+	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s string) bool { return s == "" })
+	if len(secrets) == 0 {
+		return false
+	}
+	cut := cutBytes(secrets)
+	seen := map[string]bool{}
+	var layer []string
+	for _, t := range texts {
+		if holds(t, secrets) {
+			return true
+		}
+		for p := range pieces(t, cut) {
+			if strings.ContainsAny(p, escapeStarts) && !seen[p] {
+				seen[p] = true
+				layer = append(layer, p)
+			}
+		}
+	}
+	decoders := echoDecoders
+	if !slices.ContainsFunc(secrets, func(s string) bool { return strings.Contains(s, " ") }) {
+		decoders = decoders[:len(decoders)-1]
+	}
+	for range maxEchoLayers {
+		var next []string
+		for _, s := range layer {
+			for _, decode := range decoders {
+				d := decode(s)
+				if seen[d] {
+					continue
+				}
+				if holds(d, secrets) {
+					return true
+				}
+				seen[d] = true
+				next = append(next, d)
+			}
+		}
+		layer = next
+	}
+	return false
+}
+
+// holds reports whether text holds any of secrets as they are.
+func holds(text string, secrets []string) bool {
+	return slices.ContainsFunc(secrets, func(s string) bool { return strings.Contains(text, s) })
+}
+
+// escapeBytes are the bytes the escapes echoDecoders undo are made of;
+// escapeStarts, those they start with.
+const (
+	escapeBytes  = `\"'/&#;%+0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ`
+	escapeStarts = `\&%+`
+)
+
+// cutBytes marks the bytes a text may be cut after: those in no escape
+// and in none of secrets.
+func cutBytes(secrets []string) *[256]bool {
+	var cut [256]bool
+	for c := range cut {
+		cut[c] = strings.IndexByte(escapeBytes, byte(c)) < 0
+	}
+	for _, s := range secrets {
+		for i := range len(s) {
+			cut[s[i]] = false
+		}
+	}
+	return &cut
+}
+
+// minPiece is the least length of a piece but the last: shorter ones cost
+// more to keep apart than to decode together.
+const minPiece = 4096
+
+// pieces are the pieces of text, each cut after a byte cut marks, at
+// least minPiece long but the last.
+func pieces(text string, cut *[256]bool) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start := 0
+		for i := minPiece - 1; i < len(text); i++ {
+			if cut[text[i]] {
+				if !yield(text[start : i+1]) {
+					return
+				}
+				start, i = i+1, i+minPiece-1
+			}
+		}
+		if start < len(text) {
+			yield(text[start:])
+		}
+	}
+}
+
 // echoDecoders each undo one layer of an encoding, leaving what is not
-// validly encoded as it is.
+// validly encoded as it is. The last, which also takes '+' for a space,
+// finds nothing the one before it does not unless a secret holds a space:
+// '+' is part of no other escape, and a space of none.
 var echoDecoders = []func(string) string{
 	unescapeBackslashes,
 	html.UnescapeString,
@@ -63,42 +145,38 @@ var echoDecoders = []func(string) string{
 // unescapeBackslashes undoes the backslash escapes of a JSON string and of
 // Go's strconv.Quote, which net/http uses to quote what it could not parse:
 // \n, \", \/ and the like, \uXXXX (surrogate pairs too), \UXXXXXXXX, \xHH
-// and octal \ooo.
+// and octal \ooo. A backslash that starts none stays as it is.
 func unescapeBackslashes(s string) string {
-	if !strings.Contains(s, `\`) {
+	i := strings.IndexByte(s, '\\')
+	if i < 0 {
 		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		if c, ok := simpleEscapes[s[i+1]]; ok {
-			b.WriteByte(c)
-			i++
-			continue
-		}
-		n := unescapeCode(&b, s[i:])
-		if n == 0 {
-			b.WriteByte(s[i])
-			continue
-		}
-		i += n - 1
+	b.Grow(len(s))
+	for ; i >= 0; i = strings.IndexByte(s, '\\') {
+		b.WriteString(s[:i])
+		s = s[i+unescapeAt(&b, s[i:]):]
 	}
+	b.WriteString(s)
 	return b.String()
 }
 
-var simpleEscapes = map[byte]byte{'"': '"', '\'': '\'', '\\': '\\', '/': '/', 'a': '\a', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
-
-// unescapeCode writes what the numeric escape s starts with stands for, and
-// returns its length: 0 if s starts with none.
-func unescapeCode(b *strings.Builder, s string) int {
+// unescapeAt writes what the backslash s starts with stands for, and
+// returns how much of s it took: 1 if it starts no escape.
+func unescapeAt(b *strings.Builder, s string) int {
+	if len(s) < 2 {
+		b.WriteByte('\\')
+		return 1
+	}
+	if c := simpleEscapes[s[1]]; c != 0 {
+		b.WriteByte(c)
+		return 2
+	}
 	switch s[1] {
 	case 'u':
 		r, ok := hexAt(s, 2, 4)
 		if !ok {
-			return 0
+			break
 		}
 		if utf16.IsSurrogate(r) && len(s) >= 12 && s[6] == '\\' && s[7] == 'u' {
 			if r2, ok := hexAt(s, 8, 4); ok {
@@ -111,63 +189,101 @@ func unescapeCode(b *strings.Builder, s string) int {
 		b.WriteRune(r)
 		return 6
 	case 'U':
-		r, ok := hexAt(s, 2, 8)
-		if !ok {
-			return 0
+		if r, ok := hexAt(s, 2, 8); ok {
+			b.WriteRune(r)
+			return 10
 		}
-		b.WriteRune(r)
-		return 10
 	case 'x':
-		c, ok := hexAt(s, 2, 2)
-		if !ok {
-			return 0
+		if c, ok := hexAt(s, 2, 2); ok {
+			b.WriteByte(byte(c))
+			return 4
 		}
-		b.WriteByte(byte(c))
-		return 4
 	case '0', '1', '2', '3':
-		if len(s) < 4 {
-			return 0
+		if len(s) >= 4 && isOctal(s[2]) && isOctal(s[3]) {
+			b.WriteByte((s[1]-'0')<<6 | (s[2]-'0')<<3 | (s[3] - '0'))
+			return 4
 		}
-		n, err := strconv.ParseUint(s[1:4], 8, 8)
-		if err != nil {
-			return 0
-		}
-		b.WriteByte(byte(n))
-		return 4
 	}
-	return 0
+	b.WriteByte('\\')
+	return 1
 }
+
+// simpleEscapes maps the character after a backslash to what the pair
+// stands for; 0: the pair is no simple escape.
+var simpleEscapes = [256]byte{'"': '"', '\'': '\'', '\\': '\\', '/': '/', 'a': '\a', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
 
 // hexAt reads the n hex digits of s at i.
 func hexAt(s string, i, n int) (rune, bool) {
 	if len(s) < i+n {
 		return 0, false
 	}
-	v, err := strconv.ParseUint(s[i:i+n], 16, 32)
-	return rune(v), err == nil
+	var v rune
+	for _, c := range []byte(s[i : i+n]) {
+		d := unhex[c]
+		if d < 0 {
+			return 0, false
+		}
+		v = v<<4 | rune(d)
+	}
+	return v, true
 }
 
-// unescapePercent undoes percent-encoding, and '+' for space if plus is set.
+// unhex is the value of each hex digit; -1 for what is none.
+var unhex = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	for i, c := range "0123456789abcdef" {
+		t[c] = int8(i)
+	}
+	for i, c := range "ABCDEF" {
+		t[c] = int8(10 + i)
+	}
+	return t
+}()
+
+func isOctal(c byte) bool { return '0' <= c && c <= '7' }
+
+// unescapePercent undoes percent-encoding; '+' for space too if plus is
+// set, and then a text without a '+' is left as it is, since undoing the
+// percent-encoding alone gives the same text.
 func unescapePercent(s string, plus bool) string {
-	if !strings.Contains(s, "%") && (!plus || !strings.Contains(s, "+")) {
+	i := nextPercent(s, plus)
+	if i < 0 || plus && !strings.Contains(s, "+") {
 		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); i++ {
+	b.Grow(len(s))
+	for ; i >= 0; i = nextPercent(s, plus) {
+		b.WriteString(s[:i])
 		switch {
-		case s[i] == '+' && plus:
+		case s[i] == '+':
 			b.WriteByte(' ')
-		case s[i] == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
-			n, _ := strconv.ParseUint(s[i+1:i+3], 16, 8)
-			b.WriteByte(byte(n))
-			i += 2
+			s = s[i+1:]
+		case i+2 < len(s) && unhex[s[i+1]] >= 0 && unhex[s[i+2]] >= 0:
+			b.WriteByte(byte(unhex[s[i+1]])<<4 | byte(unhex[s[i+2]]))
+			s = s[i+3:]
 		default:
-			b.WriteByte(s[i])
+			b.WriteByte('%')
+			s = s[i+1:]
 		}
 	}
+	b.WriteString(s)
 	return b.String()
 }
 
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+// nextPercent is the index of the first '%' in s, or of the first '+' if
+// plus is set and that comes first; -1 if there is none.
+func nextPercent(s string, plus bool) int {
+	i := strings.IndexByte(s, '%')
+	if !plus {
+		return i
+	}
+	if i < 0 {
+		return strings.IndexByte(s, '+')
+	}
+	if j := strings.IndexByte(s[:i], '+'); j >= 0 {
+		return j
+	}
+	return i
 }
