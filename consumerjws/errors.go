@@ -1,7 +1,6 @@
 package consumerjws
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -19,25 +18,24 @@ const withheldText = "[withheld: it echoed the request]"
 // line is rebuilt from the code, and the request is a headerless copy.
 func (l *sentLog) retrieveError(rep *lphttp.Reply) error {
 	r := l.redactor()
-	body := r.Field(rep.Body, maxErrorBody)
+	body := r.Body(rep.Body, maxErrorBody)
 	re := &oauth2.RetrieveError{Response: r.Response(rep.Resp, rep.Resp.Request), Body: body}
+	status := rep.Resp.Status
 	if n := lphttp.ErrorCode(rep.Body); n != 0 {
 		re.ErrorCode = strconv.Itoa(n)
+		status += " (errorCode " + re.ErrorCode + ")"
 	}
-	msg := fmt.Sprintf("%s: answer %.120q", rep.Resp.Status, body)
-	if re.ErrorCode != "" {
-		msg = fmt.Sprintf("%s (errorCode %s): answer %.120q", rep.Resp.Status, re.ErrorCode, body)
-	}
+	msg := status + ": answer " + r.Quote(body, len(rep.Body), maxQuoted)
 	return &lphttp.RetrieveFailure{Msg: msg, RE: re}
 }
 
-// redactor withholds what an answer echoes of the AppJWTs the fetch sent.
+// maxQuoted is the longest answer an error message quotes; a longer one
+// is only counted, as quoting part of it could show part of a secret.
+const maxQuoted = 256
+
+// redactor withholds what an answer echoes of what the fetch sent.
 func (l *sentLog) redactor() redact.Redactor {
-	window := redact.EchoWindow(l.id)
-	for _, t := range l.tokens {
-		window = max(window, redact.EchoWindow(t))
-	}
-	return redact.Redactor{Leaks: l.echoed, Window: window, Withheld: withheldText}
+	return redact.Redactor{Secrets: l.secrets(), Withheld: withheldText}
 }
 
 // withhold replaces an error whose text echoes an AppJWT the fetch sent,
@@ -47,24 +45,23 @@ func (l *sentLog) withhold(err error) error {
 	return l.redactor().Withhold(err, "request failed; error text withheld: it echoed the request")
 }
 
-// echoed reports whether text holds what the fetch sent that no error may
-// show: an AppJWT's signature, without which the rest of a JWT is no
-// credential (or the whole token if it is no JWT), or the ext_consumer_id,
-// if it is long enough not to match by chance.
-func (l *sentLog) echoed(text string) bool {
-	if len(l.id) >= minEchoedID && redact.Echoes(text, l.id) {
-		return true
+// secrets are what the fetch sent that no error may show: each AppJWT's
+// signature, without which the rest of a JWT is no credential (or the
+// whole token if it is no JWT), and the ext_consumer_id, if it is long
+// enough not to match by chance.
+func (l *sentLog) secrets() []string {
+	var s []string
+	if len(l.id) >= minEchoedID {
+		s = append(s, l.id)
 	}
 	for _, t := range l.tokens {
 		t = strings.TrimPrefix(t, "Bearer ")
 		if i := strings.LastIndexByte(t, '.'); i >= 0 && len(t)-i-1 >= minSignature {
 			t = t[i+1:]
 		}
-		if redact.Echoes(text, t) {
-			return true
-		}
+		s = append(s, t)
 	}
-	return false
+	return s
 }
 
 // minEchoedID is the shortest ext_consumer_id looked for in error texts:

@@ -67,6 +67,14 @@ func TestFetchErrors(t *testing.T) {
 		{"echo signature only", func(app string) []appjwttest.Fault {
 			return []appjwttest.Fault{{Status: 400, Body: app[strings.LastIndexByte(app, '.')+1:]}}
 		}, 400, 1, withheldText},
+		{"echo across the body cap", func(app string) []appjwttest.Fault {
+			sig := app[strings.LastIndexByte(app, '.')+1:]
+			return []appjwttest.Fault{{Status: 400, Body: "<p>" + strings.Repeat("y", 21) + testkit.Stacked(sig) + " " + strings.Repeat("z", maxErrorBody)}}
+		}, 400, 1, withheldText},
+		// No error message quotes part of an answer.
+		{"long answer counted", func(string) []appjwttest.Fault {
+			return []appjwttest.Fault{{Status: 400, Body: strings.Repeat("x", maxQuoted+1)}}
+		}, 400, 1, "400 Bad Request: answer of 257 bytes"},
 		{"echo in a header", func(app string) []appjwttest.Fault {
 			return []appjwttest.Fault{{Status: 400, RetryAfter: app}}
 		}, 400, 1, "400 Bad Request"},

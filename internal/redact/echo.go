@@ -26,11 +26,6 @@ func Echoes(text, secret string) bool {
 // maxEchoLayers is how many encodings on top of each other echoes undoes.
 const maxEchoLayers = 3
 
-// EchoWindow is how much longer than itself an encoded secret can be: a
-// body is checked this far past the part of it an error keeps, so that a
-// secret cut in two by the cap is found too.
-func EchoWindow(secret string) int { return 16*len(secret) + 16 }
-
 // echoes reports whether any of texts holds any of secrets, as [Echoes]
 // says. No escape of these encodings holds a byte outside escapeBytes,
 // and none is cut short by one, so the decodings of a text are those of

@@ -94,41 +94,43 @@ func (c Credentials) call(host string) lphttp.Call {
 const (
 	MaxBody       = 1 << 20 // an answer
 	MaxErrorBody  = 1 << 10 // the Body of an oauth2.RetrieveError
-	maxErrorField = 256     // its ErrorCode, ErrorDescription and ErrorURI, which its Error prints
+	maxErrorField = 256     // its ErrorCode, ErrorDescription and ErrorURI, which its Error prints, and an answer an error quotes
 )
 
 // WithheldText replaces any text from a server that echoed the secret.
 const WithheldText = "[withheld: it echoed the credentials]"
 
 // retrieveError describes a failed answer. Every text in it comes from the
-// server, which may echo the request: a field that holds the secret is
-// withheld whole, the status line is rebuilt from the code, and only
-// headers that do not echo are kept.
+// server, which may echo the request: the whole answer is searched for the
+// secret, a field is kept whole or withheld, never in part, the status
+// line is rebuilt from the code, and only headers that do not echo are
+// kept.
 func (c Credentials) retrieveError(rep *lphttp.Reply, status string) error {
 	r := c.redactor()
-	re := &oauth2.RetrieveError{Response: r.Response(rep.Resp, rep.Resp.Request), Body: r.Field(rep.Body, MaxErrorBody)}
+	re := &oauth2.RetrieveError{Response: r.Response(rep.Resp, rep.Resp.Request), Body: r.Body(rep.Body, MaxErrorBody)}
 	var e struct {
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 		ErrorURI         string `json:"error_uri"`
 	}
 	if json.Unmarshal(rep.Body, &e) == nil {
-		re.ErrorCode = string(r.Field([]byte(e.Error), maxErrorField))
-		re.ErrorDescription = string(r.Field([]byte(e.ErrorDescription), maxErrorField))
-		re.ErrorURI = string(r.Field([]byte(e.ErrorURI), maxErrorField))
+		re.ErrorCode = r.Field(e.Error, maxErrorField)
+		re.ErrorDescription = r.Field(e.ErrorDescription, maxErrorField)
+		re.ErrorURI = r.Field(e.ErrorURI, maxErrorField)
 	}
-	return &lphttp.RetrieveFailure{Msg: describeFailure(re, status), RE: re}
+	return &lphttp.RetrieveFailure{Msg: describeFailure(re, status, r.Quote(re.Body, len(rep.Body), maxErrorField)), RE: re}
 }
 
-// describeFailure says in one line what a failed answer was.
-func describeFailure(re *oauth2.RetrieveError, status string) string {
+// describeFailure says in one line what a failed answer was; quoted is
+// the answer as [redact.Redactor.Quote] shows it.
+func describeFailure(re *oauth2.RetrieveError, status, quoted string) string {
 	switch {
 	case re.ErrorCode != "":
 		return status + ": " + re.Error() // quoted, so one line
 	case len(re.Body) == 0:
 		return status + ": empty answer"
 	}
-	return fmt.Sprintf("%s: answer %.120q", status, re.Body)
+	return status + ": answer " + quoted
 }
 
 func (c Credentials) redactor() redact.Redactor { return redact.For(c.ClientSecret, WithheldText) }

@@ -578,3 +578,138 @@ func TestGoQuotedEchoIsWithheld(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFailedAnswer is the cost of the error of a failed answer of
+// 1 KiB and of 1 MiB (MaxBody) that echoes no secret: the whole answer
+// searched under up to three layers of encoding, and what is kept of it
+// as fmt and encoding/json print it. Both kinds of answer take all three
+// layers: an error_description that echoes the request (without the
+// secret) with each byte percent-encoded, then each character as an HTML
+// reference, then as a JSON \u escape, which leaves no byte to cut the
+// answer at; and an HTML page with entities, percent-encoded links and
+// backslashes on every line.
+func BenchmarkFailedAnswer(b *testing.B) {
+	c := Credentials{AccountID: "le1", ClientID: "id", ClientSecret: "Kq7ZrAbCdEfGhIjKlMnOpQrStUvWxYz0"}
+	answers := map[string]func(i int) string{
+		"stacked": func(i int) string {
+			return testkit.Stacked(fmt.Sprintf("client_id=%d&grant_type=client_credentials ", i))
+		},
+		"HTML": func(i int) string {
+			return fmt.Sprintf(`<p class="e%d">Error &#8212; see <a href="/help?q=%d%%20x+y&amp;s=1">help</a> C:\dir\%d</p>`+"\n", i, i, i)
+		},
+	}
+	for _, kind := range []string{"stacked", "HTML"} {
+		for _, size := range []int{1 << 10, MaxBody} {
+			var body strings.Builder
+			for i := 0; body.Len() < size; i++ {
+				body.WriteString(answers[kind](i))
+			}
+			text := body.String()[:size]
+			if kind == "stacked" {
+				text = `{"error_description":"` + text[:size-25] + `"}`
+			}
+			rep := &lphttp.Reply{Resp: &http.Response{StatusCode: 400, Status: "400 Bad Request", Header: http.Header{}}, Body: []byte(text)}
+			b.Run(fmt.Sprintf("%s/%dKiB", kind, size>>10), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					var re *oauth2.RetrieveError
+					if err := c.retrieveError(rep, rep.Resp.Status); !errors.As(err, &re) || string(re.Body) == WithheldText {
+						b.Fatalf("got %v, want a RetrieveError that withholds nothing", err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// The tests below hold the rule that an error shows a server's text whole
+// or not at all: no part of an echoed secret, however it is encoded,
+// wherever the answer is cut, and however the error is printed.
+
+// longSecret is 32 bytes, as long as the secrets an attack review used.
+const longSecret = "Kq7ZrWx2Lm9PbT4vNc8HsY3jFd6QgA1e"
+
+func TestNoServerTextInPart(t *testing.T) {
+	long := strings.Repeat("x", maxErrorField+44)
+	tests := []struct {
+		name    string
+		status  int
+		header  http.Header
+		body    string
+		want    string // in the error's text
+		wantOut string // not in it
+	}{
+		{"long answer", 400, nil, long, "400 Bad Request: answer of 300 bytes", "xxx"},
+		{"long error_description", 400, nil, `{"error":"invalid_request","error_description":"` + long + `"}`, `oauth2: "invalid_request" "[withheld: 300 bytes, more than 256]"`, "xxx"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := fetchFrom(t, testkit.EchoServer(t, tt.status, tt.header, tt.body), longSecret, false)
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q does not contain %q", err, tt.want)
+			}
+			if tt.wantOut != "" && strings.Contains(err.Error(), tt.wantOut) {
+				t.Errorf("error %q quotes part of the answer", err)
+			}
+			testkit.NoPiece(t, longSecret, 8, testkit.ErrorTexts(err)...)
+		})
+	}
+}
+
+// An echo the body cap cuts in two, under encodings far longer than the
+// secret, is found: the whole answer is searched.
+func TestEchoStraddlingTheCut(t *testing.T) {
+	zeros := func(s string) string { // HTML references padded with zeros: as long as one likes
+		var b strings.Builder
+		for _, r := range s {
+			fmt.Fprintf(&b, "&#%050d;", r)
+		}
+		return b.String()
+	}
+	for name, enc := range map[string]string{"stacked": testkit.Stacked(longSecret), "zero-padded": zeros(longSecret)} {
+		t.Run(name, func(t *testing.T) {
+			// The echo starts 24 bytes in and runs well past the cap.
+			body := "<p>" + strings.Repeat("y", 21) + enc + " " + strings.Repeat("z", MaxErrorBody)
+			err := fetchFrom(t, testkit.EchoServer(t, 400, nil, body), longSecret, false)
+			var re *oauth2.RetrieveError
+			if !errors.As(err, &re) {
+				t.Fatalf("error %v is not a RetrieveError", err)
+			}
+			for n := 8; n <= len(longSecret); n++ {
+				if redact.Echoes(string(re.Body), longSecret[:n]) {
+					t.Fatalf("Body holds the first %d bytes of the secret, encoded", n)
+				}
+			}
+			testkit.NoEcho(t, longSecret, testkit.ErrorTexts(err)...)
+		})
+	}
+}
+
+// A secret that holds a backslash sequence, echoed with that sequence
+// decoded (a JSON \n for a newline), must not come back as fmt or
+// encoding/json quote the field it is in.
+func TestQuotingMakesNoSecret(t *testing.T) {
+	tests := []struct{ secret, echo string }{
+		{`Kq7\nZr4`, `Kq7\nZr4`},         // a newline, as fmt quotes it
+		{`Kq7\u00e9Zr4`, `Kq7\u00e9Zr4`}, // an é, as %+q quotes it
+		{`Kq7\u003cZr4`, `Kq7<Zr4`},      // a '<', as encoding/json escapes it
+		{`Kq7\"Zr4`, `Kq7\"Zr4`},         // a quote
+		{`Kq7\x00Zr4`, `Kq7\u0000Zr4`},   // a NUL, as fmt quotes it
+	}
+	for _, tt := range tests {
+		for _, withCode := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/code=%v", tt.secret, withCode), func(t *testing.T) {
+				body := `{"error_description":"` + tt.echo + `"}`
+				if withCode {
+					body = `{"error":"invalid_client","error_uri":"` + tt.echo + `"}`
+				}
+				err := fetchFrom(t, testkit.EchoServer(t, 400, nil, body), tt.secret, false)
+				for _, s := range testkit.ErrorTexts(err) {
+					if strings.Contains(s, tt.secret) {
+						t.Errorf("the secret shows in %q", s)
+					}
+				}
+			})
+		}
+	}
+}

@@ -180,16 +180,23 @@ func JSONString(s string) string {
 }
 
 // ErrorTexts is every text a caller can reach from err: the ways it is
-// commonly printed, and the fields of the RetrieveError inside, if any.
+// commonly printed, and the fields of the RetrieveError inside, if any,
+// as they are and as fmt and encoding/json print them.
 func ErrorTexts(err error) []string {
-	texts := []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
+	texts := []string{err.Error(), fmt.Sprintf("%v", err), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err), fmt.Sprintf("%q", err), fmt.Sprintf("%+q", err)}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
-		texts = append(texts, string(re.Body), re.ErrorCode, re.ErrorDescription, re.ErrorURI)
+		fields := []string{string(re.Body), re.ErrorCode, re.ErrorDescription, re.ErrorURI}
+		j, err := json.Marshal(fields)
+		if err != nil {
+			panic(err) // strings always encode
+		}
+		texts = append(texts, fields...)
+		texts = append(texts, fmt.Sprintf("%#v", *re), fmt.Sprintf("%+v", *re), fmt.Sprintf("%q", re.Body), fmt.Sprintf("%+q", re.Body), string(j))
 		if re.Response != nil {
-			texts = append(texts, re.Response.Status, fmt.Sprint(re.Response.Header))
+			texts = append(texts, re.Response.Status, fmt.Sprint(re.Response.Header), fmt.Sprintf("%#v", re.Response.Header), fmt.Sprintf("%+q", re.Response.Header))
 			if re.Response.Request != nil {
-				texts = append(texts, fmt.Sprintf("%+v", *re.Response.Request))
+				texts = append(texts, fmt.Sprintf("%+v", *re.Response.Request), fmt.Sprintf("%#v", *re.Response.Request))
 			}
 			for k, vs := range re.Response.Header {
 				texts = append(texts, k+": "+strings.Join(vs, ", "))
@@ -206,6 +213,20 @@ func NoEcho(t testing.TB, secret string, texts ...string) {
 		for _, s := range texts {
 			if strings.Contains(s, enc) {
 				t.Errorf("secret (%s: %s) shows in %q", form, enc, s)
+			}
+		}
+	}
+}
+
+// NoPiece fails if any min bytes of secret in a row show, plainly, in any
+// text: what a server sent is shown whole or not at all, never cut.
+func NoPiece(t testing.TB, secret string, min int, texts ...string) {
+	t.Helper()
+	for i := 0; i+min <= len(secret); i++ {
+		for _, s := range texts {
+			if strings.Contains(s, secret[i:i+min]) {
+				t.Errorf("a piece of the secret, %q, shows in %q", secret[i:i+min], s)
+				return
 			}
 		}
 	}
@@ -247,4 +268,22 @@ func RawServer(t testing.TB, answer func(r *http.Request) string) (*httptest.Ser
 // Client is a context whose client is ts's, as golang.org/x/oauth2 takes it.
 func Client(ts *httptest.Server) context.Context {
 	return context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client())
+}
+
+// Stacked is s under three encodings that escape every character, on top
+// of each other: each byte percent-encoded, then each character as an
+// HTML decimal reference, then each as a JSON \u escape. It is 90 times
+// as long as s.
+func Stacked(s string) string {
+	var pct, ref, u strings.Builder
+	for i := range len(s) {
+		fmt.Fprintf(&pct, "%%%02X", s[i])
+	}
+	for _, r := range pct.String() {
+		fmt.Fprintf(&ref, "&#%d;", r)
+	}
+	for _, r := range ref.String() {
+		fmt.Fprintf(&u, `\u%04x`, r)
+	}
+	return u.String()
 }
