@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -58,7 +57,7 @@ func Fetch(ctx context.Context, host string, c Credentials, p lphttp.Policy) (*o
 	if rep.Resp.StatusCode < 200 || rep.Resp.StatusCode > 299 {
 		return nil, attempts, fail(c.retrieveError(rep, rep.Resp.Status))
 	}
-	tok, err := parse(rep.Body, rep.Resp.Header, rep.SentAt, p.Time())
+	tok, err := c.parse(rep.Body, rep.Resp.Header, rep.SentAt, p.Time())
 	if errors.Is(err, errErrorAnswer) {
 		return nil, attempts, fail(c.retrieveError(rep, rep.Resp.Status+" with an error"))
 	}
@@ -157,11 +156,15 @@ var errErrorAnswer = errors.New("answer carries an error")
 // parse turns a 2xx answer into a token whose Expiry is set and in the
 // future, carrying the answer's fields as its Extra. sentAt is when the
 // request was sent; header is the answer's.
-func parse(body []byte, header http.Header, sentAt, now time.Time) (*oauth2.Token, error) {
+func (c Credentials) parse(body []byte, header http.Header, sentAt, now time.Time) (*oauth2.Token, error) {
 	var r answer
 	if err := json.Unmarshal(body, &r); err != nil {
-		mt, _, _ := mime.ParseMediaType(header.Get("Content-Type"))
-		return nil, fmt.Errorf("answer is not a token (Content-Type %q): %w", safeToken(mt), err)
+		mt, _, _ := strings.Cut(header.Get("Content-Type"), ";")
+		var se *json.SyntaxError
+		if errors.As(err, &se) { // its text quotes a character of the answer
+			err = fmt.Errorf("not JSON at byte %d of %d", se.Offset, len(body))
+		}
+		return nil, fmt.Errorf("answer is not a token (Content-Type %s): %w", c.name(strings.TrimSpace(mt)), err)
 	}
 	if r.Error != "" {
 		return nil, errErrorAnswer
@@ -173,7 +176,7 @@ func parse(body []byte, header http.Header, sentAt, now time.Time) (*oauth2.Toke
 		return nil, errors.New("access_token has characters a token cannot have")
 	}
 	if !strings.EqualFold(cmp.Or(r.TokenType, "Bearer"), "Bearer") {
-		return nil, fmt.Errorf("token_type %.20q is not Bearer, the only type Sentinel documents", safeToken(r.TokenType))
+		return nil, fmt.Errorf("token_type %s is not Bearer, the only type Sentinel documents", c.name(r.TokenType))
 	}
 	date, _ := http.ParseTime(header.Get("Date"))
 	exp, err := expiry(&r, jwt.Answer{Issuer: "Sentinel", Date: date, SentAt: sentAt, Now: now})
@@ -211,14 +214,34 @@ func expiry(r *answer, a jwt.Answer) (time.Time, error) {
 	return exp, err
 }
 
-// safeToken is s if it is a short token of visible ASCII, such as a media
-// type or a token_type; else a placeholder, so that no error quotes much
-// of what a server sent.
-func safeToken(s string) string {
-	if len(s) > 40 || strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		return "(unprintable)"
+// name is how an error names s, a short text of the answer such as its
+// media type or token_type: quoted whole if it is a token of at most 40
+// bytes that does not echo the secret and has no 4 bytes in a row in
+// common with it, in any case; else not at all. No error quotes part of
+// what a server sent, nor a part of the secret that a server sent.
+func (c Credentials) name(s string) string {
+	if s == "" || len(s) <= 40 && !strings.ContainsFunc(s, notTokenChar) && !sharesRun(strings.ToLower(s), strings.ToLower(c.ClientSecret), 4) && !c.redactor().Leaks(s) {
+		return strconv.Quote(s)
 	}
-	return s
+	return "(not shown)"
+}
+
+// sharesRun reports whether b holds n bytes in a row of a, or all of a if
+// it is shorter.
+func sharesRun(a, b string, n int) bool {
+	n = min(n, len(a))
+	for i := 0; i+n <= len(a); i++ {
+		if strings.Contains(b, a[i:i+n]) {
+			return true
+		}
+	}
+	return false
+}
+
+// notTokenChar reports whether r is not a character of an HTTP token
+// (RFC 9110) or a '/'.
+func notTokenChar(r rune) bool {
+	return r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),:;<=>?@[\]{}`, r)
 }
 
 // seconds is expires_in, which Sentinel sends as a number or a string.
