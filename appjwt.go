@@ -55,14 +55,17 @@
 //
 // Sentinel's v1 answer carries no expires_in, its v2 answer does (a number
 // or a string of digits), so the expiry is taken, first match wins, from
-// expires_in when present; from the JWT's exp - Date, where
-// Date is the answer's header, Sentinel's clock; from the JWT's exp - iat;
-// from the JWT's exp; or else from the documented one-hour lifetime. Each
-// lifetime is counted from the moment the request was sent, so a Sentinel
-// clock that is off changes nothing, and a token Sentinel issued a while ago
-// counts as such. A token whose exp is not after Date is an error, and so is
-// any lifetime longer than [MaxLifetime]. A token from this package never
-// has a zero Expiry.
+// expires_in when present; from the JWT's exp - Date, where Date is the
+// answer's header, Sentinel's clock, less one second; from the JWT's exp -
+// iat; from the JWT's exp; or else from the documented one-hour lifetime.
+// Each lifetime is counted from the moment the request was sent, so a
+// Sentinel clock that is off changes nothing, and a token Sentinel issued a
+// while ago counts as such. Date names a whole second, which may have been
+// all but over when Sentinel answered: counting from its end (for a
+// whole-second exp, exp - Date rounded down to the whole second below)
+// keeps any token from being served past Sentinel's own expiry. A token
+// whose exp is not after Date is an error, and so is any lifetime longer
+// than [MaxLifetime]. A token from this package never has a zero Expiry.
 //
 // The source returned by [Config.TokenSource] refreshes each token in the
 // background at its refresh point: [Config.EarlyExpiry] before its expiry,

@@ -483,7 +483,7 @@ func TestLifetime(t *testing.T) {
 		wantErr bool
 	}{
 		{"no exp", `{"ext_consumer_id":"a"}`, date, 0, false, false},
-		{"issued 50 minutes ago: Date first", fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Add(-50*time.Minute).Unix(), now.Add(10*time.Minute).Unix()), date, 10 * time.Minute, true, false},
+		{"issued 50 minutes ago: Date first, less its second", fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Add(-50*time.Minute).Unix(), now.Add(10*time.Minute).Unix()), date, 10*time.Minute - time.Second, true, false},
 		{"no Date: exp - iat", fmt.Sprintf(`{"iat":%d,"exp":%d}`, now.Add(-50*time.Minute).Unix(), now.Add(10*time.Minute).Unix()), http.Header{}, time.Hour, true, false},
 		{"iat a string: exp still counts", fmt.Sprintf(`{"iat":"%d","exp":%d}`, now.Unix(), now.Add(time.Minute).Unix()), http.Header{}, time.Minute, true, false},
 		{"exp a string: an error, not for ever", fmt.Sprintf(`{"exp":"%d"}`, now.Unix()), date, 0, false, true},

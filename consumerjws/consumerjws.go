@@ -38,8 +38,9 @@
 // claim is refreshed in the background once 90% of its lifetime has
 // passed, and served meanwhile until 5% of its lifetime (at most 10 s)
 // before it expires. Its lifetime is exp - the answer's Date (the idp's
-// clock, so that one issued a while ago counts as such), else exp - iat,
-// else exp - now, counted from when the request was sent, so that an idp
+// clock, so that one issued a while ago counts as such) less one second, as
+// Date names a whole second that may have been all but over; else exp -
+// iat, else exp - now; counted from when the request was sent, so that an idp
 // clock that is off changes nothing. An exp that is no date is an error.
 //
 // # Bounds

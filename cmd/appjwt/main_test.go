@@ -68,7 +68,7 @@ func TestOutputFormats(t *testing.T) {
 			}
 		}},
 		{"claims", nil, func(t *testing.T, s string) {
-			for _, want := range []string{"aud    " + srv.AccountID, "azp    " + srv.ClientID, "iss    Sentinel", "scope  msg.consumer", "(in 1h0m0s"} {
+			for _, want := range []string{"aud    " + srv.AccountID, "azp    " + srv.ClientID, "iss    Sentinel", "scope  msg.consumer", "(in 59m59s"} {
 				if !strings.Contains(s, want) {
 					t.Errorf("claims output lacks %q:\n%s", want, s)
 				}

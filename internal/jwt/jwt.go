@@ -91,7 +91,11 @@ type Answer struct {
 // false if it has no exp. First match wins:
 //   - exp - Date, from SentAt: the time left by the issuer's own clock, so
 //     that a token issued a while ago counts as such; a token whose exp is
-//     not after Date is an error;
+//     not after Date is an error. Date names the whole second the issuer's
+//     clock was in, which may have been all but over: the time left is
+//     counted from its end, a second less (for a whole-second exp, exp -
+//     Date rounded down to the whole second below), so that no token is
+//     served past the issuer's own expiry;
 //   - exp - iat, from SentAt;
 //   - exp itself.
 //
@@ -108,7 +112,7 @@ func (c *Claims) Expiry(a Answer) (exp time.Time, ok bool, err error) {
 	case !a.Date.IsZero() && !exp.After(a.Date):
 		return time.Time{}, false, fmt.Errorf("token expired before it arrived: at %s by %s's own clock (its Date: %s)", utc(exp), a.Issuer, utc(a.Date))
 	case !a.Date.IsZero():
-		return bounded(a.SentAt, exp.Sub(a.Date), "exp - Date")
+		return bounded(a.SentAt, exp.Sub(a.Date.Add(time.Second)), "exp - Date")
 	case !iat.IsZero():
 		return a.SentAt.Add(exp.Sub(iat)), true, nil
 	}

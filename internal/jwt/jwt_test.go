@@ -69,12 +69,13 @@ func TestExpiry(t *testing.T) {
 		wantErr string
 	}{
 		{"no exp", Claims{IssuedAt: date}, date, time.Time{}, false, ""},
-		{"exp - Date first", Claims{IssuedAt: date.Add(-50 * time.Minute), ExpiresAt: date.Add(10 * time.Minute)}, date, sent.Add(10 * time.Minute), true, ""},
+		{"exp - Date first, less the second Date names", Claims{IssuedAt: date.Add(-50 * time.Minute), ExpiresAt: date.Add(10 * time.Minute)}, date, sent.Add(10*time.Minute - time.Second), true, ""},
+		{"exp a second after Date: no time left", Claims{ExpiresAt: date.Add(time.Second)}, date, sent, true, ""},
 		{"exp at Date", Claims{ExpiresAt: date}, date, time.Time{}, false, "expired before it arrived: at 2026-11-27T13:00:00Z by Sentinel's own clock"},
 		{"exp - iat without a Date", Claims{IssuedAt: date.Add(-50 * time.Minute), ExpiresAt: date.Add(10 * time.Minute)}, time.Time{}, sent.Add(time.Hour), true, ""},
 		{"exp alone", Claims{ExpiresAt: sent.Add(time.Minute)}, time.Time{}, sent.Add(time.Minute), true, ""},
 		{"exp - iat over a day", Claims{IssuedAt: date, ExpiresAt: date.Add(25 * time.Hour)}, time.Time{}, time.Time{}, false, "(exp - iat) of 25h0m0s is longer than 24h"},
-		{"exp - Date over a day", Claims{ExpiresAt: date.Add(25 * time.Hour)}, date, time.Time{}, false, "(exp - Date) of 25h0m0s"},
+		{"exp - Date over a day", Claims{ExpiresAt: date.Add(25 * time.Hour)}, date, time.Time{}, false, "(exp - Date) of 24h59m59s"},
 		{"exp - now over a day", Claims{ExpiresAt: now.Add(25 * time.Hour)}, time.Time{}, time.Time{}, false, "(exp - now) of 25h0m0s"},
 	}
 	for _, tt := range tests {
@@ -90,6 +91,33 @@ func TestExpiry(t *testing.T) {
 				t.Errorf("Expiry = %v, %v, %v; want %v, %v, nil", got, ok, err, tt.want, tt.wantOK)
 			}
 		})
+	}
+}
+
+// Date has a resolution of one second: the issuer's clock may have been
+// anywhere in the second it names when it answered. However far into that
+// second, the token is not served past its exp by the issuer's clock.
+func TestExpiryNeverPastTheIssuers(t *testing.T) {
+	sent := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	issuer := sent.Add(3 * time.Hour) // its clock when the request was sent, and when it answered
+	for _, into := range []time.Duration{0, time.Nanosecond, 500 * time.Millisecond, time.Second - time.Nanosecond} {
+		for _, exp := range []time.Duration{10 * time.Second, 10*time.Second + 500*time.Millisecond, time.Hour} {
+			t.Run(fmt.Sprintf("%v into the second, exp in %v", into, exp), func(t *testing.T) {
+				answered := issuer.Truncate(time.Second).Add(into)
+				c := Claims{ExpiresAt: answered.Truncate(time.Second).Add(exp)}
+				got, ok, err := c.Expiry(Answer{Issuer: "Sentinel", Date: answered.Truncate(time.Second), SentAt: sent, Now: sent})
+				if err != nil || !ok {
+					t.Fatalf("Expiry = %v, %v, %v", got, ok, err)
+				}
+				// The issuer's exp, by the local clock, with no time on the wire.
+				if last := sent.Add(c.ExpiresAt.Sub(answered)); got.After(last) {
+					t.Errorf("Expiry %v is %v past the issuer's own expiry", got, got.Sub(last))
+				}
+				if least := sent.Add(c.ExpiresAt.Sub(answered) - time.Second); got.Before(least) {
+					t.Errorf("Expiry %v is more than a second before the issuer's own", got)
+				}
+			})
+		}
 	}
 }
 
