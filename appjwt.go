@@ -93,7 +93,8 @@
 // [context.DeadlineExceeded]. Error texts are one line. No text reachable
 // from an error contains the client secret, plainly or encoded as a server
 // echoing the request may encode it: see the README for the exact rules.
-// Neither does a formatted, logged or JSON-encoded [Config].
+// Neither does a formatted, logged or JSON-encoded [Config], but for the
+// exceptions [Config] names (%p and %w, which fmt prints raw).
 //
 // # Logging
 //
@@ -161,9 +162,18 @@ const (
 // A Config is plain data: it is safe to copy, and its methods may be called
 // concurrently as long as nobody changes its fields meanwhile. Formatting a
 // Config with the fmt verbs, logging it with log/slog or writing it as JSON
-// never shows the ClientSecret. One case is out of any method's reach: a
-// Config in an unexported field of another struct, printed with fmt, which
-// then reads the field without calling its methods.
+// never shows the ClientSecret, with three exceptions, out of any method's
+// reach, where fmt prints the Config raw, secret included, without calling
+// its methods:
+//   - %p of a Config value, or of a struct or array that holds one (%p of a
+//     *Config prints its address);
+//   - %w of a Config, a *Config, or anything holding one, with fmt.Errorf
+//     or any other fmt function (%w takes only an error);
+//   - a Config in an unexported field of another struct, printed with fmt.
+//
+// fmt rejects the first two verbs for such a value and prints it as it is
+// in its complaint ("%!p(appjwt.Config=...)"); go vet reports both when
+// the format is a constant.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID. Required.
 	AccountID string
@@ -654,8 +664,9 @@ func ParseClaims(token string) (*Claims, error) {
 
 const redacted = "[REDACTED]"
 
-// Format implements [fmt.Formatter] so that every verb, %#v included, shows
-// the Config with its ClientSecret redacted.
+// Format implements [fmt.Formatter] so that every verb fmt calls it for,
+// %#v included, shows the Config with its ClientSecret redacted: all but
+// %p and %w, which [Config] describes.
 func (c Config) Format(f fmt.State, verb rune) {
 	type config Config // the same fields without this method
 	v := config(c)

@@ -370,6 +370,32 @@ func TestSecretNeverShows(t *testing.T) {
 	}
 }
 
+// Every fmt verb, with any flags, shows a Config with its secret redacted,
+// but the two the Config docs name, for which fmt calls no method and
+// prints the value raw: %p of a value that is no pointer, map, slice,
+// channel or func, and %w of anything but an error.
+func TestConfigEveryVerb(t *testing.T) {
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value"}
+	tests := []struct {
+		name string
+		v    any
+		want []string
+	}{
+		{"Config", c, []string{"p", "w"}},
+		{"*Config", &c, []string{"w"}},
+		{"struct holding one", struct{ C Config }{c}, []string{"p", "w"}},
+		{"array of one", [1]Config{c}, []string{"p", "w"}},
+		{"slice of one", []Config{c}, []string{"w"}},
+		{"map to one", map[string]Config{"a": c}, []string{"w"}},
+		{"struct holding a *Config", struct{ C *Config }{&c}, nil},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, testkit.VerbsShowing(c.ClientSecret, tt.v)); diff != "" {
+			t.Errorf("%s: verbs that show the secret (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
 func TestConfigJSON(t *testing.T) {
 	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", TokenAPI: SentinelV2, EarlyExpiry: time.Minute}
 	var logs bytes.Buffer

@@ -131,7 +131,18 @@ var (
 //
 // A Config is plain data: it is safe to copy, and [Config.NewVerifier]
 // copies it. Formatting it with the fmt verbs, logging it with log/slog or
-// writing it as JSON never shows the ClientSecret.
+// writing it as JSON never shows the ClientSecret, with three exceptions,
+// out of any method's reach, where fmt prints the Config raw, secret
+// included, without calling its methods:
+//   - %p of a Config value, or of a struct or array that holds one (%p of a
+//     *Config prints its address);
+//   - %w of a Config, a *Config, or anything holding one, with fmt.Errorf
+//     or any other fmt function (%w takes only an error);
+//   - a Config in an unexported field of another struct, printed with fmt.
+//
+// fmt rejects the first two verbs for such a value and prints it as it is
+// in its complaint ("%!p(webhook.Config=...)"); go vet reports both when
+// the format is a constant.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID that
 	// X-Liveperson-Account-Id must name. Required with ClientSecret; with
@@ -457,8 +468,9 @@ func (*restoredBody) Close() error { return nil }
 
 const redacted = "[REDACTED]"
 
-// Format implements [fmt.Formatter] so that every verb, %#v included,
-// shows the Config with its ClientSecret redacted.
+// Format implements [fmt.Formatter] so that every verb fmt calls it for,
+// %#v included, shows the Config with its ClientSecret redacted: all but
+// %p and %w, which [Config] describes.
 func (c Config) Format(f fmt.State, verb rune) {
 	type config Config // the same fields without this method
 	v := config(c)

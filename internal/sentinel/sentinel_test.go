@@ -582,12 +582,13 @@ func TestGoQuotedEchoIsWithheld(t *testing.T) {
 // BenchmarkFailedAnswer is the cost of the error of a failed answer of
 // 1 KiB and of 1 MiB (MaxBody) that echoes no secret: the whole answer
 // searched under up to three layers of encoding, and what is kept of it
-// as fmt and encoding/json print it. Both kinds of answer take all three
+// as fmt and encoding/json print it. Each kind of answer takes all three
 // layers: an error_description that echoes the request (without the
 // secret) with each byte percent-encoded, then each character as an HTML
 // reference, then as a JSON \u escape, which leaves no byte to cut the
-// answer at; and an HTML page with entities, percent-encoded links and
-// backslashes on every line.
+// answer at; an HTML page with entities, percent-encoded links and
+// backslashes on every line; and escapes crafted to make every order of
+// decoding give another text, the worst found.
 func BenchmarkFailedAnswer(b *testing.B) {
 	c := Credentials{AccountID: "le1", ClientID: "id", ClientSecret: "Kq7ZrAbCdEfGhIjKlMnOpQrStUvWxYz0"}
 	answers := map[string]func(i int) string{
@@ -597,8 +598,11 @@ func BenchmarkFailedAnswer(b *testing.B) {
 		"HTML": func(i int) string {
 			return fmt.Sprintf(`<p class="e%d">Error &#8212; see <a href="/help?q=%d%%20x+y&amp;s=1">help</a> C:\dir\%d</p>`+"\n", i, i, i)
 		},
+		"crafted": func(i int) string {
+			return fmt.Sprintf(`a%%255C%%2526%%2525%%5Cu0026\u0025\u005c&#37;&#92;&amp;amp;%%26amp;\\u0025%x`, i)
+		},
 	}
-	for _, kind := range []string{"stacked", "HTML"} {
+	for _, kind := range []string{"stacked", "HTML", "crafted"} {
 		for _, size := range []int{1 << 10, MaxBody} {
 			var body strings.Builder
 			for i := 0; body.Len() < size; i++ {

@@ -232,6 +232,23 @@ func NoPiece(t testing.TB, secret string, min int, texts ...string) {
 	}
 }
 
+// VerbsShowing are the fmt verbs, from '!' to '~', under which Sprintf
+// shows secret, plainly or in hex, in what it prints of v, with any of a
+// few flags, widths and precisions; sorted.
+func VerbsShowing(secret string, v any) []string {
+	var verbs []string
+	for verb := '!'; verb <= '~'; verb++ {
+		for _, flags := range []string{"", "#", "+", "-", " ", "0", "#+", "10", ".3", "+#-10.3"} {
+			out := fmt.Sprintf("%"+flags+string(verb), v)
+			if strings.Contains(out, secret) || strings.Contains(out, fmt.Sprintf("%x", secret)) || strings.Contains(out, fmt.Sprintf("%X", secret)) {
+				verbs = append(verbs, string(verb))
+				break
+			}
+		}
+	}
+	return verbs
+}
+
 // EchoServer answers every request with status, header and body.
 func EchoServer(t testing.TB, status int, header http.Header, body string) *httptest.Server {
 	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
