@@ -73,7 +73,9 @@
 // half its lifetime. Callers keep getting the current token meanwhile, and
 // keep getting it through a Sentinel outage until shortly before it really
 // expires (10 s, or less for short tokens). Failed fetches are retried with
-// capped, jittered exponential backoff.
+// capped, jittered exponential backoff; [Config.TokenSource] says how soon
+// a new token arrives once Sentinel recovers (at most 60 s and an answer,
+// by default, after an outage in which it hung).
 //
 // # Rejected tokens
 //
@@ -206,7 +208,9 @@ type Config struct {
 	EarlyExpiry time.Duration
 
 	// FetchTimeout bounds one fetch of a token: Domain API lookup, Sentinel
-	// request and their retries. Zero: DefaultFetchTimeout.
+	// request and their retries. Zero: DefaultFetchTimeout. It also bounds
+	// how long a cached source takes to recover once Sentinel answers again
+	// after an outage in which it hung: see [Config.TokenSource].
 	FetchTimeout time.Duration
 
 	// CredentialsInQuery sends grant_type, client_id and client_secret in
@@ -311,7 +315,21 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 // timer, while callers keep the current token. When there is no usable
 // token, callers wait for a fetch; after a failed fetch, they get its
 // error at once until the backoff (1 s doubling to 30 s, with jitter)
-// allows the next attempt.
+// allows the next attempt. That attempt starts on the source's timer while
+// it still serves a token, and at the first call after the backoff once
+// it serves none.
+//
+// After an outage, a new token arrives at most this long after Sentinel
+// answers again: the time one attempt may take, plus the 30 s backoff cap,
+// plus one answer (and one Domain API answer, if the hourly re-lookup is
+// due), since the attempt under way when Sentinel recovers may fail only
+// at its end, and the backoff after it may be the full 30 s. One attempt
+// takes at most the HTTP client's Timeout or FetchTimeout, whichever is
+// shorter: 10 s with the default client, 30 s with a client without a
+// Timeout and the default FetchTimeout, so 40 s and 60 s plus an answer if
+// Sentinel hung. An attempt that fails at once (a 5xx, a refused
+// connection) takes next to nothing: 30 s plus an answer. Once the source
+// serves no token, count from the first call after that.
 //
 // ctx is kept and used for every fetch the source makes: it supplies the
 // HTTP client (see [Config.Token]) and, once cancelled, stops the timer and

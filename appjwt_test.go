@@ -2085,6 +2085,7 @@ type fakeLivePerson struct {
 
 	mu          sync.Mutex
 	down        func(now time.Time) bool // Sentinel answers 503
+	hang        func(now time.Time) bool // Sentinel takes the request and answers nothing
 	domainDown  bool
 	revokeEvery bool                 // the API rejects every token
 	issued      map[string]time.Time // token: its expiry
@@ -2097,6 +2098,7 @@ func newFakeLivePerson() *fakeLivePerson {
 		sentinelDelay: 2 * time.Second,
 		lifetime:      time.Hour,
 		down:          func(time.Time) bool { return false },
+		hang:          func(time.Time) bool { return false },
 		issued:        map[string]time.Time{},
 		revoked:       map[string]bool{},
 		counts:        map[string]int{},
@@ -2121,6 +2123,13 @@ func (f *fakeLivePerson) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 		return f.answer(r, http.StatusOK, `{"baseURI":"sentinel.test"}`)
 	case "sentinel.test":
+		f.mu.Lock()
+		hang := f.hang(time.Now())
+		f.mu.Unlock()
+		if hang {
+			<-r.Context().Done()
+			return nil, r.Context().Err()
+		}
 		select {
 		case <-time.After(f.sentinelDelay):
 		case <-r.Context().Done():
@@ -2269,6 +2278,85 @@ func TestEveryWiringRidesOutAnOutage(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// After an outage in which Sentinel hangs (takes requests and answers
+// none), a source serves a new token at most FetchTimeout (the fetch that
+// hung as Sentinel recovered gives up only then), plus the backoff cap of
+// 30 s, plus one answer after Sentinel recovers; after a long outage, that
+// is what it takes. Sentinel recovers 1 ms after a fetch's request went
+// out, the worst moment; the backoff takes each edge of its jitter. A long
+// outage outlasts the token, and the first call after the backoff starts
+// the fetch; in a short one the token is still served, and the source's
+// timer starts it.
+func TestRecoveryAfterAHangingOutage(t *testing.T) {
+	edges := []struct {
+		name string
+		rand func(time.Duration) time.Duration
+	}{
+		{"least backoff", func(time.Duration) time.Duration { return 0 }},
+		{"most backoff", func(n time.Duration) time.Duration { return n - 1 }},
+	}
+	outages := []struct {
+		name       string
+		from, past time.Duration // Sentinel hangs from, until the first request past
+	}{
+		{"long outage", 10 * time.Minute, 2 * time.Hour},
+		// From before the earliest refresh point (49 min) to after the latest (55 min).
+		{"short outage", 48 * time.Minute, 56 * time.Minute},
+	}
+	const callEvery = 100 * time.Millisecond
+	for _, fetchTimeout := range []time.Duration{0, 10 * time.Second} {
+		for _, o := range outages {
+			for _, edge := range edges {
+				t.Run(fmt.Sprintf("FetchTimeout %v/%s/%s", fetchTimeout, o.name, edge.name), func(t *testing.T) {
+					synctest.Test(t, func(t *testing.T) {
+						f := newFakeLivePerson()
+						start := time.Now()
+						var end time.Time // when Sentinel recovers; set under f.mu
+						f.hang = func(now time.Time) bool {
+							if end.IsZero() && now.Sub(start) >= o.past {
+								end = now.Add(time.Millisecond)
+							}
+							return now.Sub(start) >= o.from && (end.IsZero() || now.Before(end))
+						}
+						c, ctx := fakeConfig(f)
+						c.FetchTimeout = fetchTimeout
+						ctx, cancel := context.WithCancel(ctx)
+						defer cancel()
+						src := c.TokenSource(ctx)
+						src.cache.backoff.Rand = edge.rand
+						first, err := src.Token()
+						if err != nil {
+							t.Fatal(err)
+						}
+						for {
+							time.Sleep(callEvery)
+							tok, err := src.Token()
+							f.mu.Lock()
+							recovered := end
+							f.mu.Unlock()
+							if err == nil && tok.AccessToken != first.AccessToken {
+								took := time.Since(recovered)
+								bound := c.fetchTimeout() + src.cache.backoff.Max + f.sentinelDelay + callEvery
+								t.Logf("a new token %v after Sentinel recovered (bound %v)", took, bound)
+								if recovered.IsZero() || took > bound {
+									t.Errorf("a new token %v after Sentinel recovered, want at most %v", took, bound)
+								}
+								if worst := o.name == "long outage" && edge.name == "most backoff"; worst && took < bound-time.Second {
+									t.Errorf("a new token %v after Sentinel recovered, want the bound %v: is it too high now?", took, bound)
+								}
+								return
+							}
+							if time.Since(start) > o.past+time.Hour {
+								t.Fatalf("no new token an hour after Sentinel recovered: %v", err)
+							}
+						}
+					})
+				})
+			}
+		}
 	}
 }
 

@@ -106,6 +106,9 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 // failing together do not retry together.
 type Backoff struct {
 	Base, Max time.Duration
+	// Rand returns a duration from 0 to less than its argument, at
+	// random; nil: [rand.N]. Tests fix it to try the edges.
+	Rand func(time.Duration) time.Duration
 }
 
 // Delay is the n-th delay, n from 1.
@@ -114,7 +117,11 @@ func (b Backoff) Delay(n int) time.Duration {
 	if n < 32 && b.Base<<(n-1) < b.Max {
 		d = b.Base << (n - 1)
 	}
-	return d/2 + rand.N(d/2+1)
+	random := rand.N[time.Duration]
+	if b.Rand != nil {
+		random = b.Rand
+	}
+	return d/2 + random(d/2+1)
 }
 
 // Final marks an error that another attempt cannot cure.

@@ -54,6 +54,20 @@ func TestRetryPolicyWait(t *testing.T) {
 	}
 }
 
+// The edges of the jitter: half the ceiling, and all of it.
+func TestBackoffEdges(t *testing.T) {
+	least := Backoff{Base: time.Second, Max: 30 * time.Second, Rand: func(time.Duration) time.Duration { return 0 }}
+	most := Backoff{Base: time.Second, Max: 30 * time.Second, Rand: func(n time.Duration) time.Duration { return n - 1 }}
+	for _, tt := range []struct {
+		n      int
+		lo, hi time.Duration
+	}{{1, 500 * time.Millisecond, time.Second}, {5, 8 * time.Second, 16 * time.Second}, {6, 15 * time.Second, 30 * time.Second}, {40, 15 * time.Second, 30 * time.Second}} {
+		if lo, hi := least.Delay(tt.n), most.Delay(tt.n); lo != tt.lo || hi != tt.hi {
+			t.Errorf("delay(%d) from %v to %v, want %v to %v", tt.n, lo, hi, tt.lo, tt.hi)
+		}
+	}
+}
+
 func TestBackoffGrowsWithJitterAndCap(t *testing.T) {
 	b := Backoff{Base: time.Second, Max: 30 * time.Second}
 	seen := map[time.Duration]bool{}
