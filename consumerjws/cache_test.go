@@ -203,6 +203,10 @@ func TestExpRefresh(t *testing.T) {
 // failure, 1 to 2 s after the second.
 func TestExpRefreshFails(t *testing.T) {
 	s, c, clk, first := withExp(t)
+	// The shortest backoffs, 0.5 s then 1 s, so that each step falls on a
+	// known side of them, all before the serving point (some 94 s: the
+	// lifetime counts from the end of Date's second).
+	c.backoff.Rand = func(time.Duration) time.Duration { return 0 }
 	ctx := context.Background()
 	s.srv.SetFault(appjwttest.Consumer, appjwttest.Fault{Status: 400})
 	steps := []struct {
@@ -211,9 +215,9 @@ func TestExpRefreshFails(t *testing.T) {
 	}{
 		{91 * time.Second, 2}, // the refresh is due, and fails
 		{91*time.Second + 400*time.Millisecond, 2},
-		{92*time.Second + 100*time.Millisecond, 3}, // fails again
-		{93 * time.Second, 3},
-		{94*time.Second + 200*time.Millisecond, 4},
+		{91*time.Second + 600*time.Millisecond, 3}, // fails again
+		{92*time.Second + 500*time.Millisecond, 3},
+		{92*time.Second + 700*time.Millisecond, 4},
 	}
 	for _, st := range steps {
 		clk.Set(st.at)

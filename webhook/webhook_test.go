@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
-
-	"github.com/google/go-cmp/cmp"
-	"github.com/lpconnect/appjwt/internal/testkit"
 )
 
 // Signatures computed independently of this package, with OpenSSL, over
@@ -436,30 +433,6 @@ func TestNewVerifierErrors(t *testing.T) {
 	}
 	if _, err := (Config{Secrets: lookup}).NewVerifier(); err != nil {
 		t.Errorf("Secrets alone: %v", err)
-	}
-}
-
-// Every fmt verb, with any flags, shows a Config with its secret redacted,
-// but the two the Config docs name, for which fmt calls no method and
-// prints the value raw: %p of a value that is no pointer, map, slice,
-// channel or func, and %w of anything but an error.
-func TestConfigEveryVerb(t *testing.T) {
-	cfg := testConfig()
-	tests := []struct {
-		name string
-		v    any
-		want []string
-	}{
-		{"Config", cfg, []string{"p", "w"}},
-		{"*Config", &cfg, []string{"w"}},
-		{"struct holding one", struct{ C Config }{cfg}, []string{"p", "w"}},
-		{"slice of one", []Config{cfg}, []string{"w"}},
-		{"struct holding a *Config", struct{ C *Config }{&cfg}, nil},
-	}
-	for _, tt := range tests {
-		if diff := cmp.Diff(tt.want, testkit.VerbsShowing(testSecret, tt.v)); diff != "" {
-			t.Errorf("%s: verbs that show the secret (-want +got):\n%s", tt.name, diff)
-		}
 	}
 }
 

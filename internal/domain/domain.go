@@ -184,7 +184,7 @@ func relookupContext(ctx context.Context) (context.Context, context.CancelFunc) 
 }
 
 func (c *Cache) backoff() lphttp.Backoff {
-	if c.Backoff == (lphttp.Backoff{}) {
+	if c.Backoff.Max == 0 {
 		return lifecycle.FailureBackoff
 	}
 	return c.Backoff
