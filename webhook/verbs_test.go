@@ -34,4 +34,3 @@ func TestConfigEveryVerb(t *testing.T) {
 		}
 	}
 }
-
