@@ -508,11 +508,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		lphttp.CloseBody(req)
 		return nil, err
 	}
-	resp, err := t.send(req, tok.AccessToken)
+	resp, err := t.sendNoting(req, tok.AccessToken)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		if err == nil && resp.StatusCode < 400 {
-			t.accepted(tok)
-		}
 		return resp, err
 	}
 	rej, ok := t.Source.(Rejecter)
@@ -536,7 +533,18 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return t.send(r, next)
+	return t.sendNoting(r, next)
+}
+
+// sendNoting is send, telling a [Source] when the API took the token.
+func (t *Transport) sendNoting(req *http.Request, token string) (*http.Response, error) {
+	resp, err := t.send(req, token)
+	if err == nil && resp.StatusCode < 400 {
+		if s, ok := t.Source.(*Source); ok {
+			s.cache.accepted(token)
+		}
+	}
+	return resp, err
 }
 
 // send sends a copy of req that carries the token. The copy is deep, as a
@@ -573,13 +581,6 @@ func (t *Transport) reject(rej Rejecter, tok *oauth2.Token) (again bool) {
 	}
 	rej.Reject(tok)
 	return false
-}
-
-// accepted tells a [Source] that the API took tok.
-func (t *Transport) accepted(tok *oauth2.Token) {
-	if s, ok := t.Source.(*Source); ok {
-		s.cache.accepted(tok)
-	}
 }
 
 // logRejected logs a rejection through the source's Logger, if it has one.

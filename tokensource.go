@@ -417,16 +417,16 @@ func (c *tokenCache) floor(n int32) time.Duration {
 	return min(rejectFloor<<min(n-1, 20), max(c.life, rejectFloor))
 }
 
-// accepted notes that the API took tok: if it is the current token, the
-// floor between drops is back to rejectFloor. It costs one atomic load
-// unless tokens were dropped.
-func (c *tokenCache) accepted(tok *oauth2.Token) {
+// accepted notes that the API took the access token: if it is the
+// current token's, the floor between drops is back to rejectFloor. It
+// costs one atomic load unless tokens were dropped.
+func (c *tokenCache) accepted(token string) {
 	if c.rejections.Load() == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok != nil && c.tok.AccessToken == tok.AccessToken {
+	if c.tok != nil && c.tok.AccessToken == token {
 		c.rejections.Store(0)
 	}
 }
