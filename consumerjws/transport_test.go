@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -251,7 +252,7 @@ func TestRoundTripEdgeCases(t *testing.T) {
 		name    string
 		req     func() *http.Request
 		base    testkit.RoundTripFunc
-		within  time.Duration // 0: no bound checked
+		within  time.Duration // 0: no bound checked; on the fake clock
 		wantErr string        // "": the 401
 		want401 string        // the body of the 401 that goes back, if it is read
 	}{
@@ -277,29 +278,32 @@ func TestRoundTripEdgeCases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tr := &Transport{Cache: fakeCache(&fakeIdP{}, 10), Base: tt.base}
-			start := time.Now()
-			resp, err := tr.RoundTrip(tt.req())
-			if d := time.Since(start); tt.within != 0 && d > tt.within {
-				t.Errorf("returned after %v, want within %v", d, tt.within)
-			}
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Errorf("error %v, want one about %q", err, tt.wantErr)
+			// On the fake clock: a stalled body costs exactly the cap.
+			synctest.Test(t, func(t *testing.T) {
+				tr := &Transport{Cache: fakeCache(&fakeIdP{}, 10), Base: tt.base}
+				start := time.Now()
+				resp, err := tr.RoundTrip(tt.req())
+				if d := time.Since(start); tt.within != 0 && d > tt.within {
+					t.Errorf("returned after %v, want within %v", d, tt.within)
 				}
-				return
-			}
-			if err != nil || resp.StatusCode != 401 {
-				t.Fatalf("RoundTrip = %v, %v; want the 401", resp, err)
-			}
-			if tt.want401 != "" {
-				if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.want401 {
-					t.Errorf("the 401's body: %q, %v; want it whole: %q", b, err, tt.want401)
+				if tt.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Errorf("error %v, want one about %q", err, tt.wantErr)
+					}
+					return
 				}
-			}
-			if resp.Body != nil {
-				resp.Body.Close()
-			}
+				if err != nil || resp.StatusCode != 401 {
+					t.Fatalf("RoundTrip = %v, %v; want the 401", resp, err)
+				}
+				if tt.want401 != "" {
+					if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.want401 {
+						t.Errorf("the 401's body: %q, %v; want it whole: %q", b, err, tt.want401)
+					}
+				}
+				if resp.Body != nil {
+					resp.Body.Close()
+				}
+			})
 		})
 	}
 }
