@@ -1915,7 +1915,7 @@ func BenchmarkSource(b *testing.B) {
 // authorizing it; the unauthorized client is the baseline for the overhead.
 func BenchmarkAuthorizedGET(b *testing.B) {
 	s := testkit.NewServer(b)
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	target := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" && r.URL.Path != "/open" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return

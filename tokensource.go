@@ -58,16 +58,25 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // token is TokenContext without the copy: the token it returns is shared,
-// read-only. Until its refresh point, a token is served from the cache's
-// snapshot, without its lock.
+// read-only. Until its serving point, a token is served from the cache's
+// snapshot, without its lock; the first caller past its refresh point
+// starts the refresh (later ones, if it fails, are the timer's).
 func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
 	c := s.cache
 	sn := c.current.Load()
 	if !sn.used.Load() {
 		sn.used.Store(true)
 	}
-	if sn.tok != nil && c.now().Before(sn.refreshAt) {
-		return sn.tok, nil
+	if sn.tok != nil {
+		switch sn.sched.State(c.now()) {
+		case lifecycle.Stale:
+			if !sn.due.Load() && sn.due.CompareAndSwap(false, true) {
+				c.refreshNow()
+			}
+			fallthrough
+		case lifecycle.Fresh:
+			return sn.tok, nil
+		}
 	}
 	return c.token(ctx)
 }
@@ -128,9 +137,10 @@ func (s *Source) State() State {
 // cache's lock, as the AWS SDK's CredentialsCache does: it never changes
 // once stored, but for used, which keeps the refresh timer going.
 type snapshot struct {
-	tok       *oauth2.Token // nil: none to serve without the lock
-	refreshAt time.Time
-	used      atomic.Bool // a caller asked for a token since it was stored
+	tok   *oauth2.Token // nil: none to serve without the lock
+	sched lifecycle.Schedule
+	used  atomic.Bool // a caller asked for a token since it was stored
+	due   atomic.Bool // a caller found it stale, and asked for a refresh
 }
 
 // tokenCache is the cache behind [Source]. It serves the current token
@@ -203,7 +213,7 @@ func newTokenCache(ctx context.Context, c Config) *tokenCache {
 		log:     c.Logger,
 	}
 	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: tc.backoff, Now: func() time.Time { return tc.now() }}
-	tc.install(nil, time.Time{})
+	tc.install(nil, lifecycle.Schedule{})
 	context.AfterFunc(ctx, tc.stop)
 	return tc
 }
@@ -258,11 +268,20 @@ func (c *tokenCache) state(now time.Time) lifecycle.State {
 // fetching reports whether a fetch is running. c.mu must be held.
 func (c *tokenCache) fetching() bool { return c.inflight != nil }
 
-// install makes tok the token the snapshot serves until refreshAt; with a
+// install makes tok the token the snapshot serves on sched; with a
 // nil tok, every call reaches the cache. c.mu must be held, but for the
 // first call.
-func (c *tokenCache) install(tok *oauth2.Token, refreshAt time.Time) {
-	c.current.Store(&snapshot{tok: tok, refreshAt: refreshAt})
+func (c *tokenCache) install(tok *oauth2.Token, sched lifecycle.Schedule) {
+	c.current.Store(&snapshot{tok: tok, sched: sched})
+}
+
+// refreshNow starts a refresh, if one is due.
+func (c *tokenCache) refreshNow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := c.now(); c.state(now) == lifecycle.Stale {
+		c.refreshIfDue(now)
+	}
 }
 
 // refreshIfDue starts a refresh, unless one is running or the cache is
@@ -368,7 +387,7 @@ func (c *tokenCache) settle(f *flight) []lifecycle.Record {
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
 	c.tok, c.life, c.sched = f.tok, f.tok.Expiry.Sub(now), c.plan().Schedule(now, f.tok.Expiry)
-	c.install(f.tok, c.sched.RefreshAt)
+	c.install(f.tok, c.sched)
 	c.current.Load().used.Store(f.waited)
 	c.arm(c.sched.RefreshAt)
 	return append(records, c.fetched(f)...)
@@ -404,7 +423,7 @@ func (c *tokenCache) reject(tok *oauth2.Token) rejection {
 	c.rejections.Add(1)
 	c.rejectedAt = now
 	c.tok = nil
-	c.install(nil, time.Time{})
+	c.install(nil, lifecycle.Schedule{})
 	return r
 }
 
