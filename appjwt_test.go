@@ -2525,75 +2525,9 @@ func (r *rotating) Reject(*oauth2.Token) {
 	r.n++
 }
 
-// errorGetBody is a GetBody that fails, as one whose source is gone would.
-func errorGetBody() (io.ReadCloser, error) { return nil, errors.New("body gone") }
-
 func TestRoundTripEdgeCases(t *testing.T) {
-	lp401 := `{"kind":"resp","code":401,"body":{"errorCode":40102}}`
-	stalled := func(r *http.Request) (*http.Response, error) {
-		pr, _ := io.Pipe() // a body that never comes
-		return &http.Response{StatusCode: 401, Body: pr, Request: r}, nil
-	}
-	tests := []struct {
-		name    string
-		req     func() *http.Request
-		base    testkit.RoundTripFunc
-		within  time.Duration // 0: no bound checked; on the fake clock
-		wantErr string        // "": the 401
-		want401 string        // the body of the 401 that goes back, if it is read
-	}{
-		{"nil Header", func() *http.Request {
-			return &http.Request{Method: "GET", URL: must(url.Parse("https://api.test/x"))}
-		}, nil, 0, "nil Header", ""},
-		{"401 with a nil Body", func() *http.Request { return must(http.NewRequest("GET", "https://api.test/x", nil)) },
-			func(r *http.Request) (*http.Response, error) { return &http.Response{StatusCode: 401, Request: r}, nil }, 0, "", ""},
-		{"GetBody fails on the resend", func() *http.Request {
-			r := must(http.NewRequest("POST", "https://api.test/x", strings.NewReader("{}")))
-			r.GetBody = errorGetBody
-			return r
-		}, func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader(lp401)), Request: r}, nil
-		}, 0, "", lp401},
-		{"401 whose body stalls", func() *http.Request { return must(http.NewRequest("GET", "https://api.test/x", nil)) },
-			stalled, lphttp.ErrorCodeWait + 100*time.Millisecond, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// On the fake clock: a stalled body costs exactly the cap.
-			synctest.Test(t, func(t *testing.T) {
-				tr := &Transport{Source: &rotating{}, Base: tt.base}
-				start := time.Now()
-				resp, err := tr.RoundTrip(tt.req())
-				if d := time.Since(start); tt.within != 0 && d > tt.within {
-					t.Errorf("returned after %v, want within %v", d, tt.within)
-				}
-				if tt.wantErr != "" {
-					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-						t.Errorf("error %v, want one about %q", err, tt.wantErr)
-					}
-					return
-				}
-				if err != nil || resp.StatusCode != 401 {
-					t.Fatalf("RoundTrip = %v, %v; want the 401", resp, err)
-				}
-				if tt.want401 != "" {
-					if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.want401 {
-						t.Errorf("the 401's body: %q, %v; want it whole: %q", b, err, tt.want401)
-					}
-				}
-				if resp.Body != nil {
-					resp.Body.Close()
-				}
-			})
-		})
-	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(err)
-	}
-	return v
+	testkit.RoundTripEdgeCases(t, context.Background, `{"kind":"resp","code":401,"body":{"errorCode":40102}}`,
+		func(base http.RoundTripper) http.RoundTripper { return &Transport{Source: &rotating{}, Base: base} })
 }
 
 // An API that rejects every token, one request a second for 3 hours: the

@@ -726,24 +726,31 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 		return
 	}
+	claims, _ := s.appClaims(r)
+	claims["scope"] = "msg.consumer"
+	tok := sign(claims)
+	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "token_type": "Bearer"})
+}
+
+// appClaims are the claims of a new AppJWT, recorded as issued now (the
+// request's time) so that RevokeTokens reaches it, and its lifetime.
+func (s *Server) appClaims(r *http.Request) (map[string]any, time.Duration) {
 	now, jti := requestTime(r), nextJTI()
 	s.mu.Lock()
 	lifetime, issuer := s.lifetime, s.issuer
 	s.appJWTs[jti] = s.appGen
 	s.mu.Unlock()
 	claims := map[string]any{
-		"aud":   s.AccountID,
-		"azp":   s.ClientID,
-		"scope": "msg.consumer",
-		"iat":   now.Unix(),
-		"exp":   now.Add(lifetime).Unix(),
-		"jti":   jti,
+		"aud": s.AccountID,
+		"azp": s.ClientID,
+		"iat": now.Unix(),
+		"exp": now.Add(lifetime).Unix(),
+		"jti": jti,
 	}
 	if issuer != "" {
 		claims["iss"] = issuer
 	}
-	tok := sign(claims)
-	writeJSON(w, http.StatusOK, map[string]string{"access_token": tok, "token_type": "Bearer"})
+	return claims, lifetime
 }
 
 // writeJSON answers v in JSON, with <, > and & as they are, as LivePerson

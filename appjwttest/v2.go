@@ -80,21 +80,7 @@ func (s *Server) serveTokenV2(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 		return
 	}
-	now, jti := requestTime(r), nextJTI()
-	s.mu.Lock()
-	lifetime, issuer := s.lifetime, s.issuer
-	s.appJWTs[jti] = s.appGen
-	s.mu.Unlock()
-	claims := map[string]any{
-		"aud": s.AccountID,
-		"azp": s.ClientID,
-		"iat": now.Unix(),
-		"exp": now.Add(lifetime).Unix(),
-		"jti": jti,
-	}
-	if issuer != "" {
-		claims["iss"] = issuer
-	}
+	claims, lifetime := s.appClaims(r)
 	// A string, as LivePerson's own clients of the v2 API read it.
 	expiresIn := strconv.FormatInt(max(int64(lifetime/time.Second), 0), 10)
 	writeJSON(w, http.StatusOK, map[string]string{"access_token": signWith(signingKeyV2(), v2KeyID, claims), "token_type": "Bearer", "expires_in": expiresIn})

@@ -10,13 +10,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
-	"github.com/lpconnect/appjwt/internal/lphttp"
 	"github.com/lpconnect/appjwt/internal/testkit"
 )
 
@@ -239,71 +237,8 @@ func TestChainHonoursTheDeadline(t *testing.T) {
 }
 
 func TestRoundTripEdgeCases(t *testing.T) {
-	lp401 := lpError(40103)
-	stalled := func(r *http.Request) (*http.Response, error) {
-		pr, _ := io.Pipe() // a body that never comes
-		return &http.Response{StatusCode: 401, Body: pr, Request: r}, nil
-	}
-	get := func() *http.Request {
-		r, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), "GET", "https://api.test/x", nil)
-		return r
-	}
-	tests := []struct {
-		name    string
-		req     func() *http.Request
-		base    testkit.RoundTripFunc
-		within  time.Duration // 0: no bound checked; on the fake clock
-		wantErr string        // "": the 401
-		want401 string        // the body of the 401 that goes back, if it is read
-	}{
-		{"nil Header", func() *http.Request {
-			r := get()
-			r.Header = nil
-			return r
-		}, nil, 0, "nil Header", ""},
-		{"plain http", func() *http.Request {
-			r, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), "GET", "http://api.test/x", nil)
-			return r
-		}, nil, 0, "https only", ""},
-		{"401 with a nil Body", get,
-			func(r *http.Request) (*http.Response, error) { return &http.Response{StatusCode: 401, Request: r}, nil }, 0, "", ""},
-		{"GetBody fails on the resend", func() *http.Request {
-			r, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), "POST", "https://api.test/x", strings.NewReader("{}"))
-			r.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("body gone") }
-			return r
-		}, func(r *http.Request) (*http.Response, error) {
-			return &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader(lp401)), Request: r}, nil
-		}, 0, "", lp401},
-		{"401 whose body stalls", get, stalled, lphttp.ErrorCodeWait + 100*time.Millisecond, "", ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			// On the fake clock: a stalled body costs exactly the cap.
-			synctest.Test(t, func(t *testing.T) {
-				tr := &Transport{Cache: fakeCache(&fakeIdP{}, 10), Base: tt.base}
-				start := time.Now()
-				resp, err := tr.RoundTrip(tt.req())
-				if d := time.Since(start); tt.within != 0 && d > tt.within {
-					t.Errorf("returned after %v, want within %v", d, tt.within)
-				}
-				if tt.wantErr != "" {
-					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-						t.Errorf("error %v, want one about %q", err, tt.wantErr)
-					}
-					return
-				}
-				if err != nil || resp.StatusCode != 401 {
-					t.Fatalf("RoundTrip = %v, %v; want the 401", resp, err)
-				}
-				if tt.want401 != "" {
-					if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.want401 {
-						t.Errorf("the 401's body: %q, %v; want it whole: %q", b, err, tt.want401)
-					}
-				}
-				if resp.Body != nil {
-					resp.Body.Close()
-				}
-			})
+	testkit.RoundTripEdgeCases(t, func() context.Context { return WithConsumer(context.Background(), "a") }, lpError(40103),
+		func(base http.RoundTripper) http.RoundTripper {
+			return &Transport{Cache: fakeCache(&fakeIdP{}, 10), Base: base}
 		})
-	}
 }

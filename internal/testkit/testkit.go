@@ -22,6 +22,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lpconnect/appjwt/appjwttest"
@@ -303,4 +304,79 @@ func Stacked(s string) string {
 		fmt.Fprintf(&u, `\u%04x`, r)
 	}
 	return u.String()
+}
+
+// RoundTripEdgeCases sends the requests and answers that bend the rules
+// through the transport newRT makes over each case's base, on synctest's
+// fake clock: a nil Header and a first request over plain http (errors,
+// not panics), a 401 with a nil Body (handed back), a GetBody that fails
+// on the resend (the first 401 comes back whole: body401, a 401 body that
+// makes the transport resend), and a 401 whose body stalls (handed back
+// unread within lphttp.ErrorCodeWait + 100 ms). ctx is each request's
+// context.
+func RoundTripEdgeCases(t *testing.T, ctx func() context.Context, body401 string, newRT func(base http.RoundTripper) http.RoundTripper) {
+	request := func(method, url string, body io.Reader) *http.Request {
+		r, err := http.NewRequestWithContext(ctx(), method, url, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	get := func() *http.Request { return request("GET", "https://api.test/x", nil) }
+	tests := []struct {
+		name    string
+		req     func() *http.Request
+		base    RoundTripFunc
+		within  time.Duration // 0: no bound checked; on the fake clock
+		wantErr string        // "": the 401
+		want401 string        // the body of the 401 that goes back, if it is read
+	}{
+		{"nil Header", func() *http.Request {
+			r := get()
+			r.Header = nil
+			return r
+		}, nil, 0, "nil Header", ""},
+		{"plain http", func() *http.Request { return request("GET", "http://api.test/x", nil) }, nil, 0, "https only", ""},
+		{"401 with a nil Body", get,
+			func(r *http.Request) (*http.Response, error) { return &http.Response{StatusCode: 401, Request: r}, nil }, 0, "", ""},
+		{"GetBody fails on the resend", func() *http.Request {
+			r := request("POST", "https://api.test/x", strings.NewReader("{}"))
+			r.GetBody = func() (io.ReadCloser, error) { return nil, errors.New("body gone") }
+			return r
+		}, func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader(body401)), Request: r}, nil
+		}, 0, "", body401},
+		{"401 whose body stalls", get, func(r *http.Request) (*http.Response, error) {
+			pr, _ := io.Pipe() // a body that never comes
+			return &http.Response{StatusCode: 401, Body: pr, Request: r}, nil
+		}, lphttp.ErrorCodeWait + 100*time.Millisecond, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				resp, err := newRT(tt.base).RoundTrip(tt.req())
+				if d := time.Since(start); tt.within != 0 && d > tt.within {
+					t.Errorf("returned after %v, want within %v", d, tt.within)
+				}
+				if tt.wantErr != "" {
+					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+						t.Errorf("error %v, want one about %q", err, tt.wantErr)
+					}
+					return
+				}
+				if err != nil || resp.StatusCode != 401 {
+					t.Fatalf("RoundTrip = %v, %v; want the 401", resp, err)
+				}
+				if tt.want401 != "" {
+					if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.want401 {
+						t.Errorf("the 401's body: %q, %v; want it whole: %q", b, err, tt.want401)
+					}
+				}
+				if resp.Body != nil {
+					resp.Body.Close()
+				}
+			})
+		})
+	}
 }
