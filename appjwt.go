@@ -74,8 +74,9 @@
 // keep getting it through a Sentinel outage until shortly before it really
 // expires (10 s, or less for short tokens). Failed fetches are retried with
 // capped, jittered exponential backoff; [Config.TokenSource] says how soon
-// a new token arrives once Sentinel recovers (at most 60 s and an answer,
-// by default, after an outage in which it hung).
+// a new token arrives once Sentinel recovers (after an outage in which it
+// hung: at most 40 s and an answer with the default client, 60 s and an
+// answer with a client without a Timeout).
 //
 // # Rejected tokens
 //
@@ -94,7 +95,7 @@
 // Context errors are wrapped too, so [errors.Is] finds [context.Canceled] and
 // [context.DeadlineExceeded]. Error texts are one line. No text reachable
 // from an error contains the client secret, plainly or encoded as a server
-// echoing the request may encode it: see the README for the exact rules.
+// echoing the request may encode it: docs/redaction.md has the exact rules.
 // Neither does a formatted, logged or JSON-encoded [Config], but for the
 // exceptions [Config] names (%p and %w, which fmt prints raw).
 //
@@ -174,8 +175,9 @@ const (
 //   - a Config in an unexported field of another struct, printed with fmt.
 //
 // fmt rejects the first two verbs for such a value and prints it as it is
-// in its complaint ("%!p(appjwt.Config=...)"); go vet reports both when
-// the format is a constant.
+// in its complaint ("%!p(appjwt.Config=...)"). go vet reports %w with a
+// constant format, but not %p: it takes a Config's Format method as
+// handling every verb, which fmt does not call for %p.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID. Required.
 	AccountID string

@@ -29,6 +29,15 @@ var lpTexts = map[int]struct{ title, details string }{
 	codeAppJWTMissing:    {"AppJWT is missing", "AUTHORIZATION header is not present"},
 }
 
+// v2Details tells a client that sent a token of Sentinel's v2 API, in any
+// scheme, what is wrong with it: the Connector API takes v1 AppJWTs only.
+const v2Details = "AppJWT has expired or is invalid: appjwttest takes AppJWTs of Sentinel's v1 token API here, as LivePerson documents the Connector API, not a token of its v2 API (appjwt.Config.TokenAPI)"
+
+// isV2 reports whether tok is a valid token of the server's v2 API.
+func (s *Server) isV2(tok string, r *http.Request) bool {
+	return tok != "" && s.verifyIssued(&signingKeyV2().PublicKey, tok, requestTime(r)) == nil
+}
+
 // bearerDetails tells a client that sent "Authorization: Bearer <AppJWT>"
 // why it got errorCode 40102: the token itself may be fine.
 const bearerDetails = "AppJWT has expired or is invalid: appjwttest takes the raw \"Authorization: <AppJWT>\" that LivePerson documents, not a Bearer scheme (see Server.SetAcceptBearer)"
@@ -106,6 +115,9 @@ func (s *Server) check(r *http.Request, version string, onBehalf bool) (string, 
 	tok := r.Header.Get("Authorization")
 	// net/http trims "Bearer " to "Bearer": a scheme without a token.
 	if scheme, rest, _ := strings.Cut(tok, " "); strings.EqualFold(scheme, "Bearer") {
+		if s.isV2(strings.TrimSpace(rest), r) {
+			return "", &lpError{codeAppJWTInvalid, v2Details}
+		}
 		if !acceptBearer {
 			return "", &lpError{codeAppJWTInvalid, bearerDetails}
 		}
@@ -120,6 +132,8 @@ func (s *Server) check(r *http.Request, version string, onBehalf bool) (string, 
 	switch err := s.verifyAppJWT(tok, requestTime(r)); {
 	case errors.Is(err, errIssuer):
 		return "", &lpError{code: codeMissingParameter} // LivePerson's answer for missing or wrong claims
+	case err != nil && s.isV2(tok, r):
+		return "", &lpError{codeAppJWTInvalid, v2Details}
 	case err != nil:
 		return "", &lpError{code: codeAppJWTInvalid}
 	}

@@ -227,8 +227,8 @@ func TestConnectorAPIRefusesV2Tokens(t *testing.T) {
 	for _, auth := range []string{v2, "Bearer " + v2} {
 		resp, body := do(t, s, "POST", "/api/account/"+s.AccountID+"/consumer?v=1.0", "application/json",
 			`{"ext_consumer_id":"c1"}`, http.Header{"Authorization": {auth}})
-		if resp.StatusCode != 401 || !strings.Contains(body, `"errorCode":40102`) {
-			t.Errorf("Authorization %.10q...: %s %s, want 401 with errorCode 40102", auth, resp.Status, body)
+		if resp.StatusCode != 401 || !strings.Contains(body, `"errorCode":40102`) || !strings.Contains(body, "not a token of its v2 API") {
+			t.Errorf("Authorization %.10q...: %s %s, want 401 with errorCode 40102, saying it is a v2 token", auth, resp.Status, body)
 		}
 	}
 }

@@ -227,7 +227,9 @@ func (s *Server) QueueWebhookFaults(typ string, faults ...WebhookFault) {
 	w.faults[typ] = append(w.faults[typ], faults...)
 }
 
-// Deliveries returns the deliveries queued so far, oldest first, with the
+// Deliveries returns the deliveries queued so far, in the order they were
+// queued (a Reorder fault holds one back: the endpoint gets them in another
+// order), with the
 // attempts made so far. The server keeps them for as long as it runs.
 func (s *Server) Deliveries() []Delivery {
 	w := s.hooks

@@ -198,8 +198,10 @@ type Config struct {
 	DomainAPI string
 
 	// Source supplies the AppJWT, such as appjwt.Config.TokenSource
-	// returns. It is sent raw, "Authorization: <AppJWT>", through an
-	// appjwt.Transport, which recovers once if the idp rejects it. Required.
+	// returns for a Config of Sentinel's v1 token API (the default: the
+	// Connector API takes no other). It is sent through an
+	// appjwt.Transport, raw, "Authorization: <AppJWT>", and recovers once
+	// if the idp rejects it. Required.
 	Source oauth2.TokenSource
 
 	// MaxConsumers bounds how many consumers a Cache keeps; beyond it, the

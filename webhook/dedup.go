@@ -14,8 +14,8 @@ const (
 	DefaultWindow = 10 * time.Minute
 	// DefaultMaxEntries is how many keys a Dedup remembers at most:
 	// 100,000, some 170 events a second over DefaultWindow, in about
-	// 13 MB: 85 bytes a key, and 48 for its dialog ID if it has its own
-	// copy, as when each comes from a notification decoded apart
+	// 13 MB: about 85 bytes a key, 133 with its dialog ID if it has its
+	// own copy (48 more for a 36-byte one), as when each comes from a notification decoded apart
 	// (BenchmarkDedupMemory).
 	DefaultMaxEntries = 100000
 )

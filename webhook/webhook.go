@@ -50,7 +50,7 @@
 //     1,024 distinct secrets (up to 2 KiB each, while pooled); a
 //     1,025th empties that cache.
 //   - A [Dedup] remembers at most its maxEntries keys (by default
-//     [DefaultMaxEntries], 100,000, about 133 bytes each) for at most its
+//     [DefaultMaxEntries], 100,000, about 133 bytes each with a dialog ID of its own, 85 without) for at most its
 //     window (by default [DefaultWindow], 10 minutes).
 //
 // # Answering in time
@@ -141,8 +141,9 @@ var (
 //   - a Config in an unexported field of another struct, printed with fmt.
 //
 // fmt rejects the first two verbs for such a value and prints it as it is
-// in its complaint ("%!p(webhook.Config=...)"); go vet reports both when
-// the format is a constant.
+// in its complaint ("%!p(webhook.Config=...)"). go vet reports %w with a
+// constant format, but not %p: it takes a Config's Format method as
+// handling every verb, which fmt does not call for %p.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID that
 	// X-Liveperson-Account-Id must name. Required with ClientSecret; with
