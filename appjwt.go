@@ -503,7 +503,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !lphttp.MayCarry(req) {
 		r := req.Clone(req.Context())
 		r.Header.Del("Authorization")
-		return t.base().RoundTrip(r)
+		return lphttp.SendCopy(t.base(), req, r)
 	}
 	tok, err := t.token(req.Context())
 	if err != nil {
@@ -558,7 +558,7 @@ func (t *Transport) send(req *http.Request, token string) (*http.Response, error
 	} else {
 		r.Header.Set("Authorization", token)
 	}
-	resp, err := t.base().RoundTrip(r)
+	resp, err := lphttp.SendCopy(t.base(), req, r)
 	// A server may echo the header into what net/http quotes, such as a
 	// malformed status line.
 	return resp, redact.For(token, "").Withhold(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")

@@ -2507,6 +2507,83 @@ func TestRedirects(t *testing.T) {
 	}
 }
 
+// The redirect rule holds whatever the Base does to the requests and
+// answers it handles: the chain of hops is the client's.
+// A Base that returns a Response without Request (as many caching,
+// recording or mocking RoundTrippers do) makes every redirect hop look
+// like a first request: the token follows a redirect to any https host.
+func TestRedirectThroughABaseThatDropsTheRequest(t *testing.T) {
+	var mu sync.Mutex
+	var stolen string
+	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		stolen = r.Header.Get("Authorization")
+		mu.Unlock()
+	}))
+	defer evil.Close()
+	api := httptest.NewTLSServer(http.RedirectHandler(evil.URL+"/steal", http.StatusFound))
+	defer api.Close()
+	inner := api.Client().Transport // trusts both test certs (same cert)
+	base := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		if resp != nil {
+			resp.Request = nil // e.g. a cache/recorder that builds its own Response
+		}
+		return resp, err
+	})
+	hc := &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}}
+	resp, err := hc.Get(api.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if stolen != "" {
+		t.Errorf("cross-host redirect (%s -> %s) received Authorization %q", api.Listener.Addr(), evil.Listener.Addr(), stolen)
+	}
+}
+
+// A Base that rebuilds the request it sends (as retry middlewares do)
+// returns a Response whose Request has no Response: again every hop
+// looks like a first request.
+func TestRedirectThroughABaseThatRebuildsTheRequest(t *testing.T) {
+	var mu sync.Mutex
+	var stolen string
+	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hop" { // a second hop on the same (foreign) host
+			http.Redirect(w, r, "/steal", http.StatusFound)
+			return
+		}
+		mu.Lock()
+		stolen = r.Header.Get("Authorization")
+		mu.Unlock()
+	}))
+	defer evil.Close()
+	api := httptest.NewTLSServer(http.RedirectHandler(evil.URL+"/hop", http.StatusFound))
+	defer api.Close()
+	inner := api.Client().Transport
+	base := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		nr, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		nr.Header = r.Header.Clone()
+		return inner.RoundTrip(nr)
+	})
+	hc := &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}}
+	resp, err := hc.Get(api.URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if stolen != "" {
+		t.Errorf("cross-host redirect received Authorization %q", stolen)
+	}
+}
+
 // rotating is a Rejecter that hands out a new token after each rejection.
 type rotating struct {
 	mu sync.Mutex

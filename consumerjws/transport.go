@@ -77,7 +77,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !lphttp.MayCarry(req) {
 		r := req.Clone(req.Context())
 		r.Header.Del("X-LP-ON-BEHALF")
-		return t.base().RoundTrip(r)
+		return lphttp.SendCopy(t.base(), req, r)
 	}
 	jws, err := t.token(req.Context(), id)
 	if err != nil {

@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/internal/testkit"
+	"golang.org/x/oauth2"
 )
 
 // The chained client recovers from a rejected ConsumerJWS, a rejected
@@ -241,4 +244,39 @@ func TestRoundTripEdgeCases(t *testing.T) {
 		func(base http.RoundTripper) http.RoundTripper {
 			return &Transport{Cache: fakeCache(&fakeIdP{}, 10), Base: base}
 		})
+}
+
+// Same MayCarry bypass as appjwt.Transport: a Base returning Responses
+// without Request lets X-LP-ON-BEHALF follow a redirect to another host.
+func TestRedirectThroughABaseThatDropsTheRequest(t *testing.T) {
+	var stolen atomic.Value
+	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		stolen.Store(r.Header.Get("X-LP-ON-BEHALF"))
+	}))
+	defer evil.Close()
+	api := httptest.NewTLSServer(http.RedirectHandler(evil.URL+"/steal", http.StatusFound))
+	defer api.Close()
+	inner := api.Client().Transport
+	base := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		if resp != nil {
+			resp.Request = nil
+		}
+		return resp, err
+	})
+	idp := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 201, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"token":"the.consumer.jws"}`)), Request: r}, nil
+	})
+	cfg := Config{AccountID: "le1", Domain: "idp.test", Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "app.jwt.sig"})}
+	c := cfg.NewCache(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: idp}))
+	hc := &http.Client{Transport: &Transport{Cache: c, Base: base}}
+	req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "john_doe_42"), "GET", api.URL+"/x", nil)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, _ := stolen.Load().(string); got != "" {
+		t.Errorf("cross-host redirect received X-LP-ON-BEHALF %q", got)
+	}
 }
