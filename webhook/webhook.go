@@ -45,7 +45,10 @@
 //     [DefaultMaxBodyBytes] (1 MiB). A request whose Content-Length is over
 //     the cap is refused before any byte is read; otherwise at most
 //     MaxBodyBytes+1 bytes are read, the extra byte telling a body at the
-//     cap from a longer one.
+//     cap from a longer one. A body that takes longer than
+//     [Config.ReadTimeout] (by default [DefaultReadTimeout], 5 s) to come
+//     is refused. Over HTTP/1, a refused request's connection is closed,
+//     so that net/http reads no more of its body either.
 //   - With [Config.Secrets], a Verifier keeps keyed hash states for at most
 //     1,024 distinct secrets (up to 2 KiB each, while pooled); a
 //     1,025th empties that cache.
@@ -86,6 +89,7 @@ package webhook
 import (
 	"bytes"
 	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -94,6 +98,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 )
 
 // The headers LivePerson sends with each notification, in the canonical
@@ -108,6 +113,11 @@ const (
 // Config.MaxBodyBytes is zero: 1 MiB. LivePerson documents no size; a
 // notification is some hundred bytes to a few KiB (a rich content card).
 const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultReadTimeout is how long Verifier.Handler waits for a body when
+// Config.ReadTimeout is zero: 5 s, the time LivePerson itself gives an
+// endpoint to answer.
+const DefaultReadTimeout = 5 * time.Second
 
 // maxCachedSecrets bounds the secrets whose keyed hash states a Verifier
 // keeps; the package documentation gives the number.
@@ -171,6 +181,12 @@ type Config struct {
 	// MaxBodyBytes caps the body. Zero: DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 
+	// ReadTimeout caps the time [Verifier.Handler] waits for a body that
+	// does not come, so that a peer cannot hold a handler and its
+	// connection: past it the request is refused (400). Zero:
+	// DefaultReadTimeout (5 s, LivePerson's own read timeout).
+	ReadTimeout time.Duration
+
 	// Logger receives a WARN record for each refused notification and a
 	// DEBUG record for each verified one; none carries the secret, the
 	// signature or the body. Nil: nothing is logged.
@@ -201,7 +217,7 @@ func (c Config) NewVerifier() (*Verifier, error) {
 	if c.ClientSecret != "" {
 		v.fixed = newKeyedMACs(c.ClientSecret)
 	} else {
-		v.bySecret = make(map[string]*keyedMACs)
+		v.bySecret = make(map[[sha256.Size]byte]*keyedMACs)
 	}
 	return v, nil
 }
@@ -213,7 +229,34 @@ type Verifier struct {
 	fixed *keyedMACs // for Config.ClientSecret
 
 	mu       sync.RWMutex
-	bySecret map[string]*keyedMACs // for Config.Secrets, at most maxCachedSecrets
+	bySecret map[[sha256.Size]byte]*keyedMACs // for Config.Secrets, by the secret's hash; at most maxCachedSecrets
+}
+
+// Format implements [fmt.Formatter]: every verb shows the account and the
+// client a Verifier checks, never a secret. (fmt prints %p of a *Verifier,
+// its address, without calling Format.)
+func (v *Verifier) Format(f fmt.State, verb rune) {
+	if v == nil {
+		io.WriteString(f, "<nil>")
+		return
+	}
+	fmt.Fprintf(f, "webhook.Verifier{AccountID: %q, ClientID: %q, Secrets: %v}", v.cfg.AccountID, v.cfg.ClientID, v.cfg.Secrets != nil)
+}
+
+// LogValue implements [slog.LogValuer], as Format does.
+func (v *Verifier) LogValue() slog.Value {
+	if v == nil {
+		return slog.StringValue("<nil>")
+	}
+	return slog.GroupValue(slog.String("AccountID", v.cfg.AccountID), slog.String("ClientID", v.cfg.ClientID), slog.Bool("Secrets", v.cfg.Secrets != nil))
+}
+
+// MarshalJSON implements [json.Marshaler], as Format does.
+func (v *Verifier) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		AccountID, ClientID string
+		Secrets             bool
+	}{v.cfg.AccountID, v.cfg.ClientID, v.cfg.Secrets != nil})
 }
 
 // Verify checks a notification that is not served through
@@ -244,9 +287,9 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 // read, and keep, as its own. It refuses the rest with a fixed text, as
 // the package documentation says, without calling next: 401 for an
 // unauthorized request (the body is not read when a header is already
-// wrong), 400 for a body over the cap (over HTTP/1, with "Connection:
-// close", so that net/http does not read the rest either) or one whose
-// reading fails.
+// wrong), 400 for a body over the cap or one whose reading fails or takes
+// longer than ReadTimeout. Over HTTP/1 a refusal closes the connection, so
+// that net/http does not read the rest of the body either.
 func (v *Verifier) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := v.signed(r.Header)
@@ -254,7 +297,7 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 			v.refuse(w, r, http.StatusUnauthorized, err)
 			return
 		}
-		body, err := readCapped(r.Body, r.ContentLength, v.cfg.MaxBodyBytes)
+		body, err := v.readBody(w, r)
 		if err != nil {
 			v.refuse(w, r, http.StatusBadRequest, err)
 			return
@@ -277,25 +320,62 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// refuse answers a refused request with a fixed text and logs why.
+// readBody reads r's body through the cap, waiting for it at most
+// ReadTimeout where the server lets a handler set a read deadline.
+func (v *Verifier) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	timeout := v.cfg.ReadTimeout
+	if timeout <= 0 {
+		timeout = DefaultReadTimeout
+	}
+	if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
+		// The connection serves the next request with no deadline of ours.
+		defer rc.SetReadDeadline(time.Time{})
+	}
+	return readCapped(r.Body, r.ContentLength, v.cfg.MaxBodyBytes)
+}
+
+// refuse answers a refused request with a fixed text and logs why. Over
+// HTTP/1 it writes the answer on the connection itself and closes it:
+// net/http would read what is left of the body after the handler returns,
+// up to 256 KiB, to reuse the connection. (HTTP/2 resets the stream.)
 func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, status int, err error) {
 	text := "unauthorized"
 	if status == http.StatusBadRequest {
 		text = "body unreadable"
 		if errors.Is(err, ErrTooLarge) {
 			text = "body too large"
-			if r.ProtoMajor < 2 { // HTTP/2 resets the stream; "close" would end the connection
-				w.Header().Set("Connection", "close")
-			}
 		}
 	}
-	http.Error(w, text, status)
+	switch {
+	case r.ProtoMajor >= 2:
+		http.Error(w, text, status)
+	case !answerAndClose(w, status, text):
+		// A writer that cannot hand its connection over: ask to close
+		// it, at least.
+		w.Header().Set("Connection", "close")
+		http.Error(w, text, status)
+	}
 	if l := v.cfg.Logger; l != nil {
 		l.LogAttrs(r.Context(), slog.LevelWarn, "webhook: notification rejected",
 			slog.Int("status", status),
 			slog.String("error", err.Error()),
 			slog.String("remote_addr", r.RemoteAddr))
 	}
+}
+
+// answerAndClose writes a plain-text answer straight to the connection of
+// an HTTP/1 request and closes it, and reports whether it could.
+func answerAndClose(w http.ResponseWriter, status int, text string) bool {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	fmt.Fprintf(buf, "HTTP/1.1 %03d %s\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s\n",
+		status, http.StatusText(status), len(text)+1, text)
+	buf.Flush()
+	return true
 }
 
 // signed checks the headers of a notification and returns its signature
@@ -329,22 +409,23 @@ func (v *Verifier) signed(h http.Header) (signedBody, error) {
 // macsFor returns the keyed MACs of a secret that Config.Secrets returned,
 // from the bounded cache.
 func (v *Verifier) macsFor(secret string) *keyedMACs {
+	key := sha256.Sum256([]byte(secret)) // a Verifier holds no secret in the clear
 	v.mu.RLock()
-	m := v.bySecret[secret]
+	m := v.bySecret[key]
 	v.mu.RUnlock()
 	if m != nil {
 		return m
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if m := v.bySecret[secret]; m != nil {
+	if m := v.bySecret[key]; m != nil {
 		return m
 	}
 	if len(v.bySecret) >= maxCachedSecrets {
 		clear(v.bySecret)
 	}
 	m = newKeyedMACs(secret)
-	v.bySecret[secret] = m
+	v.bySecret[key] = m
 	return m
 }
 
@@ -509,5 +590,6 @@ func (c Config) LogValue() slog.Value {
 		slog.String("ClientSecret", secret),
 		slog.Bool("Secrets", c.Secrets != nil),
 		slog.Int64("MaxBodyBytes", c.MaxBodyBytes),
+		slog.Duration("ReadTimeout", c.ReadTimeout),
 	)
 }
