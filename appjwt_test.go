@@ -1702,6 +1702,50 @@ func TestWaitEndsWithTheCallersDeadline(t *testing.T) {
 	}
 }
 
+// Cancelling the source's context ends every wait at once, whatever the
+// wiring, and nothing is fetched after.
+func TestCancelEndsEverything(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		f.hang = func(time.Time) bool { return true }
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx)
+		src := c.TokenSource(ctx)
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for _, hc := range []*http.Client{oauth2.NewClient(ctx, src), NewClient(ctx, src), {Transport: &Transport{Source: src, Base: f}}} {
+			wg.Go(func() {
+				_, err := hc.Get("https://api.test/x")
+				errs <- err
+			})
+		}
+		wg.Go(func() { _, err := src.Token(); errs <- err })
+		wg.Go(func() { _, err := oauth2.ReuseTokenSource(nil, src).Token(); errs <- err })
+		time.Sleep(5 * time.Second)
+		start := time.Now()
+		cancel()
+		wg.Wait()
+		if d := time.Since(start); d > 0 {
+			t.Errorf("callers returned %v after cancel", d)
+		}
+		close(errs)
+		for err := range errs {
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("error %v, want context.Canceled", err)
+			}
+		}
+		// after cancel: every call fails fast, and nothing is fetched
+		before := f.count("sentinel.test")
+		for range 100 {
+			src.Token()
+			time.Sleep(100 * time.Millisecond)
+		}
+		if got := f.count("sentinel.test") - before; got != 0 {
+			t.Errorf("%d Sentinel requests after cancel", got)
+		}
+	})
+}
+
 // A caller that gives up does not cancel the fetch for the others.
 func TestGivingUpLeavesTheFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -90,6 +90,10 @@ func (s *Source) Reject(tok *oauth2.Token) {
 	s.cache.reject(tok)
 }
 
+// TokenAPI returns the Sentinel token API the source's Config names, and
+// so the API its tokens are for (see [Config.TokenAPI]).
+func (s *Source) TokenAPI() TokenAPI { return s.cache.conf.TokenAPI }
+
 // State is a snapshot of a [Source], for a health or readiness check.
 type State struct {
 	// Valid: the source holds a token it still serves, so requests go out
@@ -239,12 +243,15 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 		return tok, nil
 	}
 	f := c.inflight
-	if f == nil && c.failures.BackingOff(now) {
+	switch {
+	case f == nil && c.stopped:
+		c.mu.Unlock()
+		return nil, fmt.Errorf("appjwt: the source's context is done: %w", c.ctx.Err())
+	case f == nil && c.failures.BackingOff(now):
 		err := c.failures.BackoffError("appjwt: ")
 		c.mu.Unlock()
 		return nil, err
-	}
-	if f == nil {
+	case f == nil:
 		f = c.start()
 	}
 	f.waited = true

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/internal/testkit"
 )
@@ -331,6 +332,10 @@ func TestValidation(t *testing.T) {
 		{"no account", func(c *Config) { c.AccountID = "" }, "a", "consumerjws: Config.AccountID is empty"},
 		{"account ..", func(c *Config) { c.AccountID = ".." }, "a", `consumerjws: Config.AccountID ".." is not an account ID`},
 		{"no source", func(c *Config) { c.Source = nil }, "a", "consumerjws: Config.Source is nil"},
+		{"a source of v2 tokens", func(c *Config) {
+			app := appjwt.Config{AccountID: s.srv.AccountID, ClientID: s.srv.ClientID, ClientSecret: s.srv.ClientSecret, TokenAPI: appjwt.SentinelV2}
+			c.Source = app.TokenSource(s.ctx)
+		}, "a", "consumerjws: Config.Source gives tokens of Sentinel's v2 API: the idp and the Send API take v1 AppJWTs (appjwt.SentinelV1)"},
 		{"negative MaxConsumers", func(c *Config) { c.MaxConsumers = -1 }, "a", "consumerjws: Config.MaxConsumers -1 is negative"},
 		{"negative FetchTimeout", func(c *Config) { c.FetchTimeout = -time.Second }, "a", "consumerjws: Config.FetchTimeout -1s is negative"},
 		{"Domain with scheme", func(c *Config) { c.Domain = "https://x" }, "a", `consumerjws: Config.Domain: "https://x" is not a bare host[:port] (no scheme, path, query or userinfo)`},

@@ -199,7 +199,8 @@ type Config struct {
 
 	// Source supplies the AppJWT, such as appjwt.Config.TokenSource
 	// returns for a Config of Sentinel's v1 token API (the default: the
-	// Connector API takes no other). It is sent through an
+	// Connector API takes no other; a source that says its tokens are for
+	// v2 is a Config error). It is sent through an
 	// appjwt.Transport, raw, "Authorization: <AppJWT>", and recovers once
 	// if the idp rejects it. Required.
 	Source oauth2.TokenSource
@@ -270,12 +271,21 @@ func (c *Config) validate() error {
 	switch {
 	case c.Source == nil:
 		return errors.New("consumerjws: Config.Source is nil")
+	case isV2(c.Source):
+		return errors.New("consumerjws: Config.Source gives tokens of Sentinel's v2 API: the idp and the Send API take v1 AppJWTs (appjwt.SentinelV1)")
 	case c.MaxConsumers < 0:
 		return fmt.Errorf("consumerjws: Config.MaxConsumers %d is negative", c.MaxConsumers)
 	case c.FetchTimeout < 0:
 		return fmt.Errorf("consumerjws: Config.FetchTimeout %v is negative", c.FetchTimeout)
 	}
 	return nil
+}
+
+// isV2 reports whether src says its tokens are for Sentinel's v2 API, as
+// an *appjwt.Source does.
+func isV2(src oauth2.TokenSource) bool {
+	s, ok := src.(interface{ TokenAPI() appjwt.TokenAPI })
+	return ok && s.TokenAPI() != appjwt.SentinelV1
 }
 
 // checkConsumerID rejects an ext_consumer_id before any request.
