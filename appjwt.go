@@ -158,6 +158,11 @@ const (
 	// or from its JWT claims: an answer that claims more is an error, since
 	// a token cached that long would outlive any revocation.
 	MaxLifetime = jwt.MaxLifetime
+	// MinLifetime is the shortest lifetime a token may have, counted from
+	// when its request was sent: a shorter one is an error, not a token
+	// refreshed hundreds of times a second. With it, short-lived tokens
+	// cause at most 2 Sentinel requests a second per source.
+	MinLifetime = jwt.MinLifetime
 )
 
 // Config describes a LivePerson app installation that obtains AppJWTs.

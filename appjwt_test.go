@@ -1746,6 +1746,47 @@ func TestCancelEndsEverything(t *testing.T) {
 	})
 }
 
+// An issuer of tokens that last 20 ms, or 1 s: MinLifetime and the backoff
+// bound the load to 2 requests a second.
+func TestShortLivedTokensBoundTheLoad(t *testing.T) {
+	for _, life := range []string{"20ms-jwt", "1s-expires_in"} {
+		t.Run(life, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var n atomic.Int64
+				rt := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+					io.Copy(io.Discard, r.Body)
+					n.Add(1)
+					now := time.Now()
+					var body string
+					if life == "20ms-jwt" {
+						iat := float64(now.UnixNano()) / 1e9
+						tok := testkit.JWT(fmt.Sprintf(`{"iat":%.3f,"exp":%.3f}`, iat, iat+0.020))
+						body = `{"access_token":"` + tok + `","token_type":"Bearer"}`
+					} else {
+						body = `{"access_token":"abc` + fmt.Sprint(n.Load()) + `","token_type":"Bearer","expires_in":1}`
+					}
+					return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+				})
+				ctx, cancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: rt}))
+				defer cancel()
+				c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", Domain: "sentinel.test"}
+				if life != "20ms-jwt" {
+					c.TokenAPI = SentinelV2
+				}
+				src := c.TokenSource(ctx)
+				for range 10000 { // one caller, a call per ms, for 10 s
+					src.Token()
+					time.Sleep(time.Millisecond)
+				}
+				t.Logf("Sentinel requests in 10 s: %d", n.Load())
+				if n.Load() > 21 { // 2 a second, and the first
+					t.Errorf("Sentinel got %d requests in 10 s from one source and one caller (%.0f/s)", n.Load(), float64(n.Load())/10)
+				}
+			})
+		})
+	}
+}
+
 // A caller that gives up does not cancel the fetch for the others.
 func TestGivingUpLeavesTheFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -5,17 +5,20 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/internal/testkit"
+	"golang.org/x/oauth2"
 )
 
 func TestTokenCached(t *testing.T) {
@@ -505,4 +508,32 @@ func TestLifetime(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An idp of ConsumerJWS that last 20 ms: MinLifetime and the backoff bound
+// the load for one consumer to 2 requests a second.
+func TestShortLivedConsumerJWSBoundTheLoad(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int64
+		rt := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			io.Copy(io.Discard, r.Body)
+			n.Add(1)
+			iat := float64(time.Now().UnixNano()) / 1e9
+			payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"iat":%.3f,"exp":%.3f}`, iat, iat+0.020))
+			body := `{"token":"eyJhbGciOiJSUzI1NiJ9.` + payload + `.c2lnbmF0dXJlLW9mLXRoZS1qd3M"}`
+			return &http.Response{StatusCode: 201, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
+		})
+		ctx, cancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: rt}))
+		defer cancel()
+		cfg := Config{AccountID: "le1", Domain: "idp.test", Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "app.jwt.sig"})}
+		c := cfg.NewCache(ctx)
+		for range 10000 {
+			c.Token(ctx, "john_doe_42")
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("idp requests in 10 s for one consumer: %d", n.Load())
+		if n.Load() > 21 { // 2 a second, and the first
+			t.Errorf("idp got %d requests in 10 s for one consumer (%.0f/s)", n.Load(), float64(n.Load())/10)
+		}
+	})
 }

@@ -200,6 +200,9 @@ func (c *Cache) parse(rep *lphttp.Reply) (*fetched, error) {
 	if life <= 0 {
 		return nil, fmt.Errorf("%s: ConsumerJWS expired before it arrived", rep.Resp.Status)
 	}
+	if life < jwt.MinLifetime {
+		return nil, fmt.Errorf("%s: ConsumerJWS lifetime of %v is shorter than %v", rep.Resp.Status, life, jwt.MinLifetime)
+	}
 	got.sched = lifecycle.Plan{Early: life / 10, MaxMargin: maxServeMargin, MarginShare: serveMarginShare}.Schedule(rep.SentAt, rep.SentAt.Add(life))
 	return got, nil
 }

@@ -20,6 +20,14 @@ import (
 // any revocation.
 const MaxLifetime = 24 * time.Hour
 
+// MinLifetime is the shortest lifetime a token may have, as counted: a
+// shorter one is an error, which goes through the caches' backoff, since
+// each token is refreshed after half its lifetime at the earliest, and an
+// issuer handing out tokens that last milliseconds would otherwise be
+// asked hundreds of times a second. With it, short tokens cause at most 2
+// requests a second per cache (per consumer, in consumerjws).
+const MinLifetime = time.Second
+
 // ErrMalformed is wrapped by the errors of a token that is no JWT at all:
 // not three dot-separated parts, or a payload that is not a base64url JSON
 // object. A caller may take such a token as opaque.

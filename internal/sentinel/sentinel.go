@@ -186,6 +186,9 @@ func (c Credentials) parse(body []byte, header http.Header, sentAt, now time.Tim
 	if !exp.After(now) {
 		return nil, fmt.Errorf("token expired at %s, before it arrived", exp.UTC().Format(time.RFC3339))
 	}
+	if life := exp.Sub(sentAt); life < jwt.MinLifetime {
+		return nil, fmt.Errorf("token lifetime of %v is shorter than %v", life, jwt.MinLifetime)
+	}
 	var extra map[string]any
 	json.Unmarshal(body, &extra) // it parsed as an answer: an object
 	tok := &oauth2.Token{AccessToken: r.AccessToken, TokenType: "Bearer", Expiry: exp.Round(0)}

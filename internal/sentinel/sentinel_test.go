@@ -90,6 +90,7 @@ func TestParseRejects(t *testing.T) {
 		{"iat in 1970, exp in 1990", fmt.Sprintf(`{"access_token":%q}`, jwt(`{"iat":4,"exp":631152000}`)), "longer than 24h"},
 		{"exp alone, two days ahead", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"exp":%d}`, sent.Add(48*time.Hour).Unix()))), "longer than 24h"},
 		{"expires_in over a day", `{"access_token":"t","expires_in":86401}`, "expires_in"},
+		{"a lifetime under a second", fmt.Sprintf(`{"access_token":%q}`, jwt(fmt.Sprintf(`{"iat":%d,"exp":%d.5}`, sent.Unix(), sent.Unix()))), "shorter than 1s"},
 		{"token_type basic", `{"access_token":"t","token_type":"basic"}`, "token_type"},
 		{"token_type with CRLF", `{"access_token":"t","token_type":"Bearer\r\nX-Evil: 1"}`, "token_type"},
 		{"token_type with a space", `{"access_token":"t","token_type":"Bearer x"}`, "token_type"},
