@@ -527,7 +527,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !read || code == lphttp.CodeConsumerJWSInvalid || code == lphttp.CodeConsumerJWSMissing {
 		return resp, nil
 	}
-	again := t.reject(rej, tok)
+	again := t.reject(rej, tok, req)
 	r, next, ok := lphttp.Resend(req, tok.AccessToken, func() (string, error) {
 		tok, err := t.token(req.Context())
 		if err != nil {
@@ -543,12 +543,19 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.sendNoting(r, next)
 }
 
+// path names where a request goes and how its token is sent, the unit in
+// which a [Source] counts rejections: an API that rejects the tokens one
+// client sends it does not reset with another API taking its own.
+func (t *Transport) path(req *http.Request) string {
+	return strings.ToLower(req.URL.Host) + " " + t.style().String()
+}
+
 // sendNoting is send, telling a [Source] when the API took the token.
 func (t *Transport) sendNoting(req *http.Request, token string) (*http.Response, error) {
 	resp, err := t.send(req, token)
 	if err == nil && resp.StatusCode < 400 {
 		if s, ok := t.Source.(*Source); ok {
-			s.cache.accepted(token)
+			s.cache.accepted(token, t.path(req))
 		}
 	}
 	return resp, err
@@ -582,9 +589,9 @@ func (t *Transport) style() HeaderStyle {
 
 // reject reports tok as rejected, and says whether it had been fetched
 // after an earlier rejection: new tokens are not helping.
-func (t *Transport) reject(rej Rejecter, tok *oauth2.Token) (again bool) {
+func (t *Transport) reject(rej Rejecter, tok *oauth2.Token, req *http.Request) (again bool) {
 	if s, ok := rej.(*Source); ok {
-		return s.cache.reject(tok).again
+		return s.cache.reject(tok, t.path(req)).again
 	}
 	rej.Reject(tok)
 	return false

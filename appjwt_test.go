@@ -1367,10 +1367,10 @@ func TestRejectKeepsNewerToken(t *testing.T) {
 	if err != nil || current.AccessToken == old.AccessToken {
 		t.Fatalf("Token() = %v, %v; want a new token", current, err)
 	}
-	if ts.reject(old).dropped {
+	if ts.reject(old, "").dropped {
 		t.Error("a late rejection of the old token dropped the current one")
 	}
-	if !ts.reject(current).dropped {
+	if !ts.reject(current, "").dropped {
 		t.Error("rejecting the current token did not drop it")
 	}
 	clk.Advance(time.Second)
@@ -1378,11 +1378,11 @@ func TestRejectKeepsNewerToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := ts.view().tok
-	if ts.reject(next).dropped {
+	if ts.reject(next, "").dropped {
 		t.Errorf("a second rejection within %v dropped a token", rejectFloor)
 	}
 	clk.Advance(rejectFloor)
-	if !ts.reject(next).dropped {
+	if !ts.reject(next, "").dropped {
 		t.Errorf("a rejection %v after the last did not drop the token", rejectFloor)
 	}
 }
@@ -1742,6 +1742,56 @@ func TestCancelEndsEverything(t *testing.T) {
 		}
 		if got := f.count("sentinel.test") - before; got != 0 {
 			t.Errorf("%d Sentinel requests after cancel", got)
+		}
+	})
+}
+
+// One source, two clients: the API takes the raw tokens of one and
+// rejects the Bearer tokens of the other. The rejected one's drops back
+// off as if it were alone; the other's successes do not reset them.
+func TestRejectionsCountPerPath(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		f.sentinelDelay = 2 * time.Second
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		strict := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			if r.URL.Host == "api.test" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+				return &http.Response{StatusCode: 401, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"kind":"resp","code":401,"body":{"errorCode":40102}}`)), Request: r}, nil
+			}
+			return f.RoundTrip(r)
+		})
+		src := c.TokenSource(ctx)
+		raw := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: RawStyle}}
+		bearer := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: BearerStyle}}
+		var mu sync.Mutex
+		waited := 0
+		var wg sync.WaitGroup
+		stop := time.Now().Add(3 * time.Hour)
+		for i, hc := range []*http.Client{raw, bearer} {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					start := time.Now()
+					if resp, err := hc.Get("https://api.test/x"); err == nil {
+						resp.Body.Close()
+					}
+					if i == 0 && time.Since(start) > 0 {
+						mu.Lock()
+						waited++
+						mu.Unlock()
+					}
+					time.Sleep(time.Second)
+				}
+			})
+		}
+		wg.Wait()
+		t.Logf("3 h: Sentinel %d requests; raw (good) requests that waited for Sentinel: %d", f.count("sentinel.test"), waited)
+		if waited > 20 {
+			t.Errorf("%d requests of the client whose tokens are taken waited for Sentinel, want at most 20", waited)
+		}
+		if n := f.count("sentinel.test"); n > 20 {
+			t.Errorf("Sentinel got %d requests in 3 h (issue 16: at most 20 for an API that rejects everything)", n)
 		}
 	})
 }

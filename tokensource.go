@@ -87,7 +87,7 @@ func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
 // lifetime) until the API takes a token again, as [Transport] tells the
 // source.
 func (s *Source) Reject(tok *oauth2.Token) {
-	s.cache.reject(tok)
+	s.cache.reject(tok, "")
 }
 
 // TokenAPI returns the Sentinel token API the source's Config names, and
@@ -171,6 +171,7 @@ type tokenCache struct {
 	failures   lifecycle.Failures
 	life       time.Duration // tok's lifetime when it came
 	rejectedAt time.Time     // when a rejection last dropped tok
+	rejectedOn string        // the path it came from; "" if unknown
 	rejections atomic.Int32  // drops since the API last took a token; written under mu
 	inflight   *flight       // the running fetch, or nil
 	timer      *time.Timer   // starts the next refresh or retry in the background
@@ -413,8 +414,9 @@ type rejection struct {
 }
 
 // reject drops tok if it is still the current token and the floor since
-// the last drop has passed, so that the next call fetches.
-func (c *tokenCache) reject(tok *oauth2.Token) rejection {
+// the last drop has passed, so that the next call fetches. path names
+// where the rejection came from (see [Transport.path]); "" if unknown.
+func (c *tokenCache) reject(tok *oauth2.Token, path string) rejection {
 	if tok == nil {
 		return rejection{}
 	}
@@ -428,7 +430,7 @@ func (c *tokenCache) reject(tok *oauth2.Token) rejection {
 	}
 	r.dropped = true
 	c.rejections.Add(1)
-	c.rejectedAt = now
+	c.rejectedAt, c.rejectedOn = now, path
 	c.tok = nil
 	c.install(nil, lifecycle.Schedule{})
 	return r
@@ -443,16 +445,19 @@ func (c *tokenCache) floor(n int32) time.Duration {
 	return min(rejectFloor<<min(n-1, 20), max(c.life, rejectFloor))
 }
 
-// accepted notes that the API took the access token: if it is the
-// current token's, the floor between drops is back to rejectFloor. It
-// costs one atomic load unless tokens were dropped.
-func (c *tokenCache) accepted(token string) {
+// accepted notes that the API took the access token on path: if it is
+// the current token's, and the path the drops came from (or they came
+// from one unknown), the floor between drops is back to rejectFloor. A
+// client whose tokens are taken does not reset the floor of one whose
+// tokens are rejected over the same source. It costs one atomic load
+// unless tokens were dropped.
+func (c *tokenCache) accepted(token, path string) {
 	if c.rejections.Load() == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok != nil && c.tok.AccessToken == token {
+	if c.tok != nil && c.tok.AccessToken == token && (c.rejectedOn == "" || c.rejectedOn == path) {
 		c.rejections.Store(0)
 	}
 }
