@@ -350,7 +350,7 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 // [oauth2.Transport] and [oauth2.ReuseTokenSource] over it (which do not:
 // a rejected token is not dropped until the wrapper asks again).
 func (c *Config) TokenSource(ctx context.Context) *Source {
-	return &Source{newTokenCache(ctx, *c)}
+	return newSource(newTokenCache(ctx, *c))
 }
 
 // Client returns an HTTP client that authorizes every request with an

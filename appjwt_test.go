@@ -22,6 +22,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"weak"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt/appjwttest"
@@ -1835,6 +1836,43 @@ func TestShortLivedTokensBoundTheLoad(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Sources dropped while their context lives on (an app's root context)
+// are collected, with their Config and token: nothing of ctx keeps them.
+func TestDroppedSourcesAreCollected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeLivePerson()
+		c, ctx := fakeConfig(f)
+		ctx, cancel := context.WithCancel(ctx) // lives as long as the app
+		defer cancel()
+		const n = 200
+		var ptrs []weak.Pointer[tokenCache]
+		for range n {
+			hc := c.Client(ctx) // e.g. a client per job, as with x/oauth2's Config.Client
+			resp, err := hc.Get("https://api.test/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			ptrs = append(ptrs, weak.Make(hc.Transport.(*Transport).Source.(*Source).cache))
+		}
+		runtime.GC() // runs the Sources' cleanups: their timers fire once more at most
+		time.Sleep(3 * time.Hour)
+		synctest.Wait()
+		runtime.GC()
+		runtime.GC()
+		alive := 0
+		for _, p := range ptrs {
+			if p.Value() != nil {
+				alive++
+			}
+		}
+		t.Logf("Sentinel requests: %d for %d clients", f.count("sentinel.test"), n)
+		if alive > 0 {
+			t.Errorf("%d of %d dropped Sources still reachable (ctx still live)", alive, n)
+		}
+	})
 }
 
 // A caller that gives up does not cancel the fetch for the others.

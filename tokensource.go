@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,8 @@ import (
 // use, so that a caller never waits for a refresh, even through
 // [oauth2.NewClient], which asks it only 10 s before each expiry. Nothing
 // runs once its context is done; a Source nobody calls any more fetches at
-// most one more token, then stops.
+// most one more token, then stops; one nobody holds any more is collected,
+// even while its context lives on.
 type Source struct {
 	cache *tokenCache
 }
@@ -175,7 +177,9 @@ type tokenCache struct {
 	rejections atomic.Int32  // drops since the API last took a token; written under mu
 	inflight   *flight       // the running fetch, or nil
 	timer      *time.Timer   // starts the next refresh or retry in the background
-	stopped    bool          // ctx is done: no timer, no fetch
+	stopped    bool          // ctx is done, or the Source gone: no timer, no fetch
+	unhook     func() bool   // forgets the stop that ctx's end calls
+	gone       atomic.Bool   // nobody holds the Source: the timer stops
 }
 
 // flight is one fetch; done is closed once its fields are set.
@@ -219,7 +223,7 @@ func newTokenCache(ctx context.Context, c Config) *tokenCache {
 	}
 	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: tc.backoff, Now: func() time.Time { return tc.now() }}
 	tc.install(nil, lifecycle.Schedule{})
-	context.AfterFunc(ctx, tc.stop)
+	tc.unhook = context.AfterFunc(ctx, tc.stop)
 	return tc
 }
 
@@ -319,12 +323,31 @@ func (c *tokenCache) arm(at time.Time) {
 // has been asked for since it came: a source nobody calls any more fetches
 // at most one token after its last call.
 func (c *tokenCache) onTimer() {
+	if c.gone.Load() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	if c.state(now) == lifecycle.Stale && c.current.Load().used.Load() {
 		c.refreshIfDue(now)
 	}
+}
+
+// newSource is a Source over c, whose cache stops, and lets go of its
+// context, once nobody holds the Source any more: a context that lives
+// longer than the Source (an app's root context, say) keeps no cache of
+// it alive, with its Config and its last token.
+func newSource(c *tokenCache) *Source {
+	s := &Source{c}
+	runtime.AddCleanup(s, func(c *tokenCache) {
+		// The cleanup runs on a goroutine of its own: it leaves the timer,
+		// which may belong to a testing/synctest bubble, to see gone, fire
+		// once more at most and stop.
+		c.gone.Store(true)
+		c.unhook()
+	}, c)
+	return s
 }
 
 // stop stops the timer for good, once the source's context is done.
