@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,13 +30,31 @@ func For(secret, withheld string) Redactor {
 }
 
 // Leaks reports whether any of texts, or any of their printed forms,
-// echoes a secret.
+// echoes a secret, or a run of MinRun bytes of one: a server that quotes
+// the request cut short echoes most of a secret, and a kept text must
+// show none of it.
 func (r Redactor) Leaks(texts ...string) bool {
 	var all []string
 	for _, t := range texts {
 		all = append(all, printed(t)...)
 	}
-	return echoes(all, r.Secrets)
+	return echoes(all, runs(r.Secrets))
+}
+
+// MinRun is the shortest run of a secret's bytes that a kept text may not
+// hold: 8 bytes, too long to come by chance from a random secret, short
+// enough that a secret echoed cut short is found.
+const MinRun = 8
+
+// runs are secrets and each run of MinRun bytes of them.
+func runs(secrets []string) []string {
+	all := slices.Clone(secrets)
+	for _, s := range secrets {
+		for i := 0; i+MinRun < len(s); i++ {
+			all = append(all, s[i:i+MinRun])
+		}
+	}
+	return all
 }
 
 // printed are the forms text takes in what fmt, encoding/json and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -723,5 +724,34 @@ func TestQuotingMakesNoSecret(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A server that quotes the request cut short, as a proxy or a parser's
+// error may: no run of redact.MinRun bytes of the secret shows.
+func TestTruncatedEchoIsWithheld(t *testing.T) {
+	const secret = "Kq7ZrT9vW2xY4bN6mP8sD1fG3hJ5kL0a" // 32 bytes, as LivePerson's
+	for _, where := range []string{"error_description", "body"} {
+		t.Run(where, func(t *testing.T) {
+			ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				echo := string(b[:min(len(b), 40)]) // "client_id=id&client_secret=" and 13 bytes of it
+				w.WriteHeader(http.StatusBadRequest)
+				if where == "body" {
+					io.WriteString(w, "bad request: "+echo)
+					return
+				}
+				json.NewEncoder(w).Encode(map[string]string{"error": "invalid_request", "error_description": "cannot parse " + echo})
+			}))
+			t.Cleanup(ts.Close)
+			err := fetchFrom(t, ts, secret, false)
+			for _, text := range testkit.ErrorTexts(err) {
+				for i := 0; i+redact.MinRun <= len(secret); i++ {
+					if strings.Contains(text, secret[i:i+redact.MinRun]) {
+						t.Fatalf("%q of the secret shows in %q", secret[i:i+redact.MinRun], text)
+					}
+				}
+			}
+		})
 	}
 }
