@@ -1878,10 +1878,7 @@ func TestDroppedSourcesAreCollected(t *testing.T) {
 // A caller that gives up does not cancel the fetch for the others.
 func TestGivingUpLeavesTheFetch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		c, ctx := fakeConfig(f)
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		f, c, ctx := fakeStand(t)
 		src := c.TokenSource(ctx)
 		impatient, giveUp := context.WithTimeout(ctx, time.Second)
 		defer giveUp()
@@ -1901,10 +1898,7 @@ func TestGivingUpLeavesTheFetch(t *testing.T) {
 
 func TestState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		c, ctx := fakeConfig(f)
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		f, c, ctx := fakeStand(t)
 		src := c.TokenSource(ctx)
 		if diff := cmp.Diff(State{}, src.State()); diff != "" {
 			t.Errorf("before any call (-want +got):\n%s", diff)
@@ -2364,6 +2358,16 @@ func fakeConfig(f *fakeLivePerson) (Config, context.Context) {
 	return c, context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
 }
 
+// fakeStand is a fakeLivePerson, a Config for it, and a context that
+// reaches it, cancelled when the test ends.
+func fakeStand(t *testing.T) (*fakeLivePerson, Config, context.Context) {
+	f := newFakeLivePerson()
+	c, ctx := fakeConfig(f)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	return f, c, ctx
+}
+
 // wiring is a way to wire a Source into a client: ctx reaches LivePerson,
 // and src is the source to wire (Config.Client makes its own from c).
 type wiring struct {
@@ -2415,10 +2419,7 @@ func TestEveryWiringNeverWaits(t *testing.T) {
 	for _, w := range wirings {
 		t.Run(w.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				f := newFakeLivePerson()
-				c, ctx := fakeConfig(f)
-				ctx, cancel := context.WithCancel(ctx)
-				defer cancel()
+				f, c, ctx := fakeStand(t)
 				waited, failed := callEvery10s(t, w.client(ctx, c, c.TokenSource(ctx)), 3)
 				if waited != 0 || failed != 0 {
 					t.Errorf("%d requests after the first waited for Sentinel, %d failed; want none", waited, failed)
