@@ -2682,46 +2682,11 @@ func TestRedirects(t *testing.T) {
 }
 
 // The redirect rule holds whatever the Base does to the requests and
-// answers it handles: the chain of hops is the client's.
-// A Base that returns a Response without Request (as many caching,
-// recording or mocking RoundTrippers do) makes every redirect hop look
-// like a first request: the token follows a redirect to any https host.
-func TestRedirectThroughABaseThatDropsTheRequest(t *testing.T) {
-	var mu sync.Mutex
-	var stolen string
-	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		stolen = r.Header.Get("Authorization")
-		mu.Unlock()
-	}))
-	defer evil.Close()
-	api := httptest.NewTLSServer(http.RedirectHandler(evil.URL+"/steal", http.StatusFound))
-	defer api.Close()
-	inner := api.Client().Transport // trusts both test certs (same cert)
-	base := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		resp, err := inner.RoundTrip(r)
-		if resp != nil {
-			resp.Request = nil // e.g. a cache/recorder that builds its own Response
-		}
-		return resp, err
-	})
-	hc := &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}}
-	resp, err := hc.Get(api.URL + "/x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if stolen != "" {
-		t.Errorf("cross-host redirect (%s -> %s) received Authorization %q", api.Listener.Addr(), evil.Listener.Addr(), stolen)
-	}
-}
-
-// A Base that rebuilds the request it sends (as retry middlewares do)
-// returns a Response whose Request has no Response: again every hop
-// looks like a first request.
-func TestRedirectThroughABaseThatRebuildsTheRequest(t *testing.T) {
+// answers it handles: the chain of hops is the client's. A Base that
+// drops the answer's Request (a cache or recorder that builds its own
+// Response), or that rebuilds the request it sends (a retry middleware),
+// made every hop look like a first request.
+func TestRedirectThroughABaseThatCutsTheChain(t *testing.T) {
 	var mu sync.Mutex
 	var stolen string
 	evil := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -2736,25 +2701,39 @@ func TestRedirectThroughABaseThatRebuildsTheRequest(t *testing.T) {
 	defer evil.Close()
 	api := httptest.NewTLSServer(http.RedirectHandler(evil.URL+"/hop", http.StatusFound))
 	defer api.Close()
-	inner := api.Client().Transport
-	base := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		nr, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
-		if err != nil {
-			return nil, err
-		}
-		nr.Header = r.Header.Clone()
-		return inner.RoundTrip(nr)
-	})
-	hc := &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}}
-	resp, err := hc.Get(api.URL + "/x")
-	if err != nil {
-		t.Fatal(err)
+	inner := api.Client().Transport // trusts both test servers (the same certificate)
+	bases := map[string]testkit.RoundTripFunc{
+		"drops the answer's Request": func(r *http.Request) (*http.Response, error) {
+			resp, err := inner.RoundTrip(r)
+			if resp != nil {
+				resp.Request = nil
+			}
+			return resp, err
+		},
+		"rebuilds the request": func(r *http.Request) (*http.Response, error) {
+			nr, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+			if err != nil {
+				return nil, err
+			}
+			nr.Header = r.Header.Clone()
+			return inner.RoundTrip(nr)
+		},
 	}
-	resp.Body.Close()
-	mu.Lock()
-	defer mu.Unlock()
-	if stolen != "" {
-		t.Errorf("cross-host redirect received Authorization %q", stolen)
+	for name, base := range bases {
+		t.Run(name, func(t *testing.T) {
+			hc := &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}}
+			resp, err := hc.Get(api.URL + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			if stolen != "" {
+				t.Errorf("cross-host redirect (%s -> %s) received Authorization %q", api.Listener.Addr(), evil.Listener.Addr(), stolen)
+			}
+			stolen = ""
+		})
 	}
 }
 

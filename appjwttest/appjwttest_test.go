@@ -79,17 +79,22 @@ func fetchToken(t *testing.T, s *appjwttest.Server) string {
 	return tok.AccessToken
 }
 
-func claims(t *testing.T, tok string) map[string]any {
+// claims are the decoded claims of a JWT.
+func claims(t *testing.T, tok string) map[string]any { return jwtPart(t, tok, 1) }
+
+// jwtPart is the i-th part of a JWT, decoded: 0 the JOSE header, 1 the
+// claims.
+func jwtPart(t *testing.T, tok string, i int) map[string]any {
 	t.Helper()
-	p, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	b, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[i])
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c map[string]any
-	if err := json.Unmarshal(p, &c); err != nil {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return m
 }
 
 func TestDomainAPI(t *testing.T) {

@@ -21,14 +21,25 @@ const (
 // with.
 var profileSet = map[string]string{"msg": "OK User Profile set successfully"}
 
-func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
-	consumer, ok := s.authorize(w, r, "3", true)
+// sendAPIRequest checks what CONVERSATION and SEND both check, the
+// AppJWT, the ConsumerJWS and the Client-Properties header, and answers
+// the request if it fails: the consumer, and the features it asks for.
+func (s *Server) sendAPIRequest(w http.ResponseWriter, r *http.Request) (consumer string, features []string, ok bool) {
+	consumer, ok = s.authorize(w, r, "3", true)
 	if !ok {
-		return
+		return "", nil, false
 	}
 	features, e := clientProperties(r.Header)
 	if e != nil {
 		e.write(w)
+		return "", nil, false
+	}
+	return consumer, features, true
+}
+
+func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
+	consumer, features, ok := s.sendAPIRequest(w, r)
+	if !ok {
 		return
 	}
 	var batch []json.RawMessage
@@ -74,13 +85,8 @@ func (s *Server) parseBatch(batch []json.RawMessage) (profile, open lpRequest, e
 const notTwoRequests = "the body must be a JSON array of two requests: userprofile.SetUserProfile, then cm.ConsumerRequestConversation"
 
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
-	consumer, ok := s.authorize(w, r, "3", true)
+	consumer, features, ok := s.sendAPIRequest(w, r)
 	if !ok {
-		return
-	}
-	features, e := clientProperties(r.Header)
-	if e != nil {
-		e.write(w)
 		return
 	}
 	var raw json.RawMessage
