@@ -42,8 +42,9 @@
 //
 //	Authorization: Bearer eyJraWQiOi...
 //
-// [Transport] and [Config.Client] send a token of a [Source] in the style
-// of its API: raw with [SentinelV1], Bearer with [SentinelV2].
+// [Transport] and [Config.Client] send a token of this package in the
+// style of its API, raw with [SentinelV1], Bearer with [SentinelV2],
+// however its source is wrapped: the token names its API.
 // [Config.BearerClient], and [Transport] with [BearerStyle] or [RawStyle],
 // send the style they name whatever the token, for an API that wants the
 // other one.
@@ -418,9 +419,11 @@ type Rejecter interface {
 // Transport is an [http.RoundTripper] that authorizes each request with an
 // AppJWT, in the header style Style says: by default ([AutoStyle]) the
 // style of the token's API, raw, "Authorization: <AppJWT>" with no scheme,
-// as LivePerson's Connector API documents it, unless Source is a [Source]
-// of [SentinelV2], whose tokens go as "Authorization: Bearer <AppJWT>". It
-// does not modify the caller's request.
+// as LivePerson's Connector API documents it, unless the token came from
+// [SentinelV2], when it goes as "Authorization: Bearer <AppJWT>". Each
+// token of this package names its API in its Extra fields, so the style
+// follows the token through any wrapper, such as [oauth2.ReuseTokenSource].
+// It does not modify the caller's request.
 //
 // The token goes only where it should: over https, and on a redirect hop
 // (a request whose Response is set, as [http.Client] makes them) only to
@@ -471,11 +474,11 @@ type HeaderStyle int
 
 const (
 	// AutoStyle sends a token as the API it is for documents it: Bearer
-	// for a token of a [Source] of Sentinel's v2 API ([SentinelV2]), which
-	// LivePerson's APIs other than the Connector API take; raw for a token
-	// of its v1 API ([SentinelV1]), which is for the Connector API, and
-	// for a token of any other source, whose API [Transport] cannot tell,
-	// such as a Source wrapped in [oauth2.ReuseTokenSource].
+	// for a token of Sentinel's v2 API ([SentinelV2]), which LivePerson's
+	// APIs other than the Connector API take; raw for a token of its v1
+	// API ([SentinelV1]), which is for the Connector API, and for a token
+	// that this package did not fetch, whose API it cannot tell. It reads
+	// the token's API from the token, however its source is wrapped.
 	AutoStyle HeaderStyle = iota
 	// RawStyle sends "Authorization: <token>", with no scheme, whatever
 	// the token.
@@ -515,7 +518,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		lphttp.CloseBody(req)
 		return nil, err
 	}
-	resp, err := t.sendNoting(req, tok.AccessToken)
+	resp, err := t.sendNoting(req, tok)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -528,34 +531,35 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	again := t.reject(rej, tok, req)
-	r, next, ok := lphttp.Resend(req, tok.AccessToken, func() (string, error) {
-		tok, err := t.token(req.Context())
+	rejected := tok
+	r, _, ok := lphttp.Resend(req, tok.AccessToken, func() (string, error) {
+		tok, err = t.token(req.Context()) // the token r goes with, if ok
 		if err != nil {
 			return "", err
 		}
 		return tok.AccessToken, nil
 	})
-	t.logRejected(req, code, ok, again)
+	t.logRejected(req, rejected, code, ok, again)
 	if !ok {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return t.sendNoting(r, next)
+	return t.sendNoting(r, tok)
 }
 
 // path names where a request goes and how its token is sent, the unit in
 // which a [Source] counts rejections: an API that rejects the tokens one
 // client sends it does not reset with another API taking its own.
-func (t *Transport) path(req *http.Request) string {
-	return strings.ToLower(req.URL.Host) + " " + t.style().String()
+func (t *Transport) path(req *http.Request, tok *oauth2.Token) string {
+	return strings.ToLower(req.URL.Host) + " " + t.style(tok).String()
 }
 
 // sendNoting is send, telling a [Source] when the API took the token.
-func (t *Transport) sendNoting(req *http.Request, token string) (*http.Response, error) {
-	resp, err := t.send(req, token)
+func (t *Transport) sendNoting(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
+	resp, err := t.send(req, tok)
 	if err == nil && resp.StatusCode < 400 {
 		if s, ok := t.Source.(*Source); ok {
-			s.cache.accepted(token, t.path(req))
+			s.cache.accepted(tok.AccessToken, t.path(req, tok))
 		}
 	}
 	return resp, err
@@ -563,25 +567,32 @@ func (t *Transport) sendNoting(req *http.Request, token string) (*http.Response,
 
 // send sends a copy of req that carries the token. The copy is deep, as a
 // Base may write to the request it is given.
-func (t *Transport) send(req *http.Request, token string) (*http.Response, error) {
+func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
 	r := req.Clone(req.Context())
-	if t.style() == BearerStyle {
-		r.Header.Set("Authorization", "Bearer "+token)
+	if t.style(tok) == BearerStyle {
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	} else {
-		r.Header.Set("Authorization", token)
+		r.Header.Set("Authorization", tok.AccessToken)
 	}
 	resp, err := lphttp.SendCopy(t.base(), req, r)
 	// A server may echo the header into what net/http quotes, such as a
 	// malformed status line.
-	return resp, redact.For(token, "").Withhold(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
+	return resp, redact.For(tok.AccessToken, "").Withhold(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
 }
 
-// style is the header style to send: Style, or what AutoStyle stands for.
-func (t *Transport) style() HeaderStyle {
+// style is the header style to send tok in: Style, or what AutoStyle
+// stands for.
+func (t *Transport) style(tok *oauth2.Token) HeaderStyle {
 	if t.Style != AutoStyle {
 		return t.Style
 	}
-	if s, ok := t.Source.(*Source); ok && s.cache.conf.TokenAPI == SentinelV2 {
+	return documentedStyle(tok)
+}
+
+// documentedStyle is the style tok's API documents: Bearer for a v2
+// token, raw for any other, as AutoStyle says.
+func documentedStyle(tok *oauth2.Token) HeaderStyle {
+	if sentinel.IsV2(tok) {
 		return BearerStyle
 	}
 	return RawStyle
@@ -591,28 +602,50 @@ func (t *Transport) style() HeaderStyle {
 // after an earlier rejection: new tokens are not helping.
 func (t *Transport) reject(rej Rejecter, tok *oauth2.Token, req *http.Request) (again bool) {
 	if s, ok := rej.(*Source); ok {
-		return s.cache.reject(tok, t.path(req)).again
+		return s.cache.reject(tok, t.path(req, tok)).again
 	}
 	rej.Reject(tok)
 	return false
 }
 
-// logRejected logs a rejection through the source's Logger, if it has one.
-func (t *Transport) logRejected(req *http.Request, code int, resent, again bool) {
+// logRejected logs the rejection of tok through the source's Logger, if
+// it has one.
+func (t *Transport) logRejected(req *http.Request, tok *oauth2.Token, code int, resent, again bool) {
 	s, ok := t.Source.(*Source)
 	if !ok || s.cache.log == nil {
 		return
 	}
+	sent := t.style(tok)
 	attrs := append(s.cache.who(),
 		slog.String("host", req.URL.Host),
 		slog.String("path", req.URL.Path),
 		slog.Int("error_code", code),
-		slog.String("scheme", t.style().String()),
+		slog.String("scheme", sent.String()),
 		slog.Bool("resent", resent))
-	if again {
-		attrs = append(attrs, slog.String("hint", "a token fetched after a rejection was rejected too: check the header scheme, the account, and the clock"))
+	if hint := rejectionHint(tok, sent, again); hint != "" {
+		attrs = append(attrs, slog.String("hint", hint))
 	}
 	s.cache.log.LogAttrs(req.Context(), slog.LevelWarn, msgRejected, attrs...)
+}
+
+// rejectionHint is what a rejection log record suggests: the header
+// scheme at once when tok went in another style than its API documents,
+// and the usual suspects when tokens fetched after a rejection are
+// rejected too.
+func rejectionHint(tok *oauth2.Token, sent HeaderStyle, again bool) string {
+	if tok.Extra(sentinel.APIField) != nil {
+		if doc := documentedStyle(tok); doc != sent {
+			api := "v1"
+			if doc == BearerStyle {
+				api = "v2"
+			}
+			return "check the header scheme: the token was sent " + sent.String() + ", but Sentinel's " + api + " API issued it, and its tokens go " + doc.String()
+		}
+	}
+	if again {
+		return "a token fetched after a rejection was rejected too: check the header scheme, the account, and the clock"
+	}
+	return ""
 }
 
 // token is the token t.Source has, waited for no longer than ctx allows
@@ -653,14 +686,15 @@ func (t *Transport) base() http.RoundTripper {
 }
 
 // ErrorCode returns the errorCode of a LivePerson Connector API error
-// answer, such as 40102 in
+// answer's body, such as 40102 in
 //
 //	{"kind":"resp","code":401,"body":{"title":"...","errorCode":40102}}
 //
-// or 0 if resp has none. It reads at most 64 KiB of resp.Body and puts back
-// what it read, so that the body still reads whole and closes as before.
-func ErrorCode(resp *http.Response) int {
-	return lphttp.ReadErrorCode(resp)
+// or 0 if body has none. It takes the bytes a caller has read, so that it
+// works however the body was consumed; the answers it is meant for are
+// small, and 64 KiB is plenty to read of one.
+func ErrorCode(body []byte) int {
+	return lphttp.ErrorCode(body)
 }
 
 // Claims are the claims of an AppJWT that this package knows.
@@ -809,6 +843,11 @@ func (c *Config) credentials() sentinel.Credentials {
 
 // withhold is the last line of defence for the texts a server can put in
 // an error outside a RetrieveError: see [sentinel.Credentials.Withhold].
+// An error it replaces keeps the package's prefix.
 func (c *Config) withhold(err error) error {
-	return c.credentials().Withhold(err)
+	w := c.credentials().Withhold(err)
+	if w == err {
+		return err
+	}
+	return prefixed(w)
 }

@@ -495,6 +495,9 @@ func TestDomainAPIEchoIsWithheld(t *testing.T) {
 			t.Fatal("got no error")
 		}
 		testkit.NoEcho(t, secret, testkit.ErrorTexts(err)...)
+		if !strings.HasPrefix(err.Error(), "appjwt: ") {
+			t.Errorf("withheld error %q, want it prefixed \"appjwt: \"", err)
+		}
 	}
 }
 
@@ -1087,7 +1090,10 @@ func TestHeaderStylesAgainstV2API(t *testing.T) {
 		{"v2 Transport", &http.Client{Transport: &Transport{Source: src, Base: base}}, "Bearer ey", 200},
 		{"v2 oauth2.NewClient", oauth2.NewClient(ctx, src), "Bearer ey", 200},
 		{"v2 Transport, RawStyle", &http.Client{Transport: &Transport{Source: src, Base: base, Style: RawStyle}}, "ey", 401},
-		{"v2 wrapped, which Transport cannot tell", &http.Client{Transport: &Transport{Source: oauth2.ReuseTokenSource(nil, src), Base: base}}, "ey", 401},
+		{"v2 in oauth2.ReuseTokenSource", &http.Client{Transport: &Transport{Source: oauth2.ReuseTokenSource(nil, src), Base: base}}, "Bearer ey", 200},
+		{"v2 in oauth2.ReuseTokenSource, NewClient", NewClient(ctx, oauth2.ReuseTokenSource(nil, src)), "Bearer ey", 200},
+		{"v2 in a source of the user's", NewClient(ctx, testkit.TokenSourceFunc(src.Token)), "Bearer ey", 200},
+		{"v1 in oauth2.ReuseTokenSource", NewClient(ctx, oauth2.ReuseTokenSource(nil, v1.TokenSource(ctx))), "ey", 401},
 		{"v1 Config.Client", v1.Client(ctx), "ey", 401},
 		{"v1 Config.BearerClient", v1.BearerClient(ctx), "Bearer ey", 401},
 	}
@@ -1423,27 +1429,32 @@ func TestErrorCode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// As a caller has it: the body already read, by a decoder of its own.
 			resp := &http.Response{StatusCode: 401, Body: io.NopCloser(strings.NewReader(tt.body))}
-			if got := ErrorCode(resp); got != tt.want {
-				t.Errorf("ErrorCode = %d, want %d", got, tt.want)
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if b, err := io.ReadAll(resp.Body); err != nil || string(b) != tt.body {
-				t.Errorf("body after ErrorCode = %q, %v; want it whole", b, err)
+			if got := ErrorCode(body); got != tt.want {
+				t.Errorf("ErrorCode = %d, want %d", got, tt.want)
 			}
 		})
 	}
 }
 
 func FuzzErrorCode(f *testing.F) {
-	f.Add(`{"kind":"resp","code":401,"body":{"title":"t","details":"d","errorCode":40102}}`)
-	f.Add(`{"body":{"errorCode":"40103"}}`)
-	f.Add(`{"body":{"errorCode":1e99}}`)
-	f.Add(`<html>`)
-	f.Fuzz(func(t *testing.T, body string) {
-		resp := &http.Response{Body: io.NopCloser(strings.NewReader(body))}
-		ErrorCode(resp)
-		if b, err := io.ReadAll(resp.Body); err != nil || string(b) != body {
-			t.Errorf("body after ErrorCode = %q, %v; want %q", b, err, body)
+	f.Add([]byte(`{"kind":"resp","code":401,"body":{"title":"t","details":"d","errorCode":40102}}`))
+	f.Add([]byte(`{"body":{"errorCode":"40103"}}`))
+	f.Add([]byte(`{"body":{"errorCode":1e99}}`))
+	f.Add([]byte(`<html>`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		code := ErrorCode(body)
+		if code == 0 {
+			return
+		}
+		// A code it found is one the body says: said again, it reads the same.
+		if again := ErrorCode(fmt.Appendf(nil, `{"body":{"errorCode":%d}}`, code)); again != code {
+			t.Errorf("ErrorCode(%q) = %d, which reads back as %d", body, code, again)
 		}
 	})
 }
@@ -1565,6 +1576,49 @@ func TestRejectionIsLogged(t *testing.T) {
 	}
 	if got := rejected[0].Level; got != slog.LevelWarn {
 		t.Errorf("level %v, want WARN", got)
+	}
+}
+
+// A token sent in another style than its API documents gets the scheme
+// hint on its first rejection, not only after a second token fails too.
+func TestRejectionHintsTheSchemeAtOnce(t *testing.T) {
+	tests := []struct {
+		name     string
+		api      TokenAPI
+		style    HeaderStyle
+		wantHint string // prefix; "" for none
+	}{
+		{"v1 as Bearer", SentinelV1, BearerStyle, "check the header scheme: the token was sent bearer, but Sentinel's v1 API issued it, and its tokens go raw"},
+		{"v2 raw", SentinelV2, RawStyle, "check the header scheme: the token was sent raw, but Sentinel's v2 API issued it, and its tokens go bearer"},
+		{"v1 raw", SentinelV1, AutoStyle, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testkit.NewServer(t)
+			var h testkit.Capture
+			c := configFor(s)
+			c.TokenAPI, c.Logger = tt.api, slog.New(&h)
+			hc := &http.Client{Transport: &Transport{Source: c.TokenSource(s.Context(context.Background())), Base: s.Client().Transport, Style: tt.style}}
+			if tt.wantHint == "" {
+				if got := postConsumer(t, hc, s); got != 201 {
+					t.Fatalf("status %d, want 201", got)
+				}
+				s.RevokeTokens() // a rejection of a token sent in its own style
+			}
+			postConsumer(t, hc, s)
+			var hints []string
+			for _, r := range h.Take() {
+				if r.Msg == msgRejected {
+					hints = append(hints, r.Attrs["hint"])
+				}
+			}
+			if len(hints) == 0 {
+				t.Fatal("no rejection record")
+			}
+			if got := hints[0]; got != tt.wantHint {
+				t.Errorf("first rejection's hint %q, want %q", got, tt.wantHint)
+			}
+		})
 	}
 }
 
@@ -1840,39 +1894,46 @@ func TestShortLivedTokensBoundTheLoad(t *testing.T) {
 
 // Sources dropped while their context lives on (an app's root context)
 // are collected, with their Config and token: nothing of ctx keeps them.
+// A Source used once and dropped is collected within two garbage
+// collections, its timer still pending and its context still live: the
+// timer holds the cache weakly.
 func TestDroppedSourcesAreCollected(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		c, ctx := fakeConfig(f)
-		ctx, cancel := context.WithCancel(ctx) // lives as long as the app
-		defer cancel()
-		const n = 200
-		var ptrs []weak.Pointer[tokenCache]
-		for range n {
-			hc := c.Client(ctx) // e.g. a client per job, as with x/oauth2's Config.Client
-			resp, err := hc.Get("https://api.test/x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			ptrs = append(ptrs, weak.Make(hc.Transport.(*Transport).Source.(*Source).cache))
+	f := newFakeLivePerson()
+	f.sentinelDelay = 0
+	c, ctx := fakeConfig(f)
+	ctx, cancel := context.WithCancel(ctx) // lives as long as the app
+	defer cancel()
+	const n = 1000
+	var ptrs []weak.Pointer[tokenCache]
+	for range n {
+		hc := c.Client(ctx) // e.g. a client per job, as with x/oauth2's Config.Client
+		resp, err := hc.Get("https://api.test/x")
+		if err != nil {
+			t.Fatal(err)
 		}
-		runtime.GC() // runs the Sources' cleanups: their timers fire once more at most
-		time.Sleep(3 * time.Hour)
-		synctest.Wait()
-		runtime.GC()
-		runtime.GC()
-		alive := 0
+		resp.Body.Close()
+		ptrs = append(ptrs, weak.Make(hc.Transport.(*Transport).Source.(*Source).cache))
+	}
+	alive := func() (n int) {
 		for _, p := range ptrs {
 			if p.Value() != nil {
-				alive++
+				n++
 			}
 		}
-		t.Logf("Sentinel requests: %d for %d clients", f.count("sentinel.test"), n)
-		if alive > 0 {
-			t.Errorf("%d of %d dropped Sources still reachable (ctx still live)", alive, n)
-		}
-	})
+		return n
+	}
+	// The first collection finds the Sources unreachable and queues their
+	// cleanups, which run on a goroutine of the runtime's; the second
+	// collects the caches. Allow that goroutine up to a second to run.
+	gcs := 0
+	for deadline := time.Now().Add(time.Second); alive() > 0 && time.Now().Before(deadline); gcs++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if got := alive(); got > 0 {
+		t.Errorf("%d of %d dropped Sources still reachable after %d collections (ctx still live, timers pending)", got, n, gcs)
+	}
+	t.Logf("%d dropped Sources collected after %d collections", n, gcs)
 }
 
 // A caller that gives up does not cancel the fetch for the others.
@@ -1900,8 +1961,8 @@ func TestState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f, c, ctx := fakeStand(t)
 		src := c.TokenSource(ctx)
-		if diff := cmp.Diff(State{}, src.State()); diff != "" {
-			t.Errorf("before any call (-want +got):\n%s", diff)
+		if diff := cmp.Diff(State{Fetching: true}, src.State()); diff != "" {
+			t.Errorf("the first call, which starts a fetch (-want +got):\n%s", diff)
 		}
 		start := time.Now()
 		if _, err := src.Token(); err != nil {
@@ -1941,6 +2002,102 @@ func TestState(t *testing.T) {
 		if st.Valid || st.Failures != 1 || st.LastError == nil {
 			t.Errorf("cold source after a failure: %+v", st)
 		}
+	})
+}
+
+// A readiness check that calls State alone, as ExampleSource_State does,
+// turns ready with no other traffic: within one fetch on a fresh start,
+// within one backoff step of Sentinel's recovery after a failed cold start,
+// and stays ready for hours.
+func TestReadinessFromStateAlone(t *testing.T) {
+	const probe = 10 * time.Second // a Kubernetes readiness probe's default period
+	// readyAfter polls State every probe until it says Valid, and returns
+	// how long that took from start, on the fake clock, to a probe's accuracy.
+	readyAfter := func(t *testing.T, src *Source, start time.Time, limit time.Duration) time.Duration {
+		t.Helper()
+		for time.Since(start) <= limit {
+			if src.State().Valid {
+				return time.Since(start)
+			}
+			time.Sleep(probe)
+		}
+		t.Fatalf("not ready %v after the start, State %+v", limit, src.State())
+		return 0
+	}
+	t.Run("fresh start", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f, c, ctx := fakeStand(t)
+			src := c.TokenSource(ctx)
+			start := time.Now()
+			if got := readyAfter(t, src, start, time.Minute); got > probe {
+				t.Errorf("ready after %v, want the second probe (%v): one fetch takes %v", got, probe, f.sentinelDelay)
+			}
+			// Three hours of probes and nothing else: never unready again.
+			for range 3 * 360 {
+				time.Sleep(probe)
+				if st := src.State(); !st.Valid {
+					t.Fatalf("unready %v in: %+v", time.Since(start), st)
+				}
+			}
+			if got := f.count("sentinel.test"); got > 5 {
+				t.Errorf("Sentinel got %d requests in 3 probed hours, want one an hour or so", got)
+			}
+		})
+	})
+	t.Run("after a failed cold start", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f, c, ctx := fakeStand(t)
+			start := time.Now()
+			recovery := start.Add(5 * time.Minute)
+			f.mu.Lock()
+			f.down = func(now time.Time) bool { return now.Before(recovery) }
+			f.mu.Unlock()
+			src := c.TokenSource(ctx)
+			if _, err := src.Token(); err == nil {
+				t.Fatal("cold start with Sentinel down: no error")
+			}
+			// Probe once a minute, less often than the backoff's cap: the
+			// source's timer, not the probe, starts each retry.
+			for time.Now().Before(recovery) {
+				if src.State().Valid {
+					t.Fatal("ready during the outage")
+				}
+				time.Sleep(time.Minute)
+			}
+			during := f.count("sentinel.test")
+			// After the recovery, poll every second to time it.
+			for !src.State().Valid {
+				if time.Since(recovery) > time.Minute {
+					t.Fatalf("not ready a minute after Sentinel recovered: %+v", src.State())
+				}
+				time.Sleep(time.Second)
+			}
+			took := time.Since(recovery)
+			t.Logf("ready %v after Sentinel recovered; %d Sentinel requests in the 5-minute outage", took, during)
+			if took > 30*time.Second+f.sentinelDelay {
+				t.Errorf("ready %v after Sentinel recovered, want within one backoff step (30 s) and an answer", took)
+			}
+			// 4 attempts per fetch, a fetch per backoff step of up to 30 s.
+			if during > 4*(5*60/15+5) {
+				t.Errorf("Sentinel got %d requests in a 5-minute outage, want at most a fetch of 4 per backoff step", during)
+			}
+		})
+	})
+	t.Run("nobody asks", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			f, c, ctx := fakeStand(t)
+			f.mu.Lock()
+			f.down = func(time.Time) bool { return true }
+			f.mu.Unlock()
+			src := c.TokenSource(ctx)
+			src.State()
+			time.Sleep(time.Minute) // the first fetch fails, then at most one retry
+			before := f.count("sentinel.test")
+			time.Sleep(time.Hour)
+			if got := f.count("sentinel.test") - before; got != 0 {
+				t.Errorf("Sentinel got %d requests in an hour nobody asked the source anything, want 0", got)
+			}
+		})
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -135,7 +136,11 @@ func ExampleConfig_TokenSource() {
 			log.Fatal(err)
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusUnauthorized && appjwt.ErrorCode(resp) == 40102 {
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusUnauthorized && appjwt.ErrorCode(body) == 40102 {
 			src.Reject(tok) // the next Token call fetches a new one
 		}
 		return resp.Status
@@ -221,14 +226,15 @@ func ExampleConfig_Token() {
 	// Output: Bearer Sentinel le12345678 msg.consumer 1h0m0s
 }
 
-// State tells a readiness check whether the source serves a token, and if
-// not, why: here Sentinel refuses the secret.
+// State is all a readiness check needs: with no other traffic, its first
+// call starts the source's first fetch, and the source keeps a token ready
+// (or keeps retrying) while it is called. Here the check is probed as
+// Kubernetes would, until it turns ready; on failure it says why.
 func ExampleSource_State() {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
-	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: "not-the-secret", DomainAPI: srv.Host()}
+	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
 	src := cfg.TokenSource(srv.Context(context.Background()))
-	src.Token()
 
 	ready := func(w http.ResponseWriter, _ *http.Request) {
 		st := src.State()
@@ -241,11 +247,17 @@ func ExampleSource_State() {
 			http.Error(w, "no AppJWT yet", http.StatusServiceUnavailable)
 			return
 		}
-		fmt.Fprintln(w, "ready until", st.Expiry.Format(time.RFC3339))
+		fmt.Fprintln(w, "ready")
 	}
-	rec := httptest.NewRecorder()
-	ready(rec, httptest.NewRequest("GET", "/ready", nil))
-	fmt.Print(rec.Code, " ", rec.Body.String())
+	for last := ""; last != "200 ready\n"; time.Sleep(100 * time.Millisecond) { // a probe's period
+		rec := httptest.NewRecorder()
+		ready(rec, httptest.NewRequest("GET", "/ready", nil))
+		if got := fmt.Sprint(rec.Code, " ", rec.Body.String()); got != last {
+			fmt.Print(got) // each change of the answer
+			last = got
+		}
+	}
 	// Output:
-	// 503 no AppJWT: Sentinel answered 401, 1 failures
+	// 503 no AppJWT yet
+	// 200 ready
 }

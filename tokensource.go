@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
@@ -30,8 +31,8 @@ import (
 // use, so that a caller never waits for a refresh, even through
 // [oauth2.NewClient], which asks it only 10 s before each expiry. Nothing
 // runs once its context is done; a Source nobody calls any more fetches at
-// most one more token, then stops; one nobody holds any more is collected,
-// even while its context lives on.
+// most one more token, then stops; one nobody holds any more is collected
+// within two garbage collections, even while its context lives on.
 type Source struct {
 	cache *tokenCache
 }
@@ -116,13 +117,25 @@ type State struct {
 	RetryAt     time.Time
 }
 
-// State returns the source's state now. It takes the source's lock for a
-// moment and waits for nothing, so that a health handler may call it as
-// often as it likes.
+// State returns the source's state now, for a readiness check. It takes
+// the source's lock for a moment and waits for nothing, so that a health
+// handler may call it as often as it likes.
+//
+// A call to State counts as a call for a token: a source that serves none
+// starts a fetch in the background, unless one is running or it is
+// backing off, and keeps retrying on its timer while State or Token is
+// called between attempts; a source that serves one keeps it fresh. So a
+// readiness check built on State alone turns ready within one fetch of its
+// first call, and within one backoff step (30 s at most) of Sentinel's
+// recovery, with no other traffic; it costs Sentinel what a source in use
+// costs (docs/behaviour.md).
 func (s *Source) State() State {
 	c := s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.invalid == nil {
+		c.want(c.now())
+	}
 	st := State{
 		Fetching:    c.fetching(),
 		Failures:    c.failures.N,
@@ -175,6 +188,7 @@ type tokenCache struct {
 	rejectedAt time.Time     // when a rejection last dropped tok
 	rejectedOn string        // the path it came from; "" if unknown
 	rejections atomic.Int32  // drops since the API last took a token; written under mu
+	wanted     bool          // a token was asked for while none was served, since the last fetch started
 	inflight   *flight       // the running fetch, or nil
 	timer      *time.Timer   // starts the next refresh or retry in the background
 	stopped    bool          // ctx is done, or the Source gone: no timer, no fetch
@@ -247,6 +261,7 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 		c.mu.Unlock()
 		return tok, nil
 	}
+	c.wanted = true
 	f := c.inflight
 	switch {
 	case f == nil && c.stopped:
@@ -287,6 +302,17 @@ func (c *tokenCache) install(tok *oauth2.Token, sched lifecycle.Schedule) {
 	c.current.Store(&snapshot{tok: tok, sched: sched})
 }
 
+// want notes a call for a token at now: it keeps the token served fresh,
+// and starts a fetch if none is served and none can be waited for. c.mu
+// must be held.
+func (c *tokenCache) want(now time.Time) {
+	c.current.Load().used.Store(true)
+	if !c.state(now).Servable() {
+		c.wanted = true
+		c.refreshIfDue(now)
+	}
+}
+
 // refreshNow starts a refresh, if one is due.
 func (c *tokenCache) refreshNow() {
 	c.mu.Lock()
@@ -307,21 +333,30 @@ func (c *tokenCache) refreshIfDue(now time.Time) {
 // arm sets the timer to start the next refresh, or retry, at at, so that
 // the token in use is replaced before any caller has to wait: x/oauth2's
 // wrappers ask only shortly before its expiry. c.mu must be held.
+//
+// The timer holds the cache weakly: a pending timer, which the runtime
+// keeps until it fires, does not keep a cache nobody holds alive.
 func (c *tokenCache) arm(at time.Time) {
 	if c.stopped {
 		return
 	}
 	d := max(at.Sub(c.now()), 0)
 	if c.timer == nil {
-		c.timer = time.AfterFunc(d, c.onTimer)
+		wc := weak.Make(c)
+		c.timer = time.AfterFunc(d, func() {
+			if c := wc.Value(); c != nil {
+				c.onTimer()
+			}
+		})
 		return
 	}
 	c.timer.Reset(d)
 }
 
-// onTimer starts the refresh or retry that is due, if the current token
-// has been asked for since it came: a source nobody calls any more fetches
-// at most one token after its last call.
+// onTimer starts the refresh or retry that is due, if a token has been
+// asked for since the last one came, or since the last fetch started while
+// none is served: a source nobody calls any more fetches at most one token
+// after its last call.
 func (c *tokenCache) onTimer() {
 	if c.gone.Load() {
 		return
@@ -329,8 +364,15 @@ func (c *tokenCache) onTimer() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
-	if c.state(now) == lifecycle.Stale && c.current.Load().used.Load() {
-		c.refreshIfDue(now)
+	switch c.state(now) {
+	case lifecycle.Stale:
+		if c.current.Load().used.Load() {
+			c.refreshIfDue(now)
+		}
+	case lifecycle.Empty, lifecycle.Expired:
+		if c.wanted {
+			c.refreshIfDue(now)
+		}
 	}
 }
 
@@ -364,6 +406,7 @@ func (c *tokenCache) stop() {
 func (c *tokenCache) start() *flight {
 	f := &flight{done: make(chan struct{})}
 	c.inflight = f
+	c.wanted = false
 	go c.refresh(f)
 	return f
 }
@@ -410,9 +453,8 @@ func (c *tokenCache) settle(f *flight) []lifecycle.Record {
 	}
 	if f.err != nil {
 		c.failures.Add(f.err, now, c.backoff)
-		if c.state(now).Servable() {
-			c.arm(c.failures.RetryAt)
-		}
+		c.arm(c.failures.RetryAt) // onTimer retries if the token is still wanted
+
 		return c.fetchFailed(f, now)
 	}
 	records := c.recovered(now)

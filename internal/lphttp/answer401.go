@@ -39,18 +39,6 @@ func PeekErrorCode(ctx context.Context, resp *http.Response, wait time.Duration)
 	return 0, false
 }
 
-// ReadErrorCode is PeekErrorCode without a bound in time, for code that
-// reads the answer itself right after.
-func ReadErrorCode(resp *http.Response) int {
-	if resp.Body == nil || resp.Body == http.NoBody {
-		return 0
-	}
-	b := &peekedBody{done: make(chan struct{}), body: resp.Body}
-	b.readHead()
-	resp.Body = b
-	return ErrorCode(b.head)
-}
-
 // peekedBody is a body whose first MaxDrain bytes are read ahead: Read
 // waits for that read to end, then gives its bytes, its error if any, and
 // the rest of the body.

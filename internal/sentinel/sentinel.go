@@ -27,6 +27,14 @@ import (
 // when neither expires_in nor the JWT's claims give one.
 const DefaultLifetime = time.Hour
 
+// APIField is the Extra field of each token Fetch returns that names the
+// token API that issued it, "v1" or "v2": the header style follows the
+// token through any wrapper that hands it on, as x/oauth2's do.
+const APIField = "appjwt_token_api"
+
+// IsV2 reports whether tok says it came from Sentinel's v2 API.
+func IsV2(tok *oauth2.Token) bool { return tok.Extra(APIField) == "v2" }
+
 // Credentials identify an app installation to Sentinel.
 type Credentials struct {
 	AccountID, ClientID, ClientSecret string
@@ -191,6 +199,10 @@ func (c Credentials) parse(body []byte, header http.Header, sentAt, now time.Tim
 	}
 	var extra map[string]any
 	json.Unmarshal(body, &extra) // it parsed as an answer: an object
+	extra[APIField] = "v1"
+	if c.V2 {
+		extra[APIField] = "v2"
+	}
 	tok := &oauth2.Token{AccessToken: r.AccessToken, TokenType: "Bearer", Expiry: exp.Round(0)}
 	return tok.WithExtra(extra), nil
 }
