@@ -13,6 +13,10 @@ import (
 
 type consumerKey struct{}
 
+// errNoConsumer is the error of a request whose context names no consumer:
+// sent without X-LP-ON-BEHALF, the API would only answer 401 (40104).
+var errNoConsumer = errors.New("consumerjws: request has no consumer: name one in its context with consumerjws.WithConsumer")
+
 // WithConsumer returns a copy of ctx that names the consumer, by
 // ext_consumer_id, on whose behalf a request made with it is sent:
 // [Transport] sets that consumer's ConsumerJWS.
@@ -20,11 +24,12 @@ func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 	return context.WithValue(ctx, consumerKey{}, extConsumerID)
 }
 
-// Transport is an [http.RoundTripper] that sends each request whose
-// context names a consumer ([WithConsumer]) with that consumer's
-// ConsumerJWS, from Cache, in X-LP-ON-BEHALF, replacing any the request
-// has. A request whose context names none goes to Base unchanged. It does
-// not modify the caller's request.
+// Transport is an [http.RoundTripper] that sends each request with the
+// ConsumerJWS, from Cache, of the consumer its context names
+// ([WithConsumer]), in X-LP-ON-BEHALF, replacing any the request has. A
+// request whose context names no consumer is an error, and nothing is
+// sent: the API would answer it 401 (40104). It does not modify the
+// caller's request.
 //
 // The ConsumerJWS goes only where the AppJWT goes with [appjwt.Transport]:
 // over https, and on a redirect hop only to the host the first request
@@ -66,13 +71,14 @@ type Transport struct {
 // [http.RoundTripper] contract asks, it closes req.Body even when it
 // returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	id, ok := req.Context().Value(consumerKey{}).(string)
-	if !ok {
-		return t.base().RoundTrip(req)
-	}
 	if err := lphttp.CheckRequest(req, "consumerjws", "a ConsumerJWS"); err != nil {
 		lphttp.CloseBody(req)
 		return nil, err
+	}
+	id, ok := req.Context().Value(consumerKey{}).(string)
+	if !ok {
+		lphttp.CloseBody(req)
+		return nil, errNoConsumer
 	}
 	if !lphttp.MayCarry(req) {
 		r := req.Clone(req.Context())

@@ -159,27 +159,63 @@ func TestTransportBodyNotResendable(t *testing.T) {
 	}
 }
 
-func TestTransportPassthrough(t *testing.T) {
+// A request whose context names no consumer is a mistake that LivePerson
+// would answer with a 401 (40104) and no hint: it fails before anything is
+// sent, whether through the Transport alone or through the chain, and the
+// error says what to do.
+func TestTransportRefusesARequestWithoutConsumer(t *testing.T) {
+	s := newStand(t)
 	idp := &fakeIdP{}
-	c := fakeCache(idp, 0)
-	var got *http.Request
-	tr := &Transport{Cache: c, Base: testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		got = r
+	var sent atomic.Int32
+	alone := &Transport{Cache: fakeCache(idp, 0), Base: testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
 		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
 	})}
-	req, _ := http.NewRequest(http.MethodGet, "https://example.invalid/x", nil)
-	if _, err := tr.RoundTrip(req); err != nil {
-		t.Fatal(err)
+	chain := s.client(s.cache(nil), nil)
+	tests := []struct {
+		name string
+		send func(*http.Request) (*http.Response, error)
+	}{
+		{"Transport", alone.RoundTrip},
+		{"the chained client", chain.Do},
 	}
-	if got != req {
-		t.Error("a request without a consumer did not go to Base as it was")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			closed := 0
+			body := closeCounter{Reader: strings.NewReader(conversationBody(s.srv.AccountID)), closed: &closed}
+			req, _ := http.NewRequest(http.MethodPost, s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3", body)
+			resp, err := tt.send(req)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			const want = "consumerjws: request has no consumer: name one in its context with consumerjws.WithConsumer"
+			if err == nil || !strings.HasSuffix(err.Error(), want) {
+				t.Errorf("error %v, want one ending %q", err, want)
+			}
+			if closed == 0 {
+				t.Error("the request body was not closed")
+			}
+		})
+	}
+	if n := sent.Load(); n != 0 {
+		t.Errorf("Base got %d requests, want 0", n)
 	}
 	if n := idp.count(); n != 0 {
 		t.Errorf("%d ConsumerJWS requests, want 0", n)
 	}
+	if diff := cmp.Diff(counts{}, s.counts()); diff != "" {
+		t.Errorf("requests that reached the stand-in (-want +got):\n%s", diff)
+	}
+}
 
-	// With a consumer: Base gets a copy; the caller's request is untouched.
-	req = req.WithContext(WithConsumer(context.Background(), "a"))
+// Base gets a copy with X-LP-ON-BEHALF; the caller's request is untouched.
+func TestTransportSendsACopy(t *testing.T) {
+	var got *http.Request
+	tr := &Transport{Cache: fakeCache(&fakeIdP{}, 0), Base: testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		got = r
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	})}
+	req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), http.MethodGet, "https://example.invalid/x", nil)
 	if _, err := tr.RoundTrip(req); err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +251,8 @@ func (c closeCounter) Close() error { *c.closed++; return nil }
 
 // Sentinel hangs on a cold start: a request through the chained client
 // gives up when its deadline passes, whether it waits for the ConsumerJWS
-// (whose fetch waits for an AppJWT) or for the AppJWT itself.
+// (whose fetch waits for an AppJWT) or, with a ConsumerJWS at hand, for
+// the AppJWT itself.
 func TestChainHonoursTheDeadline(t *testing.T) {
 	s := newStand(t)
 	s.srv.SetFault(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
@@ -223,18 +260,22 @@ func TestChainHonoursTheDeadline(t *testing.T) {
 	t.Cleanup(cancel) // ends the hanging fetches
 	app := appjwt.Config{AccountID: s.srv.AccountID, ClientID: s.srv.ClientID, ClientSecret: s.srv.ClientSecret, Domain: s.srv.Host()}
 	s.src = app.TokenSource(ctx)
-	for _, consumer := range []bool{true, false} {
-		client := s.client(s.cache(nil), nil)
-		rctx, stop := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		if consumer {
-			rctx = WithConsumer(rctx, "a")
-		}
+	tests := []struct {
+		name  string
+		cache *Cache
+	}{
+		{"the ConsumerJWS", s.cache(nil)},
+		{"the AppJWT", fakeCache(&fakeIdP{}, 0)},
+	}
+	for _, tt := range tests {
+		client := s.client(tt.cache, nil)
+		rctx, stop := context.WithTimeout(WithConsumer(context.Background(), "a"), 200*time.Millisecond)
 		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3", nil)
 		start := time.Now()
 		_, err := client.Do(req)
 		stop()
 		if d := time.Since(start); d > 1500*time.Millisecond || !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("on behalf of a consumer: %v: error %v after %v, want a deadline error within 1.5 s", consumer, err, d)
+			t.Errorf("waiting for %s: error %v after %v, want a deadline error within 1.5 s", tt.name, err, d)
 		}
 	}
 }
