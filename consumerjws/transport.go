@@ -28,8 +28,10 @@ func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 // ConsumerJWS, from Cache, of the consumer its context names
 // ([WithConsumer]), in X-LP-ON-BEHALF, replacing any the request has. A
 // request whose context names no consumer is an error, and nothing is
-// sent: the API would answer it 401 (40104). It does not modify the
-// caller's request.
+// sent: the API would answer it 401 (40104). Transport does not modify
+// the caller's request, and the answer's Request is the caller's, so that
+// no ConsumerJWS is reachable from the answer or, on a redirect, from the
+// req.Response.Request that a CheckRedirect sees.
 //
 // The ConsumerJWS goes only where the AppJWT goes with [appjwt.Transport]:
 // over https, and on a redirect hop only to the host the first request
@@ -110,11 +112,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // send sends a deep copy of req, as a Base may write to the request it is
 // given, that carries jws, the ConsumerJWS of consumer id, and tells the
-// Cache if the API took it.
+// Cache if the API took it. The answer's Request is req, not the copy:
+// what a caller or a CheckRedirect can reach carries no ConsumerJWS.
 func (t *Transport) send(req *http.Request, id, jws string) (*http.Response, error) {
 	r := req.Clone(req.Context())
 	r.Header.Set("X-LP-ON-BEHALF", jws)
-	resp, err := t.base().RoundTrip(r)
+	resp, err := lphttp.SendCopy(t.base(), req, r)
 	if err == nil && resp.StatusCode < 400 {
 		t.Cache.accepted(id, jws)
 	}

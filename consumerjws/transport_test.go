@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -319,5 +320,123 @@ func TestRedirectThroughABaseThatDropsTheRequest(t *testing.T) {
 	resp.Body.Close()
 	if got, _ := stolen.Load().(string); got != "" {
 		t.Errorf("cross-host redirect received X-LP-ON-BEHALF %q", got)
+	}
+}
+
+// rejecting is an AppJWT source that the Transport can tell of a
+// rejection, as appjwt's own: then it hands out a new token.
+type rejecting struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (s *rejecting) Token() (*oauth2.Token, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &oauth2.Token{AccessToken: fmt.Sprintf("app.jwt.%d", s.n)}, nil
+}
+
+func (s *rejecting) Reject(tok *oauth2.Token) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tok.AccessToken == fmt.Sprintf("app.jwt.%d", s.n) {
+		s.n++
+	}
+}
+
+// No credential is reachable from what a client hands back, in either
+// order of the two transports, whichever token the API rejected first:
+// not in resp.Request, nor in any request of the chain of redirect hops
+// that leads back from it, nor in the req.Response.Request that a
+// CheckRedirect sees on each hop. The API redirects twice within its
+// host, so each hop carries both tokens.
+func TestNoCredentialInAResponse(t *testing.T) {
+	chains := []struct {
+		name          string
+		resendsAppJWT bool // after a 401 that rejects the AppJWT
+		client        func(ctx context.Context, c *Cache, src oauth2.TokenSource) *http.Client
+	}{
+		{"README: consumerjws.Transport over appjwt.NewClient", true, func(ctx context.Context, c *Cache, src oauth2.TokenSource) *http.Client {
+			client := appjwt.NewClient(ctx, src)
+			client.Transport = &Transport{Cache: c, Base: client.Transport}
+			return client
+		}},
+		{"consumerjws.Transport over appjwt.Transport", true, func(ctx context.Context, c *Cache, src oauth2.TokenSource) *http.Client {
+			base := ctx.Value(oauth2.HTTPClient).(*http.Client).Transport
+			return &http.Client{Transport: &Transport{Cache: c, Base: &appjwt.Transport{Source: src, Base: base}}}
+		}},
+		{"appjwt.Transport over consumerjws.Transport", true, func(ctx context.Context, c *Cache, src oauth2.TokenSource) *http.Client {
+			base := ctx.Value(oauth2.HTTPClient).(*http.Client).Transport
+			return &http.Client{Transport: &appjwt.Transport{Source: src, Base: &Transport{Cache: c, Base: base}}}
+		}},
+		{"consumerjws.Transport over oauth2.NewClient", false, func(ctx context.Context, c *Cache, src oauth2.TokenSource) *http.Client {
+			client := oauth2.NewClient(ctx, src)
+			client.Transport = &Transport{Cache: c, Base: client.Transport}
+			return client
+		}},
+		{"consumerjws.Transport alone", false, func(ctx context.Context, c *Cache, _ oauth2.TokenSource) *http.Client {
+			return &http.Client{Transport: &Transport{Cache: c, Base: ctx.Value(oauth2.HTTPClient).(*http.Client).Transport}}
+		}},
+	}
+	for _, reject := range []int{0, 40103, 40102} {
+		for _, chain := range chains {
+			if reject == 40102 && !chain.resendsAppJWT {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s, first answer at the end %d", chain.name, reject), func(t *testing.T) {
+				var rejected atomic.Bool
+				var carried atomic.Int32 // hops that arrived with X-LP-ON-BEHALF
+				api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Header.Get("X-LP-ON-BEHALF") != "" {
+						carried.Add(1)
+					}
+					switch r.URL.Path {
+					case "/start":
+						http.Redirect(w, r, "/hop", http.StatusTemporaryRedirect)
+					case "/hop":
+						http.Redirect(w, r, "/end", http.StatusFound)
+					default:
+						if reject != 0 && !rejected.Swap(true) {
+							w.WriteHeader(http.StatusUnauthorized)
+							io.WriteString(w, lpError(reject))
+						}
+					}
+				}))
+				defer api.Close()
+				ctx := context.WithValue(context.Background(), oauth2.HTTPClient, api.Client())
+				client := chain.client(ctx, fakeCache(&fakeIdP{}, 0), &rejecting{})
+				var seen []*http.Request // what CheckRedirect was given to see
+				client.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+					seen = append(seen, req.Response.Request)
+					seen = append(seen, via...)
+					return nil
+				}
+				req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a"), http.MethodGet, api.URL+"/start", nil)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/end" {
+					t.Fatalf("answer %s from %s, want 200 OK from /end", resp.Status, resp.Request.URL.Path)
+				}
+				if n := carried.Load(); n < 3 {
+					t.Fatalf("%d requests carried X-LP-ON-BEHALF, want every hop's (3 or more)", n)
+				}
+				for r := resp.Request; r != nil; r = r.Response.Request {
+					seen = append(seen, r)
+					if r.Response == nil {
+						break
+					}
+				}
+				for _, r := range seen {
+					for _, h := range []string{"Authorization", "X-LP-ON-BEHALF"} {
+						if r.Header.Get(h) != "" {
+							t.Errorf("the request to %s that a caller can reach carries %s", r.URL.Path, h)
+						}
+					}
+				}
+			})
+		}
 	}
 }
