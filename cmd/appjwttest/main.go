@@ -5,13 +5,15 @@
 // Usage:
 //
 //	appjwttest                         # on 127.0.0.1, at a port the system picks
-//	appjwttest -addr 127.0.0.1:8443
+//	appjwttest -addr 127.0.0.1:8443    # or [::1]:8443, localhost:8443
 //	appjwttest -ca-file ./ca.pem       # where to write the CA certificate
 //
 // It serves the Domain API, Sentinel's v1 and v2 token APIs and its JWKS,
 // the ConsumerJWS endpoint, the Send API and a v2 API as package appjwttest
 // documents them, on -addr, until interrupted
-// (Ctrl-C or SIGTERM). It prints its URL, the credentials to use (the
+// (Ctrl-C or SIGTERM). -addr must be a loopback address, or a name bound
+// to one (the address the system bound is checked), with no zone: anyone
+// who reaches the stand-in gets tokens for the credentials it prints. It prints its URL, the credentials to use (the
 // account, the client id and a client secret made up for this run: they
 // open nothing but this stand-in) and the path of its CA certificate, in
 // PEM. The certificate is made for this run too, valid for 127.0.0.1, ::1,
@@ -32,6 +34,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -65,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
-	addr := fs.String("addr", "127.0.0.1:0", "listen on this `host:port`; port 0: one the system picks")
+	addr := fs.String("addr", "127.0.0.1:0", "listen on this loopback `host:port`; port 0: one the system picks")
 	caFile := fs.String("ca-file", "", "write the CA certificate (PEM) to this `file`; empty: a temporary file, removed on exit")
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
@@ -81,33 +84,56 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	if err := serve(ctx, host, *addr, *caFile, stdout, stderr); err != nil {
+	l, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "appjwttest: %v\n", err)
+		return 1
+	}
+	if err := checkBound(l.Addr()); err != nil {
+		l.Close()
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if err := serve(ctx, l, host, *caFile, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	return 0
 }
 
-// checkAddr returns the host of addr, which must name a specific one: the
-// Domain API answers the listener's address as every service's host, and
-// 0.0.0.0 is nowhere a client can connect to.
+// errNotLoopback refuses an -addr beyond loopback: the stand-in issues
+// tokens to anyone with the credentials it prints, and the Domain API
+// answers the listener's address as every service's host, which an
+// unspecified address such as 0.0.0.0 is not.
+var errNotLoopback = errors.New("appjwttest: -addr must be a loopback address with no zone, such as 127.0.0.1:8443, [::1]:8443 or localhost:8443: the stand-in is for this machine only")
+
+// checkAddr returns the host of addr, which must be a loopback address or
+// a name, with no zone: a zone can hide the unspecified address from a
+// check, as in [::%lo], which listens everywhere. A name may resolve to
+// anything: [checkBound] checks what it was bound to.
 func checkAddr(addr string) (string, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", errors.New("appjwttest: -addr is not a host:port, such as 127.0.0.1:8443")
 	}
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		return "", errors.New("appjwttest: -addr needs a specific host, such as 127.0.0.1:8443: the Domain API answers it as the host of every service")
+	if ip, err := netip.ParseAddr(host); host == "" || strings.Contains(host, "%") || err == nil && !ip.IsLoopback() {
+		return "", errNotLoopback
 	}
 	return host, nil
 }
 
-// serve runs the stand-in on addr until ctx is done.
-func serve(ctx context.Context, host, addr, caFile string, stdout, stderr io.Writer) error {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("appjwttest: %w", err)
+// checkBound refuses a listener bound beyond loopback, whatever -addr
+// said: what it names and what the system binds can differ.
+func checkBound(a net.Addr) error {
+	if t, ok := a.(*net.TCPAddr); !ok || !t.IP.IsLoopback() || t.Zone != "" {
+		return errNotLoopback
 	}
+	return nil
+}
+
+// serve runs the stand-in on l, which serves host, until ctx is done. It
+// closes l.
+func serve(ctx context.Context, l net.Listener, host, caFile string, stdout, stderr io.Writer) error {
 	cert, certPEM, err := newCertificate(host, l.Addr())
 	if err != nil {
 		l.Close()

@@ -207,24 +207,75 @@ func TestUsage(t *testing.T) {
 		wantStderr string
 	}{
 		{[]string{"-h"}, 0, "Usage: appjwttest"},
-		{[]string{"-addr", "0.0.0.0:8443"}, 2, "appjwttest: -addr needs a specific host, such as 127.0.0.1:8443: the Domain API answers it as the host of every service\n"},
-		{[]string{"-addr", "[::]:0"}, 2, "-addr needs a specific host"},
-		{[]string{"-addr", ":8443"}, 2, "-addr needs a specific host"},
+		{[]string{"-addr", "0.0.0.0:8443"}, 2, "appjwttest: -addr must be a loopback address with no zone, such as 127.0.0.1:8443, [::1]:8443 or localhost:8443: the stand-in is for this machine only\n"},
+		{[]string{"-addr", "[::]:0"}, 2, "-addr must be a loopback address"},
+		{[]string{"-addr", ":8443"}, 2, "-addr must be a loopback address"},
+		{[]string{"-addr", "[::%lo]:0"}, 2, "-addr must be a loopback address"}, // [::] with a zone listens everywhere
+		{[]string{"-addr", "[::1%lo]:0"}, 2, "-addr must be a loopback address"},
+		{[]string{"-addr", "[fe80::1%lo]:0"}, 2, "-addr must be a loopback address"},
+		{[]string{"-addr", "192.0.2.1:8443"}, 2, "-addr must be a loopback address"},
+		{[]string{"-addr", "[2001:db8::1]:8443"}, 2, "-addr must be a loopback address"},
 		{[]string{"-addr", "127.0.0.1"}, 2, "appjwttest: -addr is not a host:port, such as 127.0.0.1:8443\n"},
 		{[]string{"-bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"extra"}, 2, "appjwttest: no arguments are taken, only flags\n"},
 		{[]string{"-addr", l.Addr().String()}, 1, "appjwttest: listen tcp "},
 		{[]string{"-ca-file", filepath.Join(t.TempDir(), "no", "such", "dir", "ca.pem")}, 1, "appjwttest: writing the CA certificate: "},
 	}
+	// Done already: a run that should have been refused stops at once.
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), tt.args, &stdout, &stderr)
+			code := run(done, tt.args, &stdout, &stderr)
 			if code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantStderr) {
 				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.wantCode, tt.wantStderr)
 			}
 			if stdout.Len() != 0 {
-				t.Errorf("stdout %q, want nothing", stdout.String())
+				t.Errorf("stdout has %d bytes, want nothing (not shown: it may hold the client secret)", stdout.Len())
+			}
+		})
+	}
+}
+
+// What the system bound is checked, whatever -addr named: a name may
+// resolve anywhere.
+func TestCheckBound(t *testing.T) {
+	tests := []struct {
+		addr net.Addr
+		ok   bool
+	}{
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8443}, true},
+		{&net.TCPAddr{IP: net.IPv4(127, 0, 0, 2), Port: 8443}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8443}, true},
+		{&net.TCPAddr{IP: net.IPv6loopback, Port: 8443, Zone: "lo"}, false},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8443}, false},
+		{&net.TCPAddr{IP: net.IPv6unspecified, Port: 8443, Zone: "lo"}, false},
+		{&net.TCPAddr{IP: net.IPv4zero, Port: 8443}, false},
+		{&net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 8443}, false},
+		{&net.UnixAddr{Name: "/tmp/s", Net: "unix"}, false},
+	}
+	for _, tt := range tests {
+		if err := checkBound(tt.addr); (err == nil) != tt.ok {
+			t.Errorf("checkBound(%v) = %v, want ok %v", tt.addr, err, tt.ok)
+		}
+	}
+}
+
+// Loopback addresses other than 127.0.0.1 serve: [::1] (where the system
+// has it) and any 127/8.
+func TestLoopbackAddresses(t *testing.T) {
+	for _, addr := range []string{"[::1]:0", "127.0.0.2:0"} {
+		t.Run(addr, func(t *testing.T) {
+			if l, err := net.Listen("tcp", addr); err != nil {
+				t.Skipf("this system cannot listen on %s: %v", addr, err)
+			} else {
+				l.Close()
+			}
+			b, stop := runInProcess(t, "-addr", addr)
+			b.token(t)
+			if code, _ := stop(); code != 0 {
+				t.Errorf("exit %d, want 0", code)
 			}
 		})
 	}
