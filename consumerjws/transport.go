@@ -93,7 +93,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		lphttp.CloseBody(req)
 		return nil, err
 	}
-	resp, err := t.send(req, id, jws)
+	resp, err := t.send(req, req, id, jws)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -108,15 +108,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return t.send(r, id, next)
+	return t.send(req, r, id, next)
 }
 
-// send sends a deep copy of req, as a Base may write to the request it is
-// given, that carries jws, the ConsumerJWS of consumer id, and tells the
-// Cache if the API took it. The answer's Request is req, not the copy:
-// what a caller or a CheckRedirect can reach carries no ConsumerJWS.
-func (t *Transport) send(req *http.Request, id, jws string) (*http.Response, error) {
-	r := req.Clone(req.Context())
+// send sends a deep copy of out (req, or its copy to resend), as a Base
+// may write to the request it is given, that carries jws, the ConsumerJWS
+// of consumer id, and tells the Cache if the API took it. The answer's
+// Request is req, the caller's: what a caller or a CheckRedirect can reach
+// carries no ConsumerJWS.
+func (t *Transport) send(req, out *http.Request, id, jws string) (*http.Response, error) {
+	r := out.Clone(out.Context())
 	r.Header.Set("X-LP-ON-BEHALF", jws)
 	resp, err := lphttp.SendCopy(t.base(), req, r)
 	if err == nil && resp.StatusCode < 400 {
