@@ -544,7 +544,11 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil
 	}
 	lphttp.Drain(resp)
-	return t.sendNoting(r, tok)
+	resp, err = t.sendNoting(r, tok)
+	if resp != nil {
+		resp.Request = req // the caller's, as for the first answer
+	}
+	return resp, err
 }
 
 // path names where a request goes and how its token is sent, the unit in
