@@ -239,6 +239,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,7 +332,41 @@ type Server struct {
 	// a certificate in it, the server uses net/http/httptest's.
 	TLS *tls.Config
 
+	// Strict, if set before Start, makes the server refuse what it
+	// otherwise takes with a [Note]: the requests that depart from the form
+	// LivePerson documents, where LivePerson's pages contradict each other
+	// or its own clients send something else, get the documented 400
+	// instead.
+	Strict bool
+
+	// DomainAPIHTTPListener, if set before Start, is where the server also
+	// serves the Domain API, and only it, over plain http, as LivePerson
+	// documents http://api.liveperson.net beside https. Its answers name the
+	// https host of every service, as LivePerson's do. The server closes
+	// it.
+	DomainAPIHTTPListener net.Listener
+
+	// WebhookRetention, if set before Start, puts the app's webhooks under
+	// LivePerson's TTL-based retry policy, the app installation's
+	// retention_time, from 2 s to 72 h: a failed delivery is tried again
+	// after pauses of 2, 4, 8 s and so on, at most 5 minutes each, for as
+	// long as it is younger than WebhookRetention, and a conversation's
+	// notifications keep their order but in the drain period (see Webhooks
+	// in the package documentation); each Webhook's MaxRetries is then
+	// unused. Zero, the default, is LivePerson's count-based policy. Start
+	// panics for a value out of bounds.
+	WebhookRetention time.Duration
+
+	// WebhookSlowAnswer and WebhookSlowWindow, if set before Start, change
+	// when the server disables the app, as LivePerson says it may "without
+	// prior warning": when every attempt to one of its endpoints took
+	// longer than WebhookSlowAnswer (default 2.5 s) for WebhookSlowWindow
+	// (default 2 minutes). [Server.WebhooksDisabled] tells why.
+	WebhookSlowAnswer time.Duration
+	WebhookSlowWindow time.Duration
+
 	ts       *httptest.Server
+	domainTS *httptest.Server // over plain http, with DomainAPIHTTPListener
 	closing  chan struct{}
 	closed   sync.Once
 	errorLog atomic.Pointer[log.Logger]
@@ -342,6 +378,7 @@ type Server struct {
 	queued   map[Endpoint][]Fault
 	sticky   map[Endpoint]Fault
 	requests map[Endpoint][]Request
+	notes    []Note
 
 	acceptBearer bool
 	rejectCode   int
@@ -419,8 +456,11 @@ func (s *Server) Start() {
 	if s.ts != nil {
 		panic("appjwttest: Server started twice")
 	}
+	if err := s.hooks.configure(s.webhookPolicy()); err != nil {
+		panic(err.Error())
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
+	s.handleDomain(mux)
 	mux.HandleFunc("POST /sentinel/api/account/{account}/app/token", s.handle(Sentinel, s.serveToken))
 	mux.HandleFunc("POST /api/account/{account}/consumer", s.handle(Consumer, s.serveConsumer))
 	mux.HandleFunc("POST /api/account/{account}/messaging/consumer/conversation", s.handle(Conversation, s.serveConversation))
@@ -434,6 +474,13 @@ func (s *Server) Start() {
 	s.ts.Config.ErrorLog = log.New(errorLogWriter{s}, "", 0)
 	s.ts.TLS = s.TLS
 	s.ts.StartTLS()
+	if s.DomainAPIHTTPListener != nil {
+		plain := http.NewServeMux()
+		s.handleDomain(plain)
+		s.domainTS = &httptest.Server{Listener: s.DomainAPIHTTPListener, Config: &http.Server{Handler: s.dated(plain)}}
+		s.domainTS.Config.ErrorLog = s.ts.Config.ErrorLog
+		s.domainTS.Start()
+	}
 }
 
 // Close shuts the server down, ending hanging requests and webhook
@@ -443,10 +490,15 @@ func (s *Server) Close() {
 	s.closed.Do(func() { close(s.closing) })
 	s.hooks.close()
 	if s.ts == nil {
-		if s.Listener != nil {
-			s.Listener.Close()
+		for _, l := range []net.Listener{s.Listener, s.DomainAPIHTTPListener} {
+			if l != nil {
+				l.Close()
+			}
 		}
 		return
+	}
+	if s.domainTS != nil {
+		s.domainTS.Close()
 	}
 	s.ts.Close()
 }
@@ -689,7 +741,32 @@ func (s *Server) sleep(r *http.Request, d time.Duration) bool {
 	return false
 }
 
+// domainServices are the services of the Domain API, all of them served
+// by the server.
+var domainServices = []string{"sentinel", "asyncMessagingEnt", "idp"}
+
+// handleDomain registers the Domain API: one service, or all of them,
+// with .json as LivePerson documents it, and without, as botium asks it.
+func (s *Server) handleDomain(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI.json", s.handle(DomainAPI, s.serveDomain))
+	mux.HandleFunc("GET /api/account/{account}/service/{service}/baseURI", s.handle(DomainAPI, s.serveDomain))
+	mux.HandleFunc("GET /api/account/{account}/service/baseURI.json", s.handle(DomainAPI, s.serveDomain))
+	mux.HandleFunc("GET /api/account/{account}/service/baseURI", s.handle(DomainAPI, s.serveDomain))
+}
+
+// domainBaseURI is one service's answer of the Domain API.
+type domainBaseURI struct {
+	Service string `json:"service"`
+	Account string `json:"account"`
+	BaseURI string `json:"baseURI"`
+}
+
 func (s *Server) serveDomain(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasSuffix(r.URL.Path, ".json") && !s.lenient(DomainAPI, RuleDomainAPIJSON,
+		"a path without .json: LivePerson documents baseURI.json; botium asks baseURI") {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "the path ends in baseURI.json"})
+		return
+	}
 	if r.URL.Query().Get("version") != "1.0" {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "version=1.0 is required"})
 		return
@@ -698,20 +775,33 @@ func (s *Server) serveDomain(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid site"})
 		return
 	}
-	switch svc := r.PathValue("service"); svc {
-	case "sentinel", "asyncMessagingEnt", "idp":
-		writeJSON(w, http.StatusOK, map[string]string{"service": svc, "account": s.AccountID, "baseURI": s.Host()})
-	default:
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service " + svc})
+	svc := r.PathValue("service")
+	if svc == "" {
+		all := make([]domainBaseURI, len(domainServices))
+		for i, svc := range domainServices {
+			all[i] = domainBaseURI{svc, s.AccountID, s.Host()}
+		}
+		writeJSON(w, http.StatusOK, map[string][]domainBaseURI{"baseURIs": all})
+		return
 	}
+	if !slices.Contains(domainServices, svc) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown service " + svc})
+		return
+	}
+	writeJSON(w, http.StatusOK, domainBaseURI{svc, s.AccountID, s.Host()})
 }
 
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	// LivePerson's Functions external-invocation page asks a v2 token here.
+	if q.Get("v") == "2.0" {
+		s.serveTokenV2(w, r)
+		return
+	}
 	// LivePerson's pages put grant_type in the query (Get AppJWT) or in the
 	// form body (OAuth 2.0 Client Credentials).
 	if q.Get("v") != "1.0" || cmp.Or(r.PostForm.Get("grant_type"), q.Get("grant_type")) != "client_credentials" {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "v=1.0 and grant_type=client_credentials are required"})
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": "v=1.0 (or 2.0) and grant_type=client_credentials are required"})
 		return
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {

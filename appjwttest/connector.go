@@ -152,8 +152,17 @@ func (s *Server) check(r *http.Request, version string, onBehalf bool) (string, 
 }
 
 func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
-	if _, ok := s.authorize(w, r, "1.0", false); !ok {
+	// botium asks without v; LivePerson's pages put v=1.0 in the URI, and
+	// what LivePerson answers without it is unknown.
+	version, lax := "1.0", !r.URL.Query().Has("v") && !s.Strict
+	if lax {
+		version = ""
+	}
+	if _, ok := s.authorize(w, r, version, false); !ok {
 		return
+	}
+	if lax {
+		s.lenient(Consumer, RuleConsumerVersion, "no v in the query: LivePerson documents v=1.0; botium sends none")
 	}
 	var body struct {
 		ExtConsumerID string `json:"ext_consumer_id"`

@@ -68,7 +68,7 @@ func FuzzClientProperties(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, header string) {
-		features, e := clientProperties(map[string][]string{"Client-Properties": {header}})
+		features, e := NewUnstartedServer().clientProperties(Send, map[string][]string{"Client-Properties": {header}})
 		switch {
 		case e == nil && features == nil:
 			t.Errorf("header %q: nil features and no error", header)

@@ -36,6 +36,7 @@ type messagingChange struct {
 	ServerTimestamp    int64        `json:"serverTimestamp,omitempty"`
 	Event              eventPayload `json:"event"`
 	DialogID           string       `json:"dialogId"`
+	ConversationID     string       `json:"conversationId"` // the same, as LivePerson's demo app's signed fixture carries it
 }
 
 type participant struct {
@@ -83,7 +84,8 @@ func (s *Server) notifyEventLocked(c *conversation, e Event, now time.Time) {
 			Type: e.Type, Message: e.Message, ChatState: e.ChatState,
 			Status: e.Status, SequenceList: e.SequenceList, Content: e.Content,
 		},
-		DialogID: c.ID,
+		DialogID:       c.ID,
+		ConversationID: c.ID,
 	}
 	ch.OriginatorID = ch.OriginatorMetadata.ID
 	if e.Type == "ContentEvent" {
@@ -93,7 +95,7 @@ func (s *Server) notifyEventLocked(c *conversation, e Event, now time.Time) {
 		seq := e.Sequence
 		ch.Sequence, ch.ServerTimestamp = &seq, now.UnixMilli()
 	}
-	s.notifyLocked("ms.MessagingEventNotification."+e.Type, "ms.MessagingEventNotification", ch)
+	s.notifyLocked(c, "ms.MessagingEventNotification."+e.Type, "ms.MessagingEventNotification", ch)
 }
 
 // notifyConversationLocked delivers c's state at now to the conversation
@@ -116,7 +118,7 @@ func (s *Server) notifyConversationLocked(c *conversation, now time.Time) {
 		d.Stage, d.CloseReason, d.EndTs = stateClose, c.closeReason, now.UnixMilli()
 	}
 	ch.Result.ConversationDetails = d
-	s.notifyLocked(WebhookConversationChange, WebhookConversationChange, ch)
+	s.notifyLocked(c, WebhookConversationChange, WebhookConversationChange, ch)
 }
 
 // participantLocked returns the consumer of c, or its agent. The caller
@@ -128,10 +130,10 @@ func (s *Server) participantLocked(c *conversation, role string) participant {
 	return participant{ID: s.lpConsumers[c.Consumer], Role: roleConsumer}
 }
 
-// notifyLocked delivers a notification of one change to the webhook of
-// event type hook. Delivering while s.mu is held queues notifications in
-// the order of the events. The caller holds s.mu.
-func (s *Server) notifyLocked(hook, typ string, change any) {
+// notifyLocked delivers a notification of one change of c to the webhook
+// of event type hook. Delivering while s.mu is held queues notifications
+// in the order of the events. The caller holds s.mu.
+func (s *Server) notifyLocked(c *conversation, hook, typ string, change any) {
 	n := notification{Kind: "notification", Type: typ}
 	n.Body.Changes = []any{change}
 	var b bytes.Buffer
@@ -140,5 +142,5 @@ func (s *Server) notifyLocked(hook, typ string, change any) {
 	if err := enc.Encode(n); err != nil {
 		panic("appjwttest: encoding a notification: " + err.Error())
 	}
-	s.hooks.deliver(hook, bytes.TrimSuffix(b.Bytes(), []byte("\n")), s.AccountID, s.ClientID, s.ClientSecret)
+	s.hooks.deliver(hook, c.ID, bytes.TrimSuffix(b.Bytes(), []byte("\n")), s.AccountID, s.ClientID, s.ClientSecret)
 }

@@ -24,21 +24,21 @@ var profileSet = map[string]string{"msg": "OK User Profile set successfully"}
 // sendAPIRequest checks what CONVERSATION and SEND both check, the
 // AppJWT, the ConsumerJWS and the Client-Properties header, and answers
 // the request if it fails: the consumer, and the features it asks for.
-func (s *Server) sendAPIRequest(w http.ResponseWriter, r *http.Request) (consumer string, features []string, ok bool) {
+func (s *Server) sendAPIRequest(e Endpoint, w http.ResponseWriter, r *http.Request) (consumer string, features []string, ok bool) {
 	consumer, ok = s.authorize(w, r, "3", true)
 	if !ok {
 		return "", nil, false
 	}
-	features, e := clientProperties(r.Header)
-	if e != nil {
-		e.write(w)
+	features, err := s.clientProperties(e, r.Header)
+	if err != nil {
+		err.write(w)
 		return "", nil, false
 	}
 	return consumer, features, true
 }
 
 func (s *Server) serveConversation(w http.ResponseWriter, r *http.Request) {
-	consumer, features, ok := s.sendAPIRequest(w, r)
+	consumer, features, ok := s.sendAPIRequest(Conversation, w, r)
 	if !ok {
 		return
 	}
@@ -85,7 +85,7 @@ func (s *Server) parseBatch(batch []json.RawMessage) (profile, open lpRequest, e
 const notTwoRequests = "the body must be a JSON array of two requests: userprofile.SetUserProfile, then cm.ConsumerRequestConversation"
 
 func (s *Server) serveSend(w http.ResponseWriter, r *http.Request) {
-	consumer, features, ok := s.sendAPIRequest(w, r)
+	consumer, features, ok := s.sendAPIRequest(Send, w, r)
 	if !ok {
 		return
 	}
@@ -337,8 +337,8 @@ func (s *Server) checkConversationRequest(raw json.RawMessage) *lpError {
 		TTRDefName   *string `json:"ttrDefName"`
 		SkillID      *string `json:"skillId"`
 		CampaignInfo *struct {
-			CampaignID   string `json:"campaignId"`
-			EngagementID string `json:"engagementId"`
+			CampaignID   json.RawMessage `json:"campaignId"`
+			EngagementID json.RawMessage `json:"engagementId"`
 		} `json:"campaignInfo"`
 		ConversationContext map[string]any `json:"conversationContext"`
 	}
@@ -350,12 +350,43 @@ func (s *Server) checkConversationRequest(raw json.RawMessage) *lpError {
 		return &lpError{code: codeMissingParameter} // LivePerson's "Brand Id is missing"
 	case *body.BrandID != s.AccountID:
 		return badParameter("cm.ConsumerRequestConversation: brandId must be the account in the URL")
-	case body.ChannelType == nil || *body.ChannelType == "":
+	case body.ChannelType == nil && !s.lenient(Conversation, RuleConversationChannelType,
+		`no channelType: LivePerson's CONVERSATION page calls {"brandId"} alone the minimal payload, and its table channelType mandatory`):
 		return badParameter("cm.ConsumerRequestConversation: channelType is missing")
-	case *body.ChannelType != "MESSAGING":
+	case body.ChannelType != nil && *body.ChannelType == "":
+		return badParameter("cm.ConsumerRequestConversation: channelType is missing")
+	case body.ChannelType != nil && *body.ChannelType != "MESSAGING":
 		return badParameter("cm.ConsumerRequestConversation: channelType must be MESSAGING")
 	case body.TTRDefName != nil && !slices.Contains(ttrDefNames, *body.TTRDefName):
 		return badParameter("cm.ConsumerRequestConversation: ttrDefName must be NORMAL, URGENT, PRIORITIZED or null")
+	}
+	if c := body.CampaignInfo; c != nil {
+		return s.checkCampaignIDs(c.CampaignID, c.EngagementID)
+	}
+	return nil
+}
+
+// checkCampaignIDs checks the campaignId and engagementId of a
+// campaignInfo: strings, as LivePerson's pages show them, or numbers, as
+// LivePerson's demo app sends them.
+func (s *Server) checkCampaignIDs(ids ...json.RawMessage) *lpError {
+	numbers := false
+	for i, raw := range ids {
+		var v any
+		if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+			continue // absent
+		}
+		switch v.(type) {
+		case string, nil:
+		case float64:
+			numbers = true
+		default:
+			return badParameter("cm.ConsumerRequestConversation: campaignInfo." + [...]string{"campaignId", "engagementId"}[i] + " has the wrong JSON type")
+		}
+	}
+	if numbers && !s.lenient(Conversation, RuleCampaignInfoNumbers,
+		"numeric campaignId or engagementId: LivePerson's pages show strings; LivePerson's demo app sends numbers") {
+		return badParameter("cm.ConsumerRequestConversation: campaignInfo's campaignId and engagementId are strings")
 	}
 	return nil
 }
@@ -424,7 +455,7 @@ func isObject(raw json.RawMessage) bool {
 
 // clientProperties checks the Client-Properties header of a request, if
 // it has one, and returns its features.
-func clientProperties(h http.Header) ([]string, *lpError) {
+func (s *Server) clientProperties(e Endpoint, h http.Header) ([]string, *lpError) {
 	values := h.Values("Client-Properties")
 	if len(values) == 0 {
 		return nil, nil
@@ -437,7 +468,10 @@ func clientProperties(h http.Header) ([]string, *lpError) {
 	if len(values) > 1 || !isObject(json.RawMessage(values[0])) || json.Unmarshal([]byte(values[0]), &p) != nil {
 		return nil, badParameter(bad)
 	}
-	if p.Type != nil && *p.Type != ".ClientProperties" {
+	// LivePerson's pages show ".ClientProperties"; botium sends
+	// "ClientProperties", and LivePerson's clients send both.
+	if p.Type != nil && *p.Type != ".ClientProperties" && (*p.Type != "ClientProperties" ||
+		!s.lenient(e, RuleClientPropertiesType, `Client-Properties type "ClientProperties": LivePerson documents ".ClientProperties"; botium sends it without the dot`)) {
 		return nil, badParameter(bad)
 	}
 	if p.Features == nil {

@@ -195,7 +195,7 @@ func TestConversationBodies(t *testing.T) {
 			wantErr: missingParameter("cm.ConsumerRequestConversation: brandId must be the account in the URL")},
 		{name: "brandId a number", body: batch(`{}`, `{"brandId":12345678,"channelType":"MESSAGING"}`), wantStatus: 400,
 			wantErr: missingParameter("cm.ConsumerRequestConversation: brandId has the wrong JSON type")},
-		{name: "no channelType", body: batch(`{}`, `{"brandId":"{account}"}`), wantStatus: 400, wantErr: missingParameter("cm.ConsumerRequestConversation: channelType is missing")},
+		{name: "channelType empty", body: batch(`{}`, `{"brandId":"{account}","channelType":""}`), wantStatus: 400, wantErr: missingParameter("cm.ConsumerRequestConversation: channelType is missing")},
 		{name: "channelType CHAT", body: batch(`{}`, `{"brandId":"{account}","channelType":"CHAT"}`), wantStatus: 400, wantErr: missingParameter("cm.ConsumerRequestConversation: channelType must be MESSAGING")},
 		{name: "ttrDefName SLOW", body: batch(`{}`, `{"brandId":"{account}","channelType":"MESSAGING","ttrDefName":"SLOW"}`), wantStatus: 400,
 			wantErr: missingParameter("cm.ConsumerRequestConversation: ttrDefName must be NORMAL, URGENT, PRIORITIZED or null")},

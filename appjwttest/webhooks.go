@@ -56,6 +56,18 @@ const (
 	DefaultWebhookRetryPause     = 30 * time.Second // between a failed attempt and the next
 	DefaultWebhookConnectTimeout = 5 * time.Second  // to connect, TLS included
 	DefaultWebhookReadTimeout    = 5 * time.Second  // to read the answer, once connected
+
+	DefaultWebhookFirstBackoff = 2 * time.Second // the TTL-based policy's first pause
+	DefaultWebhookMaxBackoff   = 5 * time.Minute // the TTL-based policy's longest pause
+
+	DefaultWebhookSlowAnswer = 2500 * time.Millisecond // an answer slower than this is slow
+	DefaultWebhookSlowWindow = 2 * time.Minute         // slow answers for this long disable the app
+)
+
+// The bounds of Server.WebhookRetention, LivePerson's retention_time.
+const (
+	minWebhookRetention = 2 * time.Second
+	maxWebhookRetention = 259200 * time.Second
 )
 
 // Bounds of what the server keeps and sends for a test.
@@ -65,12 +77,18 @@ const (
 )
 
 // WebhookTiming paces deliveries. Its zero fields mean LivePerson's
-// values: a 30 s pause before a retry, 5 s to connect and 5 s to read the
-// answer. A test shortens them with [Server.SetWebhookTiming].
+// values: a 30 s pause before a retry (2 s doubling up to 5 minutes under
+// the TTL-based policy), 5 s to connect and 5 s to read the answer. A test
+// shortens them with [Server.SetWebhookTiming].
 type WebhookTiming struct {
 	// RetryPause is how long a delivery that failed waits before it is
-	// queued again.
+	// queued again, under the count-based policy.
 	RetryPause time.Duration
+	// FirstBackoff and MaxBackoff pace the retries of the TTL-based
+	// policy ([Server.WebhookRetention]): the first waits FirstBackoff,
+	// each next one twice as long as the one before, MaxBackoff at most.
+	FirstBackoff time.Duration
+	MaxBackoff   time.Duration
 	// ConnectTimeout bounds an attempt from its start until a connection
 	// is ready, its TLS handshake done.
 	ConnectTimeout time.Duration
@@ -202,6 +220,8 @@ func (s *Server) SetWebhookClient(c *http.Client) {
 // that are zero or negative mean LivePerson's values.
 func (s *Server) SetWebhookTiming(t WebhookTiming) {
 	t.RetryPause = orDefault(t.RetryPause, DefaultWebhookRetryPause)
+	t.FirstBackoff = orDefault(t.FirstBackoff, DefaultWebhookFirstBackoff)
+	t.MaxBackoff = orDefault(t.MaxBackoff, DefaultWebhookMaxBackoff)
 	t.ConnectTimeout = orDefault(t.ConnectTimeout, DefaultWebhookConnectTimeout)
 	t.ReadTimeout = orDefault(t.ReadTimeout, DefaultWebhookReadTimeout)
 	w := s.hooks
@@ -278,6 +298,9 @@ type webhooks struct {
 	registered map[string]Webhook
 	client     *http.Client
 	timing     WebhookTiming
+	policy     webhookPolicy
+	slowSince  map[string]time.Time // per endpoint: when the attempts to it started to be slow
+	disabled   error                // why the app is disabled; nil while it is not
 	faults     map[string][]WebhookFault
 	queues     map[string]*hookQueue
 	deliveries []*delivery
@@ -290,13 +313,68 @@ type hookQueue struct {
 	queued   []*delivery
 	held     []*delivery // by Reorder faults, until the next one comes
 	draining bool        // a goroutine attempts the queued deliveries
+	convs    map[string]*convQueue
+}
+
+// convQueue keeps the order of one conversation's deliveries under the
+// TTL-based policy: one of them is admitted to the webhook's queue at a
+// time, until one fails and is then done, which starts the drain period:
+// the ones held behind it, and those that come while any of these is not
+// done, are admitted at once, and a failed one is retried behind what
+// came meanwhile.
+type convQueue struct {
+	busy  bool        // one delivery is admitted and not done
+	held  []*delivery // behind it, oldest first
+	drain int         // deliveries of the drain period not done
 }
 
 // delivery is the server's record of a Delivery.
 type delivery struct {
 	Delivery
+	conv       string    // its conversation
+	queuedAt   time.Time // when it was queued: the TTL-based policy's retention counts from then
 	maxRetries int
+	draining   bool // admitted in its conversation's drain period
 	done       bool
+}
+
+// webhookPolicy is how the app's deliveries are retried, and when the app
+// is disabled: the Server's fields, fixed at Start.
+type webhookPolicy struct {
+	retention  time.Duration // 0: count-based
+	slowAnswer time.Duration
+	slowWindow time.Duration
+}
+
+// webhookPolicy returns the policy the Server's fields set.
+func (s *Server) webhookPolicy() webhookPolicy {
+	return webhookPolicy{
+		retention:  s.WebhookRetention,
+		slowAnswer: orDefault(s.WebhookSlowAnswer, DefaultWebhookSlowAnswer),
+		slowWindow: orDefault(s.WebhookSlowWindow, DefaultWebhookSlowWindow),
+	}
+}
+
+// configure sets the policy, or returns an error if it is out of bounds.
+func (w *webhooks) configure(p webhookPolicy) error {
+	if p.retention != 0 && (p.retention < minWebhookRetention || p.retention > maxWebhookRetention) {
+		return fmt.Errorf("appjwttest: WebhookRetention %v is not between %v and %v", p.retention, minWebhookRetention, maxWebhookRetention)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.policy = p
+	return nil
+}
+
+// WebhooksDisabled returns why the server has disabled the app, nil if it
+// has not: its endpoint answered slower than WebhookSlowAnswer for
+// WebhookSlowWindow. From then on no notification is delivered: those
+// pending are dropped, and new ones are not queued.
+func (s *Server) WebhooksDisabled() error {
+	w := s.hooks
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.disabled
 }
 
 func (d *delivery) snapshot() Delivery {
@@ -324,10 +402,18 @@ func newWebhooks() *webhooks {
 		cancel:        cancel,
 		defaultClient: def,
 		client:        def,
-		timing:        WebhookTiming{DefaultWebhookRetryPause, DefaultWebhookConnectTimeout, DefaultWebhookReadTimeout},
-		faults:        map[string][]WebhookFault{},
-		queues:        map[string]*hookQueue{},
-		idle:          idle,
+		timing: WebhookTiming{
+			RetryPause:     DefaultWebhookRetryPause,
+			FirstBackoff:   DefaultWebhookFirstBackoff,
+			MaxBackoff:     DefaultWebhookMaxBackoff,
+			ConnectTimeout: DefaultWebhookConnectTimeout,
+			ReadTimeout:    DefaultWebhookReadTimeout,
+		},
+		policy:    webhookPolicy{slowAnswer: DefaultWebhookSlowAnswer, slowWindow: DefaultWebhookSlowWindow},
+		slowSince: map[string]time.Time{},
+		faults:    map[string][]WebhookFault{},
+		queues:    map[string]*hookQueue{},
+		idle:      idle,
 	}
 }
 
@@ -352,13 +438,13 @@ func (w *webhooks) close() {
 	w.defaultClient.CloseIdleConnections()
 }
 
-// deliver queues a notification for the webhook of event type typ, if
-// one is registered, signed for the app installation.
-func (w *webhooks) deliver(typ string, body []byte, account, clientID, secret string) {
+// deliver queues a notification of conversation conv for the webhook of
+// event type typ, if one is registered, signed for the app installation.
+func (w *webhooks) deliver(typ, conv string, body []byte, account, clientID, secret string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	hook, ok := w.registered[typ]
-	if !ok || w.closed {
+	if !ok || w.closed || w.disabled != nil {
 		return
 	}
 	var f WebhookFault
@@ -376,9 +462,10 @@ func (w *webhooks) deliver(typ string, body []byte, account, clientID, secret st
 	h.Set(webhook.HeaderAccountID, account)
 	h.Set(webhook.HeaderClientID, clientID)
 	h.Set(webhook.HeaderSignature, webhook.Sign(secret, body))
-	ds := []*delivery{{Delivery: Delivery{Webhook: typ, Endpoint: hook.Endpoint, Header: h, Body: body, Fault: f}, maxRetries: hook.MaxRetries}}
+	now := time.Now()
+	ds := []*delivery{{Delivery: Delivery{Webhook: typ, Endpoint: hook.Endpoint, Header: h, Body: body, Fault: f}, conv: conv, queuedAt: now, maxRetries: hook.MaxRetries}}
 	if f.Duplicate {
-		ds = append(ds, &delivery{Delivery: ds[0].snapshot(), maxRetries: hook.MaxRetries})
+		ds = append(ds, &delivery{Delivery: ds[0].snapshot(), conv: conv, queuedAt: now, maxRetries: hook.MaxRetries})
 	}
 	for _, d := range ds {
 		w.deliveries = append(w.deliveries, d)
@@ -386,7 +473,7 @@ func (w *webhooks) deliver(typ string, body []byte, account, clientID, secret st
 	}
 	q := w.queues[typ]
 	if q == nil {
-		q = &hookQueue{}
+		q = &hookQueue{convs: map[string]*convQueue{}}
 		w.queues[typ] = q
 	}
 	if f.Reorder {
@@ -399,8 +486,9 @@ func (w *webhooks) deliver(typ string, body []byte, account, clientID, secret st
 		})
 		return
 	}
-	w.enqueueLocked(q, ds...)
-	w.enqueueLocked(q, q.held...)
+	for _, d := range append(ds, q.held...) {
+		w.admitLocked(q, d)
+	}
 	q.held = nil
 }
 
@@ -411,7 +499,7 @@ func (w *webhooks) release(q *hookQueue, ds []*delivery) {
 	for _, d := range ds {
 		if i := slices.Index(q.held, d); i >= 0 && !w.closed {
 			q.held = slices.Delete(q.held, i, i+1)
-			w.enqueueLocked(q, d)
+			w.admitLocked(q, d)
 		}
 	}
 }
@@ -445,6 +533,64 @@ func (w *webhooks) enqueueLocked(q *hookQueue, ds ...*delivery) {
 	}
 }
 
+// admitLocked queues d on q, unless the TTL-based policy holds it behind
+// a delivery of its conversation. The caller holds w.mu, and w is not
+// closed.
+func (w *webhooks) admitLocked(q *hookQueue, d *delivery) {
+	if w.policy.retention == 0 {
+		w.enqueueLocked(q, d)
+		return
+	}
+	c := q.convs[d.conv]
+	if c == nil {
+		c = &convQueue{}
+		q.convs[d.conv] = c
+	}
+	switch {
+	case c.drain > 0:
+		c.drain++
+		d.draining = true
+	case c.busy:
+		c.held = append(c.held, d)
+		return
+	default:
+		c.busy = true
+	}
+	w.enqueueLocked(q, d)
+}
+
+// doneLocked counts d as done, and admits what its conversation held
+// behind it: the next one, or, if d had failed, all of them, which starts
+// the drain period. The caller holds w.mu.
+func (w *webhooks) doneLocked(q *hookQueue, d *delivery) {
+	w.finishLocked(d)
+	c := q.convs[d.conv]
+	if w.policy.retention == 0 || c == nil || w.closed {
+		return
+	}
+	if d.draining {
+		c.drain--
+	} else {
+		c.busy = false
+	}
+	switch {
+	case c.drain > 0 || c.busy:
+	case len(c.held) == 0:
+		delete(q.convs, d.conv)
+	case len(d.Attempts) > 1 || !d.Delivered() && !d.draining:
+		held := c.held
+		c.held, c.drain = nil, len(held)
+		for _, h := range held {
+			h.draining = true
+		}
+		w.enqueueLocked(q, held...)
+	default:
+		next := c.held[0]
+		c.held, c.busy = c.held[1:], true
+		w.enqueueLocked(q, next)
+	}
+}
+
 // drain attempts q's deliveries, one at a time, until none is queued.
 func (w *webhooks) drain(q *hookQueue) {
 	for {
@@ -456,6 +602,11 @@ func (w *webhooks) drain(q *hookQueue) {
 		}
 		d := q.queued[0]
 		q.queued = q.queued[1:]
+		if d.done || w.expiredLocked(d, 0) { // dropped by a disabled app, or older than the retention
+			w.doneLocked(q, d)
+			w.mu.Unlock()
+			continue
+		}
 		client, timing := w.client, w.timing
 		w.mu.Unlock()
 
@@ -463,16 +614,68 @@ func (w *webhooks) drain(q *hookQueue) {
 
 		w.mu.Lock()
 		d.Attempts = append(d.Attempts, a)
-		if !a.ok() && len(d.Attempts) <= d.maxRetries && !w.closed {
+		w.watchSlowLocked(d, a)
+		switch pause := w.retryPauseLocked(d, timing); {
+		case w.closed || d.done: // the app was disabled meanwhile
+		case a.ok() || pause < 0:
+			w.doneLocked(q, d)
+		default:
 			w.wg.Go(func() {
-				if w.sleep(timing.RetryPause) {
+				if w.sleep(pause) {
 					w.requeue(q, d)
 				}
 			})
-		} else {
-			w.finishLocked(d)
 		}
 		w.mu.Unlock()
+	}
+}
+
+// retryPauseLocked returns how long d waits before its next attempt, or
+// -1 if it has none left. The caller holds w.mu.
+func (w *webhooks) retryPauseLocked(d *delivery, t WebhookTiming) time.Duration {
+	n := len(d.Attempts)
+	if w.policy.retention == 0 {
+		if n <= d.maxRetries {
+			return t.RetryPause
+		}
+		return -1
+	}
+	pause := t.FirstBackoff
+	for i := 1; i < n && pause < t.MaxBackoff; i++ {
+		pause *= 2
+	}
+	pause = min(pause, t.MaxBackoff)
+	if w.expiredLocked(d, pause) {
+		return -1
+	}
+	return pause
+}
+
+// expiredLocked reports whether d, under the TTL-based policy, is as old
+// as the retention after the pause. The caller holds w.mu.
+func (w *webhooks) expiredLocked(d *delivery, pause time.Duration) bool {
+	return w.policy.retention > 0 && time.Since(d.queuedAt)+pause >= w.policy.retention
+}
+
+// watchSlowLocked notes how fast d's endpoint gave answer a, and disables
+// the app if it has been slow for the window. The caller holds w.mu.
+func (w *webhooks) watchSlowLocked(d *delivery, a Attempt) {
+	if a.Duration <= w.policy.slowAnswer {
+		delete(w.slowSince, d.Endpoint)
+		return
+	}
+	now := time.Now()
+	since, ok := w.slowSince[d.Endpoint]
+	if !ok {
+		since = now.Add(-a.Duration)
+		w.slowSince[d.Endpoint] = since
+	}
+	if w.disabled != nil || now.Sub(since) < w.policy.slowWindow {
+		return
+	}
+	w.disabled = fmt.Errorf("appjwttest: webhooks disabled: the endpoint of %s answered slower than %v for %v", d.Webhook, w.policy.slowAnswer, now.Sub(since))
+	for _, d := range w.deliveries {
+		w.finishLocked(d)
 	}
 }
 
@@ -480,7 +683,7 @@ func (w *webhooks) drain(q *hookQueue) {
 func (w *webhooks) requeue(q *hookQueue, d *delivery) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.closed {
+	if !w.closed && !d.done {
 		w.enqueueLocked(q, d)
 	}
 }
