@@ -7,6 +7,7 @@
 //	appjwttest                         # on 127.0.0.1, at a port the system picks
 //	appjwttest -addr 127.0.0.1:8443    # or [::1]:8443, localhost:8443
 //	appjwttest -ca-file ./ca.pem       # where to write the CA certificate
+//	appjwttest -domain-api-http 127.0.0.1:8080   # the Domain API over plain http too
 //
 // It serves the Domain API, Sentinel's v1 and v2 token APIs and its JWKS,
 // the ConsumerJWS endpoint, the Send API and a v2 API as package appjwttest
@@ -19,7 +20,10 @@
 // PEM. The certificate is made for this run too, valid for 127.0.0.1, ::1,
 // localhost and the host of -addr, and its key never leaves the process.
 // Without -ca-file it goes to a temporary directory that is removed on
-// exit.
+// exit. With -domain-api-http it serves the Domain API, and only it, over
+// plain http on that address too, as LivePerson documents
+// http://api.liveperson.net, for clients that ask it there; everything
+// else is https only.
 //
 // TLS handshake errors and the like, such as those of a client that does
 // not trust the certificate, go to standard error. Usage errors exit with
@@ -70,6 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	addr := fs.String("addr", "127.0.0.1:0", "listen on this loopback `host:port`; port 0: one the system picks")
 	caFile := fs.String("ca-file", "", "write the CA certificate (PEM) to this `file`; empty: a temporary file, removed on exit")
+	domainHTTP := fs.String("domain-api-http", "", "also serve the Domain API over plain http on this `host:port`; empty: not at all")
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
@@ -84,17 +89,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	l, err := net.Listen("tcp", *addr)
+	l, err := listen(*addr)
 	if err != nil {
-		fmt.Fprintf(stderr, "appjwttest: %v\n", err)
-		return 1
-	}
-	if err := checkBound(l.Addr()); err != nil {
-		l.Close()
 		fmt.Fprintln(stderr, err)
-		return 2
+		return exitCode(err)
 	}
-	if err := serve(ctx, l, host, *caFile, stdout, stderr); err != nil {
+	var plain net.Listener
+	if *domainHTTP != "" {
+		if plain, err = listen(*domainHTTP); err != nil {
+			l.Close()
+			fmt.Fprintln(stderr, strings.Replace(err.Error(), "-addr", "-domain-api-http", 1))
+			return exitCode(err)
+		}
+	}
+	if err := serve(ctx, l, plain, host, *caFile, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
@@ -131,9 +139,43 @@ func checkBound(a net.Addr) error {
 	return nil
 }
 
-// serve runs the stand-in on l, which serves host, until ctx is done. It
-// closes l.
-func serve(ctx context.Context, l net.Listener, host, caFile string, stdout, stderr io.Writer) error {
+// errListen is a listener that could not be had: the system's refusal,
+// not the user's address.
+type errListen struct{ err error }
+
+func (e errListen) Error() string { return "appjwttest: " + e.err.Error() }
+
+// listen listens on addr, which must name and bind loopback only.
+func listen(addr string) (net.Listener, error) {
+	if _, err := checkAddr(addr); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, errListen{err}
+	}
+	if err := checkBound(l.Addr()); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// exitCode is 2 for an address refused, as for any usage error, and 1 for
+// a listener the system refused.
+func exitCode(err error) int {
+	if errors.As(err, new(errListen)) {
+		return 1
+	}
+	return 2
+}
+
+// serve runs the stand-in on l, which serves host, and the Domain API over
+// plain http on plain, if not nil, until ctx is done. It closes both.
+func serve(ctx context.Context, l, plain net.Listener, host, caFile string, stdout, stderr io.Writer) error {
+	if plain != nil {
+		defer plain.Close() // if the server never starts; else it closes it
+	}
 	cert, certPEM, err := newCertificate(host, l.Addr())
 	if err != nil {
 		l.Close()
@@ -159,6 +201,7 @@ func serve(ctx context.Context, l net.Listener, host, caFile string, stdout, std
 	srv := appjwttest.NewUnstartedServer()
 	srv.Listener = l
 	srv.TLS = cert
+	srv.DomainAPIHTTPListener = plain
 	srv.Start()
 	defer srv.Close()
 	srv.SetErrorLog(log.New(stderr, "appjwttest: ", log.LstdFlags))
@@ -178,6 +221,9 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string) {
 	fmt.Fprintf(w, "client-id:     %s\n", srv.ClientID)
 	fmt.Fprintf(w, "client-secret: %s\n", srv.ClientSecret)
 	fmt.Fprintf(w, "ca-cert:       %s\n", caFile)
+	if l := srv.DomainAPIHTTPListener; l != nil {
+		fmt.Fprintf(w, "domain-api-http: http://%s\n", l.Addr())
+	}
 	fmt.Fprintf(w, "\nFor the appjwt command and curl (the appjwt command reads SSL_CERT_FILE on Linux and the BSDs):\n")
 	fmt.Fprintf(w, "  export LP_ACCOUNT_ID=%s LP_CLIENT_ID=%s LP_CLIENT_SECRET=%s LP_DOMAIN_API=%s SSL_CERT_FILE=%s\n",
 		shellQuote(srv.AccountID), shellQuote(srv.ClientID), shellQuote(srv.ClientSecret), shellQuote(srv.Host()), shellQuote(caFile))
