@@ -8,12 +8,17 @@
 //
 //   - the Domain API: GET /api/account/{account}/service/{service}/baseURI.json?version=1.0
 //     for the services "sentinel", "asyncMessagingEnt" and "idp", all pointing
-//     at the server itself;
+//     at the server itself, and GET /api/account/{account}/service/baseURI.json?version=1.0,
+//     which lists them all, {"baseURIs":[{"service":...,"account":...,"baseURI":...},...]};
+//     over plain http too, on a listener of its own, with
+//     [Server.DomainAPIHTTPListener];
 //   - Sentinel: POST /sentinel/api/account/{account}/app/token?v=1.0, which
 //     takes grant_type=client_credentials and the credentials in the form
 //     body or the query string, as LivePerson's pages show both, and issues
 //     RS256-signed AppJWTs with Sentinel's claim set, plus a jti that makes
-//     every token unique;
+//     every token unique; with ?v=2.0 instead, as LivePerson's Functions
+//     pages give it, it is a request of Sentinel's v2 API, answered as
+//     below (a scope in the form body is taken);
 //   - ConsumerJWS: POST /api/account/{account}/consumer?v=1.0, which takes
 //     {"ext_consumer_id":"..."} and answers 201 with {"token":"<ConsumerJWS>"},
 //     a token with the claims of LivePerson's sample (account_id,
@@ -56,10 +61,9 @@
 // The profile's body may be empty, or carry authenticatedData.lp_sdes, an
 // array of "ctmrinfo" and "personal" SDEs, the two kinds LivePerson takes.
 // The conversation request needs brandId, the account, and channelType
-// MESSAGING (LivePerson's pages disagree on whether channelType is
-// mandatory: the server wants it, so that a connector that passes here
-// passes either way), and may carry ttrDefName (NORMAL, URGENT or
-// PRIORITIZED), skillId, campaignInfo and conversationContext. A consumer
+// MESSAGING (without channelType, it is taken with a [Note]: see
+// Fidelity), and may carry ttrDefName (NORMAL, URGENT or PRIORITIZED),
+// skillId, campaignInfo and conversationContext. A consumer
 // has at most one open conversation. The answer is 200 with one entry per
 // request:
 //
@@ -94,9 +98,9 @@
 //
 // Both take a Client-Properties header, as LivePerson's samples send it on
 // every request: {"type":".ClientProperties","features":["AUTO_MESSAGES"]},
-// a JSON object whose type, if present, is ".ClientProperties" and whose
-// features, if present, are strings; otherwise they answer 400 with
-// errorCode 40001. Bodies over 1 MiB are 400 too. [Server.Conversation]
+// a JSON object whose type, if present, is ".ClientProperties" (or
+// "ClientProperties", with a [Note]) and whose features, if present, are
+// strings; otherwise they answer 400 with errorCode 40001. Bodies over 1 MiB are 400 too. [Server.Conversation]
 // and [Server.Conversations] tell what each conversation holds: state,
 // profile, features and events; the server keeps them, and the requests,
 // for as long as it runs. [Server.CloseConversation] closes one as
@@ -121,7 +125,11 @@
 //	{"kind":"notification","body":{"changes":[{"sequence":1,"originatorId":"<id>",
 //	 "originatorMetadata":{"id":"<id>","role":"ASSIGNED_AGENT"},"serverTimestamp":1528371199686,
 //	 "event":{"type":"ContentEvent","message":"hello","contentType":"text/plain"},
-//	 "dialogId":"<conversationId>"}]},"type":"ms.MessagingEventNotification"}
+//	 "dialogId":"<conversationId>","conversationId":"<conversationId>"}]},"type":"ms.MessagingEventNotification"}
+//
+// (LivePerson's Webhooks Examples page shows dialogId; the signed fixture
+// of LivePerson's demo app carries conversationId too, which the demo app,
+// botium and Microsoft's handoff sample route by),
 //
 // POSTed with Content-Type application/json and LivePerson's headers:
 // X-Liveperson-Account-Id, X-Liveperson-Client-Id and
@@ -140,12 +148,38 @@
 // A delivery succeeds when an attempt is answered 200 or 201; anything
 // else, a redirect, or no answer within the timeouts (5 s to connect,
 // TLS included, then 5 s to read the answer) is a failure, tried again
-// after a pause of 30 s, max_retries times at most, with the same bytes.
-// [Server.SetWebhookTiming] shortens these for tests. Each webhook's
-// deliveries are attempted one at a time, in the order of the events; a
-// retry is queued behind what came meanwhile. [Server.QueueWebhookFaults]
-// makes the next notifications of a webhook duplicated, reordered,
-// signed with another secret, or padded past a size cap.
+// with the same bytes, under one of the two policies of LivePerson's
+// webhooks retry policy page:
+//
+//   - count-based (deprecated by LivePerson, the default here): after a
+//     pause of 30 s, max_retries times at most. Each webhook's deliveries
+//     are attempted one at a time, in the order of the events; a retry is
+//     queued behind what came meanwhile: order is not kept.
+//   - TTL-based, with [Server.WebhookRetention] (the installation's
+//     retention_time): after pauses of 2, 4, 8 s and so on, doubling up to
+//     5 minutes, for as long as the delivery is younger than the
+//     retention. A conversation's notifications keep their order: while
+//     one is tried, the next wait behind it, and those older than the
+//     retention by then are dropped unsent. When one that failed is done,
+//     delivered or given up, the drain period starts: those held behind
+//     it, and those that come while any of these is not done, are sent at
+//     once, and one that fails is retried behind the others, as
+//     LivePerson says order is not kept then. LivePerson does not say more
+//     of the drain period: this is the server's model of it.
+//
+// [Server.SetWebhookTiming] shortens the pauses and timeouts for tests;
+// on testing/synctest's fake clock they need no shortening.
+// [Server.QueueWebhookFaults] makes the next notifications of a webhook
+// duplicated, reordered, signed with another secret, or padded past a
+// size cap.
+//
+// LivePerson says that "apps with at least one endpoint responding slower
+// than 2.5 seconds over 2 minutes may be disabled ... without prior
+// warning": the server does so when every attempt to one endpoint took
+// longer than [Server.WebhookSlowAnswer] (2.5 s) for
+// [Server.WebhookSlowWindow] (2 minutes); a faster answer starts the
+// window again. From then on nothing is delivered, and
+// [Server.WebhooksDisabled] tells why.
 //
 // [Server.Deliveries] tells what was delivered and every attempt's
 // answer, status and body; [Server.WaitWebhooks] waits for the deliveries
@@ -156,6 +190,52 @@
 // trusts the system's roots by default, which an httptest server's
 // certificate is not signed by: [Server.SetWebhookClient] takes the
 // client that trusts it.
+//
+// # Fidelity
+//
+// The server is as strict as LivePerson documents a rule, where nothing
+// LivePerson publishes contradicts it: a connector that passes here should
+// not fail against LivePerson for it, and one that breaks the rule should
+// fail here. Where LivePerson's pages contradict each other, or its own
+// published clients send something else, the server takes the request, as
+// LivePerson does, and records a [Note] that a test can read with
+// [Server.Notes], to demand the documented form all the same. With
+// [Server.Strict] it answers those requests with the documented 400
+// instead. The rules it is lenient with, and why (each a Rule of a Note):
+//
+//   - [RuleDomainAPIJSON]: the Domain API's path without ".json": LivePerson
+//     documents baseURI.json; botium asks baseURI. Strict: 400.
+//   - [RuleConversationChannelType]: a cm.ConsumerRequestConversation
+//     without channelType: LivePerson's CONVERSATION page calls {"brandId"}
+//     alone the minimal payload, while its table marks channelType
+//     mandatory; botium sends none. Strict: 400, errorCode 40001.
+//   - [RuleClientPropertiesType]: a Client-Properties header of type
+//     "ClientProperties": LivePerson's pages show ".ClientProperties";
+//     botium sends it without the dot, and LivePerson's clients send both.
+//     Strict: 400, errorCode 40001.
+//   - [RuleCampaignInfoNumbers]: a campaignInfo whose campaignId or
+//     engagementId is a number: LivePerson's pages show strings; LivePerson's
+//     demo app sends numbers. Strict: 400, errorCode 40001.
+//   - [RuleConsumerVersion]: a ConsumerJWS request without v: LivePerson's
+//     pages put v=1.0 in the URI; botium sends none, and what LivePerson
+//     answers is not documented. Strict: 400, errorCode 40001.
+//
+// A note is recorded when the server takes the departure, even if the
+// request then fails for another reason.
+//
+// The server takes, with no note, what LivePerson documents in more than
+// one form: grant_type and the credentials in Sentinel's query or form
+// body (the Get AppJWT page, the OAuth 2.0 page); a v2 token from the v1
+// path with ?v=2.0 (the Functions external-invocation page); the Domain
+// API over http (the Domain API page); and cm.UpdateConversationField's
+// conversationField as a one-element array (the Messaging Window API). It
+// is strict, as LivePerson documents them, on everything else: the
+// v of CONVERSATION and SEND, the raw AppJWT (see [Server.SetAcceptBearer]: whether
+// LivePerson takes "Bearer" is not documented), the ConsumerJWS, brandId,
+// the batch of CONVERSATION and the requests and events of SEND. Where
+// LivePerson documents no answer (an unknown service, a closed
+// conversation, an event the server does not model), the answer is the
+// server's own, and says so.
 //
 // # Errors
 //

@@ -29,7 +29,8 @@ type Webhook struct {
 	// delivers over TLS only.
 	Endpoint string `json:"endpoint"`
 	// MaxRetries is how many times a failed delivery is tried again, from
-	// 0 to MaxWebhookRetries.
+	// 0 to MaxWebhookRetries, under the count-based policy; the TTL-based
+	// one ([Server.WebhookRetention]) does not use it.
 	MaxRetries int `json:"max_retries"`
 }
 
