@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", "127.0.0.1:0", "listen on this loopback `host:port`; port 0: one the system picks")
 	caFile := fs.String("ca-file", "", "write the CA certificate (PEM) to this `file`; empty: a temporary file, removed on exit")
 	domainHTTP := fs.String("domain-api-http", "", "also serve the Domain API over plain http on this `host:port`; empty: not at all")
+	var ctl controlFlags
+	ctl.register(fs)
 	switch err := fs.Parse(args); {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
@@ -85,6 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	host, err := checkAddr(*addr)
+	if err == nil {
+		err = ctl.check()
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -102,8 +107,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitCode(err)
 		}
 	}
-	if err := serve(ctx, l, plain, host, *caFile, stdout, stderr); err != nil {
+	if err := serve(ctx, l, plain, host, *caFile, &ctl, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, err)
+		if errors.As(err, new(usageError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -172,7 +180,7 @@ func exitCode(err error) int {
 
 // serve runs the stand-in on l, which serves host, and the Domain API over
 // plain http on plain, if not nil, until ctx is done. It closes both.
-func serve(ctx context.Context, l, plain net.Listener, host, caFile string, stdout, stderr io.Writer) error {
+func serve(ctx context.Context, l, plain net.Listener, host, caFile string, ctlFlags *controlFlags, stdout, stderr io.Writer) error {
 	if plain != nil {
 		defer plain.Close() // if the server never starts; else it closes it
 	}
@@ -205,7 +213,12 @@ func serve(ctx context.Context, l, plain net.Listener, host, caFile string, stdo
 	srv.Start()
 	defer srv.Close()
 	srv.SetErrorLog(log.New(stderr, "appjwttest: ", log.LstdFlags))
-	printBanner(stdout, srv, caFile)
+	ctl, err := startControl(srv, ctlFlags, cert, stderr)
+	if err != nil {
+		return err
+	}
+	defer ctl.close()
+	printBanner(stdout, srv, caFile, ctl)
 
 	<-ctx.Done()
 	fmt.Fprintln(stderr, "appjwttest: interrupted; stopping")
@@ -214,7 +227,7 @@ func serve(ctx context.Context, l, plain net.Listener, host, caFile string, stdo
 
 // printBanner tells where the stand-in is and how to reach it, first as
 // "key: value" lines a program can read, then as commands to paste.
-func printBanner(w io.Writer, srv *appjwttest.Server, caFile string) {
+func printBanner(w io.Writer, srv *appjwttest.Server, caFile string, ctl *control) {
 	fmt.Fprintf(w, "appjwttest: a LivePerson stand-in, serving until interrupted\n")
 	fmt.Fprintf(w, "url:           %s\n", srv.URL())
 	fmt.Fprintf(w, "account:       %s\n", srv.AccountID)
@@ -224,6 +237,8 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string) {
 	if l := srv.DomainAPIHTTPListener; l != nil {
 		fmt.Fprintf(w, "domain-api-http: http://%s\n", l.Addr())
 	}
+	fmt.Fprintf(w, "control:       %s\n", ctl.url)
+	fmt.Fprintf(w, "control-token: %s\n", ctl.token)
 	fmt.Fprintf(w, "\nFor the appjwt command and curl (the appjwt command reads SSL_CERT_FILE on Linux and the BSDs):\n")
 	fmt.Fprintf(w, "  export LP_ACCOUNT_ID=%s LP_CLIENT_ID=%s LP_CLIENT_SECRET=%s LP_DOMAIN_API=%s SSL_CERT_FILE=%s\n",
 		shellQuote(srv.AccountID), shellQuote(srv.ClientID), shellQuote(srv.ClientSecret), shellQuote(srv.Host()), shellQuote(caFile))
@@ -232,6 +247,7 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string) {
 	fmt.Fprintf(w, "    -d '{\"ext_consumer_id\":\"john_doe_42\"}' '%s/api/account/%s/consumer?v=1.0'\n", srv.URL(), srv.AccountID)
 	fmt.Fprintf(w, "  curl --cacert \"$SSL_CERT_FILE\" -H \"$(appjwt -token-api v2 -format header)\" '%s%s'\n",
 		srv.URL(), strings.Replace(appjwttest.V2APIPath, "{account}", srv.AccountID, 1))
+	printControlHelp(w, ctl)
 }
 
 // shellQuote quotes s for a POSIX shell, if it needs quoting.
