@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -394,11 +395,11 @@ func TestControlRequests(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("GET /requests?endpoint=Sentinel: %d requests, want 3", len(got))
 	}
-	wantForm := map[string][]string{"grant_type": {"client_credentials"}, "client_id": {srv.ClientID}, "client_secret": {withheld}}
+	wantForm := url.Values{"grant_type": {"client_credentials"}, "client_id": {srv.ClientID}, "client_secret": {withheld}}
 	if diff := cmp.Diff(wantForm, got[0].Form); diff != "" || got[0].Body != withheld || got[0].Method != "POST" {
 		t.Errorf("first token request: %s %s, body %q, form (-want +got):\n%s", got[0].Method, got[0].Path, got[0].Body, diff)
 	}
-	wantQuery := map[string][]string{"v": {"1.0"}, "grant_type": {"client_credentials"}, "client_id": {srv.ClientID}, "client_secret": {withheld}}
+	wantQuery := url.Values{"v": {"1.0"}, "grant_type": {"client_credentials"}, "client_id": {srv.ClientID}, "client_secret": {withheld}}
 	if diff := cmp.Diff(wantQuery, got[2].Query); diff != "" || got[2].Body != "" {
 		t.Errorf("token request with the secret in the query: body %q, query (-want +got):\n%s", got[2].Body, diff)
 	}
@@ -420,7 +421,7 @@ func TestControlRequests(t *testing.T) {
 
 func TestControlRequestsBearer(t *testing.T) {
 	got := newRequestJSON(appjwttest.Request{Header: http.Header{"Authorization": {"Bearer eyJ.x.y", "eyJ.x.y"}, "Accept": {"*/*"}}}, "0123456789abcdefghijkl")
-	want := map[string][]string{"Authorization": {"Bearer " + withheld, withheld}, "Accept": {"*/*"}}
+	want := http.Header{"Authorization": {"Bearer " + withheld, withheld}, "Accept": {"*/*"}}
 	if diff := cmp.Diff(want, got.Header); diff != "" {
 		t.Errorf("headers (-want +got):\n%s", diff)
 	}
@@ -432,17 +433,30 @@ type receiver struct {
 	got chan delivered
 }
 
+// testWriter writes to t's log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
 type delivered struct {
+	path   string
 	header http.Header
 	body   []byte
 }
 
 func newReceiver(t *testing.T) *receiver {
 	r := &receiver{got: make(chan delivered, 16)}
-	r.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	r.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
-		r.got <- delivered{req.Header.Clone(), body}
+		r.got <- delivered{req.URL.Path, req.Header.Clone(), body}
 	}))
+	// Into the test's log: a connection the delivery client opens and
+	// drops unused is a TLS handshake error here, and no failure.
+	r.Config.ErrorLog = log.New(testWriter{t}, "receiver: ", 0)
+	r.StartTLS()
 	t.Cleanup(r.Close)
 	return r
 }

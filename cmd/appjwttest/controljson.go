@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -78,12 +79,12 @@ func newConversationJSON(c appjwttest.ConversationInfo) conversationJSON {
 
 // requestJSON is an appjwttest.Request, its credentials withheld.
 type requestJSON struct {
-	Method string              `json:"method"`
-	Path   string              `json:"path"`
-	Query  map[string][]string `json:"query"`
-	Header map[string][]string `json:"header"`
-	Form   map[string][]string `json:"form"`
-	Body   string              `json:"body"`
+	Method string      `json:"method"`
+	Path   string      `json:"path"`
+	Query  url.Values  `json:"query"`
+	Header http.Header `json:"header"`
+	Form   url.Values  `json:"form"`
+	Body   string      `json:"body"`
 }
 
 // withheld replaces what the control API does not show.
