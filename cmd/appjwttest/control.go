@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"crypto/tls"
@@ -155,24 +156,8 @@ const (
 // newControlHandler returns the control API of srv, for requests that
 // carry token.
 func newControlHandler(srv *appjwttest.Server, token string) http.Handler {
-	c := controlHandler{srv}
 	mux := http.NewServeMux()
-	for _, r := range []struct {
-		method, path string
-		h            http.HandlerFunc
-	}{
-		{http.MethodPost, "/agent/message", c.agentMessage},
-		{http.MethodPost, "/agent/chat-state", c.agentChatState},
-		{http.MethodPost, "/agent/publish", c.agentPublish},
-		{http.MethodPost, "/agent/close", c.agentClose},
-		{http.MethodGet, "/conversations", c.conversations},
-		{http.MethodPost, "/faults", c.faults},
-		{http.MethodGet, "/requests", c.requests},
-		{http.MethodPut, "/webhooks", c.webhooks},
-		{http.MethodPost, "/webhook-faults", c.webhookFaults},
-		{http.MethodGet, "/deliveries", c.deliveries},
-		{http.MethodPost, "/revoke-tokens", c.revokeTokens},
-	} {
+	for _, r := range (controlHandler{srv}).routes() {
 		mux.Handle(r.path, allow(r.method, r.h))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -205,6 +190,29 @@ func allow(method string, h http.HandlerFunc) http.Handler {
 
 // controlHandler serves the control API's paths.
 type controlHandler struct{ srv *appjwttest.Server }
+
+// route is a path of the control API, and the one method it takes.
+type route struct {
+	method, path string
+	h            http.HandlerFunc
+}
+
+// routes are the control API's paths, as docs/testing.md lists them.
+func (c controlHandler) routes() []route {
+	return []route{
+		{http.MethodPost, "/agent/message", c.agentMessage},
+		{http.MethodPost, "/agent/chat-state", c.agentChatState},
+		{http.MethodPost, "/agent/publish", c.agentPublish},
+		{http.MethodPost, "/agent/close", c.agentClose},
+		{http.MethodGet, "/conversations", c.conversations},
+		{http.MethodPost, "/faults", c.faults},
+		{http.MethodGet, "/requests", c.requests},
+		{http.MethodPut, "/webhooks", c.webhooks},
+		{http.MethodPost, "/webhook-faults", c.webhookFaults},
+		{http.MethodGet, "/deliveries", c.deliveries},
+		{http.MethodPost, "/revoke-tokens", c.revokeTokens},
+	}
+}
 
 func (c controlHandler) agentMessage(w http.ResponseWriter, r *http.Request) {
 	const want = `appjwttest: the body must be {"conversationId":"<id>","message":"<text>"}`
@@ -377,7 +385,23 @@ func (c controlHandler) webhookFaults(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct{}{})
 }
 
+// maxWait bounds the wait of GET /deliveries?wait=.
+const maxWait = time.Minute
+
+// deliveries answers the deliveries; with wait=<duration>, once none is
+// pending, or the duration has passed.
 func (c controlHandler) deliveries(w http.ResponseWriter, r *http.Request) {
+	if q := r.URL.Query(); q.Has("wait") {
+		d, err := time.ParseDuration(q.Get("wait"))
+		if err != nil || d < 0 || d > maxWait {
+			writeError(w, http.StatusBadRequest, "appjwttest: wait must be a duration from 0s to 1m, such as wait=5s")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		// An error says the wait ran out: the answer shows what is pending.
+		c.srv.WaitWebhooks(ctx)
+	}
 	ds := c.srv.Deliveries()
 	out := make([]deliveryJSON, len(ds))
 	for i, d := range ds {

@@ -101,26 +101,23 @@ func TestProcessControl(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []webhook.Notification
+	// Each webhook's queue is its own: the two may come in either order.
+	got := map[string]webhook.Notification{}
 	for range 2 {
-		select {
-		case d := <-recv.got:
-			if err := v.Verify(d.header, d.body); err != nil {
-				t.Fatalf("delivery to %s: %v", d.path, err)
-			}
-			n, err := webhook.Parse(d.body)
-			if err != nil {
-				t.Fatalf("delivery to %s: %v", d.path, err)
-			}
-			got = append(got, *n)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%d deliveries within 10 s, want 2", len(got))
+		d := recv.next(t)
+		if err := v.Verify(d.header, d.body); err != nil {
+			t.Fatalf("delivery to %s: %v", d.path, err)
 		}
+		n, err := webhook.Parse(d.body)
+		if err != nil {
+			t.Fatalf("delivery to %s: %v", d.path, err)
+		}
+		got[d.path] = *n
 	}
 	checkDeliveries(t, got, conv)
 
 	var ds []deliveryJSON
-	control("GET", "/deliveries", "", &ds)
+	control("GET", "/deliveries?wait=10s", "", &ds)
 	if len(ds) != 2 || !ds[0].Delivered || !ds[1].Delivered || ds[1].Webhook != appjwttest.WebhookConversationChange {
 		t.Errorf("GET /deliveries: %+v, want the two, delivered", ds)
 	}
@@ -146,18 +143,19 @@ func TestProcessControl(t *testing.T) {
 	}
 }
 
-// checkDeliveries checks the two notifications of TestProcessControl: the
-// agent's message, then the conversation's closing by the agent.
-func checkDeliveries(t *testing.T, got []webhook.Notification, conv string) {
+// checkDeliveries checks the two notifications of TestProcessControl, by
+// path: the agent's message, and the conversation's closing by the agent.
+func checkDeliveries(t *testing.T, got map[string]webhook.Notification, conv string) {
 	t.Helper()
-	if len(got[0].Events) != 1 || len(got[1].Conversations) != 1 {
-		t.Fatalf("notifications %+v, want a message, then a conversation change", got)
+	events, convs := got["/lp/events"], got["/lp/conversations"]
+	if len(events.Events) != 1 || len(convs.Conversations) != 1 {
+		t.Fatalf("notifications %+v, want a message to /lp/events and a conversation change to /lp/conversations", got)
 	}
-	m := got[0].Events[0]
+	m := events.Events[0]
 	if ce, ok := m.Event.(*webhook.ContentEvent); !ok || ce.Message != "hello from the agent" || m.DialogID != conv || m.FromConsumer() {
 		t.Errorf("message notification %+v, want the agent's message in %s", m, conv)
 	}
-	if c := got[1].Conversations[0]; !c.Closed() || c.Details.CloseReason != "AGENT" {
+	if c := convs.Conversations[0]; !c.Closed() || c.Details.CloseReason != "AGENT" {
 		t.Errorf("conversation change %+v, want closed by the agent", c)
 	}
 }

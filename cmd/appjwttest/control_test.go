@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -433,6 +435,18 @@ type receiver struct {
 	got chan delivered
 }
 
+// next returns the next delivery, within 10 s.
+func (r *receiver) next(t *testing.T) delivered {
+	t.Helper()
+	select {
+	case d := <-r.got:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery within 10 s")
+		return delivered{}
+	}
+}
+
 // testWriter writes to t's log.
 type testWriter struct{ t *testing.T }
 
@@ -498,23 +512,18 @@ func TestControlWebhooks(t *testing.T) {
 	for _, msg := range []string{"forged", "signed"} {
 		controlCall{"message", "POST", "/agent/message", `{"conversationId":"` + open + `","message":"` + msg + `"}`, 200, ""}.do(t, h)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.WaitWebhooks(ctx); err != nil {
-		t.Fatal(err)
-	}
 	v, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, wantOK := range []bool{false, true} {
-		d := <-recv.got
+		d := recv.next(t)
 		if err := v.Verify(d.header, d.body); (err == nil) != wantOK {
 			t.Errorf("delivery %d: Verify: %v, want ok %v", i, err, wantOK)
 		}
 	}
 
-	body := controlCall{path: "/deliveries", wantStatus: 200}.do(t, h)
+	body := controlCall{path: "/deliveries?wait=10s", wantStatus: 200}.do(t, h)
 	var got []deliveryJSON
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
@@ -605,5 +614,77 @@ func TestControlUsage(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout.String())
 			}
 		})
+	}
+}
+
+// docs/testing.md's table lists every path, with its method, and its curl
+// examples use those only, as the table says.
+func TestControlDocs(t *testing.T) {
+	md, err := os.ReadFile(filepath.Join("..", "..", "docs", "testing.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, r := range (controlHandler{}).routes() {
+		want = append(want, r.method+" "+r.path)
+	}
+	var table []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `(GET|POST|PUT|DELETE) (/[a-z/-]+)").FindAllStringSubmatch(string(md), -1) {
+		table = append(table, m[1]+" "+m[2])
+	}
+	if diff := cmp.Diff(want, table); diff != "" {
+		t.Errorf("docs/testing.md's table of the control API (-routes +table):\n%s", diff)
+	}
+	curls := regexp.MustCompile(`ctl (-X (PUT|POST) )?(-d '[^']*' )?(\\\n *)?"\$APPJWTTEST_CONTROL(/[a-z/-]+)`).FindAllStringSubmatch(string(md), -1)
+	if len(curls) < len(want) {
+		t.Errorf("docs/testing.md has %d curl examples of the control API, want one per path at least", len(curls))
+	}
+	for _, m := range curls {
+		method := "GET"
+		if m[2] != "" {
+			method = m[2]
+		} else if m[3] != "" {
+			method = "POST" // curl -d
+		}
+		if !slices.Contains(want, method+" "+m[5]) {
+			t.Errorf("docs/testing.md: %s is %s %s, which the control API does not serve", m[0], method, m[5])
+		}
+	}
+}
+
+// GET /deliveries?wait= answers once no delivery is pending, or when the
+// wait runs out.
+func TestControlDeliveriesWait(t *testing.T) {
+	srv, h, open, _ := newControlTest(t)
+	release := make(chan struct{})
+	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done(): // the test failed before it released it
+		}
+	}))
+	defer recv.Close()
+	srv.SetWebhookClient(recv.Client())
+	if err := srv.SetWebhooks(map[string]appjwttest.Webhook{appjwttest.WebhookContentEvent: {Endpoint: recv.URL}}); err != nil {
+		t.Fatal(err)
+	}
+	want := errorBody("appjwttest: wait must be a duration from 0s to 1m, such as wait=5s")
+	for _, q := range []string{"wait", "wait=", "wait=5", "wait=-1s", "wait=61s", "wait=forever"} {
+		controlCall{path: "/deliveries?" + q, wantStatus: 400, wantBody: want}.do(t, h)
+	}
+	controlCall{path: "/deliveries?wait=10s", wantStatus: 200, wantBody: "[]"}.do(t, h)
+
+	if _, err := srv.AgentMessage(open, "hello"); err != nil {
+		t.Fatal(err)
+	}
+	var got []deliveryJSON
+	json.Unmarshal([]byte(controlCall{path: "/deliveries?wait=20ms", wantStatus: 200}.do(t, h)), &got)
+	if len(got) != 1 || got[0].Delivered || len(got[0].Attempts) != 0 {
+		t.Errorf("while the endpoint holds the delivery: %+v, want one, pending", got)
+	}
+	close(release)
+	json.Unmarshal([]byte(controlCall{path: "/deliveries?wait=10s", wantStatus: 200}.do(t, h)), &got)
+	if len(got) != 1 || !got[0].Delivered {
+		t.Errorf("once the endpoint answered: %+v, want one, delivered", got)
 	}
 }

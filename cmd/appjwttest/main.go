@@ -8,6 +8,7 @@
 //	appjwttest -addr 127.0.0.1:8443    # or [::1]:8443, localhost:8443
 //	appjwttest -ca-file ./ca.pem       # where to write the CA certificate
 //	appjwttest -domain-api-http 127.0.0.1:8080   # the Domain API over plain http too
+//	appjwttest -webhook-ca receiver.pem -webhooks '{"ms.MessagingEventNotification.ContentEvent":{"endpoint":"https://127.0.0.1:9443/lp","max_retries":3}}'
 //
 // It serves the Domain API, Sentinel's v1 and v2 token APIs and its JWKS,
 // the ConsumerJWS endpoint, the Send API and a v2 API as package appjwttest
@@ -24,6 +25,15 @@
 // plain http on that address too, as LivePerson documents
 // http://api.liveperson.net, for clients that ask it there; everything
 // else is https only.
+//
+// It delivers webhooks to the endpoints of -webhooks, capabilities.webhooks
+// of an app installation in JSON, over TLS only as LivePerson does, trusting
+// the certificates of -webhook-ca (the system's roots without it). A control
+// API, over TLS with the same certificate, on loopback only (-control-addr),
+// lets a test in any language act as the agent, queue faults, register
+// webhooks and read what the stand-in got and delivered, in JSON; it takes
+// "Authorization: Bearer <control-token>", a token made up for each run and
+// printed with the rest. docs/testing.md describes it, with curl.
 //
 // TLS handshake errors and the like, such as those of a client that does
 // not trust the certificate, go to standard error. Usage errors exit with
@@ -57,8 +67,8 @@ func main() {
 const usageText = `Usage: appjwttest [flags]
 
 Runs a LivePerson stand-in (Domain API, Sentinel v1 and v2, ConsumerJWS,
-Send API, a v2 API) until interrupted, and prints its URL, credentials and
-CA certificate.
+Send API, a v2 API, webhooks) until interrupted, and prints its URL,
+credentials and CA certificate, and the URL and token of its control API.
 
 Flags:
 `
