@@ -58,7 +58,7 @@ func (c *controlFlags) check() error {
 		return errors.New("appjwttest: -control-addr must be on loopback, such as 127.0.0.1:8444: whoever reaches it acts as the agent")
 	}
 	if c.webhooks != "" {
-		if err := json.Unmarshal([]byte(c.webhooks), &c.hooks); err != nil || c.hooks == nil {
+		if !decodeStrict(strings.NewReader(c.webhooks), &c.hooks) || c.hooks == nil {
 			return errors.New(`appjwttest: -webhooks is not a JSON object such as {"ms.MessagingEventNotification.ContentEvent":{"endpoint":"https://127.0.0.1:9443/lp","max_retries":3}}`)
 		}
 	}
@@ -420,17 +420,23 @@ func (c controlHandler) revokeTokens(w http.ResponseWriter, r *http.Request) {
 // faults, takes a few KiB.
 const maxControlBody = 1 << 20
 
-// readBody decodes r's body, one JSON value with only the fields of v
-// (in any case, as encoding/json matches them), into v, and reports
+// readBody decodes r's body into v, as decodeStrict does, and reports
 // whether it could; if not, it answers 400 with want.
 func readBody(w http.ResponseWriter, r *http.Request, v any, want string) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxControlBody))
-	dec.DisallowUnknownFields()
-	if dec.Decode(v) != nil || dec.Decode(new(json.RawMessage)) != io.EOF {
+	if !decodeStrict(http.MaxBytesReader(w, r.Body, maxControlBody), v) {
 		writeError(w, http.StatusBadRequest, want)
 		return false
 	}
 	return true
+}
+
+// decodeStrict decodes one JSON value with only the fields of v (in any
+// case, as encoding/json matches them) into v, and reports whether it
+// could: a field misspelt is refused, not ignored.
+func decodeStrict(r io.Reader, v any) bool {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	return dec.Decode(v) == nil && dec.Decode(new(json.RawMessage)) == io.EOF
 }
 
 // writeJSON answers v in JSON.

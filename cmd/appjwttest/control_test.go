@@ -597,6 +597,8 @@ func TestControlUsage(t *testing.T) {
 		{[]string{"-control-addr", "127.0.0.1"}, "appjwttest: -control-addr is not a host:port, such as 127.0.0.1:8444\n"},
 		{[]string{"-webhooks", "[]"}, `appjwttest: -webhooks is not a JSON object such as {"ms.MessagingEventNotification.ContentEvent":{"endpoint":"https://127.0.0.1:9443/lp","max_retries":3}}` + "\n"},
 		{[]string{"-webhooks", "null"}, "appjwttest: -webhooks is not a JSON object"},
+		{[]string{"-webhooks", `{"ms.MessagingEventNotification.ContentEvent":{"endpoint":"https://127.0.0.1:9/lp","retries":3}}`}, "appjwttest: -webhooks is not a JSON object"},
+		{[]string{"-webhooks", `{} {}`}, "appjwttest: -webhooks is not a JSON object"},
 		{[]string{"-webhooks", `{"ms.MessagingEventNotification.ContentEvent":{"endpoint":"http://127.0.0.1:9/lp"}}`},
 			"appjwttest: -webhooks: appjwttest: webhook ms.MessagingEventNotification.ContentEvent: endpoint is not an https URL\n"},
 		{[]string{"-webhook-ca", filepath.Join(dir, "none.pem")}, "appjwttest: -webhook-ca: open "},
