@@ -132,12 +132,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
+	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/jwt"
+	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
-	"github.com/lpconnect/appjwt/internal/redact"
 	"github.com/lpconnect/appjwt/internal/sentinel"
 	"golang.org/x/oauth2"
 )
@@ -351,7 +353,7 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 // [oauth2.Transport] and [oauth2.ReuseTokenSource] over it (which do not:
 // a rejected token is not dropped until the wrapper asks again).
 func (c *Config) TokenSource(ctx context.Context) *Source {
-	return newSource(newTokenCache(ctx, *c))
+	return newSource(newTokenCache(ctx, *c, hooks{}))
 }
 
 // Client returns an HTTP client that authorizes every request with an
@@ -504,91 +506,121 @@ func (s HeaderStyle) String() string {
 // [http.RoundTripper] contract asks, it closes req.Body even when it
 // returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := lphttp.CheckRequest(req, "appjwt", "an AppJWT"); err != nil {
-		lphttp.CloseBody(req)
-		return nil, err
+	return lphttp.RoundTrip(appJWT, t.base(), (*authority)(t), req)
+}
+
+var appJWT = lphttp.Kind{Pkg: "appjwt", Name: "AppJWT", A: "an AppJWT", Header: "Authorization"}
+
+// recovering is what [Transport] uses of a source beyond
+// [oauth2.TokenSource], if the source has it, as a [Source] does, and so
+// any type that embeds one: its token without a copy, and what the API
+// did with it, on which path. Any other [Rejecter] is told of rejections
+// through Reject.
+type recovering interface {
+	sharedToken(ctx context.Context) (*oauth2.Token, error)
+	rejected(tok *oauth2.Token, path string) (again bool)
+	accepted(tok *oauth2.Token, path string)
+	logRejected(ctx context.Context, attrs ...slog.Attr)
+}
+
+// contextTokenSource is a token source whose callers can give up waiting.
+type contextTokenSource interface {
+	TokenContext(ctx context.Context) (*oauth2.Token, error)
+}
+
+// authority is a [Transport] as [lphttp.RoundTrip] sees it.
+type authority Transport
+
+func (a *authority) Credential(ctx context.Context) (*oauth2.Token, error) {
+	var tok *oauth2.Token
+	var err error
+	switch src := a.Source.(type) {
+	case nil:
+		return nil, errors.New("appjwt: Transport.Source is nil")
+	case recovering:
+		tok, err = src.sharedToken(ctx)
+	case contextTokenSource:
+		tok, err = src.TokenContext(ctx)
+	default:
+		tok, err = src.Token()
 	}
-	if !lphttp.MayCarry(req) {
-		r := req.Clone(req.Context())
-		r.Header.Del("Authorization")
-		return lphttp.SendCopy(t.base(), req, r)
-	}
-	tok, err := t.token(req.Context())
 	if err != nil {
-		lphttp.CloseBody(req)
 		return nil, err
 	}
-	resp, err := t.sendNoting(req, tok)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
+	if tok == nil || tok.AccessToken == "" {
+		return nil, errors.New("appjwt: Transport.Source returned an empty token")
 	}
-	rej, ok := t.Source.(Rejecter)
+	return tok, nil
+}
+
+func (a *authority) Set(r *http.Request, tok *oauth2.Token) {
+	if a.style(tok) == BearerStyle {
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	} else {
+		r.Header.Set("Authorization", tok.AccessToken)
+	}
+}
+
+func (a *authority) Value(tok *oauth2.Token) string { return tok.AccessToken }
+
+func (a *authority) Recovers() bool {
+	_, ok := a.Source.(Rejecter)
+	_, rec := a.Source.(recovering)
+	return ok || rec
+}
+
+// Reject leaves the AppJWT alone when the errorCode blames the
+// ConsumerJWS.
+func (a *authority) Reject(req *http.Request, tok *oauth2.Token, code int) (blamed, again bool) {
+	if code == lphttp.CodeConsumerJWSInvalid || code == lphttp.CodeConsumerJWSMissing {
+		return false, false
+	}
+	switch src := a.Source.(type) {
+	case recovering:
+		return true, src.rejected(tok, a.path(req, tok))
+	case Rejecter:
+		src.Reject(tok)
+	}
+	return true, false
+}
+
+func (a *authority) Accepted(req *http.Request, tok *oauth2.Token) {
+	if src, ok := a.Source.(recovering); ok {
+		src.accepted(tok, a.path(req, tok))
+	}
+}
+
+func (a *authority) Logged(req *http.Request, tok *oauth2.Token, code int, resent, again bool) {
+	src, ok := a.Source.(recovering)
 	if !ok {
-		return resp, nil
+		return
 	}
-	code, read := lphttp.PeekErrorCode(req.Context(), resp, lphttp.ErrorCodeWait)
-	if !read || code == lphttp.CodeConsumerJWSInvalid || code == lphttp.CodeConsumerJWSMissing {
-		return resp, nil
+	sent := a.style(tok)
+	attrs := []slog.Attr{
+		slog.String("host", req.URL.Host),
+		slog.String("path", req.URL.Path),
+		slog.Int("error_code", code),
+		slog.String("scheme", sent.String()),
+		slog.Bool("resent", resent),
 	}
-	again := t.reject(rej, tok, req)
-	rejected := tok
-	r, _, ok := lphttp.Resend(req, tok.AccessToken, func() (string, error) {
-		tok, err = t.token(req.Context()) // the token r goes with, if ok
-		if err != nil {
-			return "", err
-		}
-		return tok.AccessToken, nil
-	})
-	t.logRejected(req, rejected, code, ok, again)
-	if !ok {
-		return resp, nil
+	if hint := rejectionHint(tok, sent, again); hint != "" {
+		attrs = append(attrs, slog.String("hint", hint))
 	}
-	lphttp.Drain(resp)
-	resp, err = t.sendNoting(r, tok)
-	if resp != nil {
-		resp.Request = req // the caller's, as for the first answer
-	}
-	return resp, err
+	src.logRejected(req.Context(), attrs...)
 }
 
 // path names where a request goes and how its token is sent, the unit in
 // which a [Source] counts rejections: an API that rejects the tokens one
 // client sends it does not reset with another API taking its own.
-func (t *Transport) path(req *http.Request, tok *oauth2.Token) string {
-	return strings.ToLower(req.URL.Host) + " " + t.style(tok).String()
-}
-
-// sendNoting is send, telling a [Source] when the API took the token.
-func (t *Transport) sendNoting(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
-	resp, err := t.send(req, tok)
-	if err == nil && resp.StatusCode < 400 {
-		if s, ok := t.Source.(*Source); ok {
-			s.cache.accepted(tok.AccessToken, t.path(req, tok))
-		}
-	}
-	return resp, err
-}
-
-// send sends a copy of req that carries the token. The copy is deep, as a
-// Base may write to the request it is given.
-func (t *Transport) send(req *http.Request, tok *oauth2.Token) (*http.Response, error) {
-	r := req.Clone(req.Context())
-	if t.style(tok) == BearerStyle {
-		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	} else {
-		r.Header.Set("Authorization", tok.AccessToken)
-	}
-	resp, err := lphttp.SendCopy(t.base(), req, r)
-	// A server may echo the header into what net/http quotes, such as a
-	// malformed status line.
-	return resp, redact.For(tok.AccessToken, "").Withhold(err, "appjwt: request failed; error text withheld: it echoed the AppJWT")
+func (a *authority) path(req *http.Request, tok *oauth2.Token) string {
+	return strings.ToLower(req.URL.Host) + " " + a.style(tok).String()
 }
 
 // style is the header style to send tok in: Style, or what AutoStyle
 // stands for.
-func (t *Transport) style(tok *oauth2.Token) HeaderStyle {
-	if t.Style != AutoStyle {
-		return t.Style
+func (a *authority) style(tok *oauth2.Token) HeaderStyle {
+	if a.Style != AutoStyle {
+		return a.Style
 	}
 	return documentedStyle(tok)
 }
@@ -600,36 +632,6 @@ func documentedStyle(tok *oauth2.Token) HeaderStyle {
 		return BearerStyle
 	}
 	return RawStyle
-}
-
-// reject reports tok as rejected, and says whether it had been fetched
-// after an earlier rejection: new tokens are not helping.
-func (t *Transport) reject(rej Rejecter, tok *oauth2.Token, req *http.Request) (again bool) {
-	if s, ok := rej.(*Source); ok {
-		return s.cache.reject(tok, t.path(req, tok)).again
-	}
-	rej.Reject(tok)
-	return false
-}
-
-// logRejected logs the rejection of tok through the source's Logger, if
-// it has one.
-func (t *Transport) logRejected(req *http.Request, tok *oauth2.Token, code int, resent, again bool) {
-	s, ok := t.Source.(*Source)
-	if !ok || s.cache.log == nil {
-		return
-	}
-	sent := t.style(tok)
-	attrs := append(s.cache.who(),
-		slog.String("host", req.URL.Host),
-		slog.String("path", req.URL.Path),
-		slog.Int("error_code", code),
-		slog.String("scheme", sent.String()),
-		slog.Bool("resent", resent))
-	if hint := rejectionHint(tok, sent, again); hint != "" {
-		attrs = append(attrs, slog.String("hint", hint))
-	}
-	s.cache.log.LogAttrs(req.Context(), slog.LevelWarn, msgRejected, attrs...)
 }
 
 // rejectionHint is what a rejection log record suggests: the header
@@ -650,36 +652,6 @@ func rejectionHint(tok *oauth2.Token, sent HeaderStyle, again bool) string {
 		return "a token fetched after a rejection was rejected too: check the header scheme, the account, and the clock"
 	}
 	return ""
-}
-
-// token is the token t.Source has, waited for no longer than ctx allows
-// if the source can be told: from a [Source], the one it serves, shared
-// and not copied.
-func (t *Transport) token(ctx context.Context) (*oauth2.Token, error) {
-	var tok *oauth2.Token
-	var err error
-	switch src := t.Source.(type) {
-	case nil:
-		return nil, errors.New("appjwt: Transport.Source is nil")
-	case *Source:
-		tok, err = src.token(ctx)
-	case contextTokenSource:
-		tok, err = src.TokenContext(ctx)
-	default:
-		tok, err = src.Token()
-	}
-	if err != nil {
-		return nil, err
-	}
-	if tok == nil || tok.AccessToken == "" {
-		return nil, errors.New("appjwt: Transport.Source returned an empty token")
-	}
-	return tok, nil
-}
-
-// contextTokenSource is a token source whose callers can give up waiting.
-type contextTokenSource interface {
-	TokenContext(ctx context.Context) (*oauth2.Token, error)
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -854,4 +826,108 @@ func (c *Config) withhold(err error) error {
 		return err
 	}
 	return prefixed(w)
+}
+
+// The log records' messages. Their keys are listed in the package docs.
+const (
+	msgFetchFailed    = "appjwt: token fetch failed"
+	msgRecovered      = "appjwt: token fetch recovered"
+	msgFetched        = "appjwt: token fetched"
+	msgRelookupFailed = "appjwt: Domain API re-lookup failed; keeping the last good host"
+	msgRejected       = "appjwt: token rejected by the API"
+)
+
+func (c *tokenCache) who() []slog.Attr {
+	return []slog.Attr{slog.String("account", c.conf.AccountID), slog.String("client_id", c.conf.ClientID)}
+}
+
+// fetchFailed describes a failed fetch. c.mu must be held.
+func (c *tokenCache) fetchFailed(r *fetched, now time.Time) []lifecycle.Record {
+	if c.log == nil {
+		return nil
+	}
+	class, status := errorClass(r.err, r.host == "")
+	serving := c.state(now).Servable()
+	attrs := append(c.who(),
+		slog.String("host", r.host),
+		slog.Int("status", status),
+		slog.String("error_class", class),
+		slog.String("error", r.err.Error()),
+		slog.Int("attempts", r.attempts),
+		slog.Int("failures", c.failures.N),
+		slog.Time("retry_at", c.failures.RetryAt),
+		slog.Bool("serving", serving),
+	)
+	if serving {
+		attrs = append(attrs, slog.Time("serving_until", c.sched.ServeUntil))
+	}
+	return []lifecycle.Record{{Level: slog.LevelWarn, Msg: msgFetchFailed, Attrs: attrs}}
+}
+
+// recovered describes the end of a run of failed fetches, if any. c.mu
+// must be held.
+func (c *tokenCache) recovered(now time.Time) []lifecycle.Record {
+	if c.log == nil || c.failures.N == 0 {
+		return nil
+	}
+	attrs := append(c.who(), slog.Int("failures", c.failures.N), slog.Duration("outage", now.Sub(c.failures.Since)))
+	return []lifecycle.Record{{Level: slog.LevelInfo, Msg: msgRecovered, Attrs: attrs}}
+}
+
+// fetched describes a new token, without any of it. c.mu must be held.
+func (c *tokenCache) fetched(r *fetched) []lifecycle.Record {
+	if c.log == nil {
+		return nil
+	}
+	attrs := append(c.who(),
+		slog.String("host", r.host),
+		slog.Duration("lifetime", r.tok.Expiry.Sub(c.now()).Round(time.Second)),
+		slog.Time("expiry", r.tok.Expiry),
+		slog.Time("refresh_at", c.sched.RefreshAt),
+		slog.Duration("took", r.took),
+	)
+	return []lifecycle.Record{{Level: slog.LevelDebug, Msg: msgFetched, Attrs: attrs}}
+}
+
+// relookupFailed describes a failed re-lookup of the Sentinel host.
+func (c *tokenCache) relookupFailed(a domain.Answer) []lifecycle.Record {
+	if c.log == nil {
+		return nil
+	}
+	class, _ := errorClass(a.RelookupErr, true)
+	return []lifecycle.Record{{Level: slog.LevelWarn, Msg: msgRelookupFailed, Attrs: []slog.Attr{
+		slog.String("account", c.conf.AccountID),
+		slog.String("domain_api", c.conf.domainAPI()),
+		slog.String("host", a.Host),
+		slog.String("error_class", class),
+		slog.String("error", c.conf.withhold(prefixed(a.RelookupErr)).Error()),
+		slog.Time("retry_at", a.RetryAt),
+	}}}
+}
+
+// errorClass sorts a fetch's error for a log record, with the HTTP status
+// of the answer, if one caused it.
+func errorClass(err error, inLookup bool) (class string, status int) {
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re):
+		return "status", re.Response.StatusCode
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout", 0
+	case errors.Is(err, context.Canceled):
+		return "canceled", 0
+	case inLookup:
+		return "domain", 0
+	case errors.As(err, new(*url.Error)):
+		return "network", 0
+	}
+	return "answer", 0
+}
+
+// prefixed is err with the package's prefix, or nil.
+func prefixed(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("appjwt: %w", err)
 }

@@ -43,51 +43,36 @@ func configFor(s *appjwttest.Server) Config {
 	return Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret, DomainAPI: s.Host()}
 }
 
-// newTestCache returns the cache behind TokenSource with test-sized
-// retries and backoff and a settable clock.
-func newTestCache(t testing.TB, s *appjwttest.Server, c Config) (*tokenCache, *testkit.Clock) {
+// harness is what a test sees of a Source beyond its methods, through
+// the package's one test seam, hooks: a settable clock, and the fetches
+// under way.
+type harness struct {
+	clk     testkit.Clock
+	running atomic.Int32
+}
+
+// newTestSource returns a Source over the stand-in s with the hooks of h:
+// its clock, test-sized retries and backoff (unless edit changes them).
+// Its context ends with the test.
+func newTestSource(t testing.TB, s *appjwttest.Server, c Config, edit func(*hooks)) (*Source, *harness) {
 	t.Helper()
-	ts := newTokenCache(s.Context(context.Background()), c)
-	ts.retry = testkit.FastRetry
-	clk := &testkit.Clock{}
-	ts.now, ts.retry.Now = clk.Now, clk.Now
-	ts.backoff = lphttp.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}
-	ts.domain.Backoff = ts.backoff
-	t.Cleanup(func() { waitIdle(t, ts) })
-	return ts, clk
-}
-
-// view is what a test sees of a cache: its state by the classifier, and
-// the rest of what it holds, read under its lock.
-type view struct {
-	state    lifecycle.State
-	tok      *oauth2.Token
-	sched    lifecycle.Schedule
-	failures int
-	running  *flight
-}
-
-func (c *tokenCache) view() view {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return view{c.state(c.now()), c.tok, c.sched, c.failures.N, c.inflight}
-}
-
-// get is a token as a Source over c serves it.
-func (c *tokenCache) get() (*oauth2.Token, error) {
-	return (&Source{c}).TokenContext(context.Background())
-}
-
-// waitIdle waits for the cache's background fetch, if any, to end.
-func waitIdle(t testing.TB, ts *tokenCache) {
-	f := ts.view().running
-	if f == nil {
-		return
+	ctx, cancel := context.WithCancel(s.Context(context.Background()))
+	h := &harness{}
+	hk := hooks{now: h.clk.Now, retry: testkit.FastRetry, backoff: lphttp.Backoff{Base: 20 * time.Millisecond, Max: 100 * time.Millisecond}, running: &h.running}
+	if edit != nil {
+		edit(&hk)
 	}
-	select {
-	case <-f.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("background fetch still running 10s after the test")
+	t.Cleanup(func() { cancel(); h.waitIdle(t) })
+	return newSource(newTokenCache(ctx, c, hk)), h
+}
+
+// waitIdle waits for the fetches under way, if any, to end.
+func (h *harness) waitIdle(t testing.TB) {
+	for deadline := time.Now().Add(10 * time.Second); h.running.Load() > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Errorf("a fetch still running 10s on")
+			return
+		}
 	}
 }
 
@@ -600,22 +585,22 @@ func TestColdSourceSendsOneRequest(t *testing.T) {
 
 // dueSource returns a source holding a token whose refresh is due by its
 // clock, after fault has been set up on the server.
-func dueSource(t *testing.T, fault func(*appjwttest.Server)) (*appjwttest.Server, *tokenCache, *testkit.Clock, *oauth2.Token) {
+func dueSource(t *testing.T, fault func(*appjwttest.Server)) (*appjwttest.Server, *Source, *harness, *oauth2.Token) {
 	t.Helper()
 	s := testkit.NewServer(t)
-	ts, clk := newTestCache(t, s, configFor(s))
-	old, err := ts.get()
+	src, h := newTestSource(t, s, configFor(s), nil)
+	old, err := src.Token()
 	if err != nil {
 		t.Fatal(err)
 	}
 	fault(s)
-	clk.Advance(time.Hour - DefaultEarlyExpiry + time.Second)
-	return s, ts, clk, old
+	h.clk.Advance(time.Hour - DefaultEarlyExpiry + time.Second)
+	return s, src, h, old
 }
 
 func TestRefreshAheadDoesNotBlock(t *testing.T) {
 	testkit.CheckGoroutines(t)
-	s, ts, _, old := dueSource(t, func(s *appjwttest.Server) {
+	s, src, h, old := dueSource(t, func(s *appjwttest.Server) {
 		s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Delay: time.Second})
 		s.SetClockSkew(time.Minute) // so that the new token differs from the old
 	})
@@ -627,7 +612,7 @@ func TestRefreshAheadDoesNotBlock(t *testing.T) {
 		wg.Go(func() {
 			for range 20 {
 				start := time.Now()
-				tok, err := ts.get()
+				tok, err := src.Token()
 				mu.Lock()
 				worst = max(worst, time.Since(start))
 				mu.Unlock()
@@ -643,8 +628,8 @@ func TestRefreshAheadDoesNotBlock(t *testing.T) {
 	if w := worst; w > 100*time.Millisecond {
 		t.Errorf("a caller waited %v during a slow refresh, want well under 100ms", w)
 	}
-	waitIdle(t, ts)
-	tok, err := ts.get()
+	h.waitIdle(t)
+	tok, err := src.Token()
 	if err != nil || tok.AccessToken == old.AccessToken {
 		t.Errorf("after the refresh: Token() = %v, %v; want the new token", tok, err)
 	}
@@ -655,33 +640,31 @@ func TestRefreshAheadDoesNotBlock(t *testing.T) {
 
 func TestOutageWithValidToken(t *testing.T) {
 	testkit.CheckGoroutines(t)
-	s, ts, clk, old := dueSource(t, func(s *appjwttest.Server) {
+	s, src, h, old := dueSource(t, func(s *appjwttest.Server) {
 		s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
 	})
 	for i := range 50 {
-		tok, err := ts.get()
+		tok, err := src.Token()
 		if err != nil || tok.AccessToken != old.AccessToken {
 			t.Fatalf("call %d during the outage: Token() = %v, %v; want the old token", i, tok, err)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	waitIdle(t, ts)
-	failures := ts.view().failures
-	if failures < 1 {
-		t.Errorf("no failed refresh recorded during the outage")
+	h.waitIdle(t)
+	if st := src.State(); !st.Valid || st.Failures < 1 {
+		t.Errorf("during the outage: %+v, want the token served and a failed refresh recorded", st)
 	}
 	// Well within the margin before real expiry, the old token is no longer served.
-	clk.Advance(DefaultEarlyExpiry - 5*time.Second)
-	if tok, err := ts.get(); err == nil {
+	h.clk.Advance(DefaultEarlyExpiry - 5*time.Second)
+	if tok, err := src.Token(); err == nil {
 		t.Errorf("5s before expiry, during the outage: got %v, want the fetch error", tok)
 	}
 	s.ClearFault(appjwttest.Sentinel)
 	deadline := time.Now().Add(3 * time.Second)
 	for time.Now().Before(deadline) {
-		if tok, err := ts.get(); err == nil && tok.AccessToken != old.AccessToken {
-			failures = ts.view().failures
-			if failures != 0 {
-				t.Errorf("failures = %d after a success, want the backoff reset", failures)
+		if tok, err := src.Token(); err == nil && tok.AccessToken != old.AccessToken {
+			if st := src.State(); st.Failures != 0 {
+				t.Errorf("failures = %d after a success, want the backoff reset", st.Failures)
 			}
 			return
 		}
@@ -784,9 +767,8 @@ func TestFaultMatrix(t *testing.T) {
 			if tt.fault.Hang {
 				c.FetchTimeout = 300 * time.Millisecond
 			}
-			ts, _ := newTestCache(t, s, c)
-			ts.retry.RetryAfterMax = 5 * time.Millisecond
-			tok, err := ts.get()
+			src, _ := newTestSource(t, s, c, func(h *hooks) { h.retry.RetryAfterMax = 5 * time.Millisecond })
+			tok, err := src.Token()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Token() = %v, %v; want error: %v", tok, err, tt.wantErr)
 			}
@@ -814,7 +796,7 @@ func TestFaultMatrix(t *testing.T) {
 			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
 			// Within the backoff, the next caller gets the error without a request.
 			n := s.Count(appjwttest.Sentinel)
-			if _, err2 := ts.get(); err2 == nil || s.Count(appjwttest.Sentinel) != n {
+			if _, err2 := src.Token(); err2 == nil || s.Count(appjwttest.Sentinel) != n {
 				t.Errorf("right after the failure: error %v and %d new requests, want the error and none", err2, s.Count(appjwttest.Sentinel)-n)
 			}
 		})
@@ -837,87 +819,62 @@ func TestExtra(t *testing.T) {
 	}
 }
 
-func TestSchedule(t *testing.T) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	tests := []struct {
-		life, early time.Duration
-		// refreshLo and refreshHi bound the refresh point, serve when
-		// the token stops being served; all after now.
-		refreshLo, refreshHi, serve time.Duration
-	}{
-		{2 * time.Second, DefaultEarlyExpiry, time.Second, time.Second, 1800 * time.Millisecond},
-		{5 * time.Second, DefaultEarlyExpiry, 2500 * time.Millisecond, 2500 * time.Millisecond, 4500 * time.Millisecond},
-		{15 * time.Second, DefaultEarlyExpiry, 7500 * time.Millisecond, 7500 * time.Millisecond, 13500 * time.Millisecond},
-		{time.Minute, DefaultEarlyExpiry, 30 * time.Second, 30 * time.Second, 54 * time.Second},
-		{time.Hour, DefaultEarlyExpiry, 49 * time.Minute, 55 * time.Minute, time.Hour - 10*time.Second},
-		{time.Hour, time.Second, 54*time.Minute - time.Second, time.Hour - time.Second, time.Hour - 500*time.Millisecond},
-		{time.Hour, 2 * time.Hour, 30 * time.Minute, 30 * time.Minute, time.Hour - 10*time.Second},
-	}
-	for _, tt := range tests {
-		t.Run(fmt.Sprintf("%v/early %v", tt.life, tt.early), func(t *testing.T) {
-			c := &tokenCache{conf: Config{EarlyExpiry: tt.early}}
-			for range 100 {
-				s := c.plan().Schedule(now, now.Add(tt.life))
-				if r := s.RefreshAt.Sub(now); r < tt.refreshLo || r > tt.refreshHi {
-					t.Fatalf("refresh after %v, want between %v and %v", r, tt.refreshLo, tt.refreshHi)
-				}
-				if got := s.ServeUntil.Sub(now); got != tt.serve {
-					t.Fatalf("served for %v, want %v", got, tt.serve)
-				}
-			}
-		})
-	}
-}
-
+// Replicas started together refresh minutes apart, and none before half
+// the token's lifetime.
 func TestFleetRefreshesSpread(t *testing.T) {
-	now := time.Now()
-	var points []time.Time
-	for range 100 {
-		ts := newTokenCache(context.Background(), Config{AccountID: "le1", ClientID: "id", ClientSecret: "s"})
-		ts.now = func() time.Time { return now }
-		ts.settle(&flight{tok: &oauth2.Token{AccessToken: "t", Expiry: now.Add(time.Hour)}})
-		points = append(points, ts.view().sched.RefreshAt)
-	}
-	first, last := slices.MinFunc(points, time.Time.Compare), slices.MaxFunc(points, time.Time.Compare)
-	if spread := last.Sub(first); spread < 3*time.Minute {
-		t.Errorf("100 sources refresh within %v of each other, want several minutes apart", spread)
-	}
-	if first.Before(now.Add(30 * time.Minute)) {
-		t.Errorf("a source refreshes %v after its token arrived, before half its lifetime", first.Sub(now))
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f, c, ctx := fakeStand(t)
+		f.sentinelDelay = 0
+		start := time.Now()
+		var points []time.Time
+		for range 100 {
+			src := c.TokenSource(ctx)
+			if _, err := src.Token(); err != nil {
+				t.Fatal(err)
+			}
+			points = append(points, src.State().RefreshAt)
+		}
+		first, last := slices.MinFunc(points, time.Time.Compare), slices.MaxFunc(points, time.Time.Compare)
+		if spread := last.Sub(first); spread < 3*time.Minute {
+			t.Errorf("100 sources refresh within %v of each other, want several minutes apart", spread)
+		}
+		if first.Before(start.Add(30 * time.Minute)) {
+			t.Errorf("a source refreshes %v after its token arrived, before half its lifetime", first.Sub(start))
+		}
+	})
 }
 
-// underLoad drives ts, with its injected clock, through rounds lifetimes
-// of tokens that live life each: at every step of life/40, 8 goroutines
-// call Token() at once. It fails the test if any call waits for a fetch
-// while a token is valid, or gets a token at or past its Expiry, and
-// returns the Sentinel requests per minute of the clock.
-func underLoad(t testing.TB, s *appjwttest.Server, ts *tokenCache, clk *testkit.Clock, life time.Duration, rounds int) float64 {
+// underLoad drives src, with its harness's clock, through rounds
+// lifetimes of tokens that live life each: at every step of life/40, 8
+// goroutines call Token() at once. It fails the test if any call waits for
+// a fetch while a token is valid, or gets a token at or past its Expiry,
+// and returns the Sentinel requests per minute of the clock.
+func underLoad(t testing.TB, s *appjwttest.Server, src *Source, h *harness, life time.Duration, rounds int) float64 {
 	t.Helper()
-	if _, err := ts.get(); err != nil {
+	if _, err := src.Token(); err != nil {
 		t.Fatal(err)
 	}
-	waitIdle(t, ts)
-	start, before := clk.Now(), s.Count(appjwttest.Sentinel)
+	h.waitIdle(t)
+	start, before := h.clk.Now(), s.Count(appjwttest.Sentinel)
 	step := life / 40
 	for range 40 * rounds {
-		clk.Advance(step)
-		if !ts.view().state.Servable() {
-			t.Fatalf("after %v: no token to serve, callers wait", clk.Now().Sub(start))
+		h.clk.Advance(step)
+		if !src.State().Valid {
+			t.Fatalf("after %v: no token to serve, callers wait", h.clk.Now().Sub(start))
 		}
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
-				tok, err := ts.get()
-				if err != nil || !tok.Expiry.After(clk.Now()) {
-					t.Errorf("after %v: Token() = %v, %v; want a token not yet expired", clk.Now().Sub(start), tok, err)
+				tok, err := src.Token()
+				if err != nil || !tok.Expiry.After(h.clk.Now()) {
+					t.Errorf("after %v: Token() = %v, %v; want a token not yet expired", h.clk.Now().Sub(start), tok, err)
 				}
 			})
 		}
 		wg.Wait()
-		waitIdle(t, ts)
+		h.waitIdle(t)
 	}
-	return float64(s.Count(appjwttest.Sentinel)-before) / clk.Now().Sub(start).Minutes()
+	return float64(s.Count(appjwttest.Sentinel)-before) / h.clk.Now().Sub(start).Minutes()
 }
 
 func TestLifetimesUnderLoad(t *testing.T) {
@@ -925,9 +882,9 @@ func TestLifetimesUnderLoad(t *testing.T) {
 		t.Run(life.String(), func(t *testing.T) {
 			s := testkit.NewServer(t)
 			s.SetLifetime(life)
-			ts, clk := newTestCache(t, s, configFor(s))
+			src, h := newTestSource(t, s, configFor(s), nil)
 			const rounds = 4
-			perMinute := underLoad(t, s, ts, clk, life, rounds)
+			perMinute := underLoad(t, s, src, h, life, rounds)
 			// One request per half-lifetime at most: two per lifetime, as
 			// counted from the answer's Date, which takes a second off.
 			if max := 2 / (life - time.Second).Minutes(); perMinute > max {
@@ -967,20 +924,6 @@ func TestShortLifetimeRealTime(t *testing.T) {
 	// A refresh a second: 4 in 4 s, and a little slack for the clock.
 	if got := s.Count(appjwttest.Sentinel); got > 6 {
 		t.Errorf("Sentinel got %d requests in 4 s of 3 s tokens, want at most 6", got)
-	}
-}
-
-func TestTokenExpiringAsItArrives(t *testing.T) {
-	s := testkit.NewServer(t)
-	ts, clk := newTestCache(t, s, configFor(s))
-	now := clk.Now()
-	f := &flight{tok: &oauth2.Token{AccessToken: "t", Expiry: now.Add(-time.Microsecond)}, host: "h"}
-	ts.settle(f)
-	if f.err == nil || f.tok != nil {
-		t.Errorf("settle kept a token that expired as it arrived: %v, %v", f.tok, f.err)
-	}
-	if s := ts.plan().Schedule(now, now.Add(-time.Second)); s.ServeUntil.After(now) || s.RefreshAt.Before(now) {
-		t.Errorf("schedule of an expired token: refresh at %v, serve until %v; want now and no later", s.RefreshAt.Sub(now), s.ServeUntil.Sub(now))
 	}
 }
 
@@ -1362,35 +1305,46 @@ func TestTransportWithoutRejecter(t *testing.T) {
 	}
 }
 
+// A late rejection of an older token keeps the current one; the current
+// one is dropped at most once per floor.
 func TestRejectKeepsNewerToken(t *testing.T) {
 	s := testkit.NewServer(t)
-	ts, clk := newTestCache(t, s, configFor(s))
-	old, err := ts.get()
-	if err != nil {
-		t.Fatal(err)
+	src, h := newTestSource(t, s, configFor(s), nil)
+	token := func() *oauth2.Token {
+		t.Helper()
+		tok, err := src.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
 	}
-	clk.Advance(time.Hour) // the old token is gone: the next call fetches
-	current, err := ts.get()
-	if err != nil || current.AccessToken == old.AccessToken {
-		t.Fatalf("Token() = %v, %v; want a new token", current, err)
+	// dropped rejects tok and says whether the next call fetched.
+	dropped := func(tok *oauth2.Token) bool {
+		t.Helper()
+		n := s.Count(appjwttest.Sentinel)
+		src.Reject(tok)
+		token()
+		return s.Count(appjwttest.Sentinel) > n
 	}
-	if ts.reject(old, "").dropped {
+	old := token()
+	h.clk.Advance(time.Hour) // the old token is gone: the next call fetches
+	current := token()
+	if current.AccessToken == old.AccessToken {
+		t.Fatal("no new token after the old one expired")
+	}
+	if dropped(old) {
 		t.Error("a late rejection of the old token dropped the current one")
 	}
-	if !ts.reject(current, "").dropped {
+	if !dropped(current) {
 		t.Error("rejecting the current token did not drop it")
 	}
-	clk.Advance(time.Second)
-	if _, err := ts.get(); err != nil {
-		t.Fatal(err)
+	h.clk.Advance(time.Second)
+	if dropped(token()) {
+		t.Errorf("a second rejection within %v dropped a token", lifecycle.RejectFloor)
 	}
-	next := ts.view().tok
-	if ts.reject(next, "").dropped {
-		t.Errorf("a second rejection within %v dropped a token", rejectFloor)
-	}
-	clk.Advance(rejectFloor)
-	if !ts.reject(next, "").dropped {
-		t.Errorf("a rejection %v after the last did not drop the token", rejectFloor)
+	h.clk.Advance(lifecycle.RejectFloor)
+	if !dropped(token()) {
+		t.Errorf("a rejection %v after the last did not drop the token", lifecycle.RejectFloor)
 	}
 }
 
@@ -1473,11 +1427,12 @@ func TestLogRecords(t *testing.T) {
 	var h testkit.Capture
 	c := configFor(s)
 	c.Logger = slog.New(&h)
-	ts, clk := newTestCache(t, s, c)
+	src, hs := newTestSource(t, s, c, nil)
+	clk := &hs.clk
 	var tokens []string
 	token := func() {
 		t.Helper()
-		tok, err := ts.get()
+		tok, err := src.Token()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1492,7 +1447,7 @@ func TestLogRecords(t *testing.T) {
 	var seen []testkit.Record
 	check := func(step string, wants ...want) []testkit.Record {
 		t.Helper()
-		waitIdle(t, ts)
+		hs.waitIdle(t)
 		got := h.Take()
 		seen = append(seen, got...)
 		if len(got) != len(wants) {
@@ -1657,8 +1612,9 @@ func TestLogHandlerCallingBackDoesNotDeadlock(t *testing.T) {
 	c.FetchTimeout = 2 * time.Second
 	h := &callbackHandler{seen: map[string]int{}}
 	c.Logger = slog.New(h)
-	ts, clk := newTestCache(t, s, c)
-	h.src = &Source{ts}
+	src, hs := newTestSource(t, s, c, nil)
+	clk := &hs.clk
+	h.src = src
 	hc := &http.Client{Transport: &Transport{Source: h.src, Base: s.Client().Transport}}
 	steps := []struct {
 		name    string
@@ -1682,13 +1638,13 @@ func TestLogHandlerCallingBackDoesNotDeadlock(t *testing.T) {
 		st.before()
 		done := make(chan error, 1)
 		go func() {
-			_, err := ts.get()
+			_, err := src.Token()
 			if st.name == "rejected, and the fetch after it" {
 				if got := postConsumer(t, hc, s); got != 201 {
 					err = fmt.Errorf("status %d after the rejection, want 201", got)
 				}
 			}
-			waitIdle(t, ts)
+			hs.waitIdle(t)
 			done <- err
 		}()
 		select {
@@ -2321,8 +2277,8 @@ func BenchmarkSentinelLoad(b *testing.B) {
 			s.SetLifetime(life)
 			var perMinute float64
 			for b.Loop() {
-				ts, clk := newTestCache(b, s, configFor(s))
-				perMinute = max(perMinute, underLoad(b, s, ts, clk, life, 10))
+				src, h := newTestSource(b, s, configFor(s), nil)
+				perMinute = max(perMinute, underLoad(b, s, src, h, life, 10))
 			}
 			b.ReportMetric(perMinute, "requests/min")
 		})

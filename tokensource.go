@@ -2,10 +2,8 @@ package appjwt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,17 +20,10 @@ import (
 // Source is the cached AppJWT source that [Config.TokenSource] returns. It
 // is safe for concurrent use, and may be shared by any number of clients,
 // transports and direct callers: however many call it at once, one fetch
-// reaches Sentinel.
-//
-// While it holds a fresh token, a call reads an immutable snapshot and the
-// clock, with no lock, plus one copy of the token for Token and
-// TokenContext; [Transport] takes no copy. It refreshes each token in the
-// background at its refresh point, on a timer, as long as the token is in
-// use, so that a caller never waits for a refresh, even through
-// [oauth2.NewClient], which asks it only 10 s before each expiry. Nothing
-// runs once its context is done; a Source nobody calls any more fetches at
-// most one more token, then stops; one nobody holds any more is collected
-// within two garbage collections, even while its context lives on.
+// reaches Sentinel. It refreshes each token in the background, before any
+// caller has to wait, as long as the token is in use; a Source nobody
+// calls any more fetches at most one more token, and one nobody holds is
+// collected. docs/behaviour.md has the numbers.
 type Source struct {
 	cache *tokenCache
 }
@@ -49,8 +40,7 @@ func (s *Source) Token() (*oauth2.Token, error) {
 // TokenContext is Token, but gives up waiting for a fetch once ctx is
 // done, with an error that wraps ctx's: [errors.Is] finds
 // [context.DeadlineExceeded] or [context.Canceled]. A caller that gives up
-// does not cancel the fetch, which goes on for the others. [Transport]
-// calls it with each request's context.
+// does not cancel the fetch, which goes on for the others.
 func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	tok, err := s.token(ctx)
 	if err != nil {
@@ -63,7 +53,7 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 // token is TokenContext without the copy: the token it returns is shared,
 // read-only. Until its serving point, a token is served from the cache's
 // snapshot, without its lock; the first caller past its refresh point
-// starts the refresh (later ones, if it fails, are the timer's).
+// starts the refresh.
 func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
 	c := s.cache
 	sn := c.current.Load()
@@ -85,17 +75,12 @@ func (s *Source) token(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // Reject implements [Rejecter]. While tokens fetched after a rejection
-// are rejected as well, new tokens are not helping, and the least time
-// between two drops doubles (5 s, 10 s, 20 s, ... up to the token's
-// lifetime) until the API takes a token again, as [Transport] tells the
-// source.
+// are rejected as well, the least time between two drops doubles (5 s,
+// 10 s, 20 s, ... up to the token's lifetime) until the API takes a token
+// again, as [Transport] tells the source.
 func (s *Source) Reject(tok *oauth2.Token) {
 	s.cache.reject(tok, "")
 }
-
-// TokenAPI returns the Sentinel token API the source's Config names, and
-// so the API its tokens are for (see [Config.TokenAPI]).
-func (s *Source) TokenAPI() TokenAPI { return s.cache.conf.TokenAPI }
 
 // State is a snapshot of a [Source], for a health or readiness check.
 type State struct {
@@ -104,7 +89,7 @@ type State struct {
 	Valid bool
 	// Expiry is the token's expiry, and RefreshAt when its refresh starts
 	// (or started); zero unless Valid. The token is served until shortly
-	// before Expiry: 10 s, or less for short-lived tokens.
+	// before Expiry.
 	Expiry, RefreshAt time.Time
 	// Fetching: a fetch is running.
 	Fetching bool
@@ -117,18 +102,15 @@ type State struct {
 	RetryAt     time.Time
 }
 
-// State returns the source's state now, for a readiness check. It takes
-// the source's lock for a moment and waits for nothing, so that a health
-// handler may call it as often as it likes.
+// State returns the source's state now, for a readiness check. It waits
+// for nothing, so that a health handler may call it as often as it likes.
 //
 // A call to State counts as a call for a token: a source that serves none
 // starts a fetch in the background, unless one is running or it is
-// backing off, and keeps retrying on its timer while State or Token is
-// called between attempts; a source that serves one keeps it fresh. So a
-// readiness check built on State alone turns ready within one fetch of its
-// first call, and within one backoff step (30 s at most) of Sentinel's
-// recovery, with no other traffic; it costs Sentinel what a source in use
-// costs (docs/behaviour.md).
+// backing off, and keeps retrying while State or Token is called between
+// attempts; a source that serves one keeps it fresh. So a readiness check
+// built on State alone turns ready within one fetch of its first call, and
+// within 30 s of Sentinel's recovery, with no other traffic.
 func (s *Source) State() State {
 	c := s.cache
 	c.mu.Lock()
@@ -137,7 +119,7 @@ func (s *Source) State() State {
 		c.want(c.now())
 	}
 	st := State{
-		Fetching:    c.fetching(),
+		Fetching:    c.inflight != nil,
 		Failures:    c.failures.N,
 		LastError:   c.failures.Err,
 		LastErrorAt: c.failures.At,
@@ -150,6 +132,24 @@ func (s *Source) State() State {
 		st.Valid, st.Expiry, st.RefreshAt = true, c.tok.Expiry, c.sched.RefreshAt
 	}
 	return st
+}
+
+// What [Transport] tells a Source, through [recovering]: a rejection and an
+// acceptance on a path, the unit in which the source counts rejections
+// (see [Transport]), and the rejection's log record.
+
+func (s *Source) sharedToken(ctx context.Context) (*oauth2.Token, error) { return s.token(ctx) }
+
+func (s *Source) rejected(tok *oauth2.Token, path string) (again bool) {
+	return s.cache.reject(tok, path)
+}
+
+func (s *Source) accepted(tok *oauth2.Token, path string) { s.cache.accepted(tok.AccessToken, path) }
+
+func (s *Source) logRejected(ctx context.Context, attrs ...slog.Attr) {
+	if c := s.cache; c.log != nil {
+		c.log.LogAttrs(ctx, slog.LevelWarn, msgRejected, append(c.who(), attrs...)...)
+	}
 }
 
 // snapshot serves the current token until its refresh point without the
@@ -172,40 +172,36 @@ type tokenCache struct {
 	ctx     context.Context
 	conf    Config
 	invalid error // a Config error: every call returns it
-	retry   lphttp.Policy
-	backoff lphttp.Backoff
-	now     func() time.Time
-	log     *slog.Logger // nil: no logging
-	domain  *domain.Cache
+	hooks
+	log    *slog.Logger // nil: no logging
+	domain *domain.Cache
 
 	current atomic.Pointer[snapshot] // serves tok while fresh; replaced under mu
+	floor   lifecycle.Floor          // of rejected; its counter is read without mu
+	gone    atomic.Bool              // nobody holds the Source: the timer stops
 
-	mu         sync.Mutex
-	tok        *oauth2.Token // the newest good token, or nil; never modified
-	sched      lifecycle.Schedule
-	failures   lifecycle.Failures
-	life       time.Duration // tok's lifetime when it came
-	rejectedAt time.Time     // when a rejection last dropped tok
-	rejectedOn string        // the path it came from; "" if unknown
-	rejections atomic.Int32  // drops since the API last took a token; written under mu
-	wanted     bool          // a token was asked for while none was served, since the last fetch started
-	inflight   *flight       // the running fetch, or nil
-	timer      *time.Timer   // starts the next refresh or retry in the background
-	stopped    bool          // ctx is done, or the Source gone: no timer, no fetch
-	unhook     func() bool   // forgets the stop that ctx's end calls
-	gone       atomic.Bool   // nobody holds the Source: the timer stops
+	mu       sync.Mutex
+	tok      *oauth2.Token // the newest good token, or nil; never modified
+	sched    lifecycle.Schedule
+	failures lifecycle.Failures
+	life     time.Duration        // tok's lifetime when it came
+	rejected lifecycle.Rejections // the drops since the API last took a token
+	wanted   bool                 // a token was asked for while none was served, since the last fetch started
+	inflight *lifecycle.Flight[*oauth2.Token]
+	waited   bool        // callers wait for inflight: its token is in use
+	timer    *time.Timer // starts the next refresh or retry in the background
+	stopped  bool        // ctx is done: no timer, no fetch
+	unhook   func() bool // forgets the stop that ctx's end calls
 }
 
-// flight is one fetch; done is closed once its fields are set.
-type flight struct {
-	done     chan struct{}
-	tok      *oauth2.Token
-	err      error
-	host     string // where it went, if known
-	attempts int    // Sentinel requests it sent
-	took     time.Duration
-	records  []lifecycle.Record // what the fetch found to log, such as a failed re-lookup
-	waited   bool               // callers wait for it: its token is in use; guarded by mu
+// hooks are the package's test seam: what a test may set when it makes a
+// cache, and all it may see of the cache beyond the Source's methods. The
+// zero value is what [Config.TokenSource] uses.
+type hooks struct {
+	now     func() time.Time // the clock; nil: time.Now
+	retry   lphttp.Policy    // the retries of one fetch; zero: lphttp.Default
+	backoff lphttp.Backoff   // after a failed fetch; zero: lifecycle.FailureBackoff
+	running *atomic.Int32    // if set, counts the fetches under way
 }
 
 // Bounds of the cache's schedule, scaled to each token's lifetime L (see
@@ -219,26 +215,36 @@ const (
 	serveMarginShare   = 10
 )
 
-// rejectFloor is the least time between two rejections that drop the
-// current token: a stream of 401s makes at most one Sentinel request per
-// rejectFloor, and fewer while tokens fetched after a rejection are
-// rejected too (see [tokenCache.floor]).
-const rejectFloor = 5 * time.Second
-
-func newTokenCache(ctx context.Context, c Config) *tokenCache {
-	tc := &tokenCache{
-		ctx:     ctx,
-		conf:    c,
-		invalid: c.validate(),
-		retry:   lphttp.Default,
-		backoff: lifecycle.FailureBackoff,
-		now:     time.Now,
-		log:     c.Logger,
+func newTokenCache(ctx context.Context, c Config, h hooks) *tokenCache {
+	if h.now == nil {
+		h.now = time.Now
 	}
-	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: tc.backoff, Now: func() time.Time { return tc.now() }}
-	tc.install(nil, lifecycle.Schedule{})
+	if h.retry.Attempts == 0 {
+		h.retry = lphttp.Default
+	}
+	if h.backoff.Max == 0 {
+		h.backoff = lifecycle.FailureBackoff
+	}
+	h.retry.Now = h.now
+	tc := &tokenCache{ctx: ctx, conf: c, invalid: c.validate(), hooks: h, log: c.Logger}
+	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: h.backoff, Now: h.now}
+	tc.current.Store(&snapshot{})
 	tc.unhook = context.AfterFunc(ctx, tc.stop)
 	return tc
+}
+
+// newSource is a Source over c, whose cache lets go of its context once
+// nobody holds the Source: a context that lives longer than the Source
+// (an app's root context, say) keeps no cache of it alive.
+func newSource(c *tokenCache) *Source {
+	s := &Source{c}
+	runtime.AddCleanup(s, func(c *tokenCache) {
+		// On a goroutine of its own, outside any testing/synctest bubble the
+		// timer may belong to: the timer sees gone, and does nothing.
+		c.gone.Store(true)
+		c.unhook()
+	}, c)
+	return s
 }
 
 // token returns the token to serve past the snapshot: a stale one, while
@@ -274,14 +280,9 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 	case f == nil:
 		f = c.start()
 	}
-	f.waited = true
+	c.waited = true
 	c.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.tok, f.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("appjwt: waiting for a token from Sentinel: %w", ctx.Err())
-	}
+	return f.Wait(ctx, "appjwt: waiting for a token from Sentinel")
 }
 
 // state is the state of the cache's token at now. c.mu must be held.
@@ -290,16 +291,6 @@ func (c *tokenCache) state(now time.Time) lifecycle.State {
 		return lifecycle.Empty
 	}
 	return c.sched.State(now)
-}
-
-// fetching reports whether a fetch is running. c.mu must be held.
-func (c *tokenCache) fetching() bool { return c.inflight != nil }
-
-// install makes tok the token the snapshot serves on sched; with a
-// nil tok, every call reaches the cache. c.mu must be held, but for the
-// first call.
-func (c *tokenCache) install(tok *oauth2.Token, sched lifecycle.Schedule) {
-	c.current.Store(&snapshot{tok: tok, sched: sched})
 }
 
 // want notes a call for a token at now: it keeps the token served fresh,
@@ -322,20 +313,19 @@ func (c *tokenCache) refreshNow() {
 	}
 }
 
-// refreshIfDue starts a refresh, unless one is running or the cache is
-// backing off. c.mu must be held.
+// refreshIfDue starts a fetch, unless one is running, the cache is
+// backing off, or its context is done. c.mu must be held.
 func (c *tokenCache) refreshIfDue(now time.Time) {
-	if !c.fetching() && !c.failures.BackingOff(now) && !c.stopped {
+	if c.inflight == nil && !c.failures.BackingOff(now) && !c.stopped {
 		c.start()
 	}
 }
 
 // arm sets the timer to start the next refresh, or retry, at at, so that
 // the token in use is replaced before any caller has to wait: x/oauth2's
-// wrappers ask only shortly before its expiry. c.mu must be held.
-//
-// The timer holds the cache weakly: a pending timer, which the runtime
-// keeps until it fires, does not keep a cache nobody holds alive.
+// wrappers ask only shortly before its expiry. The timer holds the cache
+// weakly: a pending timer, which the runtime keeps until it fires, keeps
+// no cache that nobody holds alive. c.mu must be held.
 func (c *tokenCache) arm(at time.Time) {
 	if c.stopped {
 		return
@@ -354,9 +344,9 @@ func (c *tokenCache) arm(at time.Time) {
 }
 
 // onTimer starts the refresh or retry that is due, if a token has been
-// asked for since the last one came, or since the last fetch started while
-// none is served: a source nobody calls any more fetches at most one token
-// after its last call.
+// asked for since the last one came, or, while none is served, since the
+// last fetch started: a source nobody calls any more fetches at most one
+// token after its last call.
 func (c *tokenCache) onTimer() {
 	if c.gone.Load() {
 		return
@@ -376,22 +366,6 @@ func (c *tokenCache) onTimer() {
 	}
 }
 
-// newSource is a Source over c, whose cache stops, and lets go of its
-// context, once nobody holds the Source any more: a context that lives
-// longer than the Source (an app's root context, say) keeps no cache of
-// it alive, with its Config and its last token.
-func newSource(c *tokenCache) *Source {
-	s := &Source{c}
-	runtime.AddCleanup(s, func(c *tokenCache) {
-		// The cleanup runs on a goroutine of its own: it leaves the timer,
-		// which may belong to a testing/synctest bubble, to see gone, fire
-		// once more at most and stop.
-		c.gone.Store(true)
-		c.unhook()
-	}, c)
-	return s
-}
-
 // stop stops the timer for good, once the source's context is done.
 func (c *tokenCache) stop() {
 	c.mu.Lock()
@@ -403,67 +377,86 @@ func (c *tokenCache) stop() {
 }
 
 // start begins a fetch in the background. c.mu must be held.
-func (c *tokenCache) start() *flight {
-	f := &flight{done: make(chan struct{})}
-	c.inflight = f
-	c.wanted = false
+func (c *tokenCache) start() *lifecycle.Flight[*oauth2.Token] {
+	f := lifecycle.NewFlight[*oauth2.Token]()
+	c.inflight, c.waited, c.wanted = f, false, false
+	if c.running != nil {
+		c.running.Add(1)
+	}
 	go c.refresh(f)
 	return f
 }
 
-func (c *tokenCache) refresh(f *flight) {
-	start := c.now()
-	c.fetch(f)
-	f.took = c.now().Sub(start)
-	records := append(f.records, c.settle(f)...)
-	// After settle's lock, as a handler may call back into the source (it
-	// finds the outcome there); before done, so that a fetch's records are
-	// written by the time its callers return.
-	lifecycle.Write(c.ctx, c.log, records)
-	close(f.done)
+// fetched is what one fetch found.
+type fetched struct {
+	tok      *oauth2.Token
+	err      error
+	host     string // where it went, if known
+	attempts int    // Sentinel requests it sent
+	took     time.Duration
+	records  []lifecycle.Record // what to log, such as a failed re-lookup
 }
 
-// fetch gets a new token into f: the Sentinel host, looked up if need be,
-// then the token request.
-func (c *tokenCache) fetch(f *flight) {
+func (c *tokenCache) refresh(f *lifecycle.Flight[*oauth2.Token]) {
+	start := c.now()
+	r := c.fetch()
+	r.took = c.now().Sub(start)
+	records := append(r.records, c.settle(&r)...)
+	// After settle's lock, as a handler may call back into the source (it
+	// finds the outcome there); before the flight ends, so that a fetch's
+	// records are written by the time its callers return.
+	lifecycle.Write(c.ctx, c.log, records)
+	f.End(r.tok, r.err)
+	if c.running != nil {
+		c.running.Add(-1)
+	}
+}
+
+// fetch gets a new token: the Sentinel host, looked up if need be, then
+// the token request.
+func (c *tokenCache) fetch() (r fetched) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.conf.fetchTimeout())
 	defer cancel()
 	a, err := c.domain.Host(ctx, c.retry)
 	if a.RelookupErr != nil {
-		f.records = append(f.records, c.relookupFailed(a)...)
+		r.records = c.relookupFailed(a)
 	}
 	if err != nil {
-		f.err = c.conf.withhold(prefixed(err))
-		return
+		r.err = c.conf.withhold(prefixed(err))
+		return r
 	}
-	f.host = a.Host
-	f.tok, f.attempts, f.err = sentinel.Fetch(ctx, f.host, c.conf.credentials(), c.retry)
-	f.err = prefixed(f.err)
+	r.host = a.Host
+	r.tok, r.attempts, r.err = sentinel.Fetch(ctx, r.host, c.conf.credentials(), c.retry)
+	r.err = prefixed(r.err)
+	return r
 }
 
-// settle records how f ended, and returns what to log about it once c.mu
-// is released: a log handler may well call back into the source.
-func (c *tokenCache) settle(f *flight) []lifecycle.Record {
+// settle records how fetch r ended, and returns what to log about it once
+// c.mu is released: a log handler may well call back into the source.
+func (c *tokenCache) settle(r *fetched) []lifecycle.Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.inflight = nil
 	now := c.now()
-	if f.err == nil && !f.tok.Expiry.After(now) {
-		f.tok, f.err = nil, fmt.Errorf("appjwt: token from %s expired as it arrived", f.host)
+	if r.err == nil && !r.tok.Expiry.After(now) {
+		r.tok, r.err = nil, fmt.Errorf("appjwt: token from %s expired as it arrived", r.host)
 	}
-	if f.err != nil {
-		c.failures.Add(f.err, now, c.backoff)
-		c.arm(c.failures.RetryAt) // onTimer retries if the token is still wanted
-
-		return c.fetchFailed(f, now)
+	if r.err != nil {
+		c.failures.Add(r.err, now, c.backoff)
+		if at := c.domain.RetryAt(); at.After(c.failures.RetryAt) {
+			c.failures.RetryAt = at // a retry before it would fail at once
+		}
+		c.arm(c.failures.RetryAt) // onTimer retries if a token is still wanted
+		return c.fetchFailed(r, now)
 	}
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
-	c.tok, c.life, c.sched = f.tok, f.tok.Expiry.Sub(now), c.plan().Schedule(now, f.tok.Expiry)
-	c.install(f.tok, c.sched)
-	c.current.Load().used.Store(f.waited)
+	c.tok, c.life, c.sched = r.tok, r.tok.Expiry.Sub(now), c.plan().Schedule(now, r.tok.Expiry)
+	sn := &snapshot{tok: r.tok, sched: c.sched}
+	sn.used.Store(c.waited)
+	c.current.Store(sn)
 	c.arm(c.sched.RefreshAt)
-	return append(records, c.fetched(f)...)
+	return append(records, c.fetched(r)...)
 }
 
 // plan is how each token's lifetime is spent: see [lifecycle.Plan].
@@ -472,161 +465,38 @@ func (c *tokenCache) plan() lifecycle.Plan {
 	return lifecycle.Plan{Early: early, JitterShare: refreshJitterShare, MaxMargin: min(expiryMargin, early/2), MarginShare: serveMarginShare}
 }
 
-// rejection is what reject did.
-type rejection struct {
-	dropped bool
-	again   bool // tok came after an earlier drop, and no token was taken since
-}
-
-// reject drops tok if it is still the current token and the floor since
-// the last drop has passed, so that the next call fetches. path names
-// where the rejection came from (see [Transport.path]); "" if unknown.
-func (c *tokenCache) reject(tok *oauth2.Token, path string) rejection {
+// reject drops tok if it is still the current token and the rejection
+// floor lets it (see [lifecycle.Floor], capped at the token's lifetime), so
+// that the next call fetches. path names where the rejection came from
+// (see [Transport]); "" if unknown. again: tok came after an earlier drop,
+// and no token was taken since.
+func (c *tokenCache) reject(tok *oauth2.Token, path string) (again bool) {
 	if tok == nil {
-		return rejection{}
+		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	n := c.rejections.Load()
-	r := rejection{again: n > 0}
-	if c.tok == nil || c.tok.AccessToken != tok.AccessToken || now.Sub(c.rejectedAt) < c.floor(n) {
-		return r
+	if c.tok == nil || c.tok.AccessToken != tok.AccessToken {
+		return c.floor.Rejecting()
 	}
-	r.dropped = true
-	c.rejections.Add(1)
-	c.rejectedAt, c.rejectedOn = now, path
-	c.tok = nil
-	c.install(nil, lifecycle.Schedule{})
-	return r
+	dropped, again := c.floor.Drop(&c.rejected, c.now(), path, c.life)
+	if dropped {
+		c.tok = nil
+		c.current.Store(&snapshot{})
+	}
+	return again
 }
 
-// floor is the least time between the n-th drop and the next: rejectFloor
-// after one, doubling with each drop since, up to the token's lifetime.
-func (c *tokenCache) floor(n int32) time.Duration {
-	if n <= 1 {
-		return rejectFloor
-	}
-	return min(rejectFloor<<min(n-1, 20), max(c.life, rejectFloor))
-}
-
-// accepted notes that the API took the access token on path: if it is
-// the current token's, and the path the drops came from (or they came
-// from one unknown), the floor between drops is back to rejectFloor. A
-// client whose tokens are taken does not reset the floor of one whose
-// tokens are rejected over the same source. It costs one atomic load
-// unless tokens were dropped.
+// accepted notes that the API took the access token on path: if it is the
+// current token's, the rejection floor ends (see [lifecycle.Floor.Accept]).
+// It costs one atomic load unless tokens were dropped.
 func (c *tokenCache) accepted(token, path string) {
-	if c.rejections.Load() == 0 {
+	if !c.floor.Rejecting() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok != nil && c.tok.AccessToken == token && (c.rejectedOn == "" || c.rejectedOn == path) {
-		c.rejections.Store(0)
+	if c.tok != nil && c.tok.AccessToken == token {
+		c.floor.Accept(&c.rejected, path)
 	}
-}
-
-// The log records' messages. Their keys are listed in the package docs.
-const (
-	msgFetchFailed    = "appjwt: token fetch failed"
-	msgRecovered      = "appjwt: token fetch recovered"
-	msgFetched        = "appjwt: token fetched"
-	msgRelookupFailed = "appjwt: Domain API re-lookup failed; keeping the last good host"
-	msgRejected       = "appjwt: token rejected by the API"
-)
-
-func (c *tokenCache) who() []slog.Attr {
-	return []slog.Attr{slog.String("account", c.conf.AccountID), slog.String("client_id", c.conf.ClientID)}
-}
-
-// fetchFailed describes a failed fetch. c.mu must be held.
-func (c *tokenCache) fetchFailed(f *flight, now time.Time) []lifecycle.Record {
-	if c.log == nil {
-		return nil
-	}
-	class, status := errorClass(f.err, f.host == "")
-	serving := c.state(now).Servable()
-	attrs := append(c.who(),
-		slog.String("host", f.host),
-		slog.Int("status", status),
-		slog.String("error_class", class),
-		slog.String("error", f.err.Error()),
-		slog.Int("attempts", f.attempts),
-		slog.Int("failures", c.failures.N),
-		slog.Time("retry_at", c.failures.RetryAt),
-		slog.Bool("serving", serving),
-	)
-	if serving {
-		attrs = append(attrs, slog.Time("serving_until", c.sched.ServeUntil))
-	}
-	return []lifecycle.Record{{Level: slog.LevelWarn, Msg: msgFetchFailed, Attrs: attrs}}
-}
-
-// recovered describes the end of a run of failed fetches, if any. c.mu
-// must be held.
-func (c *tokenCache) recovered(now time.Time) []lifecycle.Record {
-	if c.log == nil || c.failures.N == 0 {
-		return nil
-	}
-	attrs := append(c.who(), slog.Int("failures", c.failures.N), slog.Duration("outage", now.Sub(c.failures.Since)))
-	return []lifecycle.Record{{Level: slog.LevelInfo, Msg: msgRecovered, Attrs: attrs}}
-}
-
-// fetched describes a new token, without any of it. c.mu must be held.
-func (c *tokenCache) fetched(f *flight) []lifecycle.Record {
-	if c.log == nil {
-		return nil
-	}
-	attrs := append(c.who(),
-		slog.String("host", f.host),
-		slog.Duration("lifetime", f.tok.Expiry.Sub(c.now()).Round(time.Second)),
-		slog.Time("expiry", f.tok.Expiry),
-		slog.Time("refresh_at", c.sched.RefreshAt),
-		slog.Duration("took", f.took),
-	)
-	return []lifecycle.Record{{Level: slog.LevelDebug, Msg: msgFetched, Attrs: attrs}}
-}
-
-// relookupFailed describes a failed re-lookup of the Sentinel host.
-func (c *tokenCache) relookupFailed(a domain.Answer) []lifecycle.Record {
-	if c.log == nil {
-		return nil
-	}
-	class, _ := errorClass(a.RelookupErr, true)
-	return []lifecycle.Record{{Level: slog.LevelWarn, Msg: msgRelookupFailed, Attrs: []slog.Attr{
-		slog.String("account", c.conf.AccountID),
-		slog.String("domain_api", c.conf.domainAPI()),
-		slog.String("host", a.Host),
-		slog.String("error_class", class),
-		slog.String("error", c.conf.withhold(prefixed(a.RelookupErr)).Error()),
-		slog.Time("retry_at", a.RetryAt),
-	}}}
-}
-
-// errorClass sorts a fetch's error for a log record, with the HTTP status
-// of the answer, if one caused it.
-func errorClass(err error, inLookup bool) (class string, status int) {
-	var re *oauth2.RetrieveError
-	switch {
-	case errors.As(err, &re):
-		return "status", re.Response.StatusCode
-	case errors.Is(err, context.DeadlineExceeded):
-		return "timeout", 0
-	case errors.Is(err, context.Canceled):
-		return "canceled", 0
-	case inLookup:
-		return "domain", 0
-	case errors.As(err, new(*url.Error)):
-		return "network", 0
-	}
-	return "answer", 0
-}
-
-// prefixed is err with the package's prefix, or nil.
-func prefixed(err error) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("appjwt: %w", err)
 }

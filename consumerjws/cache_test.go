@@ -335,10 +335,6 @@ func TestValidation(t *testing.T) {
 		{"no account", func(c *Config) { c.AccountID = "" }, "a", "consumerjws: Config.AccountID is empty"},
 		{"account ..", func(c *Config) { c.AccountID = ".." }, "a", `consumerjws: Config.AccountID ".." is not an account ID`},
 		{"no source", func(c *Config) { c.Source = nil }, "a", "consumerjws: Config.Source is nil"},
-		{"a source of v2 tokens", func(c *Config) {
-			app := appjwt.Config{AccountID: s.srv.AccountID, ClientID: s.srv.ClientID, ClientSecret: s.srv.ClientSecret, TokenAPI: appjwt.SentinelV2}
-			c.Source = app.TokenSource(s.ctx)
-		}, "a", "consumerjws: Config.Source gives tokens of Sentinel's v2 API: the idp and the Send API take v1 AppJWTs (appjwt.SentinelV1)"},
 		{"negative MaxConsumers", func(c *Config) { c.MaxConsumers = -1 }, "a", "consumerjws: Config.MaxConsumers -1 is negative"},
 		{"negative FetchTimeout", func(c *Config) { c.FetchTimeout = -time.Second }, "a", "consumerjws: Config.FetchTimeout -1s is negative"},
 		{"Domain with scheme", func(c *Config) { c.Domain = "https://x" }, "a", `consumerjws: Config.Domain: "https://x" is not a bare host[:port] (no scheme, path, query or userinfo)`},
@@ -367,6 +363,30 @@ func TestValidation(t *testing.T) {
 	}
 	if diff := cmp.Diff(counts{DomainAPI: 1, Sentinel: 1, Consumer: 1}, s.counts()); diff != "" {
 		t.Errorf("requests (-want +got), all from the one valid call:\n%s", diff)
+	}
+}
+
+// A source of v2 tokens, however it is wrapped, fails the first fetch
+// with an error that says so, before the idp is asked: the idp and the
+// Send API take v1 AppJWTs only.
+func TestSourceOfV2Tokens(t *testing.T) {
+	s := newStand(t)
+	app := appjwt.Config{AccountID: s.srv.AccountID, ClientID: s.srv.ClientID, ClientSecret: s.srv.ClientSecret, Domain: s.srv.Host(), TokenAPI: appjwt.SentinelV2}
+	for name, src := range map[string]oauth2.TokenSource{
+		"Source":             app.TokenSource(s.ctx),
+		"ReuseTokenSource":   oauth2.ReuseTokenSource(nil, app.TokenSource(s.ctx)),
+		"a source of a user": testkit.TokenSourceFunc(app.TokenSource(s.ctx).Token),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := s.cache(func(c *Config) { c.Source = src }).Token(context.Background(), "a")
+			want := "consumerjws: Config.Source gives tokens of Sentinel's v2 API: the idp and the Send API take v1 AppJWTs (appjwt.SentinelV1)"
+			if err == nil || err.Error() != want {
+				t.Errorf("error %v, want %q", err, want)
+			}
+		})
+	}
+	if got := s.srv.Count(appjwttest.Consumer); got != 0 {
+		t.Errorf("the idp got %d requests, want none", got)
 	}
 }
 

@@ -143,7 +143,6 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -271,21 +270,12 @@ func (c *Config) validate() error {
 	switch {
 	case c.Source == nil:
 		return errors.New("consumerjws: Config.Source is nil")
-	case isV2(c.Source):
-		return errors.New("consumerjws: Config.Source gives tokens of Sentinel's v2 API: the idp and the Send API take v1 AppJWTs (appjwt.SentinelV1)")
 	case c.MaxConsumers < 0:
 		return fmt.Errorf("consumerjws: Config.MaxConsumers %d is negative", c.MaxConsumers)
 	case c.FetchTimeout < 0:
 		return fmt.Errorf("consumerjws: Config.FetchTimeout %v is negative", c.FetchTimeout)
 	}
 	return nil
-}
-
-// isV2 reports whether src says its tokens are for Sentinel's v2 API, as
-// an *appjwt.Source does.
-func isV2(src oauth2.TokenSource) bool {
-	s, ok := src.(interface{ TokenAPI() appjwt.TokenAPI })
-	return ok && s.TokenAPI() != appjwt.SentinelV1
 }
 
 // checkConsumerID rejects an ext_consumer_id before any request.
@@ -321,7 +311,7 @@ type Cache struct {
 	timeout time.Duration
 	domain  *domain.Cache
 
-	rejecting atomic.Int32 // entries whose rejected is set; written under mu
+	floor lifecycle.Floor // of the entries' rejected
 
 	mu         sync.Mutex
 	m          map[string]*entry
@@ -334,11 +324,11 @@ type Cache struct {
 // guarded by Cache.mu.
 type entry struct {
 	id         string
-	jws        string              // "" until fetched, and once dropped
-	sched      lifecycle.Schedule  // zero: fresh for ever (no exp)
-	failures   *lifecycle.Failures // the fetches that failed in a row; nil: none
-	rejected   *rejections         // nil: none since the API last took its ConsumerJWS
-	prev, next *entry              // the LRU list
+	jws        string               // "" until fetched, and once dropped
+	sched      lifecycle.Schedule   // zero: fresh for ever (no exp)
+	failures   *lifecycle.Failures  // the fetches that failed in a row; nil: none
+	rejected   lifecycle.Rejections // the drops since the API last took its ConsumerJWS
+	prev, next *entry               // the LRU list
 }
 
 // state is the state of e's ConsumerJWS at now. Cache.mu must be held.
@@ -355,12 +345,8 @@ func (e *entry) backingOff(now time.Time) bool {
 	return e.failures != nil && e.failures.BackingOff(now)
 }
 
-// flight is one fetch; done is closed once its fields are set.
-type flight struct {
-	done chan struct{}
-	jws  string
-	err  error
-}
+// flight is one fetch of a consumer's ConsumerJWS.
+type flight = lifecycle.Flight[string]
 
 // errPrefix starts the package's errors.
 const errPrefix = "consumerjws: "
@@ -405,12 +391,7 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 	if f == nil {
 		return jws, err
 	}
-	select {
-	case <-f.done:
-		return f.jws, f.err
-	case <-ctx.Done():
-		return "", fmt.Errorf("consumerjws: waiting for a ConsumerJWS: %w", ctx.Err())
-	}
+	return f.Wait(ctx, "consumerjws: waiting for a ConsumerJWS")
 }
 
 // due returns the ConsumerJWS of consumer id, whose entry is e (nil if it
@@ -483,7 +464,7 @@ func (c *Cache) Reject(extConsumerID, jws string) {
 // start begins a fetch for consumer id in the background; probe: it is the
 // one that tries the idp after the idp failed. c.mu must be held.
 func (c *Cache) start(id string, probe bool) *flight {
-	f := &flight{done: make(chan struct{})}
+	f := lifecycle.NewFlight[string]()
 	if probe {
 		c.idp.probe = f
 	}
@@ -501,9 +482,9 @@ func (c *Cache) run(id string, f *flight) {
 	now := c.now()
 	c.idp.settle(f, reached, err, now, c.backoff)
 	e := c.m[id]
+	var jws string
 	switch {
 	case err != nil:
-		f.err = err
 		if e != nil {
 			if e.failures == nil {
 				e.failures = new(lifecycle.Failures)
@@ -514,7 +495,7 @@ func (c *Cache) run(id string, f *flight) {
 			}
 		}
 	default:
-		f.jws = got.jws
+		jws = got.jws
 		if e != nil {
 			e.jws, e.sched, e.failures = got.jws, got.sched, nil
 		}
@@ -522,9 +503,10 @@ func (c *Cache) run(id string, f *flight) {
 	}
 	c.mu.Unlock()
 	// After the lock, as a handler may call back into the Cache; before
-	// done, so that a fetch's records are written once its callers return.
+	// the flight ends, so that a fetch's records are written once its
+	// callers return.
 	lifecycle.Write(c.ctx, c.conf.Logger, records)
-	close(f.done)
+	f.End(jws, err)
 }
 
 // touch makes e the most recently used. c.mu must be held.
@@ -544,9 +526,7 @@ func (c *Cache) add(id string) {
 		old := c.tail
 		c.unlink(old)
 		delete(c.m, old.id) // a fetch it awaits still reaches its waiters
-		if old.rejected != nil {
-			c.rejecting.Add(-1)
-		}
+		c.floor.Forget(&old.rejected)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/lpconnect/appjwt/internal/jwt"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/sentinel"
 	"golang.org/x/oauth2"
 )
 
@@ -89,6 +90,9 @@ func (c *Cache) fetch(id string, f *flight) (*fetched, reach, []lifecycle.Record
 	ctx, cancel := context.WithTimeout(c.ctx, c.timeout)
 	defer cancel()
 	start := c.now()
+	if err := c.checkAppJWT(ctx); err != nil {
+		return nil, unreached, nil, err
+	}
 	a, err := c.domain.Host(ctx, c.retry)
 	var records []lifecycle.Record
 	if a.RelookupErr != nil {
@@ -103,6 +107,26 @@ func (c *Cache) fetch(id string, f *flight) (*fetched, reach, []lifecycle.Record
 	}
 	got.took = c.now().Sub(start)
 	return got, reached, records, nil
+}
+
+// checkAppJWT refuses a Source whose tokens are for Sentinel's v2 API,
+// which each token of appjwt names, however its source is wrapped: the
+// idp and the Send API would refuse them, and the error says why. Its
+// AppJWT errors are the request's.
+func (c *Cache) checkAppJWT(ctx context.Context) error {
+	var tok *oauth2.Token
+	var err error
+	if src, ok := c.conf.Source.(interface {
+		TokenContext(context.Context) (*oauth2.Token, error)
+	}); ok {
+		tok, err = src.TokenContext(ctx)
+	} else {
+		tok, err = c.conf.Source.Token()
+	}
+	if err == nil && sentinel.IsV2(tok) {
+		return errors.New("consumerjws: Config.Source gives tokens of Sentinel's v2 API: the idp and the Send API take v1 AppJWTs (appjwt.SentinelV1)")
+	}
+	return nil
 }
 
 // request sends the ConsumerJWS request for consumer id to host, noting

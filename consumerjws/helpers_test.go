@@ -119,7 +119,7 @@ func settle(c *Cache, id string) {
 	f := c.flights[id]
 	c.mu.Unlock()
 	if f != nil {
-		<-f.done
+		<-f.Done()
 	}
 }
 

@@ -6,72 +6,39 @@ import (
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 )
 
-// rejections are the drops of a consumer's ConsumerJWS since the API last
-// took one.
-type rejections struct {
-	n  int       // drops
-	at time.Time // the last one
-}
-
-// The least time between two drops of a consumer's ConsumerJWS: a stream
-// of rejections makes at most one idp request per rejectFloor for a
-// consumer, and fewer while ConsumerJWS fetched after a drop are rejected
-// too, the floor doubling up to maxRejectFloor. A ConsumerJWS without exp
-// has no lifetime to cap the floor at, as the root package caps it: an
-// hour, an AppJWT's lifetime, is the cap.
-const (
-	rejectFloor    = 5 * time.Second
-	maxRejectFloor = time.Hour
-)
-
-// floor is the least time after the n-th drop before the next.
-func floor(n int) time.Duration {
-	return min(rejectFloor<<min(n-1, 20), maxRejectFloor)
-}
-
-// rejection is what reject did.
-type rejection struct {
-	dropped bool
-	again   bool // the ConsumerJWS came after an earlier drop, and none was taken since
-}
+// maxRejectFloor caps the rejection floor of a consumer's ConsumerJWS (see
+// [lifecycle.Floor]): a ConsumerJWS without exp has no lifetime to cap it
+// at, as the root package caps an AppJWT's, so the cap is an hour, an
+// AppJWT's lifetime.
+const maxRejectFloor = time.Hour
 
 // reject drops jws if it is still the current ConsumerJWS of consumer id
-// and the floor since its last drop has passed, so that the next call
-// fetches.
-func (c *Cache) reject(id, jws string) rejection {
+// and the rejection floor lets it, so that the next call fetches. again:
+// jws came after an earlier drop, and none was taken since.
+func (c *Cache) reject(id, jws string) (again bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.m[id]
 	if e == nil || jws == "" || e.jws != jws {
-		return rejection{}
+		return false
 	}
-	now := c.now()
-	r := rejection{again: e.rejected != nil}
-	if e.rejected != nil && now.Sub(e.rejected.at) < floor(e.rejected.n) {
-		return r
+	dropped, again := c.floor.Drop(&e.rejected, c.now(), "", maxRejectFloor)
+	if dropped {
+		e.jws, e.sched = "", lifecycle.Schedule{}
 	}
-	if e.rejected == nil {
-		e.rejected = &rejections{}
-		c.rejecting.Add(1)
-	}
-	e.rejected.n++
-	e.rejected.at = now
-	e.jws, e.sched = "", lifecycle.Schedule{}
-	r.dropped = true
-	return r
+	return again
 }
 
 // accepted notes that the API took jws, the ConsumerJWS of consumer id: if
-// it is still current, the floor is back to rejectFloor. It costs one
+// it is still current, the floor is back to its first step. It costs one
 // atomic load unless ConsumerJWS were dropped.
 func (c *Cache) accepted(id, jws string) {
-	if c.rejecting.Load() == 0 {
+	if !c.floor.Rejecting() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e := c.m[id]; e != nil && e.rejected != nil && e.jws == jws {
-		e.rejected = nil
-		c.rejecting.Add(-1)
+	if e := c.m[id]; e != nil && e.jws == jws {
+		c.floor.Accept(&e.rejected, "")
 	}
 }

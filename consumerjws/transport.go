@@ -8,7 +8,6 @@ import (
 
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
-	"github.com/lpconnect/appjwt/internal/redact"
 )
 
 type consumerKey struct{}
@@ -74,62 +73,47 @@ type Transport struct {
 // [http.RoundTripper] contract asks, it closes req.Body even when it
 // returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := lphttp.CheckRequest(req, "consumerjws", "a ConsumerJWS"); err != nil {
-		lphttp.CloseBody(req)
-		return nil, err
-	}
 	id, ok := req.Context().Value(consumerKey{}).(string)
-	if !ok {
+	switch {
+	case t.Cache == nil:
+		lphttp.CloseBody(req)
+		return nil, errors.New("consumerjws: Transport.Cache is nil")
+	case !ok && req.URL != nil && req.Header != nil:
 		lphttp.CloseBody(req)
 		return nil, errNoConsumer
 	}
-	if !lphttp.MayCarry(req) {
-		r := req.Clone(req.Context())
-		r.Header.Del("X-LP-ON-BEHALF")
-		return lphttp.SendCopy(t.base(), req, r)
-	}
-	jws, err := t.token(req.Context(), id)
-	if err != nil {
-		lphttp.CloseBody(req)
-		return nil, err
-	}
-	resp, err := t.send(req, req, id, jws)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized {
-		return resp, err
-	}
-	code, read := lphttp.PeekErrorCode(req.Context(), resp, lphttp.ErrorCodeWait)
-	if !read || code != lphttp.CodeConsumerJWSInvalid && code != lphttp.CodeConsumerJWSMissing {
-		return resp, nil
-	}
-	rej := t.Cache.reject(id, jws)
-	r, next, ok := lphttp.Resend(req, jws, func() (string, error) { return t.Cache.Token(req.Context(), id) })
-	t.logRejected(req, code, ok, rej.again)
-	if !ok {
-		return resp, nil
-	}
-	lphttp.Drain(resp)
-	return t.send(req, r, id, next)
+	return lphttp.RoundTrip(consumerJWS, t.base(), authority{t.Cache, id}, req)
 }
 
-// send sends a deep copy of out (req, or its copy to resend), as a Base
-// may write to the request it is given, that carries jws, the ConsumerJWS
-// of consumer id, and tells the Cache if the API took it. The answer's
-// Request is req, the caller's: what a caller or a CheckRedirect can reach
-// carries no ConsumerJWS.
-func (t *Transport) send(req, out *http.Request, id, jws string) (*http.Response, error) {
-	r := out.Clone(out.Context())
-	r.Header.Set("X-LP-ON-BEHALF", jws)
-	resp, err := lphttp.SendCopy(t.base(), req, r)
-	if err == nil && resp.StatusCode < 400 {
-		t.Cache.accepted(id, jws)
-	}
-	// A server may echo the header into what net/http quotes, such as a
-	// malformed status line.
-	return resp, redact.For(jws, "").Withhold(err, "consumerjws: request failed; error text withheld: it echoed the ConsumerJWS")
+var consumerJWS = lphttp.Kind{Pkg: "consumerjws", Name: "ConsumerJWS", A: "a ConsumerJWS", Header: "X-LP-ON-BEHALF"}
+
+// authority is a [Transport]'s request on behalf of consumer id, as
+// [lphttp.RoundTrip] sees it.
+type authority struct {
+	c  *Cache
+	id string
 }
 
-// logRejected logs a rejection through the Cache's Logger, if it has one.
-func (t *Transport) logRejected(req *http.Request, code int, resent, again bool) {
+func (a authority) Credential(ctx context.Context) (string, error) { return a.c.Token(ctx, a.id) }
+
+func (a authority) Set(r *http.Request, jws string) { r.Header.Set("X-LP-ON-BEHALF", jws) }
+
+func (a authority) Value(jws string) string { return jws }
+
+func (a authority) Recovers() bool { return true }
+
+// Reject drops the ConsumerJWS for the errorCodes that blame it.
+func (a authority) Reject(_ *http.Request, jws string, code int) (blamed, again bool) {
+	if code != lphttp.CodeConsumerJWSInvalid && code != lphttp.CodeConsumerJWSMissing {
+		return false, false
+	}
+	return true, a.c.reject(a.id, jws)
+}
+
+func (a authority) Accepted(_ *http.Request, jws string) { a.c.accepted(a.id, jws) }
+
+// Logged logs a rejection through the Cache's Logger, if it has one.
+func (a authority) Logged(req *http.Request, _ string, code int, resent, again bool) {
 	attrs := []slog.Attr{
 		slog.String("host", req.URL.Host), slog.String("path", req.URL.Path),
 		slog.Int("error_code", code), slog.Bool("resent", resent),
@@ -137,14 +121,7 @@ func (t *Transport) logRejected(req *http.Request, code int, resent, again bool)
 	if again {
 		attrs = append(attrs, slog.String("hint", "a ConsumerJWS fetched after a rejection was rejected too: check that the conversation is this consumer's"))
 	}
-	lifecycle.Write(req.Context(), t.Cache.conf.Logger, t.Cache.record(slog.LevelWarn, msgRejected, attrs...))
-}
-
-func (t *Transport) token(ctx context.Context, id string) (string, error) {
-	if t.Cache == nil {
-		return "", errors.New("consumerjws: Transport.Cache is nil")
-	}
-	return t.Cache.Token(ctx, id)
+	lifecycle.Write(req.Context(), a.c.conf.Logger, a.c.record(slog.LevelWarn, msgRejected, attrs...))
 }
 
 func (t *Transport) base() http.RoundTripper {

@@ -80,15 +80,8 @@ type Cache struct {
 	mu       sync.Mutex
 	host     string
 	expires  time.Time
-	lookup   *flight            // the running lookup, or nil
-	failures lifecycle.Failures // the failed lookups since the last good one, while no host is known
-}
-
-// flight is one lookup; done is closed once host or err is set.
-type flight struct {
-	done chan struct{}
-	host string
-	err  error
+	lookup   *lifecycle.Flight[string] // the running lookup, or nil
+	failures lifecycle.Failures        // the failed lookups since the last good one, while no host is known
 }
 
 // Answer is what [Cache.Host] found.
@@ -124,7 +117,7 @@ func (c *Cache) Host(ctx context.Context, p lphttp.Policy) (Answer, error) {
 		return Answer{}, err
 	}
 	if c.lookup == nil {
-		f := &flight{done: make(chan struct{})}
+		f := lifecycle.NewFlight[string]()
 		c.lookup = f
 		last := c.host
 		c.mu.Unlock()
@@ -132,17 +125,13 @@ func (c *Cache) Host(ctx context.Context, p lphttp.Policy) (Answer, error) {
 	}
 	f := c.lookup
 	c.mu.Unlock()
-	select {
-	case <-f.done:
-		return Answer{Host: f.host}, f.err
-	case <-ctx.Done():
-		return Answer{}, fmt.Errorf("waiting for the %s host: %w", c.Service, ctx.Err())
-	}
+	host, err := f.Wait(ctx, "waiting for the "+c.Service+" host")
+	return Answer{Host: host}, err
 }
 
 // run carries out lookup f: the first, or a re-lookup within its share of
 // ctx's time that keeps the last good host if it fails.
-func (c *Cache) run(ctx context.Context, p lphttp.Policy, f *flight, last string) (Answer, error) {
+func (c *Cache) run(ctx context.Context, p lphttp.Policy, f *lifecycle.Flight[string], last string) (Answer, error) {
 	lctx := ctx
 	if last != "" {
 		var cancel context.CancelFunc
@@ -165,10 +154,9 @@ func (c *Cache) run(ctx context.Context, p lphttp.Policy, f *flight, last string
 		a = Answer{Host: last, RelookupErr: err, RetryAt: c.expires}
 		err = nil
 	}
-	f.host, f.err = a.Host, err
 	c.lookup = nil
 	c.mu.Unlock()
-	close(f.done)
+	f.End(a.Host, err)
 	return a, err
 }
 
@@ -181,6 +169,15 @@ func relookupContext(ctx context.Context) (context.Context, context.CancelFunc) 
 		budget = min(budget, time.Until(dl)/relookupShare)
 	}
 	return context.WithTimeout(ctx, budget)
+}
+
+// RetryAt is when a lookup may start again, after one failed while no
+// host is known; zero if none did. A caller that retries on a timer of its
+// own waits for it, or its retry fails at once.
+func (c *Cache) RetryAt() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failures.RetryAt
 }
 
 func (c *Cache) backoff() lphttp.Backoff {
