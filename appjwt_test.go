@@ -122,11 +122,11 @@ func TestTokenRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			endpoint, path, verify := appjwttest.Sentinel, "/sentinel/api/account/"+s.AccountID+"/app/token", s.Verify
+			endpoint, path := appjwttest.Sentinel, "/sentinel/api/account/"+s.AccountID+"/app/token"
 			if tt.api == SentinelV2 {
-				endpoint, path, verify = appjwttest.SentinelV2, "/sentinel/api/v2/account/"+s.AccountID+"/app/token", s.VerifyV2
+				endpoint, path = appjwttest.SentinelV2Token, "/sentinel/api/v2/account/"+s.AccountID+"/app/token"
 			}
-			if err := verify(tok.AccessToken); err != nil {
+			if _, err := s.Verify(endpoint, tok.AccessToken); err != nil {
 				t.Errorf("issued token does not verify: %v", err)
 			}
 			reqs := s.Requests(endpoint)
@@ -149,7 +149,7 @@ func TestTokenRequest(t *testing.T) {
 			if diff := cmp.Diff(tt.wantForm(s), map[string][]string(r.Form)); diff != "" {
 				t.Errorf("form mismatch (-want +got):\n%s", diff)
 			}
-			if got, want := s.Count(appjwttest.DomainAPI), 1; got != want {
+			if got, want := len(s.Requests(appjwttest.DomainAPI)), 1; got != want {
 				t.Errorf("Domain API got %d requests, want %d", got, want)
 			}
 		})
@@ -331,7 +331,7 @@ func TestSecretNeverShows(t *testing.T) {
 		inQuery  bool
 		tokenAPI TokenAPI
 		endpoint appjwttest.Endpoint
-	}{{false, SentinelV1, appjwttest.Sentinel}, {true, SentinelV1, appjwttest.Sentinel}, {false, SentinelV2, appjwttest.SentinelV2}} {
+	}{{false, SentinelV1, appjwttest.Sentinel}, {true, SentinelV1, appjwttest.Sentinel}, {false, SentinelV2, appjwttest.SentinelV2Token}} {
 		c := configFor(s)
 		c.CredentialsInQuery, c.TokenAPI = api.inQuery, api.tokenAPI
 		// The errors of each answer are internal/sentinel's to test; these
@@ -450,7 +450,7 @@ func TestLookupDomain(t *testing.T) {
 	if _, err := LookupDomain(ctx, s.Host(), s.AccountID, "nope"); err == nil || !strings.Contains(err.Error(), `domain lookup of "nope"`) || !strings.Contains(err.Error(), "404") {
 		t.Errorf("unknown service: error %v, want a domain lookup error with the 404", err)
 	}
-	before := s.Count(appjwttest.DomainAPI)
+	before := len(s.Requests(appjwttest.DomainAPI))
 	for _, bad := range []struct{ api, account, service string }{
 		{"https://x", s.AccountID, "idp"},
 		{s.Host(), "", "idp"},
@@ -462,7 +462,7 @@ func TestLookupDomain(t *testing.T) {
 			t.Errorf("LookupDomain(%q, %q, %q) error %v, want an appjwt error", bad.api, bad.account, bad.service, err)
 		}
 	}
-	if got := s.Count(appjwttest.DomainAPI) - before; got != 0 {
+	if got := len(s.Requests(appjwttest.DomainAPI)) - before; got != 0 {
 		t.Errorf("bad arguments sent %d requests, want none", got)
 	}
 }
@@ -537,21 +537,21 @@ func TestTokenSourceCaches(t *testing.T) {
 		}
 		tok.AccessToken = "scribbled"
 	}
-	if got := s.Count(appjwttest.Sentinel); got != 1 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got != 1 {
 		t.Fatalf("Sentinel got %d requests for a fresh token, want 1", got)
 	}
 	// Half the lifetime in, the token is due: a new one comes, without error.
 	deadline := time.Now().Add(5 * time.Second)
-	for s.Count(appjwttest.Sentinel) < 2 && time.Now().Before(deadline) {
+	for len(s.Requests(appjwttest.Sentinel)) < 2 && time.Now().Before(deadline) {
 		if _, err := src.Token(); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := s.Count(appjwttest.Sentinel); got != 2 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got != 2 {
 		t.Errorf("Sentinel got %d requests after the refresh point, want 2", got)
 	}
-	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+	if got := len(s.Requests(appjwttest.DomainAPI)); got != 1 {
 		t.Errorf("Domain API got %d requests, want 1 (the domain is cached)", got)
 	}
 }
@@ -575,10 +575,10 @@ func TestColdSourceSendsOneRequest(t *testing.T) {
 	if n := failures.Load(); n != 0 {
 		t.Errorf("%d callers failed", n)
 	}
-	if got := s.Count(appjwttest.Sentinel); got != 1 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got != 1 {
 		t.Errorf("Sentinel got %d requests, want 1", got)
 	}
-	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+	if got := len(s.Requests(appjwttest.DomainAPI)); got != 1 {
 		t.Errorf("Domain API got %d requests, want 1", got)
 	}
 }
@@ -633,7 +633,7 @@ func TestRefreshAheadDoesNotBlock(t *testing.T) {
 	if err != nil || tok.AccessToken == old.AccessToken {
 		t.Errorf("after the refresh: Token() = %v, %v; want the new token", tok, err)
 	}
-	if got := s.Count(appjwttest.Sentinel); got != 2 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got != 2 {
 		t.Errorf("Sentinel got %d requests, want 2 (one refresh)", got)
 	}
 }
@@ -696,17 +696,17 @@ func TestOutageWithoutTokenBoundsLoad(t *testing.T) {
 	if calls.Load() != failures.Load() {
 		t.Errorf("%d of %d calls succeeded during the outage", calls.Load()-failures.Load(), calls.Load())
 	}
-	if got := s.Count(appjwttest.Sentinel); got > 5 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got > 5 {
 		t.Errorf("Sentinel got %d requests from 50 goroutines in a second, want at most 5", got)
 	}
 	// Within the backoff window, the error comes at once and sends nothing.
-	before := s.Count(appjwttest.Sentinel)
+	before := len(s.Requests(appjwttest.Sentinel))
 	start := time.Now()
 	_, err := src.Token()
 	if err == nil || time.Since(start) > 50*time.Millisecond {
 		t.Errorf("within the backoff: Token() error %v after %v, want the last error at once", err, time.Since(start))
 	}
-	if got := s.Count(appjwttest.Sentinel); got != before {
+	if got := len(s.Requests(appjwttest.Sentinel)); got != before {
 		t.Errorf("within the backoff: %d new requests, want none", got-before)
 	}
 	var re *oauth2.RetrieveError
@@ -772,11 +772,11 @@ func TestFaultMatrix(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Token() = %v, %v; want error: %v", tok, err, tt.wantErr)
 			}
-			if got := s.Count(appjwttest.Sentinel); got != tt.wantSentinel {
+			if got := len(s.Requests(appjwttest.Sentinel)); got != tt.wantSentinel {
 				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantSentinel)
 			}
 			if err == nil {
-				if err := s.Verify(tok.AccessToken); err != nil {
+				if _, err := s.Verify(appjwttest.Sentinel, tok.AccessToken); err != nil {
 					t.Errorf("token does not verify: %v", err)
 				}
 				return
@@ -795,9 +795,9 @@ func TestFaultMatrix(t *testing.T) {
 			}
 			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
 			// Within the backoff, the next caller gets the error without a request.
-			n := s.Count(appjwttest.Sentinel)
-			if _, err2 := src.Token(); err2 == nil || s.Count(appjwttest.Sentinel) != n {
-				t.Errorf("right after the failure: error %v and %d new requests, want the error and none", err2, s.Count(appjwttest.Sentinel)-n)
+			n := len(s.Requests(appjwttest.Sentinel))
+			if _, err2 := src.Token(); err2 == nil || len(s.Requests(appjwttest.Sentinel)) != n {
+				t.Errorf("right after the failure: error %v and %d new requests, want the error and none", err2, len(s.Requests(appjwttest.Sentinel))-n)
 			}
 		})
 	}
@@ -855,7 +855,7 @@ func underLoad(t testing.TB, s *appjwttest.Server, src *Source, h *harness, life
 		t.Fatal(err)
 	}
 	h.waitIdle(t)
-	start, before := h.clk.Now(), s.Count(appjwttest.Sentinel)
+	start, before := h.clk.Now(), len(s.Requests(appjwttest.Sentinel))
 	step := life / 40
 	for range 40 * rounds {
 		h.clk.Advance(step)
@@ -874,7 +874,7 @@ func underLoad(t testing.TB, s *appjwttest.Server, src *Source, h *harness, life
 		wg.Wait()
 		h.waitIdle(t)
 	}
-	return float64(s.Count(appjwttest.Sentinel)-before) / h.clk.Now().Sub(start).Minutes()
+	return float64(len(s.Requests(appjwttest.Sentinel))-before) / h.clk.Now().Sub(start).Minutes()
 }
 
 func TestLifetimesUnderLoad(t *testing.T) {
@@ -922,7 +922,7 @@ func TestShortLifetimeRealTime(t *testing.T) {
 	}
 	wg.Wait()
 	// A refresh a second: 4 in 4 s, and a little slack for the clock.
-	if got := s.Count(appjwttest.Sentinel); got > 6 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got > 6 {
 		t.Errorf("Sentinel got %d requests in 4 s of 3 s tokens, want at most 6", got)
 	}
 }
@@ -1004,7 +1004,7 @@ func TestHeaderStylesAgainstServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			auth := s.Requests(appjwttest.Consumer)[s.Count(appjwttest.Consumer)-1].Header.Get("Authorization")
+			auth := s.Requests(appjwttest.Consumer)[len(s.Requests(appjwttest.Consumer))-1].Header.Get("Authorization")
 			if resp.StatusCode != tt.wantStatus || !strings.HasPrefix(auth, tt.wantPrefix) || tt.wantPrefix == "" && auth != "" {
 				t.Errorf("status %d, Authorization %.20q; want %d and %q...", resp.StatusCode, auth, tt.wantStatus, tt.wantPrefix)
 			}
@@ -1048,7 +1048,7 @@ func TestHeaderStylesAgainstV2API(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			auth := s.Requests(appjwttest.V2API)[s.Count(appjwttest.V2API)-1].Header.Get("Authorization")
+			auth := s.Requests(appjwttest.V2API)[len(s.Requests(appjwttest.V2API))-1].Header.Get("Authorization")
 			if resp.StatusCode != tt.wantStatus || !strings.HasPrefix(auth, tt.wantPrefix) {
 				t.Errorf("status %d, Authorization %.20q; want %d and %q...", resp.StatusCode, auth, tt.wantStatus, tt.wantPrefix)
 			}
@@ -1081,7 +1081,7 @@ func TestV2ClientRecovers(t *testing.T) {
 			t.Fatalf("request %d: status %d, want 200", i, resp.StatusCode)
 		}
 	}
-	if got, want := s.Count(appjwttest.SentinelV2), 2; got != want {
+	if got, want := len(s.Requests(appjwttest.SentinelV2Token)), 2; got != want {
 		t.Errorf("%d token requests, want %d", got, want)
 	}
 	var rejected []testkit.Record
@@ -1154,7 +1154,7 @@ func TestRevocationCausesOneFetch(t *testing.T) {
 				t.Fatalf("before the revocation: status %d, want 201", got)
 			}
 			s.RevokeTokens()
-			before := s.Count(appjwttest.Sentinel)
+			before := len(s.Requests(appjwttest.Sentinel))
 			var wg sync.WaitGroup
 			for range 50 {
 				wg.Go(func() {
@@ -1164,7 +1164,7 @@ func TestRevocationCausesOneFetch(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			if got := s.Count(appjwttest.Sentinel) - before; got != 1 {
+			if got := len(s.Requests(appjwttest.Sentinel)) - before; got != 1 {
 				t.Errorf("Sentinel got %d requests after the revocation, want 1", got)
 			}
 		})
@@ -1191,7 +1191,7 @@ func TestRejectionStormIsBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := s.Count(appjwttest.Sentinel); got > 4 {
+	if got := len(s.Requests(appjwttest.Sentinel)); got > 4 {
 		t.Errorf("Sentinel got %d requests in all, want at most 4", got)
 	}
 	s.SetRejectCode(0)
@@ -1226,7 +1226,7 @@ func TestTransportOn401(t *testing.T) {
 				t.Fatalf("status %d, want 201", got)
 			}
 			tt.setup(s)
-			api, sentinel := s.Count(appjwttest.Consumer), s.Count(appjwttest.Sentinel)
+			api, sentinel := len(s.Requests(appjwttest.Consumer)), len(s.Requests(appjwttest.Sentinel))
 			var body io.Reader
 			if tt.body != nil {
 				body = tt.body()
@@ -1245,10 +1245,10 @@ func TestTransportOn401(t *testing.T) {
 			if resp.StatusCode == 401 && !json.Valid(b) {
 				t.Errorf("the 401 that went back lost its body: %q", b)
 			}
-			if got := s.Count(appjwttest.Consumer) - api; got != tt.wantAPI {
+			if got := len(s.Requests(appjwttest.Consumer)) - api; got != tt.wantAPI {
 				t.Errorf("the API got %d requests, want %d", got, tt.wantAPI)
 			}
-			if got := s.Count(appjwttest.Sentinel) - sentinel; got != tt.wantFetches {
+			if got := len(s.Requests(appjwttest.Sentinel)) - sentinel; got != tt.wantFetches {
 				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantFetches)
 			}
 			if got := postConsumer(t, hc, s); got != tt.wantNext {
@@ -1283,7 +1283,7 @@ func TestTransportDoneContextIsNotResent(t *testing.T) {
 			t.Errorf("status %d, want the 401", resp.StatusCode)
 		}
 	}
-	if got := s.Count(appjwttest.Consumer); got != 1 {
+	if got := len(s.Requests(appjwttest.Consumer)); got != 1 {
 		t.Errorf("the API got %d requests, want 1: a done request is not resent", got)
 	}
 }
@@ -1300,7 +1300,7 @@ func TestTransportWithoutRejecter(t *testing.T) {
 	if got := postConsumer(t, hc, s); got != 401 {
 		t.Errorf("status %d, want the 401 as it came", got)
 	}
-	if got := s.Count(appjwttest.Consumer); got != 1 {
+	if got := len(s.Requests(appjwttest.Consumer)); got != 1 {
 		t.Errorf("the API got %d requests, want 1", got)
 	}
 }
@@ -1321,10 +1321,10 @@ func TestRejectKeepsNewerToken(t *testing.T) {
 	// dropped rejects tok and says whether the next call fetched.
 	dropped := func(tok *oauth2.Token) bool {
 		t.Helper()
-		n := s.Count(appjwttest.Sentinel)
+		n := len(s.Requests(appjwttest.Sentinel))
 		src.Reject(tok)
 		token()
-		return s.Count(appjwttest.Sentinel) > n
+		return len(s.Requests(appjwttest.Sentinel)) > n
 	}
 	old := token()
 	h.clk.Advance(time.Hour) // the old token is gone: the next call fetches
@@ -2349,7 +2349,7 @@ func acrossRefresh(b *testing.B, name string) ([]time.Duration, int) {
 	wg.Wait()
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	return all, s.Count(appjwttest.Sentinel) - 1
+	return all, len(s.Requests(appjwttest.Sentinel)) - 1
 }
 
 // The tests below run every wiring on synctest's fake clock, against

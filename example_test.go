@@ -169,7 +169,7 @@ func ExampleTransport_recovery() {
 	createConsumer(client, srv)
 	srv.RevokeTokens() // the token the source holds goes bad
 	createConsumer(client, srv)
-	fmt.Println("AppJWTs fetched:", srv.Count(appjwttest.Sentinel))
+	fmt.Println("AppJWTs fetched:", len(srv.Requests(appjwttest.Sentinel)))
 	// Output:
 	// 201 Created
 	// 201 Created

@@ -288,15 +288,13 @@
 // [Server.RevokeTokens] revokes every AppJWT issued so far, and
 // [Server.RevokeConsumer] every ConsumerJWS of one consumer, so that a test
 // can make a cached token go bad before it expires, without waiting.
-// [Server.Verify], [Server.VerifyV2] and [Server.VerifyConsumerJWS] check
-// tokens as the server does.
+// [Server.Verify] checks a token as the server does.
 //
 // # TLS and logging
 //
 // The server uses net/http/httptest's certificate, valid for 127.0.0.1,
 // ::1 and example.com, unless its TLS field says otherwise
-// ([NewUnstartedServer]); [Server.Certificate] returns it and
-// [Server.Client] trusts it. What net/http logs, such as the TLS handshake
+// ([NewUnstartedServer]); [Server.Client] trusts it. What net/http logs, such as the TLS handshake
 // errors of a client that does not trust the certificate, goes to the
 // logger [Server.SetErrorLog] sets, and nowhere by default.
 package appjwttest
@@ -308,7 +306,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -333,14 +330,14 @@ type Endpoint int
 
 // The server's endpoints.
 const (
-	DomainAPI    Endpoint = iota + 1 // the Domain API
-	Sentinel                         // Sentinel's AppJWT endpoint
-	Consumer                         // the ConsumerJWS endpoint, which checks the AppJWT
-	Conversation                     // the Send API's CONVERSATION endpoint, which opens a conversation
-	Send                             // the Send API's SEND endpoint, which publishes an event or closes a conversation
-	SentinelV2                       // Sentinel's v2 token endpoint
-	JWKS                             // Sentinel's JWKS, the key of the v2 tokens
-	V2API                            // the v2 API, a stand-in for the APIs that take v2 tokens: see V2APIPath
+	DomainAPI       Endpoint = iota + 1 // the Domain API
+	Sentinel                            // Sentinel's AppJWT endpoint
+	Consumer                            // the ConsumerJWS endpoint, which checks the AppJWT
+	Conversation                        // the Send API's CONVERSATION endpoint, which opens a conversation
+	Send                                // the Send API's SEND endpoint, which publishes an event or closes a conversation
+	SentinelV2Token                     // Sentinel's v2 token endpoint
+	JWKS                                // Sentinel's JWKS, the key of the v2 tokens
+	V2API                               // the v2 API, a stand-in for the APIs that take v2 tokens: see V2APIPath
 )
 
 // String returns the endpoint's name, as in the constants.
@@ -356,8 +353,8 @@ func (e Endpoint) String() string {
 		return "Conversation"
 	case Send:
 		return "Send"
-	case SentinelV2:
-		return "SentinelV2"
+	case SentinelV2Token:
+		return "SentinelV2Token"
 	case JWKS:
 		return "JWKS"
 	case V2API:
@@ -368,9 +365,9 @@ func (e Endpoint) String() string {
 
 // Defaults of a new [Server].
 const (
-	DefaultAccountID = "le12345678"
-	DefaultClientID  = "75588e18-0213-4e33-8174-883acac7e3c4"
-	DefaultLifetime  = time.Hour
+	defaultAccountID = "le12345678"
+	defaultClientID  = "75588e18-0213-4e33-8174-883acac7e3c4"
+	defaultLifetime  = time.Hour
 )
 
 // Fault is a failure an endpoint answers a request with instead of its
@@ -510,11 +507,11 @@ func NewServer() *Server {
 // [Server.Start]; its other methods are for a started server.
 func NewUnstartedServer() *Server {
 	return &Server{
-		AccountID:    DefaultAccountID,
-		ClientID:     DefaultClientID,
+		AccountID:    defaultAccountID,
+		ClientID:     defaultClientID,
 		ClientSecret: randomString(),
 		closing:      make(chan struct{}),
-		lifetime:     DefaultLifetime,
+		lifetime:     defaultLifetime,
 		issuer:       "Sentinel",
 		queued:       map[Endpoint][]Fault{},
 		sticky:       map[Endpoint]Fault{},
@@ -592,10 +589,6 @@ func (s *Server) URL() string { return s.ts.URL }
 // Client returns an HTTP client that trusts the server's certificate. It
 // carries no token.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
-
-// Certificate returns the server's certificate, which [Server.Client]
-// trusts, as [httptest.Server.Certificate] does.
-func (s *Server) Certificate() *x509.Certificate { return s.ts.Certificate() }
 
 // SetErrorLog sets where the server logs what net/http logs: TLS
 // handshake errors, such as those of a client that does not trust the
@@ -691,13 +684,6 @@ func (s *Server) ClearFault(e Endpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sticky, e)
-}
-
-// Count returns how many requests e has received.
-func (s *Server) Count(e Endpoint) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.requests[e])
 }
 
 // Requests returns the requests e has received, oldest first.

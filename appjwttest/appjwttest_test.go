@@ -122,8 +122,8 @@ func TestDomainAPI(t *testing.T) {
 			t.Errorf("GET %s: baseURI %q, want %q", tt.path, got.BaseURI, tt.wantBase)
 		}
 	}
-	if got := s.Count(appjwttest.DomainAPI); got != len(tests) {
-		t.Errorf("Count(DomainAPI) = %d, want %d", got, len(tests))
+	if got := len(s.Requests(appjwttest.DomainAPI)); got != len(tests) {
+		t.Errorf("requests to DomainAPI = %d, want %d", got, len(tests))
 	}
 }
 
@@ -132,7 +132,7 @@ func TestSentinelIssuesAppJWT(t *testing.T) {
 	s.SetLifetime(10 * time.Minute)
 	before := time.Now().Unix()
 	tok := fetchToken(t, s)
-	if err := s.Verify(tok); err != nil {
+	if _, err := s.Verify(appjwttest.Sentinel, tok); err != nil {
 		t.Fatalf("Verify: %v", err)
 	}
 	c := claims(t, tok)
@@ -153,7 +153,7 @@ func TestSentinelIssuesAppJWT(t *testing.T) {
 	// Tampering breaks the signature.
 	parts := strings.Split(tok, ".")
 	forged := parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"aud":"`+s.AccountID+`","azp":"`+s.ClientID+`","exp":9999999999}`)) + "." + parts[2]
-	if s.Verify(forged) == nil {
+	if _, err := s.Verify(appjwttest.Sentinel, forged); err == nil {
 		t.Error("Verify accepted a forged token")
 	}
 }
@@ -213,8 +213,8 @@ func TestFaults(t *testing.T) {
 	}
 	s.ClearFault(appjwttest.Sentinel)
 	fetchToken(t, s)
-	if got := s.Count(appjwttest.Sentinel); got != 7 {
-		t.Errorf("Count(Sentinel) = %d, want 7", got)
+	if got := len(s.Requests(appjwttest.Sentinel)); got != 7 {
+		t.Errorf("requests to Sentinel = %d, want 7", got)
 	}
 
 	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Reset: true})
@@ -237,13 +237,13 @@ func TestHangEndsWithClientOrServer(t *testing.T) {
 	}
 	// Under load the deadline may pass before the request reaches the
 	// server: count from what it got.
-	n := s.Count(appjwttest.Sentinel)
+	n := len(s.Requests(appjwttest.Sentinel))
 	go func() {
 		req, _ := http.NewRequest("POST", s.URL()+tokenPath(s), strings.NewReader(creds(s)))
 		req.Header.Set("Content-Type", form)
 		s.Client().Do(req)
 	}()
-	for s.Count(appjwttest.Sentinel) <= n {
+	for len(s.Requests(appjwttest.Sentinel)) <= n {
 		time.Sleep(time.Millisecond)
 	}
 	done := make(chan struct{})
@@ -441,7 +441,7 @@ func TestRevokeTokens(t *testing.T) {
 	}
 	s.RevokeTokens()
 	for _, tok := range []string{old, old2} {
-		if err := s.Verify(tok); err == nil || strings.Contains(err.Error(), tok) {
+		if _, err := s.Verify(appjwttest.Sentinel, tok); err == nil || strings.Contains(err.Error(), tok) {
 			t.Errorf("Verify(revoked) = %v, want an error without the token", err)
 		}
 		if status, code := createConsumer(tok); status != 401 || code != 40102 {
@@ -452,7 +452,7 @@ func TestRevokeTokens(t *testing.T) {
 	if fresh == old || fresh == old2 {
 		t.Fatal("the token fetched after RevokeTokens is a revoked one")
 	}
-	if err := s.Verify(fresh); err != nil {
+	if _, err := s.Verify(appjwttest.Sentinel, fresh); err != nil {
 		t.Errorf("Verify(fresh) = %v, want nil", err)
 	}
 	if status, _ := createConsumer(fresh); status != 201 {
@@ -462,7 +462,7 @@ func TestRevokeTokens(t *testing.T) {
 
 func TestVerifyRejectsAnotherServersToken(t *testing.T) {
 	s, other := newServer(t), newServer(t)
-	if err := s.Verify(fetchToken(t, other)); err == nil {
+	if _, err := s.Verify(appjwttest.Sentinel, fetchToken(t, other)); err == nil {
 		t.Error("Verify accepted a token of another server with the same account and client")
 	}
 }
@@ -496,8 +496,8 @@ func TestConsumerJWS(t *testing.T) {
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("claims mismatch (-want +got):\n%s", diff)
 	}
-	if got, err := s.VerifyConsumerJWS(john); got != "john" || err != nil {
-		t.Errorf("VerifyConsumerJWS = %q, %v; want john, nil", got, err)
+	if got, err := s.Verify(appjwttest.Consumer, john); got != "john" || err != nil {
+		t.Errorf("Verify(Consumer) = %q, %v; want john, nil", got, err)
 	}
 
 	again := fetchConsumerJWS(t, s, app, "john")
@@ -512,16 +512,16 @@ func TestConsumerJWS(t *testing.T) {
 	}
 
 	// Neither kind of token passes for the other.
-	if _, err := s.VerifyConsumerJWS(app); err == nil {
-		t.Error("VerifyConsumerJWS accepted an AppJWT")
+	if _, err := s.Verify(appjwttest.Consumer, app); err == nil {
+		t.Error("Verify(Consumer) accepted an AppJWT")
 	}
-	if err := s.Verify(john); err == nil {
+	if _, err := s.Verify(appjwttest.Sentinel, john); err == nil {
 		t.Error("Verify accepted a ConsumerJWS")
 	}
 	// Revoking AppJWTs leaves ConsumerJWS alone.
 	s.RevokeTokens()
-	if _, err := s.VerifyConsumerJWS(john); err != nil {
-		t.Errorf("VerifyConsumerJWS after RevokeTokens: %v", err)
+	if _, err := s.Verify(appjwttest.Consumer, john); err != nil {
+		t.Errorf("Verify(Consumer) after RevokeTokens: %v", err)
 	}
 }
 
@@ -546,8 +546,8 @@ func TestConsumerJWSLifetime(t *testing.T) {
 		if hasExp != tt.wantExp || hasExp && time.Duration(exp-iat)*time.Second != tt.lifetime {
 			t.Errorf("SetConsumerJWSLifetime(%v): iat %v, exp %v; want exp = iat + lifetime: %v", tt.lifetime, c["iat"], c["exp"], tt.wantExp)
 		}
-		if _, err := s.VerifyConsumerJWS(tok); (err == nil) != tt.wantValid {
-			t.Errorf("SetConsumerJWSLifetime(%v): VerifyConsumerJWS error %v, want valid %v", tt.lifetime, err, tt.wantValid)
+		if _, err := s.Verify(appjwttest.Consumer, tok); (err == nil) != tt.wantValid {
+			t.Errorf("SetConsumerJWSLifetime(%v): Verify(Consumer) error %v, want valid %v", tt.lifetime, err, tt.wantValid)
 		}
 	}
 }
@@ -557,18 +557,18 @@ func TestRevokeConsumer(t *testing.T) {
 	app := fetchToken(t, s)
 	john, jane := fetchConsumerJWS(t, s, app, "john"), fetchConsumerJWS(t, s, app, "jane")
 	s.RevokeConsumer("john")
-	if _, err := s.VerifyConsumerJWS(john); err == nil || strings.Contains(err.Error(), john) {
-		t.Errorf("VerifyConsumerJWS(revoked) = %v, want an error without the token", err)
+	if _, err := s.Verify(appjwttest.Consumer, john); err == nil || strings.Contains(err.Error(), john) {
+		t.Errorf("Verify(appjwttest.Consumer, revoked) = %v, want an error without the token", err)
 	}
-	if _, err := s.VerifyConsumerJWS(jane); err != nil {
-		t.Errorf("VerifyConsumerJWS(another consumer's) = %v, want nil", err)
+	if _, err := s.Verify(appjwttest.Consumer, jane); err != nil {
+		t.Errorf("Verify(appjwttest.Consumer, another consumer's) = %v, want nil", err)
 	}
 	fresh := fetchConsumerJWS(t, s, app, "john")
 	if fresh == john {
 		t.Fatal("the ConsumerJWS fetched after RevokeConsumer is the revoked one")
 	}
-	if _, err := s.VerifyConsumerJWS(fresh); err != nil {
-		t.Errorf("VerifyConsumerJWS(fresh) = %v, want nil", err)
+	if _, err := s.Verify(appjwttest.Consumer, fresh); err != nil {
+		t.Errorf("Verify(appjwttest.Consumer, fresh) = %v, want nil", err)
 	}
 }
 
@@ -582,7 +582,7 @@ func TestEndpointString(t *testing.T) {
 		{appjwttest.Consumer, "Consumer"},
 		{appjwttest.Conversation, "Conversation"},
 		{appjwttest.Send, "Send"},
-		{appjwttest.SentinelV2, "SentinelV2"},
+		{appjwttest.SentinelV2Token, "SentinelV2Token"},
 		{appjwttest.JWKS, "JWKS"},
 		{appjwttest.V2API, "V2API"},
 		{0, "Endpoint(0)"},
@@ -592,28 +592,6 @@ func TestEndpointString(t *testing.T) {
 		if got := tt.e.String(); got != tt.want {
 			t.Errorf("Endpoint(%d).String() = %q, want %q", int(tt.e), got, tt.want)
 		}
-	}
-}
-
-// Certificate is what the server presents and what Client trusts, as
-// with httptest.
-func TestCertificate(t *testing.T) {
-	s := newServer(t)
-	cert := s.Certificate()
-	if cert == nil {
-		t.Fatal("Certificate() = nil")
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get(s.URL() + "/api/account/" + s.AccountID + "/service/sentinel/baseURI.json?version=1.0")
-	if err != nil {
-		t.Fatalf("a client that trusts Certificate(): %v", err)
-	}
-	resp.Body.Close()
-	if !resp.TLS.PeerCertificates[0].Equal(cert) {
-		t.Error("the server presented another certificate than Certificate()")
 	}
 }
 
@@ -679,10 +657,10 @@ func TestNewUnstartedServer(t *testing.T) {
 	if got, want := s.Host(), l.Addr().String(); got != want {
 		t.Errorf("Host() = %q, want the listener's %q", got, want)
 	}
-	if !bytes.Equal(s.Certificate().Raw, cert.Certificate[0]) {
-		t.Error("Certificate() is not the certificate of TLS")
-	}
 	resp, body := do(t, s, "POST", "/sentinel/api/account/le1/app/token?v=1.0&grant_type=client_credentials", form, "client_id=client-1&client_secret=secret-1", nil)
+	if resp.TLS == nil || !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, cert.Certificate[0]) {
+		t.Error("the server does not present the certificate of TLS")
+	}
 	if resp.StatusCode != 200 {
 		t.Errorf("token with the credentials set: %s %s", resp.Status, body)
 	}

@@ -13,18 +13,18 @@ import (
 // [Server.Conversations] return copies, which later requests leave as
 // they are.
 type ConversationInfo struct {
-	ID       string          // its conversationId, which SEND takes as dialogId
-	Consumer string          // the ext_consumer_id of the ConsumerJWS that opened it
-	State    string          // "OPEN", or "CLOSE" once closed, as LivePerson names them
-	Profile  json.RawMessage // the body of the consumer's last userprofile.SetUserProfile while it was open
-	Request  json.RawMessage // the body of its cm.ConsumerRequestConversation
-	Features []string        // the features of its CONVERSATION's Client-Properties header; nil without one
-	Events   []Event         // the events SEND published in it, oldest first
+	ID       string           // its conversationId, which SEND takes as dialogId
+	Consumer string           // the ext_consumer_id of the ConsumerJWS that opened it
+	State    string           // "OPEN", or "CLOSE" once closed, as LivePerson names them
+	Profile  json.RawMessage  // the body of the consumer's last userprofile.SetUserProfile while it was open
+	Request  json.RawMessage  // the body of its cm.ConsumerRequestConversation
+	Features []string         // the features of its CONVERSATION's Client-Properties header; nil without one
+	Events   []MessagingEvent // the events SEND published in it, oldest first
 }
 
 // Event is an event published in a conversation: by the consumer,
 // through SEND, or by the agent ([Server.AgentPublish]).
-type Event struct {
+type MessagingEvent struct {
 	Type         string          // "ContentEvent", "ChatStateEvent", "AcceptStatusEvent" or, the agent's only, "RichContentEvent"
 	Role         string          // who published it: "CONSUMER" or "ASSIGNED_AGENT"
 	Sequence     int             // its number in the conversation, from 0; -1 for a ChatStateEvent, which gets none
@@ -174,7 +174,7 @@ func (s *Server) closeLocked(c *conversation, reason string, now time.Time) {
 
 // publishLocked adds e, published at now, to c, numbering it unless it is
 // a chat state, and returns its sequence. The caller holds s.mu.
-func (s *Server) publishLocked(c *conversation, e Event, now time.Time) int {
+func (s *Server) publishLocked(c *conversation, e MessagingEvent, now time.Time) int {
 	e.Sequence = -1
 	if e.Type != "ChatStateEvent" {
 		e.Sequence = c.next

@@ -54,7 +54,7 @@ func TestAgentPublish(t *testing.T) {
 	}
 
 	got, _ := s.Conversation(conv)
-	want := []appjwttest.Event{
+	want := []appjwttest.MessagingEvent{
 		{Type: "ContentEvent", Role: "CONSUMER", Sequence: 0, Message: "hello"},
 		{Type: "ContentEvent", Role: "ASSIGNED_AGENT", Sequence: 1, Message: "It left today."},
 		{Type: "ChatStateEvent", Role: "ASSIGNED_AGENT", Sequence: -1, ChatState: "PAUSE"},

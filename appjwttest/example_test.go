@@ -93,7 +93,7 @@ func Example() {
 
 	conv, _ := srv.Conversation(id)
 	fmt.Printf("the conversation: %s, %d event: %q\n", conv.State, len(conv.Events), conv.Events[0].Message)
-	fmt.Println("AppJWTs fetched:", srv.Count(appjwttest.Sentinel))
+	fmt.Println("AppJWTs fetched:", len(srv.Requests(appjwttest.Sentinel)))
 	// Output:
 	// ConsumerJWS: 201 Created
 	// CONVERSATION: 200 OK

@@ -94,8 +94,8 @@ func TestLivePersonClientsRequests(t *testing.T) {
 				if tok.TokenType != "Bearer" || tok.ExpiresIn != "3600" {
 					t.Errorf("token_type %q, expires_in %q, want Bearer and 3600, as from the v2 API", tok.TokenType, tok.ExpiresIn)
 				}
-				if err := s.VerifyV2(tok.AccessToken); err != nil {
-					t.Errorf("VerifyV2: %v, want a v2 token", err)
+				if _, err := s.Verify(appjwttest.SentinelV2Token, tok.AccessToken); err != nil {
+					t.Errorf("Verify(SentinelV2Token): %v, want a v2 token", err)
 				}
 			},
 			strict: 200,
@@ -130,8 +130,8 @@ func TestLivePersonClientsRequests(t *testing.T) {
 			check: func(t *testing.T, s *appjwttest.Server, body string) {
 				var got struct{ Token string }
 				json.Unmarshal([]byte(body), &got)
-				if ext, err := s.VerifyConsumerJWS(got.Token); err != nil || ext != "botium" {
-					t.Errorf("VerifyConsumerJWS = %q, %v; want botium's ConsumerJWS", ext, err)
+				if ext, err := s.Verify(appjwttest.Consumer, got.Token); err != nil || ext != "botium" {
+					t.Errorf("Verify(Consumer) = %q, %v; want botium's ConsumerJWS", ext, err)
 				}
 			},
 			wantRule: appjwttest.RuleConsumerVersion, strict: 400,
@@ -294,8 +294,8 @@ func TestDomainAPIOverHTTP(t *testing.T) {
 	if status, _ := get(tokenPath(s)); status != http.StatusNotFound {
 		t.Errorf("Sentinel over http: status %d, want 404: only the Domain API is served there", status)
 	}
-	if got := s.Count(appjwttest.DomainAPI); got != 2 {
-		t.Errorf("Count(DomainAPI) = %d, want 2", got)
+	if got := len(s.Requests(appjwttest.DomainAPI)); got != 2 {
+		t.Errorf("requests to DomainAPI = %d, want 2", got)
 	}
 }
 

@@ -77,7 +77,7 @@ type conversationDetails struct {
 
 // notifyEventLocked delivers e, published in c at now, to the webhook of
 // its type. The caller holds s.mu.
-func (s *Server) notifyEventLocked(c *conversation, e Event, now time.Time) {
+func (s *Server) notifyEventLocked(c *conversation, e MessagingEvent, now time.Time) {
 	ch := messagingChange{
 		OriginatorMetadata: s.participantLocked(c, e.Role),
 		Event: eventPayload{

@@ -172,7 +172,7 @@ var (
 
 // parseEvent checks the event of an ms.PublishEvent; an agent's may be a
 // RichContentEvent too.
-func parseEvent(raw json.RawMessage, agent bool) (Event, *lpError) {
+func parseEvent(raw json.RawMessage, agent bool) (MessagingEvent, *lpError) {
 	var ev struct {
 		Type         string          `json:"type"`
 		ContentType  string          `json:"contentType"`
@@ -183,43 +183,43 @@ func parseEvent(raw json.RawMessage, agent bool) (Event, *lpError) {
 		Content      json.RawMessage `json:"content"`
 	}
 	if !isObject(raw) {
-		return Event{}, badParameter("ms.PublishEvent: event must be a JSON object")
+		return MessagingEvent{}, badParameter("ms.PublishEvent: event must be a JSON object")
 	}
 	if err := json.Unmarshal(raw, &ev); err != nil {
-		return Event{}, malformed("ms.PublishEvent event", err)
+		return MessagingEvent{}, malformed("ms.PublishEvent event", err)
 	}
-	out := Event{Type: ev.Type}
+	out := MessagingEvent{Type: ev.Type}
 	switch ev.Type {
 	case "ContentEvent":
 		if ev.ContentType != "text/plain" {
-			return Event{}, badParameter("ContentEvent: contentType must be text/plain, the only one appjwttest takes")
+			return MessagingEvent{}, badParameter("ContentEvent: contentType must be text/plain, the only one appjwttest takes")
 		}
 		if json.Unmarshal(ev.Message, &out.Message) != nil || out.Message == "" {
-			return Event{}, badParameter("ContentEvent: message must be a string of text")
+			return MessagingEvent{}, badParameter("ContentEvent: message must be a string of text")
 		}
 	case "ChatStateEvent":
 		if !slices.Contains(chatStates, ev.ChatState) {
-			return Event{}, badParameter("ChatStateEvent: chatState must be ACTIVE, INACTIVE, GONE, COMPOSING or PAUSE")
+			return MessagingEvent{}, badParameter("ChatStateEvent: chatState must be ACTIVE, INACTIVE, GONE, COMPOSING or PAUSE")
 		}
 		out.ChatState = ev.ChatState
 	case "AcceptStatusEvent":
 		if !slices.Contains(acceptStatuses, ev.Status) {
-			return Event{}, badParameter("AcceptStatusEvent: status must be ACCEPT, READ, ACCESS, NACK or ACTION")
+			return MessagingEvent{}, badParameter("AcceptStatusEvent: status must be ACCEPT, READ, ACCESS, NACK or ACTION")
 		}
 		if len(ev.SequenceList) == 0 || slices.ContainsFunc(ev.SequenceList, func(n int) bool { return n < 0 }) {
-			return Event{}, badParameter("AcceptStatusEvent: sequenceList must be a non-empty array of sequences")
+			return MessagingEvent{}, badParameter("AcceptStatusEvent: sequenceList must be a non-empty array of sequences")
 		}
 		out.Status, out.SequenceList = ev.Status, ev.SequenceList
 	case "RichContentEvent":
 		if !agent {
-			return Event{}, badParameter(notAnEvent)
+			return MessagingEvent{}, badParameter(notAnEvent)
 		}
 		if !isObject(ev.Content) {
-			return Event{}, badParameter("RichContentEvent: content must be a JSON object")
+			return MessagingEvent{}, badParameter("RichContentEvent: content must be a JSON object")
 		}
 		out.Content = bytes.Clone(ev.Content)
 	default:
-		return Event{}, badParameter(notAnEvent)
+		return MessagingEvent{}, badParameter(notAnEvent)
 	}
 	return out, nil
 }

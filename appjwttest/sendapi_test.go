@@ -345,7 +345,7 @@ func TestSequencesPerConversation(t *testing.T) {
 	if !ok {
 		t.Fatal("Conversation(john's) found nothing")
 	}
-	want := []appjwttest.Event{
+	want := []appjwttest.MessagingEvent{
 		{Type: "ContentEvent", Role: "CONSUMER", Sequence: 0, Message: "hello"},
 		{Type: "ChatStateEvent", Role: "CONSUMER", Sequence: -1, ChatState: "COMPOSING"},
 		{Type: "ContentEvent", Role: "CONSUMER", Sequence: 1, Message: "hello"},
@@ -446,7 +446,7 @@ func TestConversationState(t *testing.T) {
 		Profile:  json.RawMessage(profile),
 		Request:  full[1].Body,
 		Features: []string{"AUTO_MESSAGES", "RICH_CONTENT"},
-		Events: []appjwttest.Event{
+		Events: []appjwttest.MessagingEvent{
 			{Type: "ContentEvent", Role: "CONSUMER", Sequence: 0, Message: "hello", Features: []string{}},
 			{Type: "ChatStateEvent", Role: "CONSUMER", Sequence: -1, ChatState: "ACTIVE"},
 		},
@@ -563,10 +563,10 @@ func TestErrorsVerbatim(t *testing.T) {
 			checkAnswer(t, resp.StatusCode, got, tt.wantStatus, openedAnswer, tt.want)
 		})
 	}
-	if err := s.Verify(noIssuer); err == nil {
+	if _, err := s.Verify(appjwttest.Sentinel, noIssuer); err == nil {
 		t.Error("Verify accepted an AppJWT without iss")
 	}
-	if err := s.Verify(lowerIssuer); err != nil {
+	if _, err := s.Verify(appjwttest.Sentinel, lowerIssuer); err != nil {
 		t.Errorf("Verify(iss sentinel) = %v, want nil", err)
 	}
 }

@@ -25,7 +25,7 @@ var serial atomic.Uint64
 func nextJTI() string { return strconv.FormatUint(serial.Add(1), 10) }
 
 // RevokeTokens revokes every AppJWT the server has issued so far, by
-// either token API: Verify and VerifyV2 reject them, and so do the
+// either token API: Verify rejects them, and so do the
 // Connector API endpoints, with errorCode 40102 as for an expired AppJWT,
 // and the v2 API. Tokens issued afterwards are valid. It lets a
 // test make a cached token go bad before its expiry, to check that the code
@@ -48,11 +48,31 @@ func (s *Server) SetIssuer(iss string) {
 	s.issuer = iss
 }
 
-// Verify checks that token is an AppJWT this server issued: its signature,
-// its account and client, that it has not been revoked, that it has not
-// expired by the server's clock, and that its iss is Sentinel.
-func (s *Server) Verify(token string) error {
-	return s.verifyAppJWT(token, s.now())
+// Verify checks that token is one the server issued and still takes, of
+// the kind endpoint e issues: an AppJWT of [Sentinel], a token of
+// Sentinel's v2 API ([SentinelV2Token], or Sentinel with ?v=2.0), or a
+// ConsumerJWS of [Consumer]. It checks the signature, the account and, for
+// an AppJWT, the client and that its iss is Sentinel (in any case); that
+// the token has not been revoked; and that it has not expired by the
+// server's clock (a ConsumerJWS without exp never does). It returns the
+// token's subject: the client ID of an AppJWT, the ext_consumer_id of a
+// ConsumerJWS. Any other e is an error.
+func (s *Server) Verify(e Endpoint, token string) (subject string, err error) {
+	now := s.now()
+	switch e {
+	case Sentinel:
+		err = s.verifyAppJWT(token, now)
+	case SentinelV2Token:
+		err = s.verifyIssued(&signingKeyV2().PublicKey, token, now)
+	case Consumer:
+		return s.verifyConsumerJWS(token, now)
+	default:
+		return "", fmt.Errorf("appjwttest: Verify: %v issues no token", e)
+	}
+	if err != nil {
+		return "", err
+	}
+	return s.ClientID, nil
 }
 
 // errIssuer is verifyAppJWT's error for an AppJWT that is valid but for
@@ -96,20 +116,12 @@ func (s *Server) verifyIssued(key *rsa.PublicKey, token string, now time.Time) e
 }
 
 // RevokeConsumer revokes every ConsumerJWS the server has issued so far for
-// the consumer extConsumerID: VerifyConsumerJWS rejects them, and so does
+// the consumer extConsumerID: Verify rejects them, and so does
 // the Send API, with errorCode 40103. Those issued afterwards are valid.
 func (s *Server) RevokeConsumer(extConsumerID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.consumerGen[extConsumerID]++
-}
-
-// VerifyConsumerJWS checks that token is a ConsumerJWS this server issued:
-// its signature, its account, that it has not been revoked, and that it has
-// not expired by the server's clock, if it has an exp. It returns the
-// ext_consumer_id the token was issued for.
-func (s *Server) VerifyConsumerJWS(token string) (extConsumerID string, err error) {
-	return s.verifyConsumerJWS(token, s.now())
 }
 
 func (s *Server) verifyConsumerJWS(token string, now time.Time) (string, error) {
@@ -138,11 +150,6 @@ func (s *Server) verifyConsumerJWS(token string, now time.Time) (string, error) 
 	}
 	return c.ExtConsumerID, nil
 }
-
-// PublicKey returns the key that verifies the server's AppJWTs from
-// Sentinel's v1 API and its ConsumerJWS. Tokens from Sentinel's v2 API
-// have a key of their own, which the JWKS publishes.
-func (s *Server) PublicKey() *rsa.PublicKey { return &signingKey().PublicKey }
 
 // sign signs claims with the key of v1 AppJWTs and ConsumerJWS.
 func sign(claims map[string]any) string { return signWith(signingKey(), "appjwttest", claims) }

@@ -43,18 +43,9 @@ var signingKeyV2 = sync.OnceValue(func() *rsa.PrivateKey {
 
 // handleV2 registers the endpoints of Sentinel's v2 API and the v2 API.
 func (s *Server) handleV2(mux *http.ServeMux) {
-	mux.HandleFunc("POST /sentinel/api/v2/account/{account}/app/token", s.handle(SentinelV2, s.serveTokenV2))
+	mux.HandleFunc("POST /sentinel/api/v2/account/{account}/app/token", s.handle(SentinelV2Token, s.serveTokenV2))
 	mux.HandleFunc("GET /sentinel/well-known/jwks", s.handle(JWKS, s.serveJWKS))
 	mux.HandleFunc("GET "+V2APIPath, s.handle(V2API, s.serveV2API))
-}
-
-// VerifyV2 checks that token is a token of this server's v2 token
-// endpoint, as Verify checks an AppJWT of its v1 endpoint: its signature
-// by the key of the JWKS, its account and client, that it has not been
-// revoked, that it has not expired by the server's clock, and that its iss
-// is Sentinel.
-func (s *Server) VerifyV2(token string) error {
-	return s.verifyIssued(&signingKeyV2().PublicKey, token, s.now())
 }
 
 // serveTokenV2 is Sentinel's v2 token endpoint. It takes grant_type and

@@ -56,11 +56,11 @@ func TestSentinelV2IssuesToken(t *testing.T) {
 	if a.TokenType != "Bearer" || a.ExpiresIn != "600" {
 		t.Errorf("token_type %q, expires_in %q; want Bearer and 600", a.TokenType, a.ExpiresIn)
 	}
-	if err := s.VerifyV2(a.AccessToken); err != nil {
-		t.Errorf("VerifyV2: %v", err)
+	if _, err := s.Verify(appjwttest.SentinelV2Token, a.AccessToken); err != nil {
+		t.Errorf("Verify(SentinelV2Token): %v", err)
 	}
-	if s.Verify(a.AccessToken) == nil {
-		t.Error("Verify, for v1 AppJWTs, accepted a v2 token")
+	if _, err := s.Verify(appjwttest.Sentinel, a.AccessToken); err == nil {
+		t.Error("Verify(Sentinel), for v1 AppJWTs, accepted a v2 token")
 	}
 	if h := header(t, a.AccessToken); h["alg"] != "RS256" || h["kid"] == "" || h["kid"] == header(t, fetchToken(t, s))["kid"] {
 		t.Errorf("header %v, want RS256 and a kid apart from v1's", h)
@@ -78,8 +78,8 @@ func TestSentinelV2IssuesToken(t *testing.T) {
 		t.Errorf("iat %d, exp %d: want iat >= %d and a 600s lifetime", iat, exp, before)
 	}
 	s.RevokeTokens()
-	if s.VerifyV2(a.AccessToken) == nil {
-		t.Error("VerifyV2 accepted a revoked token")
+	if _, err := s.Verify(appjwttest.SentinelV2Token, a.AccessToken); err == nil {
+		t.Error("Verify(SentinelV2Token) accepted a revoked token")
 	}
 }
 
@@ -110,8 +110,8 @@ func TestSentinelV2ChecksRequest(t *testing.T) {
 			}
 		})
 	}
-	if got, want := s.Count(appjwttest.SentinelV2), len(tests)-1; got != want { // the mux answers the GET
-		t.Errorf("Count(SentinelV2) = %d, want %d", got, want)
+	if got, want := len(s.Requests(appjwttest.SentinelV2Token)), len(tests)-1; got != want { // the mux answers the GET
+		t.Errorf("requests to SentinelV2Token = %d, want %d", got, want)
 	}
 }
 

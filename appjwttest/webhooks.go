@@ -29,7 +29,7 @@ type Webhook struct {
 	// delivers over TLS only.
 	Endpoint string `json:"endpoint"`
 	// MaxRetries is how many times a failed delivery is tried again, from
-	// 0 to MaxWebhookRetries, under the count-based policy; the TTL-based
+	// 0 to 5 (LivePerson's largest), under the count-based policy; the TTL-based
 	// one ([Server.WebhookRetention]) does not use it.
 	MaxRetries int `json:"max_retries"`
 }
@@ -52,17 +52,17 @@ var webhookTypes = []string{
 
 // Bounds and defaults of webhook deliveries, as LivePerson documents them.
 const (
-	MaxWebhookRetries = 5 // the largest max_retries LivePerson takes
+	maxWebhookRetries = 5 // the largest max_retries LivePerson takes
 
-	DefaultWebhookRetryPause     = 30 * time.Second // between a failed attempt and the next
-	DefaultWebhookConnectTimeout = 5 * time.Second  // to connect, TLS included
-	DefaultWebhookReadTimeout    = 5 * time.Second  // to read the answer, once connected
+	defaultWebhookRetryPause     = 30 * time.Second // between a failed attempt and the next
+	defaultWebhookConnectTimeout = 5 * time.Second  // to connect, TLS included
+	defaultWebhookReadTimeout    = 5 * time.Second  // to read the answer, once connected
 
-	DefaultWebhookFirstBackoff = 2 * time.Second // the TTL-based policy's first pause
-	DefaultWebhookMaxBackoff   = 5 * time.Minute // the TTL-based policy's longest pause
+	defaultWebhookFirstBackoff = 2 * time.Second // the TTL-based policy's first pause
+	defaultWebhookMaxBackoff   = 5 * time.Minute // the TTL-based policy's longest pause
 
-	DefaultWebhookSlowAnswer = 2500 * time.Millisecond // an answer slower than this is slow
-	DefaultWebhookSlowWindow = 2 * time.Minute         // slow answers for this long disable the app
+	defaultWebhookSlowAnswer = 2500 * time.Millisecond // an answer slower than this is slow
+	defaultWebhookSlowWindow = 2 * time.Minute         // slow answers for this long disable the app
 )
 
 // The bounds of Server.WebhookRetention, LivePerson's retention_time.
@@ -152,8 +152,8 @@ func (a Attempt) ok() bool {
 
 // Errors an [Attempt] may wrap.
 var (
-	ErrConnectTimeout = errors.New("appjwttest: webhook delivery: no connection within the connect timeout")
-	ErrReadTimeout    = errors.New("appjwttest: webhook delivery: no answer within the read timeout")
+	errConnectTimeout = errors.New("appjwttest: webhook delivery: no connection within the connect timeout")
+	errReadTimeout    = errors.New("appjwttest: webhook delivery: no answer within the read timeout")
 )
 
 // errServerClosed ends the attempts and pauses of a closed server.
@@ -190,8 +190,8 @@ func checkWebhook(typ string, h Webhook) error {
 		return fmt.Errorf("appjwttest: webhook %s: endpoint is not an https URL", typ)
 	case u.User != nil:
 		return fmt.Errorf("appjwttest: webhook %s: endpoint carries user information", typ)
-	case h.MaxRetries < 0 || h.MaxRetries > MaxWebhookRetries:
-		return fmt.Errorf("appjwttest: webhook %s: max_retries %d is not between 0 and %d", typ, h.MaxRetries, MaxWebhookRetries)
+	case h.MaxRetries < 0 || h.MaxRetries > maxWebhookRetries:
+		return fmt.Errorf("appjwttest: webhook %s: max_retries %d is not between 0 and %d", typ, h.MaxRetries, maxWebhookRetries)
 	}
 	return nil
 }
@@ -220,11 +220,11 @@ func (s *Server) SetWebhookClient(c *http.Client) {
 // SetWebhookTiming sets how deliveries are paced from now on; its fields
 // that are zero or negative mean LivePerson's values.
 func (s *Server) SetWebhookTiming(t WebhookTiming) {
-	t.RetryPause = orDefault(t.RetryPause, DefaultWebhookRetryPause)
-	t.FirstBackoff = orDefault(t.FirstBackoff, DefaultWebhookFirstBackoff)
-	t.MaxBackoff = orDefault(t.MaxBackoff, DefaultWebhookMaxBackoff)
-	t.ConnectTimeout = orDefault(t.ConnectTimeout, DefaultWebhookConnectTimeout)
-	t.ReadTimeout = orDefault(t.ReadTimeout, DefaultWebhookReadTimeout)
+	t.RetryPause = orDefault(t.RetryPause, defaultWebhookRetryPause)
+	t.FirstBackoff = orDefault(t.FirstBackoff, defaultWebhookFirstBackoff)
+	t.MaxBackoff = orDefault(t.MaxBackoff, defaultWebhookMaxBackoff)
+	t.ConnectTimeout = orDefault(t.ConnectTimeout, defaultWebhookConnectTimeout)
+	t.ReadTimeout = orDefault(t.ReadTimeout, defaultWebhookReadTimeout)
 	w := s.hooks
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -351,8 +351,8 @@ type webhookPolicy struct {
 func (s *Server) webhookPolicy() webhookPolicy {
 	return webhookPolicy{
 		retention:  s.WebhookRetention,
-		slowAnswer: orDefault(s.WebhookSlowAnswer, DefaultWebhookSlowAnswer),
-		slowWindow: orDefault(s.WebhookSlowWindow, DefaultWebhookSlowWindow),
+		slowAnswer: orDefault(s.WebhookSlowAnswer, defaultWebhookSlowAnswer),
+		slowWindow: orDefault(s.WebhookSlowWindow, defaultWebhookSlowWindow),
 	}
 }
 
@@ -404,13 +404,13 @@ func newWebhooks() *webhooks {
 		defaultClient: def,
 		client:        def,
 		timing: WebhookTiming{
-			RetryPause:     DefaultWebhookRetryPause,
-			FirstBackoff:   DefaultWebhookFirstBackoff,
-			MaxBackoff:     DefaultWebhookMaxBackoff,
-			ConnectTimeout: DefaultWebhookConnectTimeout,
-			ReadTimeout:    DefaultWebhookReadTimeout,
+			RetryPause:     defaultWebhookRetryPause,
+			FirstBackoff:   defaultWebhookFirstBackoff,
+			MaxBackoff:     defaultWebhookMaxBackoff,
+			ConnectTimeout: defaultWebhookConnectTimeout,
+			ReadTimeout:    defaultWebhookReadTimeout,
 		},
-		policy:    webhookPolicy{slowAnswer: DefaultWebhookSlowAnswer, slowWindow: DefaultWebhookSlowWindow},
+		policy:    webhookPolicy{slowAnswer: defaultWebhookSlowAnswer, slowWindow: defaultWebhookSlowWindow},
 		slowSince: map[string]time.Time{},
 		faults:    map[string][]WebhookFault{},
 		queues:    map[string]*hookQueue{},
@@ -710,9 +710,9 @@ func (w *webhooks) attempt(client *http.Client, t WebhookTiming, d *delivery) At
 	var connected atomic.Bool
 	timer := time.AfterFunc(t.ConnectTimeout, func() {
 		if connected.Load() {
-			cancel(ErrReadTimeout)
+			cancel(errReadTimeout)
 		} else {
-			cancel(ErrConnectTimeout)
+			cancel(errConnectTimeout)
 		}
 	})
 	defer timer.Stop()

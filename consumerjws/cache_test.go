@@ -35,7 +35,7 @@ func TestTokenCached(t *testing.T) {
 	if again != first {
 		t.Errorf("second call got another ConsumerJWS: not cached")
 	}
-	if got, err := s.srv.VerifyConsumerJWS(first); err != nil || got != "john_doe_42" {
+	if got, err := s.srv.Verify(appjwttest.Consumer, first); err != nil || got != "john_doe_42" {
 		t.Errorf("VerifyConsumerJWS = %q, %v; want john_doe_42, nil", got, err)
 	}
 	if diff := cmp.Diff(counts{DomainAPI: 1, Sentinel: 1, Consumer: 1}, s.counts()); diff != "" {
@@ -48,7 +48,7 @@ func TestTokenCached(t *testing.T) {
 	if got, want := req.Query.Get("v"), "1.0"; got != want {
 		t.Errorf("v=%q, want %q", got, want)
 	}
-	if err := s.srv.Verify(req.Header.Get("Authorization")); err != nil {
+	if _, err := s.srv.Verify(appjwttest.Sentinel, req.Header.Get("Authorization")); err != nil {
 		t.Errorf("Authorization is not the raw AppJWT: %v", err)
 	}
 }
@@ -72,7 +72,7 @@ func TestConcurrentFirstCalls(t *testing.T) {
 			jws, err := c.Token(context.Background(), id)
 			if err == nil {
 				var got string
-				if got, err = s.srv.VerifyConsumerJWS(jws); err == nil && got != id {
+				if got, err = s.srv.Verify(appjwttest.Consumer, jws); err == nil && got != id {
 					err = fmt.Errorf("got the ConsumerJWS of %q, want %q", got, id)
 				}
 			}
@@ -87,10 +87,10 @@ func TestConcurrentFirstCalls(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, want := s.srv.Count(appjwttest.Consumer), consumers; got != want {
+	if got, want := len(s.srv.Requests(appjwttest.Consumer)), consumers; got != want {
 		t.Errorf("%d ConsumerJWS requests, want %d", got, want)
 	}
-	if got, want := s.srv.Count(appjwttest.DomainAPI), 1; got != want {
+	if got, want := len(s.srv.Requests(appjwttest.DomainAPI)), 1; got != want {
 		t.Errorf("%d Domain API requests, want %d", got, want)
 	}
 }
@@ -185,7 +185,7 @@ func TestExpRefresh(t *testing.T) {
 		if (got == first) != tt.wantFirst {
 			t.Errorf("at %v: got the first ConsumerJWS: %v, want %v", tt.at, got == first, tt.wantFirst)
 		}
-		if got := s.srv.Count(appjwttest.Consumer); got != tt.wantRequests {
+		if got := len(s.srv.Requests(appjwttest.Consumer)); got != tt.wantRequests {
 			t.Errorf("at %v: %d requests, want %d", tt.at, got, tt.wantRequests)
 		}
 	}
@@ -229,7 +229,7 @@ func TestExpRefreshFails(t *testing.T) {
 			t.Errorf("at %v: got the first: %v, error %v; want it, nil", st.at, got == first, err)
 		}
 		settle(c, "a")
-		if got := s.srv.Count(appjwttest.Consumer); got != st.wantRequests {
+		if got := len(s.srv.Requests(appjwttest.Consumer)); got != st.wantRequests {
 			t.Errorf("at %v: %d requests, want %d", st.at, got, st.wantRequests)
 		}
 	}
@@ -305,7 +305,7 @@ func TestDomainCached(t *testing.T) {
 		if _, err := c.Token(ctx, fmt.Sprint("consumer-", i)); err != nil {
 			t.Fatalf("at %v: %v", st.at, err)
 		}
-		if got := s.srv.Count(appjwttest.DomainAPI); got != st.wantDomainAPI {
+		if got := len(s.srv.Requests(appjwttest.DomainAPI)); got != st.wantDomainAPI {
 			t.Errorf("at %v: %d Domain API requests, want %d", st.at, got, st.wantDomainAPI)
 		}
 	}
@@ -318,7 +318,7 @@ func TestDomainCached(t *testing.T) {
 	if _, err := s2.cache(func(c *Config) { c.Domain = s2.srv.Host() }).Token(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
-	if got := s2.srv.Count(appjwttest.DomainAPI); got != 0 {
+	if got := len(s2.srv.Requests(appjwttest.DomainAPI)); got != 0 {
 		t.Errorf("with Domain set: %d Domain API requests, want 0", got)
 	}
 }

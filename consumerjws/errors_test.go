@@ -89,14 +89,14 @@ func TestFetchErrors(t *testing.T) {
 			}
 			s.srv.QueueFaults(appjwttest.Consumer, tt.faults(app.AccessToken)...)
 			jws, err := c.Token(context.Background(), "a")
-			if got := s.srv.Count(appjwttest.Consumer); got != tt.wantRequests {
+			if got := len(s.srv.Requests(appjwttest.Consumer)); got != tt.wantRequests {
 				t.Errorf("%d requests, want %d", got, tt.wantRequests)
 			}
 			if tt.wantText == "" {
 				if err != nil {
 					t.Fatalf("error %v, want none", err)
 				}
-				if _, err := s.srv.VerifyConsumerJWS(jws); err != nil {
+				if _, err := s.srv.Verify(appjwttest.Consumer, jws); err != nil {
 					t.Error(err)
 				}
 				return
@@ -124,7 +124,7 @@ func TestFetchErrors(t *testing.T) {
 func checkError(t *testing.T, err error, app, host string) {
 	t.Helper()
 	sig := app[strings.LastIndexByte(app, '.')+1:]
-	if want := "consumerjws: ConsumerJWS request for account \"" + appjwttest.DefaultAccountID + "\" to " + host + ": "; !strings.HasPrefix(err.Error(), want) {
+	if want := "consumerjws: ConsumerJWS request for account \"" + "le12345678" + "\" to " + host + ": "; !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("error %q does not start with %q", err, want)
 	}
 	if strings.Contains(err.Error(), "\n") {

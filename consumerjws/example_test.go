@@ -65,7 +65,7 @@ func Example() {
 		post(consumer, api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"`+opened[len(opened)-1].Body.ConversationID+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"hello"}}}`, &sent)
 		fmt.Println(consumer + ": sent")
 	}
-	fmt.Println("AppJWTs:", srv.Count(appjwttest.Sentinel), "ConsumerJWS:", srv.Count(appjwttest.Consumer))
+	fmt.Println("AppJWTs:", len(srv.Requests(appjwttest.Sentinel)), "ConsumerJWS:", len(srv.Requests(appjwttest.Consumer)))
 	// Output:
 	// john_doe_42: sent
 	// jane_roe_7: sent

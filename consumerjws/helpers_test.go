@@ -100,11 +100,11 @@ type counts struct{ DomainAPI, Sentinel, Consumer, Conversation, Send int }
 
 func (s *stand) counts() counts {
 	return counts{
-		DomainAPI:    s.srv.Count(appjwttest.DomainAPI),
-		Sentinel:     s.srv.Count(appjwttest.Sentinel),
-		Consumer:     s.srv.Count(appjwttest.Consumer),
-		Conversation: s.srv.Count(appjwttest.Conversation),
-		Send:         s.srv.Count(appjwttest.Send),
+		DomainAPI:    len(s.srv.Requests(appjwttest.DomainAPI)),
+		Sentinel:     len(s.srv.Requests(appjwttest.Sentinel)),
+		Consumer:     len(s.srv.Requests(appjwttest.Consumer)),
+		Conversation: len(s.srv.Requests(appjwttest.Conversation)),
+		Send:         len(s.srv.Requests(appjwttest.Send)),
 	}
 }
 

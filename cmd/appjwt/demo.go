@@ -78,8 +78,8 @@ func demo(ctx context.Context, w io.Writer) error {
 	}
 
 	fmt.Fprintf(w, "Requests the stand-in got: Domain API %d (step 1, the token source, the idp, the v2 client), Sentinel %d, ConsumerJWS %d, CONVERSATION %d, SEND %d, Sentinel v2 %d, v2 API %d.\n",
-		srv.Count(appjwttest.DomainAPI), srv.Count(appjwttest.Sentinel), srv.Count(appjwttest.Consumer), srv.Count(appjwttest.Conversation), srv.Count(appjwttest.Send),
-		srv.Count(appjwttest.SentinelV2), srv.Count(appjwttest.V2API))
+		len(srv.Requests(appjwttest.DomainAPI)), len(srv.Requests(appjwttest.Sentinel)), len(srv.Requests(appjwttest.Consumer)), len(srv.Requests(appjwttest.Conversation)), len(srv.Requests(appjwttest.Send)),
+		len(srv.Requests(appjwttest.SentinelV2Token)), len(srv.Requests(appjwttest.V2API)))
 	fmt.Fprintln(w, "Done: the token is cached and will be refreshed in the background before it expires.")
 	return nil
 }

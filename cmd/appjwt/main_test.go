@@ -82,7 +82,7 @@ func TestOutputFormats(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 			}
 			if tt.token != nil {
-				if err := srv.Verify(tt.token(r.stdout)); err != nil {
+				if _, err := srv.Verify(appjwttest.Sentinel, tt.token(r.stdout)); err != nil {
 					t.Errorf("output %q: token does not verify: %v", r.stdout, err)
 				}
 			}
@@ -105,13 +105,13 @@ func TestTokenAPI(t *testing.T) {
 		env        map[string]string
 		args       []string
 		wantPrefix string
-		verify     func(string) error
+		verify     appjwttest.Endpoint // the kind of token it prints
 	}{
-		{"default", serverEnv(srv), []string{"-format", "header"}, "Authorization: ey", srv.Verify},
-		{"-token-api v1", v2env, []string{"-token-api", "v1", "-format", "header"}, "Authorization: ey", srv.Verify},
-		{"-token-api v2", serverEnv(srv), []string{"-token-api", "v2", "-format", "header"}, "Authorization: Bearer ey", srv.VerifyV2},
-		{"LP_TOKEN_API v2", v2env, []string{"-format", "header"}, "Authorization: Bearer ey", srv.VerifyV2},
-		{"v2, raw", v2env, nil, "ey", srv.VerifyV2},
+		{"default", serverEnv(srv), []string{"-format", "header"}, "Authorization: ey", appjwttest.Sentinel},
+		{"-token-api v1", v2env, []string{"-token-api", "v1", "-format", "header"}, "Authorization: ey", appjwttest.Sentinel},
+		{"-token-api v2", serverEnv(srv), []string{"-token-api", "v2", "-format", "header"}, "Authorization: Bearer ey", appjwttest.SentinelV2Token},
+		{"LP_TOKEN_API v2", v2env, []string{"-format", "header"}, "Authorization: Bearer ey", appjwttest.SentinelV2Token},
+		{"v2, raw", v2env, nil, "ey", appjwttest.SentinelV2Token},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -120,7 +120,7 @@ func TestTokenAPI(t *testing.T) {
 				t.Fatalf("exit %d, stdout %.30q, stderr %q; want %q...", r.code, r.stdout, r.stderr, tt.wantPrefix)
 			}
 			fields := strings.Fields(r.stdout)
-			if err := tt.verify(fields[len(fields)-1]); err != nil {
+			if _, err := srv.Verify(tt.verify, fields[len(fields)-1]); err != nil {
 				t.Errorf("token does not verify: %v", err)
 			}
 		})
@@ -132,10 +132,10 @@ func TestFlagsAndStdin(t *testing.T) {
 	defer srv.Close()
 	// Flags instead of the environment, the secret on standard input.
 	r := runCmd(t, srv, nil, srv.ClientSecret+"\n", "-account", srv.AccountID, "-client-id", srv.ClientID, "-domain", srv.Host(), "-secret-stdin")
-	if r.code != 0 || srv.Verify(strings.TrimSpace(r.stdout)) != nil {
+	if _, err := srv.Verify(appjwttest.Sentinel, strings.TrimSpace(r.stdout)); r.code != 0 || err != nil {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a token", r.code, r.stdout, r.stderr)
 	}
-	if got := srv.Count(appjwttest.DomainAPI); got != 0 {
+	if got := len(srv.Requests(appjwttest.DomainAPI)); got != 0 {
 		t.Errorf("with -domain: %d Domain API requests, want 0", got)
 	}
 	r = runCmd(t, srv, map[string]string{"LP_ACCOUNT_ID": srv.AccountID, "LP_DOMAIN_API": srv.Host()}, "", "-domain-only")

@@ -457,11 +457,11 @@ func writeError(w http.ResponseWriter, status int, text string) {
 // The endpoints the control API names, by their names.
 var endpoints = []appjwttest.Endpoint{
 	appjwttest.DomainAPI, appjwttest.Sentinel, appjwttest.Consumer, appjwttest.Conversation,
-	appjwttest.Send, appjwttest.SentinelV2, appjwttest.JWKS, appjwttest.V2API,
+	appjwttest.Send, appjwttest.SentinelV2Token, appjwttest.JWKS, appjwttest.V2API,
 }
 
 // endpointNames lists the names of endpoints, for the texts that ask for one.
-const endpointNames = "DomainAPI, Sentinel, Consumer, Conversation, Send, SentinelV2, JWKS, V2API"
+const endpointNames = "DomainAPI, Sentinel, Consumer, Conversation, Send, SentinelV2Token, JWKS, V2API"
 
 // endpointNamed returns the endpoint whose name is name.
 func endpointNamed(name string) (appjwttest.Endpoint, bool) {

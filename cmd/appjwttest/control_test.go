@@ -272,12 +272,12 @@ func TestControlAgent(t *testing.T) {
 	}
 
 	conv, _ := srv.Conversation(open)
-	var got []appjwttest.Event
+	var got []appjwttest.MessagingEvent
 	for _, e := range conv.Events {
 		e.Content = nil
 		got = append(got, e)
 	}
-	want := []appjwttest.Event{
+	want := []appjwttest.MessagingEvent{
 		{Type: "ContentEvent", Role: "ASSIGNED_AGENT", Sequence: 0, Message: "hello"},
 		{Type: "ContentEvent", Role: "ASSIGNED_AGENT", Sequence: 1, Message: "again"},
 		{Type: "ChatStateEvent", Role: "ASSIGNED_AGENT", Sequence: -1, ChatState: "COMPOSING"},
@@ -324,7 +324,7 @@ func TestControlConversations(t *testing.T) {
 func TestControlFaults(t *testing.T) {
 	srv, h, _, _ := newControlTest(t)
 	want := errorBody(`appjwttest: the body must be {"endpoint":"Sentinel","faults":[{"status":503,"retryAfter":"1","body":"...","delayMs":0,"hang":false,"reset":false}]}, ` +
-		`with endpoint one of DomainAPI, Sentinel, Consumer, Conversation, Send, SentinelV2, JWKS, V2API, status 0 or from 100 to 599 and delayMs not negative`)
+		`with endpoint one of DomainAPI, Sentinel, Consumer, Conversation, Send, SentinelV2Token, JWKS, V2API, status 0 or from 100 to 599 and delayMs not negative`)
 	tests := []controlCall{
 		{"unknown endpoint", "POST", "/faults", `{"endpoint":"Nope","faults":[{"status":503}]}`, 400, want},
 		{"endpoint by number", "POST", "/faults", `{"endpoint":2,"faults":[{"status":503}]}`, 400, want},
@@ -557,14 +557,14 @@ func TestControlRevokeTokens(t *testing.T) {
 	srv, h, _, _ := newControlTest(t)
 	c := lpOf(srv)
 	tok := c.appJWT(t)
-	if err := srv.Verify(tok); err != nil {
+	if _, err := srv.Verify(appjwttest.Sentinel, tok); err != nil {
 		t.Fatal(err)
 	}
 	controlCall{"revoke", "POST", "/revoke-tokens", ``, 200, `{}`}.do(t, h)
-	if err := srv.Verify(tok); err == nil {
+	if _, err := srv.Verify(appjwttest.Sentinel, tok); err == nil {
 		t.Error("an AppJWT issued before POST /revoke-tokens still verifies")
 	}
-	if err := srv.Verify(c.appJWT(t)); err != nil {
+	if _, err := srv.Verify(appjwttest.Sentinel, c.appJWT(t)); err != nil {
 		t.Errorf("an AppJWT issued after POST /revoke-tokens: %v", err)
 	}
 }

@@ -84,7 +84,7 @@ func TestCacheKeepsTheLastGoodHost(t *testing.T) {
 	host("first")
 	clk.Advance(TTL - time.Minute)
 	host("within the TTL")
-	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+	if got := len(s.Requests(appjwttest.DomainAPI)); got != 1 {
 		t.Errorf("Domain API got %d requests within the TTL, want 1", got)
 	}
 	s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
@@ -96,10 +96,10 @@ func TestCacheKeepsTheLastGoodHost(t *testing.T) {
 		t.Errorf("within the pause: %+v, want the last good host without a re-lookup", a)
 	}
 	s.ClearFault(appjwttest.DomainAPI)
-	before := s.Count(appjwttest.DomainAPI)
+	before := len(s.Requests(appjwttest.DomainAPI))
 	clk.Advance(RelookupPause)
 	host("after the pause")
-	if got := s.Count(appjwttest.DomainAPI) - before; got != 1 {
+	if got := len(s.Requests(appjwttest.DomainAPI)) - before; got != 1 {
 		t.Errorf("Domain API got %d new requests after the pause, want 1", got)
 	}
 }
@@ -146,16 +146,16 @@ func TestRelookupIsBounded(t *testing.T) {
 			}
 			// One lookup, then one failed re-lookup (at most RelookupAttempts
 			// requests); the calls after it do not ask again.
-			if got := s.Count(appjwttest.DomainAPI); got < 2 || got > 1+RelookupAttempts {
+			if got := len(s.Requests(appjwttest.DomainAPI)); got < 2 || got > 1+RelookupAttempts {
 				t.Errorf("Domain API got %d requests, want 2 to %d", got, 1+RelookupAttempts)
 			}
 			s.ClearFault(appjwttest.DomainAPI)
-			before := s.Count(appjwttest.DomainAPI)
+			before := len(s.Requests(appjwttest.DomainAPI))
 			clk.Advance(RelookupPause)
 			if err := host(); err != nil {
 				t.Fatal(err)
 			}
-			if got := s.Count(appjwttest.DomainAPI) - before; got != 1 {
+			if got := len(s.Requests(appjwttest.DomainAPI)) - before; got != 1 {
 				t.Errorf("after the pause: %d Domain API requests, want 1", got)
 			}
 		})
@@ -176,7 +176,7 @@ func TestConcurrentCallersShareOneLookup(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := s.Count(appjwttest.DomainAPI); got != 1 {
+	if got := len(s.Requests(appjwttest.DomainAPI)); got != 1 {
 		t.Errorf("Domain API got %d requests from 50 callers, want 1", got)
 	}
 }
@@ -219,7 +219,7 @@ func TestCacheRemembersAFailedFirstLookup(t *testing.T) {
 			s.ClearFault(appjwttest.DomainAPI)
 		}
 		a, err := c.Host(ctx, testkit.FastRetry)
-		if got := s.Count(appjwttest.DomainAPI); got != st.wantRequests || (err != nil) != st.wantErr {
+		if got := len(s.Requests(appjwttest.DomainAPI)); got != st.wantRequests || (err != nil) != st.wantErr {
 			t.Fatalf("%s: %d requests, error %v; want %d, an error: %v", st.name, got, err, st.wantRequests, st.wantErr)
 		}
 		switch {

@@ -280,7 +280,7 @@ func TestFetchErrors(t *testing.T) {
 					t.Errorf("RetrieveError.ErrorCode = %q, want %q", got, tt.wantCode)
 				}
 			}
-			if got := s.Count(appjwttest.Sentinel); got != tt.wantRequests {
+			if got := len(s.Requests(appjwttest.Sentinel)); got != tt.wantRequests {
 				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantRequests)
 			}
 			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
@@ -326,7 +326,7 @@ func TestRetriesInsideOneFetch(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Errorf("error = %v, want error: %v", err, tt.wantErr)
 			}
-			if got := s.Count(appjwttest.Sentinel); got != tt.wantRequests || attempts != got {
+			if got := len(s.Requests(appjwttest.Sentinel)); got != tt.wantRequests || attempts != got {
 				t.Errorf("Sentinel got %d requests, Fetch says %d; want %d", got, attempts, tt.wantRequests)
 			}
 		})
