@@ -296,7 +296,7 @@
 // ::1 and example.com, unless its TLS field says otherwise
 // ([NewUnstartedServer]); [Server.Client] trusts it. What net/http logs, such as the TLS handshake
 // errors of a client that does not trust the certificate, goes to the
-// logger [Server.SetErrorLog] sets, and nowhere by default.
+// Server.ErrorLog, and nowhere by default.
 package appjwttest
 
 import (
@@ -319,7 +319,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -442,11 +441,16 @@ type Server struct {
 	WebhookSlowAnswer time.Duration
 	WebhookSlowWindow time.Duration
 
+	// ErrorLog, if set before Start, is where the server logs what
+	// net/http logs: TLS handshake errors, such as those of a client that
+	// does not trust the server's certificate, and the like. nil, the
+	// default, logs nothing.
+	ErrorLog *log.Logger
+
 	ts       *httptest.Server
 	domainTS *httptest.Server // over plain http, with DomainAPIHTTPListener
 	closing  chan struct{}
 	closed   sync.Once
-	errorLog atomic.Pointer[log.Logger]
 
 	mu       sync.Mutex
 	lifetime time.Duration
@@ -548,7 +552,8 @@ func (s *Server) Start() {
 	} else {
 		s.ts = httptest.NewUnstartedServer(s.dated(mux))
 	}
-	s.ts.Config.ErrorLog = log.New(errorLogWriter{s}, "", 0)
+	// Without a logger of its own, net/http logs to the standard logger.
+	s.ts.Config.ErrorLog = cmp.Or(s.ErrorLog, log.New(io.Discard, "", 0))
 	s.ts.TLS = s.TLS
 	s.ts.StartTLS()
 	if s.DomainAPIHTTPListener != nil {
@@ -589,22 +594,6 @@ func (s *Server) URL() string { return s.ts.URL }
 // Client returns an HTTP client that trusts the server's certificate. It
 // carries no token.
 func (s *Server) Client() *http.Client { return s.ts.Client() }
-
-// SetErrorLog sets where the server logs what net/http logs: TLS
-// handshake errors, such as those of a client that does not trust the
-// server's certificate, and the like. nil, the default, logs nothing.
-func (s *Server) SetErrorLog(l *log.Logger) { s.errorLog.Store(l) }
-
-// errorLogWriter passes each line net/http logs to the logger of
-// SetErrorLog, if any, without a lock.
-type errorLogWriter struct{ s *Server }
-
-func (w errorLogWriter) Write(p []byte) (int, error) {
-	if l := w.s.errorLog.Load(); l != nil {
-		l.Print(string(p))
-	}
-	return len(p), nil
-}
 
 // Context returns a child of parent that carries [Server.Client] under
 // [oauth2.HTTPClient], so that appjwt reaches the server through it.

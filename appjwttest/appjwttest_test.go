@@ -596,8 +596,8 @@ func TestEndpointString(t *testing.T) {
 }
 
 // What net/http logs, such as a TLS handshake error, goes to the logger
-// SetErrorLog sets, and nowhere without one.
-func TestSetErrorLog(t *testing.T) {
+// ErrorLog names, and nowhere without one.
+func TestErrorLog(t *testing.T) {
 	var std bytes.Buffer
 	defer log.SetOutput(log.Writer())
 	log.SetOutput(&std) // where net/http logs when the server has no logger
@@ -609,15 +609,15 @@ func TestSetErrorLog(t *testing.T) {
 		logged bool
 	}{
 		{"no logger", func(*appjwttest.Server) {}, false},
-		{"a logger", func(s *appjwttest.Server) { s.SetErrorLog(logger) }, true},
-		{"a logger, then nil", func(s *appjwttest.Server) { s.SetErrorLog(logger); s.SetErrorLog(nil) }, false},
+		{"a logger", func(s *appjwttest.Server) { s.ErrorLog = logger }, true},
 	}
 	for _, tt := range tests {
 		// A server of its own, closed before the check: Close waits for
 		// the handshakes, and so for what they log, which may come after
 		// the client has given up.
-		s := appjwttest.NewServer()
+		s := appjwttest.NewUnstartedServer()
 		tt.set(s)
+		s.Start()
 		if _, err := http.Get(s.URL()); err == nil { // a client that does not trust the server
 			t.Fatalf("%s: a client without the certificate got an answer", tt.name)
 		}

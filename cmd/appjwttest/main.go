@@ -220,9 +220,9 @@ func serve(ctx context.Context, l, plain net.Listener, host, caFile string, ctlF
 	srv.Listener = l
 	srv.TLS = cert
 	srv.DomainAPIHTTPListener = plain
+	srv.ErrorLog = log.New(stderr, "appjwttest: ", log.LstdFlags)
 	srv.Start()
 	defer srv.Close()
-	srv.SetErrorLog(log.New(stderr, "appjwttest: ", log.LstdFlags))
 	ctl, err := startControl(srv, ctlFlags, cert, stderr)
 	if err != nil {
 		return err
