@@ -385,7 +385,7 @@ func TestSourceOfV2Tokens(t *testing.T) {
 			}
 		})
 	}
-	if got := s.srv.Count(appjwttest.Consumer); got != 0 {
+	if got := len(s.srv.Requests(appjwttest.Consumer)); got != 0 {
 		t.Errorf("the idp got %d requests, want none", got)
 	}
 }
