@@ -480,7 +480,9 @@ const (
 	// APIs other than the Connector API take; raw for a token of its v1
 	// API ([SentinelV1]), which is for the Connector API, and for a token
 	// that this package did not fetch, whose API it cannot tell. It reads
-	// the token's API from the token, however its source is wrapped.
+	// the token's API from the token's Extra fields, however its source is
+	// wrapped; a token rebuilt, or given Extra fields of its own with
+	// [oauth2.Token.WithExtra], which replaces them all, goes raw.
 	AutoStyle HeaderStyle = iota
 	// RawStyle sends "Authorization: <token>", with no scheme, whatever
 	// the token.

@@ -2000,46 +2000,41 @@ func TestReadinessFromStateAlone(t *testing.T) {
 			}
 		})
 	})
-	t.Run("after a failed cold start", func(t *testing.T) {
-		synctest.Test(t, func(t *testing.T) {
-			f, c, ctx := fakeStand(t)
-			start := time.Now()
-			recovery := start.Add(5 * time.Minute)
-			f.mu.Lock()
-			f.down = func(now time.Time) bool { return now.Before(recovery) }
-			f.mu.Unlock()
-			src := c.TokenSource(ctx)
-			if _, err := src.Token(); err == nil {
-				t.Fatal("cold start with Sentinel down: no error")
-			}
-			// Probe once a minute, less often than the backoff's cap: the
-			// source's timer, not the probe, starts each retry.
-			for time.Now().Before(recovery) {
-				if src.State().Valid {
-					t.Fatal("ready during the outage")
+	// Probes of any period up to the retry window, State alone, the cold
+	// start failed: the token comes within one backoff step (30 s) and an
+	// answer of the recovery, and the next probe sees it.
+	for _, period := range []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, 3 * time.Minute} {
+		t.Run(fmt.Sprintf("after a failed cold start, probes %v apart", period), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f, c, ctx := fakeStand(t)
+				start := time.Now()
+				recovery := start.Add(5*time.Minute + 15*time.Second)
+				f.mu.Lock()
+				f.down = func(now time.Time) bool { return now.Before(recovery) }
+				f.mu.Unlock()
+				src := c.TokenSource(ctx)
+				for st := src.State(); !st.Valid; st = src.State() {
+					if time.Now().After(recovery.Add(period + time.Minute)) {
+						t.Fatalf("not ready %v after Sentinel recovered: %+v", time.Since(recovery), st)
+					}
+					time.Sleep(period)
 				}
-				time.Sleep(time.Minute)
-			}
-			during := f.count("sentinel.test")
-			// After the recovery, poll every second to time it.
-			for !src.State().Valid {
-				if time.Since(recovery) > time.Minute {
-					t.Fatalf("not ready a minute after Sentinel recovered: %+v", src.State())
+				// Its request was sent a lifetime before its expiry, less the
+				// second Date takes off, and answered sentinelDelay later.
+				took := src.State().Expiry.Add(time.Second - f.lifetime + f.sentinelDelay).Sub(recovery)
+				t.Logf("token %v after Sentinel recovered (fetch included); %d Sentinel requests", took, f.count("sentinel.test"))
+				if took > 30*time.Second+f.sentinelDelay+time.Second {
+					t.Errorf("token %v after Sentinel recovered, want within one backoff step (30 s) and an answer", took)
 				}
-				time.Sleep(time.Second)
-			}
-			took := time.Since(recovery)
-			t.Logf("ready %v after Sentinel recovered; %d Sentinel requests in the 5-minute outage", took, during)
-			if took > 30*time.Second+f.sentinelDelay {
-				t.Errorf("ready %v after Sentinel recovered, want within one backoff step (30 s) and an answer", took)
-			}
-			// 4 attempts per fetch, a fetch per backoff step of up to 30 s.
-			if during > 4*(5*60/15+5) {
-				t.Errorf("Sentinel got %d requests in a 5-minute outage, want at most a fetch of 4 per backoff step", during)
-			}
+				// A fetch of 4 attempts per backoff step of 15 s at least, and
+				// the first ones of its ramp.
+				if got, most := f.count("sentinel.test"), 4*(int(recovery.Sub(start)/(15*time.Second))+5); got > most {
+					t.Errorf("Sentinel got %d requests in the outage, want at most %d", got, most)
+				}
+			})
 		})
-	})
-	t.Run("nobody asks", func(t *testing.T) {
+	}
+	t.Run("a probe's last call", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f, c, ctx := fakeStand(t)
 			f.mu.Lock()
@@ -2047,7 +2042,7 @@ func TestReadinessFromStateAlone(t *testing.T) {
 			f.mu.Unlock()
 			src := c.TokenSource(ctx)
 			src.State()
-			time.Sleep(time.Minute) // the first fetch fails, then at most one retry
+			time.Sleep(retryWindow + time.Minute) // retries within the window, then none
 			before := f.count("sentinel.test")
 			time.Sleep(time.Hour)
 			if got := f.count("sentinel.test") - before; got != 0 {

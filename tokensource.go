@@ -186,7 +186,7 @@ type tokenCache struct {
 	failures lifecycle.Failures
 	life     time.Duration        // tok's lifetime when it came
 	rejected lifecycle.Rejections // the drops since the API last took a token
-	wanted   bool                 // a token was asked for while none was served, since the last fetch started
+	wantedAt time.Time            // when a token was last asked for while none was served
 	inflight *lifecycle.Flight[*oauth2.Token]
 	waited   bool        // callers wait for inflight: its token is in use
 	timer    *time.Timer // starts the next refresh or retry in the background
@@ -214,6 +214,12 @@ const (
 	expiryMargin       = 10 * time.Second
 	serveMarginShare   = 10
 )
+
+// retryWindow is how long after the last call for a token a source that
+// serves none keeps retrying on its timer, once per backoff step: longer
+// than any readiness probe's period, so that a probe alone keeps it
+// trying, and short enough that a source nobody calls stops soon.
+const retryWindow = 5 * time.Minute
 
 func newTokenCache(ctx context.Context, c Config, h hooks) *tokenCache {
 	if h.now == nil {
@@ -267,7 +273,7 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 		c.mu.Unlock()
 		return tok, nil
 	}
-	c.wanted = true
+	c.wantedAt = now
 	f := c.inflight
 	switch {
 	case f == nil && c.stopped:
@@ -299,7 +305,7 @@ func (c *tokenCache) state(now time.Time) lifecycle.State {
 func (c *tokenCache) want(now time.Time) {
 	c.current.Load().used.Store(true)
 	if !c.state(now).Servable() {
-		c.wanted = true
+		c.wantedAt = now
 		c.refreshIfDue(now)
 	}
 }
@@ -344,9 +350,9 @@ func (c *tokenCache) arm(at time.Time) {
 }
 
 // onTimer starts the refresh or retry that is due, if a token has been
-// asked for since the last one came, or, while none is served, since the
-// last fetch started: a source nobody calls any more fetches at most one
-// token after its last call.
+// asked for since the last one came, or, while none is served, within
+// retryWindow: a source nobody calls any more fetches at most one token
+// after its last call, and gives up retrying retryWindow after it.
 func (c *tokenCache) onTimer() {
 	if c.gone.Load() {
 		return
@@ -360,7 +366,7 @@ func (c *tokenCache) onTimer() {
 			c.refreshIfDue(now)
 		}
 	case lifecycle.Empty, lifecycle.Expired:
-		if c.wanted {
+		if now.Sub(c.wantedAt) <= retryWindow {
 			c.refreshIfDue(now)
 		}
 	}
@@ -379,7 +385,7 @@ func (c *tokenCache) stop() {
 // start begins a fetch in the background. c.mu must be held.
 func (c *tokenCache) start() *lifecycle.Flight[*oauth2.Token] {
 	f := lifecycle.NewFlight[*oauth2.Token]()
-	c.inflight, c.waited, c.wanted = f, false, false
+	c.inflight, c.waited = f, false
 	if c.running != nil {
 		c.running.Add(1)
 	}

@@ -78,7 +78,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case t.Cache == nil:
 		lphttp.CloseBody(req)
 		return nil, errors.New("consumerjws: Transport.Cache is nil")
-	case !ok && req.URL != nil && req.Header != nil:
+	case (!ok || id == "") && req.URL != nil && req.Header != nil:
 		lphttp.CloseBody(req)
 		return nil, errNoConsumer
 	}

@@ -181,22 +181,24 @@ func TestTransportRefusesARequestWithoutConsumer(t *testing.T) {
 		{"the chained client", chain.Do},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			closed := 0
-			body := closeCounter{Reader: strings.NewReader(conversationBody(s.srv.AccountID)), closed: &closed}
-			req, _ := http.NewRequest(http.MethodPost, s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3", body)
-			resp, err := tt.send(req)
-			if resp != nil {
-				resp.Body.Close()
-			}
-			const want = "consumerjws: request has no consumer: name one in its context with consumerjws.WithConsumer"
-			if err == nil || !strings.HasSuffix(err.Error(), want) {
-				t.Errorf("error %v, want one ending %q", err, want)
-			}
-			if closed == 0 {
-				t.Error("the request body was not closed")
-			}
-		})
+		for name, ctx := range map[string]context.Context{"none": context.Background(), "empty": WithConsumer(context.Background(), "")} {
+			t.Run(tt.name+"/"+name, func(t *testing.T) {
+				closed := 0
+				body := closeCounter{Reader: strings.NewReader(conversationBody(s.srv.AccountID)), closed: &closed}
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.srv.URL()+"/api/account/"+s.srv.AccountID+"/messaging/consumer/conversation?v=3", body)
+				resp, err := tt.send(req)
+				if resp != nil {
+					resp.Body.Close()
+				}
+				const want = "consumerjws: request has no consumer: name one in its context with consumerjws.WithConsumer"
+				if err == nil || !strings.HasSuffix(err.Error(), want) {
+					t.Errorf("error %v, want one ending %q", err, want)
+				}
+				if closed == 0 {
+					t.Error("the request body was not closed")
+				}
+			})
+		}
 	}
 	if n := sent.Load(); n != 0 {
 		t.Errorf("Base got %d requests, want 0", n)

@@ -66,7 +66,7 @@ func RoundTrip[C any, A Authority[C]](k Kind, base http.RoundTripper, a A, req *
 		return nil, err
 	}
 	resp, err := send(k, base, a, req, req, c)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !a.Recovers() {
+	if err != nil || resp == nil || resp.StatusCode != http.StatusUnauthorized || !a.Recovers() {
 		return resp, err
 	}
 	code, read := PeekErrorCode(req.Context(), resp, ErrorCodeWait)
@@ -100,7 +100,7 @@ func send[C any, A Authority[C]](k Kind, base http.RoundTripper, a A, req, out *
 	r := out.Clone(out.Context())
 	a.Set(r, c)
 	resp, err := SendCopy(base, req, r)
-	if err == nil && resp.StatusCode < 400 {
+	if err == nil && resp != nil && resp.StatusCode < 400 {
 		a.Accepted(req, c)
 	}
 	// A server may echo the header into what net/http quotes, such as a

@@ -50,7 +50,7 @@ const MinRun = 8
 func runs(secrets []string) []string {
 	all := slices.Clone(secrets)
 	for _, s := range secrets {
-		for i := 0; i+MinRun < len(s); i++ {
+		for i := 0; i+MinRun <= len(s); i++ {
 			all = append(all, s[i:i+MinRun])
 		}
 	}

@@ -105,3 +105,19 @@ func FuzzLeaks(f *testing.F) {
 		}
 	})
 }
+
+// Every run of MinRun bytes of a secret is a leak, its first and its
+// last included: a server quoting the request cut short may show either
+// end.
+func TestEveryRunLeaks(t *testing.T) {
+	const secret = "Kq7Zr4mXw9PbT2vL"
+	r := For(secret, "")
+	for i := 0; i+MinRun <= len(secret); i++ {
+		if run := secret[i : i+MinRun]; !r.Leaks("echo: " + run) {
+			t.Errorf("the run at byte %d (of %d) is no leak", i, len(secret))
+		}
+	}
+	if r.Leaks("echo: " + secret[len(secret)-MinRun+1:]) {
+		t.Errorf("a run of %d bytes is a leak, want only runs of %d", MinRun-1, MinRun)
+	}
+}

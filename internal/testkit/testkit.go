@@ -328,9 +328,11 @@ func RoundTripEdgeCases(t *testing.T, ctx func() context.Context, body401 string
 		req     func() *http.Request
 		base    RoundTripFunc
 		within  time.Duration // 0: no bound checked; on the fake clock
-		wantErr string        // "": the 401
+		wantErr string        // "": the 401; "nil": nil, nil, as the base answered
 		want401 string        // the body of the 401 that goes back, if it is read
 	}{
+		{"a base that answers nil, nil", get,
+			func(*http.Request) (*http.Response, error) { return nil, nil }, 0, "nil", ""},
 		{"nil Header", func() *http.Request {
 			r := get()
 			r.Header = nil
@@ -358,6 +360,12 @@ func RoundTripEdgeCases(t *testing.T, ctx func() context.Context, body401 string
 				resp, err := newRT(tt.base).RoundTrip(tt.req())
 				if d := time.Since(start); tt.within != 0 && d > tt.within {
 					t.Errorf("returned after %v, want within %v", d, tt.within)
+				}
+				if tt.wantErr == "nil" { // for http.Client to report, as without the transport
+					if resp != nil || err != nil {
+						t.Errorf("RoundTrip = %v, %v; want nil, nil", resp, err)
+					}
+					return
 				}
 				if tt.wantErr != "" {
 					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
