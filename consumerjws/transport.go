@@ -19,7 +19,7 @@ var errNoConsumer = errors.New("consumerjws: request has no consumer: name one i
 // WithConsumer returns a copy of ctx that names the consumer, by
 // ext_consumer_id, on whose behalf a request made with it is sent:
 // [Transport] sets that consumer's ConsumerJWS, and refuses a request
-// whose context names none.
+// whose context names none, or an empty one.
 func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 	return context.WithValue(ctx, consumerKey{}, extConsumerID)
 }

@@ -233,9 +233,9 @@ func TestTransportSendsACopy(t *testing.T) {
 func TestTransportErrors(t *testing.T) {
 	closed := 0
 	body := closeCounter{Reader: strings.NewReader("x"), closed: &closed}
-	req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), ""), http.MethodPost, "https://example.invalid/x", body)
-	if _, err := (&Transport{Cache: fakeCache(&fakeIdP{}, 0)}).RoundTrip(req); err == nil || err.Error() != "consumerjws: ext_consumer_id is empty" {
-		t.Errorf("error %v, want the empty ext_consumer_id", err)
+	req, _ := http.NewRequestWithContext(WithConsumer(context.Background(), "a\xffb"), http.MethodPost, "https://example.invalid/x", body)
+	if _, err := (&Transport{Cache: fakeCache(&fakeIdP{}, 0)}).RoundTrip(req); err == nil || err.Error() != "consumerjws: ext_consumer_id is not valid UTF-8" {
+		t.Errorf("error %v, want the ext_consumer_id that is not UTF-8", err)
 	}
 	if _, err := (&Transport{}).RoundTrip(req); err == nil || err.Error() != "consumerjws: Transport.Cache is nil" {
 		t.Errorf("error %v, want Transport.Cache is nil", err)
