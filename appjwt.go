@@ -126,10 +126,8 @@ package appjwt
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -141,6 +139,7 @@ import (
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
 	"github.com/lpconnect/appjwt/internal/sentinel"
+	"github.com/lpconnect/appjwt/secret"
 	"golang.org/x/oauth2"
 )
 
@@ -171,21 +170,9 @@ const (
 // Config describes a LivePerson app installation that obtains AppJWTs.
 //
 // A Config is plain data: it is safe to copy, and its methods may be called
-// concurrently as long as nobody changes its fields meanwhile. Formatting a
-// Config with the fmt verbs, logging it with log/slog or writing it as JSON
-// never shows the ClientSecret, with three exceptions, out of any method's
-// reach, where fmt prints the Config raw, secret included, without calling
-// its methods:
-//   - %p of a Config value, or of a struct or array that holds one (%p of a
-//     *Config prints its address);
-//   - %w of a Config, a *Config, or anything holding one, with fmt.Errorf
-//     or any other fmt function (%w takes only an error);
-//   - a Config in an unexported field of another struct, printed with fmt.
-//
-// fmt rejects the first two verbs for such a value and prints it as it is
-// in its complaint ("%!p(appjwt.Config=...)"). go vet reports %w with a
-// constant format, but not %p: it takes a Config's Format method as
-// handling every verb, which fmt does not call for %p.
+// concurrently as long as nobody changes its fields meanwhile. Formatted,
+// logged or written as JSON, it shows its ClientSecret as "[REDACTED]",
+// with the exceptions [secret.String] names, which go vet reports.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID. Required.
 	AccountID string
@@ -193,8 +180,9 @@ type Config struct {
 	// ClientID is the app installation ID. Required.
 	ClientID string
 
-	// ClientSecret is the app installation secret. Required.
-	ClientSecret string
+	// ClientSecret is the app installation secret. Required. It never
+	// shows, as [secret.String] says.
+	ClientSecret secret.String
 
 	// TokenAPI is the Sentinel API that issues the tokens. SentinelV1, the
 	// zero value, for LivePerson's Connector API (Send API, Conversation
@@ -707,69 +695,19 @@ func ParseClaims(token string) (*Claims, error) {
 	}, nil
 }
 
-const redacted = "[REDACTED]"
-
-// Format implements [fmt.Formatter] so that every verb fmt calls it for,
-// %#v included, shows the Config with its ClientSecret redacted: all but
-// %p and %w, which [Config] describes.
-func (c Config) Format(f fmt.State, verb rune) {
-	type config Config // the same fields without this method
-	v := config(c)
-	if v.ClientSecret != "" {
-		v.ClientSecret = redacted
-	}
-	s := fmt.Sprintf(fmt.FormatString(f, verb), v)
-	if f.Flag('#') {
-		s = strings.Replace(s, "appjwt.config", "appjwt.Config", 1)
-	}
-	io.WriteString(f, s)
-}
-
-// MarshalJSON implements [json.Marshaler] so that a Config written as JSON,
-// alone or in a struct (as log/slog's JSONHandler writes one), shows its
-// ClientSecret as "[REDACTED]". Reading a Config from JSON is unchanged.
-func (c Config) MarshalJSON() ([]byte, error) {
-	type config Config // the same fields without this method
-	v := config(c)
-	if v.ClientSecret != "" {
-		v.ClientSecret = redacted
-	}
-	return json.Marshal(v)
-}
-
-// LogValue implements [slog.LogValuer] so that logging a Config never shows
-// its ClientSecret.
-func (c Config) LogValue() slog.Value {
-	secret := ""
-	if c.ClientSecret != "" {
-		secret = redacted
-	}
-	return slog.GroupValue(
-		slog.String("AccountID", c.AccountID),
-		slog.String("ClientID", c.ClientID),
-		slog.String("ClientSecret", secret),
-		slog.String("Domain", c.Domain),
-		slog.String("DomainAPI", c.DomainAPI),
-		slog.Duration("EarlyExpiry", c.EarlyExpiry),
-		slog.Duration("FetchTimeout", c.FetchTimeout),
-		slog.String("TokenAPI", c.TokenAPI.String()),
-		slog.Bool("CredentialsInQuery", c.CredentialsInQuery),
-	)
-}
-
 // validate checks everything that can be checked before any request.
 func (c *Config) validate() error {
 	for _, f := range []struct{ name, value string }{
 		{"AccountID", c.AccountID},
 		{"ClientID", c.ClientID},
-		{"ClientSecret", c.ClientSecret},
+		{"ClientSecret", string(c.ClientSecret)},
 	} {
 		if f.value == "" {
 			return fmt.Errorf("appjwt: Config.%s is empty", f.name)
 		}
 	}
-	if c.ClientSecret == redacted {
-		return errors.New("appjwt: Config.ClientSecret is " + redacted + ": the Config was read back from redacted JSON or logs")
+	if c.ClientSecret.IsRedacted() {
+		return errors.New("appjwt: Config.ClientSecret is " + secret.Redacted + ": the Config was read back from redacted JSON or logs")
 	}
 	switch {
 	case c.TokenAPI != SentinelV1 && c.TokenAPI != SentinelV2:
@@ -816,7 +754,7 @@ func (c *Config) domainAPI() string {
 }
 
 func (c *Config) credentials() sentinel.Credentials {
-	return sentinel.Credentials{AccountID: c.AccountID, ClientID: c.ClientID, ClientSecret: c.ClientSecret, InQuery: c.CredentialsInQuery, V2: c.TokenAPI == SentinelV2}
+	return sentinel.Credentials{AccountID: c.AccountID, ClientID: c.ClientID, ClientSecret: string(c.ClientSecret), InQuery: c.CredentialsInQuery, V2: c.TokenAPI == SentinelV2}
 }
 
 // withhold is the last line of defence for the texts a server can put in

@@ -321,6 +321,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lpconnect/appjwt/secret"
 	"golang.org/x/oauth2"
 )
 
@@ -394,10 +395,11 @@ type Request struct {
 // Server is a LivePerson stand-in. Its methods are safe for concurrent use.
 type Server struct {
 	// The credentials the server accepts: set them, if at all, before
-	// Start.
+	// Start. ClientSecret never shows, as [secret.String] says: its
+	// value is string(srv.ClientSecret).
 	AccountID    string
 	ClientID     string
-	ClientSecret string
+	ClientSecret secret.String
 
 	// Listener, if set before Start, is what the server serves on, instead
 	// of a listener on 127.0.0.1 at a port the system picks. The Domain API
@@ -513,7 +515,7 @@ func NewUnstartedServer() *Server {
 	return &Server{
 		AccountID:    defaultAccountID,
 		ClientID:     defaultClientID,
-		ClientSecret: randomString(),
+		ClientSecret: secret.String(randomString()),
 		closing:      make(chan struct{}),
 		lifetime:     defaultLifetime,
 		issuer:       "Sentinel",
@@ -867,7 +869,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if creds.Get("client_id") == "" {
 		creds = q
 	}
-	if r.PathValue("account") != s.AccountID || creds.Get("client_id") != s.ClientID || creds.Get("client_secret") != s.ClientSecret {
+	if r.PathValue("account") != s.AccountID || creds.Get("client_id") != s.ClientID || creds.Get("client_secret") != string(s.ClientSecret) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 		return
 	}

@@ -60,7 +60,7 @@ func tokenPath(s *appjwttest.Server) string {
 }
 
 func creds(s *appjwttest.Server) string {
-	return url.Values{"client_id": {s.ClientID}, "client_secret": {s.ClientSecret}}.Encode()
+	return url.Values{"client_id": {s.ClientID}, "client_secret": {string(s.ClientSecret)}}.Encode()
 }
 
 func fetchToken(t *testing.T, s *appjwttest.Server) string {

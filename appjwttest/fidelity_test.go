@@ -78,7 +78,7 @@ func TestLivePersonClientsRequests(t *testing.T) {
 		{
 			name: "token with ?v=2.0 (Functions client)",
 			request: func(c *sender) (*http.Response, string) {
-				body := "grant_type=client_credentials&scope=&client_id=" + url.QueryEscape(c.s.ClientID) + "&client_secret=" + url.QueryEscape(c.s.ClientSecret)
+				body := "grant_type=client_credentials&scope=&client_id=" + url.QueryEscape(c.s.ClientID) + "&client_secret=" + url.QueryEscape(string(c.s.ClientSecret))
 				return do(c.t, c.s, "POST", "/sentinel/api/account/"+c.s.AccountID+"/app/token?v=2.0", form, body, nil)
 			},
 			wantStatus: 200,

@@ -67,7 +67,7 @@ func (s *Server) serveTokenV2(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "unsupported_grant_type", "error_description": "grant_type must be client_credentials"})
 		return
 	}
-	if r.PathValue("account") != s.AccountID || r.PostForm.Get("client_id") != s.ClientID || r.PostForm.Get("client_secret") != s.ClientSecret {
+	if r.PathValue("account") != s.AccountID || r.PostForm.Get("client_id") != s.ClientID || r.PostForm.Get("client_secret") != string(s.ClientSecret) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client", "error_description": "client authentication failed"})
 		return
 	}

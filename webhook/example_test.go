@@ -34,7 +34,7 @@ func Example() {
 
 	// The app installation, as LivePerson issued it; in production, from
 	// the environment or a secret store.
-	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
+	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: string(srv.ClientSecret)}.NewVerifier()
 	if err != nil {
 		log.Fatal(err)
 	}

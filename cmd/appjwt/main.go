@@ -34,6 +34,7 @@ import (
 	"unicode"
 
 	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/secret"
 	"golang.org/x/oauth2"
 )
 
@@ -185,7 +186,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 		return nil, usageError("no client id: set -client-id or LP_CLIENT_ID")
 	}
 	if !o.secretStdin {
-		if o.conf.ClientSecret = getenv("LP_CLIENT_SECRET"); o.conf.ClientSecret == "" {
+		if o.conf.ClientSecret = secret.String(getenv("LP_CLIENT_SECRET")); o.conf.ClientSecret == "" {
 			return nil, usageError("no secret: set LP_CLIENT_SECRET or use -secret-stdin")
 		}
 	}
@@ -302,7 +303,7 @@ func fieldValue(c *appjwt.Config, field string) string {
 	case "ClientID":
 		return c.ClientID
 	case "ClientSecret":
-		return c.ClientSecret
+		return string(c.ClientSecret)
 	case "Domain":
 		return c.Domain
 	case "DomainAPI":
@@ -327,7 +328,7 @@ func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) e
 		if err != nil && !errors.Is(err, io.EOF) {
 			return fmt.Errorf("appjwt: reading the secret from standard input: %w", err)
 		}
-		if o.conf.ClientSecret = strings.TrimRight(line, "\r\n"); o.conf.ClientSecret == "" {
+		if o.conf.ClientSecret = secret.String(strings.TrimRight(line, "\r\n")); o.conf.ClientSecret == "" {
 			return errors.New("appjwt: standard input held no secret")
 		}
 	}

@@ -34,7 +34,7 @@ func serverEnv(srv *appjwttest.Server) map[string]string {
 	return map[string]string{
 		"LP_ACCOUNT_ID":    srv.AccountID,
 		"LP_CLIENT_ID":     srv.ClientID,
-		"LP_CLIENT_SECRET": srv.ClientSecret,
+		"LP_CLIENT_SECRET": string(srv.ClientSecret),
 		"LP_DOMAIN_API":    srv.Host(),
 	}
 }
@@ -131,7 +131,7 @@ func TestFlagsAndStdin(t *testing.T) {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
 	// Flags instead of the environment, the secret on standard input.
-	r := runCmd(t, srv, nil, srv.ClientSecret+"\n", "-account", srv.AccountID, "-client-id", srv.ClientID, "-domain", srv.Host(), "-secret-stdin")
+	r := runCmd(t, srv, nil, string(srv.ClientSecret)+"\n", "-account", srv.AccountID, "-client-id", srv.ClientID, "-domain", srv.Host(), "-secret-stdin")
 	if _, err := srv.Verify(appjwttest.Sentinel, strings.TrimSpace(r.stdout)); r.code != 0 || err != nil {
 		t.Errorf("exit %d, stdout %q, stderr %q; want a token", r.code, r.stdout, r.stderr)
 	}
@@ -148,7 +148,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
 	wrong := serverEnv(srv)
-	wrong["LP_CLIENT_SECRET"] = "wrong-" + srv.ClientSecret
+	wrong["LP_CLIENT_SECRET"] = "wrong-" + string(srv.ClientSecret)
 	noSecret := serverEnv(srv)
 	delete(noSecret, "LP_CLIENT_SECRET")
 	tests := []struct {
@@ -187,7 +187,7 @@ func TestErrorsAndExitCodes(t *testing.T) {
 			if r.stdout != "" {
 				t.Errorf("stdout %q, want nothing", r.stdout)
 			}
-			if strings.Contains(r.stderr, srv.ClientSecret) {
+			if strings.Contains(r.stderr, string(srv.ClientSecret)) {
 				t.Errorf("stderr shows the secret: %q", r.stderr)
 			}
 		})

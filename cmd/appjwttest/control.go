@@ -343,7 +343,7 @@ func (c controlHandler) requests(w http.ResponseWriter, r *http.Request) {
 	reqs := c.srv.Requests(e)
 	out := make([]requestJSON, len(reqs))
 	for i, req := range reqs {
-		out[i] = newRequestJSON(req, c.srv.ClientSecret)
+		out[i] = newRequestJSON(req, string(c.srv.ClientSecret))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

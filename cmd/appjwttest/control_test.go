@@ -30,7 +30,7 @@ type lp struct {
 }
 
 func lpOf(srv *appjwttest.Server) lp {
-	return lp{srv.Client(), srv.URL(), srv.AccountID, srv.ClientID, srv.ClientSecret}
+	return lp{srv.Client(), srv.URL(), srv.AccountID, srv.ClientID, string(srv.ClientSecret)}
 }
 
 // call sends a request and decodes its JSON answer into out, wanting
@@ -415,7 +415,7 @@ func TestControlRequests(t *testing.T) {
 		t.Errorf("CONVERSATION requests %+v, want two, their tokens withheld", conv)
 	}
 	for _, b := range []string{body, convBody} {
-		if strings.Contains(b, srv.ClientSecret) || strings.Contains(b, "eyJ") {
+		if strings.Contains(b, string(srv.ClientSecret)) || strings.Contains(b, "eyJ") {
 			t.Errorf("GET /requests shows the secret or a JWT:\n%s", b)
 		}
 	}
@@ -512,7 +512,7 @@ func TestControlWebhooks(t *testing.T) {
 	for _, msg := range []string{"forged", "signed"} {
 		controlCall{"message", "POST", "/agent/message", `{"conversationId":"` + open + `","message":"` + msg + `"}`, 200, ""}.do(t, h)
 	}
-	v, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
+	v, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: string(srv.ClientSecret)}.NewVerifier()
 	if err != nil {
 		t.Fatal(err)
 	}

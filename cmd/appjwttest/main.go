@@ -242,7 +242,7 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string, ctl *contro
 	fmt.Fprintf(w, "url:           %s\n", srv.URL())
 	fmt.Fprintf(w, "account:       %s\n", srv.AccountID)
 	fmt.Fprintf(w, "client-id:     %s\n", srv.ClientID)
-	fmt.Fprintf(w, "client-secret: %s\n", srv.ClientSecret)
+	fmt.Fprintf(w, "client-secret: %s\n", string(srv.ClientSecret))
 	fmt.Fprintf(w, "ca-cert:       %s\n", caFile)
 	if l := srv.DomainAPIHTTPListener; l != nil {
 		fmt.Fprintf(w, "domain-api-http: http://%s\n", l.Addr())
@@ -251,7 +251,7 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string, ctl *contro
 	fmt.Fprintf(w, "control-token: %s\n", ctl.token)
 	fmt.Fprintf(w, "\nFor the appjwt command and curl (the appjwt command reads SSL_CERT_FILE on Linux and the BSDs):\n")
 	fmt.Fprintf(w, "  export LP_ACCOUNT_ID=%s LP_CLIENT_ID=%s LP_CLIENT_SECRET=%s LP_DOMAIN_API=%s SSL_CERT_FILE=%s\n",
-		shellQuote(srv.AccountID), shellQuote(srv.ClientID), shellQuote(srv.ClientSecret), shellQuote(srv.Host()), shellQuote(caFile))
+		shellQuote(srv.AccountID), shellQuote(srv.ClientID), shellQuote(string(srv.ClientSecret)), shellQuote(srv.Host()), shellQuote(caFile))
 	fmt.Fprintf(w, "  appjwt -format claims\n")
 	fmt.Fprintf(w, "  curl --cacert \"$SSL_CERT_FILE\" -H \"$(appjwt -format header)\" -H 'Content-Type: application/json' \\\n")
 	fmt.Fprintf(w, "    -d '{\"ext_consumer_id\":\"john_doe_42\"}' '%s/api/account/%s/consumer?v=1.0'\n", srv.URL(), srv.AccountID)

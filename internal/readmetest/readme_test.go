@@ -23,6 +23,7 @@ var readmePackages = map[string]string{
 	"appjwttest":  "github.com/lpconnect/appjwt/appjwttest",
 	"consumerjws": "github.com/lpconnect/appjwt/consumerjws",
 	"webhook":     "github.com/lpconnect/appjwt/webhook",
+	"secret":      "github.com/lpconnect/appjwt/secret",
 	"oauth2":      "golang.org/x/oauth2",
 	"context":     "context",
 	"errors":      "errors",

@@ -185,7 +185,7 @@ func FuzzParse(f *testing.F) {
 // The tests below send Fetch's request to the stand-in, faults and all.
 
 func credentialsFor(s *appjwttest.Server) Credentials {
-	return Credentials{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret}
+	return Credentials{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: string(s.ClientSecret)}
 }
 
 // Each request goes to its API's path and carries each parameter once;
@@ -283,7 +283,7 @@ func TestFetchErrors(t *testing.T) {
 			if got := len(s.Requests(appjwttest.Sentinel)); got != tt.wantRequests {
 				t.Errorf("Sentinel got %d requests, want %d", got, tt.wantRequests)
 			}
-			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
+			testkit.NoEcho(t, string(s.ClientSecret), testkit.ErrorTexts(err)...)
 		})
 	}
 }
@@ -376,10 +376,10 @@ func TestSecretNeverShowsInErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("got no error")
 			}
-			testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
+			testkit.NoEcho(t, string(s.ClientSecret), testkit.ErrorTexts(err)...)
 			var re *oauth2.RetrieveError
 			if errors.As(err, &re) {
-				testkit.NoEcho(t, s.ClientSecret, re.Response.Request.URL.String())
+				testkit.NoEcho(t, string(s.ClientSecret), re.Response.Request.URL.String())
 				if re.Response.Request.GetBody != nil || re.Response.Request.Body != nil {
 					t.Error("RetrieveError.Response.Request keeps a body")
 				}
@@ -390,7 +390,7 @@ func TestSecretNeverShowsInErrors(t *testing.T) {
 
 func TestRetrieveErrorBodyIsCappedAndScrubbed(t *testing.T) {
 	s := testkit.NewServer(t)
-	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 401, Body: "bad secret " + s.ClientSecret + strings.Repeat("x", 10000)})
+	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 401, Body: "bad secret " + string(s.ClientSecret) + strings.Repeat("x", 10000)})
 	_, _, err := Fetch(s.Context(context.Background()), s.Host(), credentialsFor(s), testkit.FastRetry)
 	var re *oauth2.RetrieveError
 	if !errors.As(err, &re) {
@@ -399,7 +399,7 @@ func TestRetrieveErrorBodyIsCappedAndScrubbed(t *testing.T) {
 	if len(re.Body) > MaxErrorBody {
 		t.Errorf("RetrieveError.Body has %d bytes, want at most %d", len(re.Body), MaxErrorBody)
 	}
-	testkit.NoEcho(t, s.ClientSecret, testkit.ErrorTexts(err)...)
+	testkit.NoEcho(t, string(s.ClientSecret), testkit.ErrorTexts(err)...)
 }
 
 // The tests below hold the promises a hostile or broken server tests:
