@@ -45,9 +45,8 @@
 // [Transport] and [Config.Client] send a token of this package in the
 // style of its API, raw with [SentinelV1], Bearer with [SentinelV2],
 // however its source is wrapped: the token names its API.
-// [Config.BearerClient], and [Transport] with [BearerStyle] or [RawStyle],
-// send the style they name whatever the token, for an API that wants the
-// other one.
+// [Transport] with [BearerStyle] or [RawStyle] sends the style it names
+// whatever the token, for an API that wants the other one.
 //
 // Either way the token goes over https only, and follows a redirect only to
 // the host the first request named.
@@ -66,7 +65,7 @@
 // whole-second exp, exp - Date rounded down to the whole second below)
 // keeps any token from being served past Sentinel's own expiry. A token
 // whose exp is not after Date is an error, and so is any lifetime longer
-// than [MaxLifetime]. A token from this package never has a zero Expiry.
+// than 24 hours. A token from this package never has a zero Expiry.
 //
 // The source returned by [Config.TokenSource] refreshes each token in the
 // background at its refresh point: [Config.EarlyExpiry] before its expiry,
@@ -82,8 +81,8 @@
 // # Rejected tokens
 //
 // The API may reject a token before the expiry the source gave it: revoked,
-// or a clock disagreement. [Transport], and so [Config.Client] and
-// [Config.BearerClient], tells the source of such a 401 through [Rejecter],
+// or a clock disagreement. [Transport], and so [Config.Client], tells the
+// source of such a 401 through [Rejecter],
 // and sends the request once more with a new token when it can. A 401 whose
 // LivePerson errorCode blames the ConsumerJWS (40103, 40104) leaves the
 // AppJWT alone. While tokens fetched after a rejection are rejected too,
@@ -143,28 +142,11 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Defaults for the zero values of [Config] fields.
+// The defaults of [Config]'s zero values.
 const (
-	// DefaultDomainAPI is the Domain API host used when Config.DomainAPI is empty.
-	DefaultDomainAPI = "api.liveperson.net"
-	// DefaultEarlyExpiry is how long before expiry a token is refreshed when
-	// Config.EarlyExpiry is zero.
-	DefaultEarlyExpiry = 5 * time.Minute
-	// DefaultFetchTimeout bounds one fetch, retries included, when
-	// Config.FetchTimeout is zero.
-	DefaultFetchTimeout = 30 * time.Second
-	// DefaultLifetime is the AppJWT lifetime LivePerson documents, assumed
-	// when neither expires_in nor the JWT's claims give one.
-	DefaultLifetime = sentinel.DefaultLifetime
-	// MaxLifetime is the longest lifetime a token may claim, from expires_in
-	// or from its JWT claims: an answer that claims more is an error, since
-	// a token cached that long would outlive any revocation.
-	MaxLifetime = jwt.MaxLifetime
-	// MinLifetime is the shortest lifetime a token may have, counted from
-	// when its request was sent: a shorter one is an error, not a token
-	// refreshed hundreds of times a second. With it, short-lived tokens
-	// cause at most 2 Sentinel requests a second per source.
-	MinLifetime = jwt.MinLifetime
+	defaultDomainAPI    = domain.DefaultAPI
+	defaultEarlyExpiry  = 5 * time.Minute
+	defaultFetchTimeout = 30 * time.Second
 )
 
 // Config describes a LivePerson app installation that obtains AppJWTs.
@@ -197,16 +179,17 @@ type Config struct {
 	// API (service "sentinel"), as LivePerson asks.
 	Domain string
 
-	// DomainAPI is the Domain API host or host:port. Empty: DefaultDomainAPI.
+	// DomainAPI is the Domain API host or host:port. Empty:
+	// "api.liveperson.net".
 	DomainAPI string
 
 	// EarlyExpiry is how long before a token's expiry it is refreshed.
-	// Zero: DefaultEarlyExpiry. A cached source never refreshes before half a
+	// Zero: 5 minutes. A cached source never refreshes before half a
 	// token's lifetime has passed, however large EarlyExpiry is.
 	EarlyExpiry time.Duration
 
 	// FetchTimeout bounds one fetch of a token: Domain API lookup, Sentinel
-	// request and their retries. Zero: DefaultFetchTimeout. It also bounds
+	// request and their retries. Zero: 30 s. It also bounds
 	// how long a cached source takes to recover once Sentinel answers again
 	// after an outage in which it hung: see [Config.TokenSource].
 	FetchTimeout time.Duration
@@ -355,19 +338,7 @@ func (c *Config) TokenSource(ctx context.Context) *Source {
 // putting it in ctx. It recovers as [Transport] does when the API rejects
 // a token, and sends the token only where [Transport] does.
 func (c *Config) Client(ctx context.Context) *http.Client {
-	return c.client(ctx, AutoStyle)
-}
-
-// BearerClient is [Config.Client] sending "Authorization: Bearer <AppJWT>",
-// the standard OAuth 2.0 style, whatever TokenAPI is: for an API that
-// takes a v1 token that way. With [SentinelV2], Config.Client sends Bearer
-// already.
-func (c *Config) BearerClient(ctx context.Context) *http.Client {
-	return c.client(ctx, BearerStyle)
-}
-
-func (c *Config) client(ctx context.Context, style HeaderStyle) *http.Client {
-	return newClient(ctx, c.TokenSource(ctx), style)
+	return NewClient(ctx, c.TokenSource(ctx))
 }
 
 // NewClient is [Config.Client] over a source of your own, such as one
@@ -376,16 +347,12 @@ func (c *Config) client(ctx context.Context, style HeaderStyle) *http.Client {
 // the header style the token's API documents, taking the client in ctx as
 // [oauth2.NewClient] does.
 func NewClient(ctx context.Context, src oauth2.TokenSource) *http.Client {
-	return newClient(ctx, src, AutoStyle)
-}
-
-func newClient(ctx context.Context, src oauth2.TokenSource, style HeaderStyle) *http.Client {
 	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
 	if hc == nil {
 		hc = http.DefaultClient
 	}
 	return &http.Client{
-		Transport:     &Transport{Source: src, Base: hc.Transport, Style: style},
+		Transport:     &Transport{Source: src, Base: hc.Transport},
 		CheckRedirect: hc.CheckRedirect,
 		Jar:           hc.Jar,
 		Timeout:       hc.Timeout,
@@ -734,21 +701,21 @@ func (c *Config) validateLookup() error {
 
 func (c *Config) earlyExpiry() time.Duration {
 	if c.EarlyExpiry == 0 {
-		return DefaultEarlyExpiry
+		return defaultEarlyExpiry
 	}
 	return c.EarlyExpiry
 }
 
 func (c *Config) fetchTimeout() time.Duration {
 	if c.FetchTimeout == 0 {
-		return DefaultFetchTimeout
+		return defaultFetchTimeout
 	}
 	return c.FetchTimeout
 }
 
 func (c *Config) domainAPI() string {
 	if c.DomainAPI == "" {
-		return DefaultDomainAPI
+		return defaultDomainAPI
 	}
 	return c.DomainAPI
 }

@@ -66,6 +66,14 @@ func newTestSource(t testing.TB, s *appjwttest.Server, c Config, edit func(*hook
 	return newSource(newTokenCache(ctx, c, hk)), h
 }
 
+// bearerClient is Config.Client sending every token as Bearer, as a
+// Transport with BearerStyle does.
+func bearerClient(ctx context.Context, c Config) *http.Client {
+	hc := c.Client(ctx)
+	hc.Transport.(*Transport).Style = BearerStyle
+	return hc
+}
+
 // waitIdle waits for the fetches under way, if any, to end.
 func (h *harness) waitIdle(t testing.TB) {
 	for deadline := time.Now().Add(10 * time.Second); h.running.Load() > 0; time.Sleep(time.Millisecond) {
@@ -482,8 +490,7 @@ func TestDomainAPIEchoIsWithheld(t *testing.T) {
 	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client())
 	_, err := c.Token(ctx)
 	_, srcErr := c.TokenSource(ctx).Token()
-	_, resolveErr := c.ResolveDomain(ctx)
-	for _, err := range []error{err, srcErr, resolveErr} {
+	for _, err := range []error{err, srcErr} {
 		if err == nil {
 			t.Fatal("got no error")
 		}
@@ -602,7 +609,7 @@ func dueSource(t *testing.T, fault func(*appjwttest.Server)) (*appjwttest.Server
 		t.Fatal(err)
 	}
 	fault(s)
-	h.clk.Advance(time.Hour - DefaultEarlyExpiry + time.Second)
+	h.clk.Advance(time.Hour - defaultEarlyExpiry + time.Second)
 	return s, src, h, old
 }
 
@@ -663,7 +670,7 @@ func TestOutageWithValidToken(t *testing.T) {
 		t.Errorf("during the outage: %+v, want the token served and a failed refresh recorded", st)
 	}
 	// Well within the margin before real expiry, the old token is no longer served.
-	h.clk.Advance(DefaultEarlyExpiry - 5*time.Second)
+	h.clk.Advance(defaultEarlyExpiry - 5*time.Second)
 	if tok, err := src.Token(); err == nil {
 		t.Errorf("5s before expiry, during the outage: got %v, want the fetch error", tok)
 	}
@@ -999,7 +1006,7 @@ func TestHeaderStylesAgainstServer(t *testing.T) {
 		{"Transport", &http.Client{Transport: &Transport{Source: src, Base: s.Client().Transport}}, "ey", 201},
 		{"Transport, BearerStyle", &http.Client{Transport: &Transport{Source: src, Base: s.Client().Transport, Style: BearerStyle}}, "Bearer ey", 401},
 		{"Config.Client", c.Client(ctx), "ey", 201},
-		{"Config.BearerClient", c.BearerClient(ctx), "Bearer ey", 401},
+		{"Transport, BearerStyle", bearerClient(ctx, c), "Bearer ey", 401},
 		{"oauth2.NewClient", oauth2.NewClient(ctx, src), "Bearer ey", 401},
 		{"oauth2.Transport", &http.Client{Transport: &oauth2.Transport{Source: src, Base: s.Client().Transport}}, "Bearer ey", 401},
 		{"tok.SetAuthHeader", &http.Client{Transport: setAuthHeader}, "Bearer ey", 401},
@@ -1037,7 +1044,7 @@ func TestHeaderStylesAgainstV2API(t *testing.T) {
 		wantStatus int
 	}{
 		{"v2 Config.Client", v2.Client(ctx), "Bearer ey", 200},
-		{"v2 Config.BearerClient", v2.BearerClient(ctx), "Bearer ey", 200},
+		{"v2 Transport, BearerStyle", bearerClient(ctx, v2), "Bearer ey", 200},
 		{"v2 Transport", &http.Client{Transport: &Transport{Source: src, Base: base}}, "Bearer ey", 200},
 		{"v2 oauth2.NewClient", oauth2.NewClient(ctx, src), "Bearer ey", 200},
 		{"v2 Transport, RawStyle", &http.Client{Transport: &Transport{Source: src, Base: base, Style: RawStyle}}, "ey", 401},
@@ -1046,7 +1053,7 @@ func TestHeaderStylesAgainstV2API(t *testing.T) {
 		{"v2 in a source of the user's", NewClient(ctx, testkit.TokenSourceFunc(src.Token)), "Bearer ey", 200},
 		{"v1 in oauth2.ReuseTokenSource", NewClient(ctx, oauth2.ReuseTokenSource(nil, v1.TokenSource(ctx))), "ey", 401},
 		{"v1 Config.Client", v1.Client(ctx), "ey", 401},
-		{"v1 Config.BearerClient", v1.BearerClient(ctx), "Bearer ey", 401},
+		{"v1 Transport, BearerStyle", bearerClient(ctx, v1), "Bearer ey", 401},
 	}
 	api := s.URL() + strings.Replace(appjwttest.V2APIPath, "{account}", s.AccountID, 1)
 	for _, tt := range tests {
@@ -1147,9 +1154,9 @@ func postConsumer(t *testing.T, hc *http.Client, s *appjwttest.Server) int {
 func recoveringClients(s *appjwttest.Server, c Config) map[string]*http.Client {
 	ctx := s.Context(context.Background())
 	return map[string]*http.Client{
-		"Transport":           {Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}},
-		"Config.Client":       c.Client(ctx),
-		"Config.BearerClient": c.BearerClient(ctx),
+		"Transport":              {Transport: &Transport{Source: c.TokenSource(ctx), Base: s.Client().Transport}},
+		"Config.Client":          c.Client(ctx),
+		"Transport, BearerStyle": bearerClient(ctx, c),
 	}
 }
 
@@ -2139,8 +2146,8 @@ func (s *staticSource) Token() (*oauth2.Token, error) { t := s.tok; return &t, n
 
 func BenchmarkCachedToken(b *testing.B) {
 	s := testkit.NewServer(b)
-	floor := oauth2.ReuseTokenSourceWithExpiry(nil, &staticSource{oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}}, DefaultEarlyExpiry)
-	all := append(contenders(s, DefaultEarlyExpiry), struct {
+	floor := oauth2.ReuseTokenSourceWithExpiry(nil, &staticSource{oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}}, defaultEarlyExpiry)
+	all := append(contenders(s, defaultEarlyExpiry), struct {
 		name string
 		src  oauth2.TokenSource
 	}{"floor", floor})
@@ -2765,9 +2772,9 @@ func TestRedirects(t *testing.T) {
 	c := configFor(s)
 	ctx := context.WithValue(s.Context(context.Background()), oauth2.HTTPClient, &http.Client{Transport: base})
 	clients := map[string]*http.Client{
-		"Transport":           {Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}},
-		"Config.Client":       c.Client(ctx),
-		"Config.BearerClient": c.BearerClient(ctx),
+		"Transport":              {Transport: &Transport{Source: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"}), Base: base}},
+		"Config.Client":          c.Client(ctx),
+		"Transport, BearerStyle": bearerClient(ctx, c),
 	}
 	for name, hc := range clients {
 		t.Run(name, func(t *testing.T) {

@@ -14,13 +14,12 @@ const sentinelService = "sentinel"
 // LookupDomain asks LivePerson's Domain API for the host of a service on
 // an account: "sentinel" (AppJWTs), "asyncMessagingEnt" (the Send API),
 // "idp" (ConsumerJWS) or any other; names are case sensitive. domainAPI is
-// the Domain API's host[:port]; empty: DefaultDomainAPI.
+// the Domain API's host[:port]; empty: "api.liveperson.net".
 //
-// It validates, retries and fails as [Config.ResolveDomain] does: the
-// answer is a bare host[:port] that no server can turn into another scheme
+// The answer is a bare host[:port] that no server can turn into another scheme
 // or path; a non-200 answer or a missing baseURI is an error, and 429, 5xx
 // and network errors are tried up to 4 times. ctx supplies the HTTP client
-// under [oauth2.HTTPClient]; the lookup takes at most DefaultFetchTimeout,
+// under [oauth2.HTTPClient]; the lookup takes at most 30 s,
 // less if ctx's deadline is sooner. It does not cache.
 func LookupDomain(ctx context.Context, domainAPI, accountID, service string) (string, error) {
 	c := Config{AccountID: accountID, DomainAPI: domainAPI}
@@ -30,23 +29,10 @@ func LookupDomain(ctx context.Context, domainAPI, accountID, service string) (st
 	if service == "" || service == "." || service == ".." {
 		return "", fmt.Errorf("appjwt: service %q is not a service name", service)
 	}
-	ctx, cancel := context.WithTimeout(ctx, DefaultFetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, defaultFetchTimeout)
 	defer cancel()
 	host, err := domain.Lookup(ctx, c.domainAPI(), accountID, service, lphttp.Default)
 	return host, prefixed(err)
-}
-
-// ResolveDomain returns the Sentinel host the token requests go to: Domain
-// if set, else the answer of the Domain API for the service "sentinel". It
-// does not cache, and needs no credentials; ctx is used as by [Config.Token].
-func (c *Config) ResolveDomain(ctx context.Context) (string, error) {
-	if err := c.validateLookup(); err != nil {
-		return "", err
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
-	defer cancel()
-	host, err := c.sentinelHost(ctx)
-	return host, c.withhold(err)
 }
 
 // sentinelHost returns the configured Sentinel host, or looks it up.

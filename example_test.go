@@ -57,10 +57,11 @@ func ExampleConfig_Client() {
 	// 201 Created
 }
 
-// APIs that take standard OAuth 2.0 bearer tokens get "Authorization:
-// Bearer <AppJWT>" from Config.BearerClient, or from x/oauth2's own client
-// over the same Source (which does not recover from a rejected token).
-func ExampleConfig_BearerClient() {
+// An API that takes a v1 AppJWT as a standard OAuth 2.0 bearer token gets
+// "Authorization: Bearer <AppJWT>" from a Transport with BearerStyle, or
+// from x/oauth2's own client over the same Source (which does not recover
+// from a rejected token).
+func ExampleTransport_bearer() {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
 	api := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,8 +72,10 @@ func ExampleConfig_BearerClient() {
 	defer api.Close()
 	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
 	ctx := srv.Context(context.Background())
+	src := cfg.TokenSource(ctx)
 
-	for _, client := range []*http.Client{cfg.BearerClient(ctx), oauth2.NewClient(ctx, cfg.TokenSource(ctx))} {
+	bearer := &http.Client{Transport: &appjwt.Transport{Source: src, Style: appjwt.BearerStyle, Base: api.Client().Transport}}
+	for _, client := range []*http.Client{bearer, oauth2.NewClient(context.WithValue(ctx, oauth2.HTTPClient, api.Client()), src)} {
 		resp, err := client.Get(api.URL)
 		if err != nil {
 			log.Fatal(err)

@@ -148,14 +148,15 @@ func ExampleServer_RevokeTokens() {
 }
 
 // The Connector API wants the raw AppJWT, so by default the stand-in
-// rejects the "Authorization: Bearer <AppJWT>" that Config.BearerClient,
-// like every golang.org/x/oauth2 client, sends. SetAcceptBearer lets it
+// rejects the "Authorization: Bearer <AppJWT>" that a golang.org/x/oauth2
+// client sends. SetAcceptBearer lets it
 // through, for code aimed at APIs that take it.
 func ExampleServer_SetAcceptBearer() {
 	srv := appjwttest.NewServer()
 	defer srv.Close()
 	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
-	client := cfg.BearerClient(srv.Context(context.Background()))
+	ctx := srv.Context(context.Background())
+	client := oauth2.NewClient(ctx, cfg.TokenSource(ctx))
 
 	for _, accept := range []bool{false, true} {
 		srv.SetAcceptBearer(accept)

@@ -146,7 +146,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
@@ -193,7 +192,7 @@ type Config struct {
 	Domain string
 
 	// DomainAPI is the Domain API host or host:port. Empty:
-	// appjwt.DefaultDomainAPI.
+	// "api.liveperson.net".
 	DomainAPI string
 
 	// Source supplies the AppJWT, such as appjwt.Config.TokenSource
@@ -252,7 +251,7 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 	}
 	api := c.DomainAPI
 	if api == "" {
-		api = appjwt.DefaultDomainAPI
+		api = domain.DefaultAPI
 	}
 	k.domain = &domain.Cache{Fixed: c.Domain, API: api, Account: c.AccountID, Service: idpService, Backoff: k.backoff, Now: func() time.Time { return k.now() }}
 	k.client = newClient(ctx, c.Source)

@@ -30,8 +30,8 @@ func demo(ctx context.Context, w io.Writer) error {
 	// the lookup shows apart from the token request; the token source
 	// looks the host up again, once, as the README says every source does.
 	fmt.Fprintf(w, "1. Domain API: GET https://%s/api/account/%s/service/sentinel/baseURI.json?version=1.0\n", srv.Host(), cfg.AccountID)
-	fmt.Fprintln(w, "   cfg.ResolveDomain: a lookup of its own, uncached, as appjwt -domain-only makes")
-	host, err := cfg.ResolveDomain(ctx)
+	fmt.Fprintln(w, "   appjwt.LookupDomain: a lookup of its own, uncached, as appjwt -domain-only makes")
+	host, err := appjwt.LookupDomain(ctx, cfg.DomainAPI, cfg.AccountID, "sentinel")
 	if err != nil {
 		return err
 	}

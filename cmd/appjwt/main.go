@@ -34,6 +34,7 @@ import (
 	"unicode"
 
 	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"github.com/lpconnect/appjwt/secret"
 	"golang.org/x/oauth2"
 )
@@ -129,14 +130,14 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (*option
 	fs.StringVar(&o.conf.AccountID, "account", getenv("LP_ACCOUNT_ID"), "LivePerson account (site) `ID` (env LP_ACCOUNT_ID)")
 	fs.StringVar(&o.conf.ClientID, "client-id", getenv("LP_CLIENT_ID"), "app installation `ID` (env LP_CLIENT_ID)")
 	fs.StringVar(&o.conf.Domain, "domain", getenv("LP_DOMAIN"), "Sentinel `host`; empty: looked up with the Domain API (env LP_DOMAIN)")
-	fs.StringVar(&o.conf.DomainAPI, "domain-api", getenv("LP_DOMAIN_API"), "Domain API `host`; empty: "+appjwt.DefaultDomainAPI+" (env LP_DOMAIN_API)")
+	fs.StringVar(&o.conf.DomainAPI, "domain-api", getenv("LP_DOMAIN_API"), "Domain API `host`; empty: api.liveperson.net (env LP_DOMAIN_API)")
 	tokenAPI := appjwt.SentinelV1
 	if v := getenv("LP_TOKEN_API"); v != "" && tokenAPI.UnmarshalText([]byte(v)) != nil {
 		return nil, usageError("invalid value for LP_TOKEN_API: want v1 or v2")
 	}
 	fs.TextVar(&o.conf.TokenAPI, "token-api", tokenAPI, "Sentinel's token `API`: v1 for the Connector API, v2 for LivePerson's other APIs (env LP_TOKEN_API)")
 	fs.BoolVar(&o.conf.CredentialsInQuery, "query", false, "send the credentials in the URL's query string instead of the form body (v1 only)")
-	fs.DurationVar(&o.conf.FetchTimeout, "timeout", appjwt.DefaultFetchTimeout, "give up after this `duration`, such as 10s (0: "+appjwt.DefaultFetchTimeout.String()+")")
+	fs.DurationVar(&o.conf.FetchTimeout, "timeout", 30*time.Second, "give up after this `duration`, such as 10s (0: 30s)")
 	fs.StringVar(&o.format, "format", "raw", "output `format`: raw, header (Authorization: <AppJWT>, or Bearer <AppJWT> with -token-api v2), bearer (Authorization: Bearer <AppJWT>), json or claims")
 	fs.BoolVar(&o.domainOnly, "domain-only", false, "only resolve and print the Sentinel host")
 	fs.BoolVar(&o.secretStdin, "secret-stdin", false, "read the secret from the first line of standard input instead of LP_CLIENT_SECRET")
@@ -316,7 +317,11 @@ func fieldValue(c *appjwt.Config, field string) string {
 
 func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) error {
 	if o.domainOnly {
-		host, err := o.conf.ResolveDomain(ctx)
+		host := o.conf.Domain
+		err := lphttp.CheckConfig("appjwt", o.conf.AccountID, o.conf.Domain, o.conf.DomainAPI)
+		if err == nil && host == "" {
+			host, err = appjwt.LookupDomain(ctx, o.conf.DomainAPI, o.conf.AccountID, "sentinel")
+		}
 		if err != nil {
 			return configError(err, &o.conf)
 		}

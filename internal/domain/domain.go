@@ -47,6 +47,10 @@ func Lookup(ctx context.Context, api, account, service string, p lphttp.Policy) 
 	return answer.BaseURI, nil
 }
 
+// DefaultAPI is LivePerson's Domain API host, which Configs use when they
+// name none.
+const DefaultAPI = "api.liveperson.net"
+
 // maxBody caps a Domain API answer.
 const maxBody = 1 << 20
 
