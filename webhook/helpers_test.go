@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -84,11 +85,31 @@ func serve(t *testing.T, v *Verifier, h http.Header, body io.Reader, contentLeng
 	return s
 }
 
-// logTo returns a Config option that logs, at DEBUG and up, into buf.
-func logTo(buf *bytes.Buffer) func(*Config) {
+// logTo returns a Config option that logs, at DEBUG and up, into w.
+func logTo(w io.Writer) func(*Config) {
 	return func(c *Config) {
-		c.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		c.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+}
+
+// logBuffer holds the records of a Verifier that serves on another
+// goroutine: a test reads them once the peer has the answer, which the
+// Verifier gives after logging.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // echoes returns the first of secrets found in text, and whether any was.

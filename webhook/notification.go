@@ -88,7 +88,7 @@ type Originator struct {
 // a connector that forwards the agent's messages to the consumer skips
 // these, or echoes the consumer's words back.
 func (e *MessagingEvent) FromConsumer() bool {
-	return strings.EqualFold(e.Originator.Role, RoleConsumer)
+	return equalFoldASCII(e.Originator.Role, RoleConsumer)
 }
 
 // Event is the event of a [MessagingEvent]. A type switch tells which:

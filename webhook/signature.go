@@ -83,7 +83,7 @@ func (s *signature) mac() []byte { return s.buf[:s.alg.size()] }
 // a MAC has one base64 form, as it has one hex form up to case.
 var strictBase64 = base64.StdEncoding.Strict()
 
-// parseSignature parses v, an X-Liveperson-Signature: a scheme, in any
+// parseSignature parses v, an X-Liveperson-Signature: a scheme, in any ASCII
 // case, "=", and a MAC of the scheme's size, in padded standard base64 or
 // in hexadecimal of either case. It allocates nothing.
 func parseSignature(v string) (signature, bool) {
@@ -92,9 +92,9 @@ func parseSignature(v string) (signature, bool) {
 	switch {
 	case !ok:
 		return s, false
-	case strings.EqualFold(scheme, string(SHA1)):
+	case equalFoldASCII(scheme, string(SHA1)):
 		s.alg = SHA1
-	case strings.EqualFold(scheme, string(SHA256)):
+	case equalFoldASCII(scheme, string(SHA256)):
 		s.alg = SHA256
 	default:
 		return s, false

@@ -95,9 +95,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -268,8 +273,9 @@ func (v *Verifier) MarshalJSON() ([]byte, error) {
 // Config.MaxBodyBytes. The error text names the check that failed and
 // quotes nothing from h or body.
 //
-// Header names are matched in any case, so h need not be canonical. Verify
-// allocates nothing once the Verifier has served a few calls.
+// Header names are matched in any ASCII case, as net/http canonicalizes
+// them, so h need not be canonical. Verify allocates nothing once the
+// Verifier has served a few calls.
 func (v *Verifier) Verify(h http.Header, body []byte) error {
 	s, err := v.signed(h)
 	if err != nil {
@@ -288,8 +294,13 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 // the package documentation says, without calling next: 401 for an
 // unauthorized request (the body is not read when a header is already
 // wrong), 400 for a body over the cap or one whose reading fails or takes
-// longer than ReadTimeout. Over HTTP/1 a refusal closes the connection, so
-// that net/http does not read the rest of the body either.
+// longer than ReadTimeout, 500 for a body that a handler before it already
+// read. Over HTTP/1 a refusal closes the connection, so that net/http does
+// not read the rest of the body either.
+//
+// The memory a request holds follows the bytes that arrived, not its
+// Content-Length: the body's buffer starts at 4 KiB at most and grows as
+// the body comes.
 func (v *Verifier) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := v.signed(r.Header)
@@ -299,7 +310,11 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 		}
 		body, err := v.readBody(w, r)
 		if err != nil {
-			v.refuse(w, r, http.StatusBadRequest, err)
+			status := http.StatusBadRequest
+			if err == errBodyConsumed {
+				status = http.StatusInternalServerError
+			}
+			v.refuse(w, r, status, err)
 			return
 		}
 		if err := s.check(body); err != nil {
@@ -322,17 +337,57 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 
 // readBody reads r's body through the cap, waiting for it at most
 // ReadTimeout where the server lets a handler set a read deadline.
+//
+// It never sets a deadline in the future: the server may have set a
+// stricter one (http.Server.ReadTimeout, counted from when the request's
+// first byte came, which a handler cannot learn), and a later one would
+// replace it. When ReadTimeout passes, a timer sets the deadline to the
+// present, which fails the pending read at once and cannot be later than
+// the server's. A body the timer cut is refused even if its last byte
+// came at that instant: the connection's deadline is spent, and the
+// refusal closes it.
 func (v *Verifier) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	rc := http.NewResponseController(w)
 	timeout := v.cfg.ReadTimeout
 	if timeout <= 0 {
 		timeout = DefaultReadTimeout
 	}
-	if rc.SetReadDeadline(time.Now().Add(timeout)) == nil {
-		// The connection serves the next request with no deadline of ours.
-		defer rc.SetReadDeadline(time.Time{})
+	c := &bodyCut{rc: *http.NewResponseController(w)}
+	t := time.AfterFunc(timeout, c.cut)
+	body, err := readCapped(r.Body, r.ContentLength, v.cfg.MaxBodyBytes)
+	t.Stop()
+	if !c.state.CompareAndSwap(readGoing, readDone) {
+		return nil, errBodyTimeout
 	}
-	return readCapped(r.Body, r.ContentLength, v.cfg.MaxBodyBytes)
+	switch {
+	case err != nil:
+		return nil, err
+	case r.ContentLength >= 0 && int64(len(body)) != r.ContentLength:
+		// net/http's body ends early only with an error: a clean end
+		// before Content-Length means that a handler before this one read
+		// the body, or replaced it.
+		return nil, errBodyConsumed
+	}
+	return body, nil
+}
+
+// bodyCut cuts the reading of a body short, once: its timer and the
+// reader race to leave readGoing.
+type bodyCut struct {
+	state atomic.Int32 // readGoing, then readCut or readDone
+	rc    http.ResponseController
+}
+
+// The states of a bodyCut.
+const (
+	readGoing = iota
+	readCut
+	readDone
+)
+
+func (c *bodyCut) cut() {
+	if c.state.CompareAndSwap(readGoing, readCut) {
+		c.rc.SetReadDeadline(time.Now())
+	}
 }
 
 // refuse answers a refused request with a fixed text and logs why. Over
@@ -340,12 +395,24 @@ func (v *Verifier) readBody(w http.ResponseWriter, r *http.Request) ([]byte, err
 // net/http would read what is left of the body after the handler returns,
 // up to 256 KiB, to reuse the connection. (HTTP/2 resets the stream.)
 func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, status int, err error) {
-	text := "unauthorized"
-	if status == http.StatusBadRequest {
+	var text string
+	switch {
+	case status == http.StatusInternalServerError:
+		text = "internal server error"
+	case status == http.StatusUnauthorized:
+		text = "unauthorized"
+	case errors.Is(err, ErrTooLarge):
+		text = "body too large"
+	default:
 		text = "body unreadable"
-		if errors.Is(err, ErrTooLarge) {
-			text = "body too large"
-		}
+	}
+	// Logged first, so that the record is there once the peer has the
+	// answer.
+	if l := v.cfg.Logger; l != nil {
+		l.LogAttrs(r.Context(), slog.LevelWarn, "webhook: notification rejected",
+			slog.Int("status", status),
+			slog.String("error", err.Error()),
+			slog.String("remote_addr", r.RemoteAddr))
 	}
 	switch {
 	case r.ProtoMajor >= 2:
@@ -355,12 +422,6 @@ func (v *Verifier) refuse(w http.ResponseWriter, r *http.Request, status int, er
 		// it, at least.
 		w.Header().Set("Connection", "close")
 		http.Error(w, text, status)
-	}
-	if l := v.cfg.Logger; l != nil {
-		l.LogAttrs(r.Context(), slog.LevelWarn, "webhook: notification rejected",
-			slog.Int("status", status),
-			slog.String("error", err.Error()),
-			slog.String("remote_addr", r.RemoteAddr))
 	}
 }
 
@@ -450,7 +511,8 @@ func (s signedBody) check(body []byte) error {
 type lpHeaderValues struct{ account, client, signature string }
 
 // lpHeaders returns the value of each of LivePerson's headers, found in
-// any case; each must be there exactly once, non-empty.
+// any ASCII case, as net/http canonicalizes names; each must be there
+// exactly once, non-empty.
 func lpHeaders(h http.Header) (lpHeaderValues, error) {
 	var hv lpHeaderValues
 	var nAccount, nClient, nSignature int
@@ -458,11 +520,11 @@ func lpHeaders(h http.Header) (lpHeaderValues, error) {
 		var dst *string
 		var n *int
 		switch {
-		case strings.EqualFold(k, HeaderSignature):
+		case equalFoldASCII(k, HeaderSignature):
 			dst, n = &hv.signature, &nSignature
-		case strings.EqualFold(k, HeaderAccountID):
+		case equalFoldASCII(k, HeaderAccountID):
 			dst, n = &hv.account, &nAccount
-		case strings.EqualFold(k, HeaderClientID):
+		case equalFoldASCII(k, HeaderClientID):
 			dst, n = &hv.client, &nClient
 		default:
 			continue
@@ -481,6 +543,28 @@ func lpHeaders(h http.Header) (lpHeaderValues, error) {
 		return hv, errClientHeader
 	}
 	return hv, nil
+}
+
+// equalFoldASCII reports whether s and t are equal under ASCII case
+// folding, as net/http compares header names and as HTTP defines them.
+// (strings.EqualFold folds Unicode too: "ſ" matches "s".)
+func equalFoldASCII(s, t string) bool {
+	if len(s) != len(t) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if lowerASCII(s[i]) != lowerASCII(t[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(b byte) byte {
+	if 'A' <= b && b <= 'Z' {
+		return b + ('a' - 'A')
+	}
+	return b
 }
 
 // verifyError is a refusal with a fixed text, of a class that [errors.Is]
@@ -505,9 +589,25 @@ var (
 	errBadSignature       = &verifyError{"webhook: " + HeaderSignature + " does not match the body", ErrUnauthorized}
 )
 
+// The failures of reading a body, with fixed texts: a reading error may
+// quote the peer (net/http's for a malformed chunk trailer quotes the
+// line).
+var (
+	errBodyTimeout    = errors.New("webhook: the body did not come within the read timeout")
+	errBodyTruncated  = errors.New("webhook: the connection ended before the body did")
+	errBodyUnreadable = errors.New("webhook: the body is not valid HTTP framing, or its connection failed")
+	errBodyConsumed   = errors.New("webhook: the body was read before the Verifier: a handler in front of it consumed or replaced r.Body")
+)
+
+// firstBuffer is the most readCapped allocates before bytes arrive.
+const firstBuffer = 8 << 10
+
 // readCapped reads r to its end, at most max bytes of it and one more to
 // tell a body of max bytes from a longer one. A contentLength over max
-// (-1 for unknown) fails before reading.
+// (-1 for unknown) fails before reading. Its buffer starts at firstBuffer
+// at most and at most doubles as bytes arrive, never past contentLength+1
+// while the body keeps to it: memory follows what was sent, not what was
+// claimed.
 func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
 	if contentLength > max {
 		return nil, ErrTooLarge
@@ -515,15 +615,22 @@ func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
 	if r == nil || r == http.NoBody {
 		return []byte{}, nil
 	}
-	size := min(max+1, 4<<10)
-	if contentLength >= 0 {
-		size = contentLength + 1
+	limit := max // max+1, where it does not overflow
+	if limit < math.MaxInt64 {
+		limit++
 	}
-	buf := make([]byte, 0, size)
+	want := limit // the size the body says it will reach
+	if contentLength >= 0 && contentLength < limit {
+		want = contentLength + 1
+	}
+	buf := make([]byte, 0, min(want, firstBuffer))
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-			buf = buf[:len(buf):min(int64(cap(buf)), max+1)]
+			grown := min(2*int64(cap(buf)), limit)
+			if int64(cap(buf)) < want {
+				grown = min(grown, want)
+			}
+			buf = slices.Grow(buf, int(grown)-len(buf))
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -534,13 +641,26 @@ func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
 			return buf, nil
 		}
 		if err != nil {
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return nil, ErrTooLarge
-			}
-			return nil, fmt.Errorf("webhook: reading the body: %w", err)
+			return nil, bodyError(err)
 		}
 	}
+}
+
+// bodyError returns the fixed error for a failure to read a body.
+func bodyError(err error) error {
+	var tooLarge *http.MaxBytesError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &tooLarge):
+		return ErrTooLarge
+	case errors.Is(err, http.ErrBodyReadAfterClose):
+		return errBodyConsumed
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return errBodyTimeout
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errBodyTruncated
+	}
+	return errBodyUnreadable
 }
 
 // restoredBody gives the verified body to the next handler.

@@ -272,6 +272,44 @@ func TestVerifyHeaderCase(t *testing.T) {
 	}
 }
 
+// Header names and the signature's scheme fold ASCII case only, as
+// net/http and HTTP do: "ſ" (U+017F), which Unicode folds to "s", names
+// no LivePerson header and no scheme.
+func TestVerifyFoldsASCIIOnly(t *testing.T) {
+	sig := Sign(testSecret, []byte(agentMessage))
+	tests := []struct {
+		name   string
+		header func(h http.Header)
+		ok     bool
+	}{
+		{"signature under a name with ſ only", func(h http.Header) {
+			h.Del(HeaderSignature)
+			h["X-Liveperson-ſignature"] = []string{sig}
+		}, false},
+		{"a valid signature, and another under a name with ſ", func(h http.Header) {
+			h["X-Liveperson-ſignature"] = []string{"sha1=forged"}
+		}, true},
+		{"account under a name with ſ only", func(h http.Header) {
+			h.Del(HeaderAccountID)
+			h["X-Liveperſon-Account-Id"] = []string{testAccount}
+		}, false},
+		{"scheme ſha1", func(h http.Header) { h.Set(HeaderSignature, "ſha1="+strings.TrimPrefix(sig, "sha1=")) }, false},
+		{"scheme in upper case", func(h http.Header) { h.Set(HeaderSignature, "SHA1="+strings.TrimPrefix(sig, "sha1=")) }, true},
+	}
+	v := newTestVerifier(t)
+	for _, tt := range tests {
+		h := lpHeader(agentMessage, testSecret)
+		tt.header(h)
+		err := v.Verify(h, []byte(agentMessage))
+		if tt.ok && err != nil {
+			t.Errorf("%s: %v, want nil", tt.name, err)
+		}
+		if !tt.ok && !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("%s: %v, want ErrUnauthorized", tt.name, err)
+		}
+	}
+}
+
 // A body over the cap is refused with 400 without reading past the cap:
 // at most one byte more, and nothing if Content-Length says so.
 func TestHandlerBodyCap(t *testing.T) {
