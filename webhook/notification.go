@@ -104,11 +104,70 @@ type Event interface {
 	EventType() string
 }
 
-// ContentEvent is a message: plain text, or a file's description.
+// The content types of a [ContentEvent] that LivePerson documents, and
+// what each carries in "message".
+const (
+	ContentTypeText           = "text/plain"              // a text: Message
+	ContentTypeHostedFile     = "hosted/file"             // a shared file: File
+	ContentTypeFormInvitation = "forms/secure-invitation" // a secure form sent to the consumer: Form
+	ContentTypeFormSubmission = "forms/secure-submission" // the consumer filled it in: Form
+)
+
+// ContentEvent is a message: a text, a shared file, a secure form, or
+// another content type. Its "message" is a JSON string for a text and an
+// object for the others; whatever it is, it never fails the notification:
+// the fields of the content types LivePerson documents are typed, and
+// MessageRaw keeps it as received for the rest.
 type ContentEvent struct {
-	ContentType string          `json:"contentType"` // such as "text/plain"
-	Message     string          `json:"message"`
-	Raw         json.RawMessage `json:"-"` // the event as received
+	ContentType string `json:"contentType"` // such as ContentTypeText; LivePerson may add others
+
+	// Message is "message" when it is a JSON string, as for a text; empty
+	// when it is not a string.
+	Message string `json:"message"`
+
+	// File is the shared file of a ContentTypeHostedFile message; nil for
+	// other content types, or if "message" is not an object of that form.
+	// LivePerson's File Sharing pages publish it as an object; one client
+	// was seen to carry the same object as JSON text in a string, which is
+	// decoded too (and kept in Message).
+	File *HostedFile `json:"-"`
+
+	// Form is the secure form of a ContentTypeFormInvitation or
+	// ContentTypeFormSubmission message; nil for other content types, or
+	// if "message" is not an object of that form.
+	Form *SecureForm `json:"-"`
+
+	// MessageRaw is "message" as received, whatever its JSON type; nil
+	// when absent. The fields of undocumented forms are found here.
+	MessageRaw json.RawMessage `json:"-"`
+
+	Raw json.RawMessage `json:"-"` // the event as received
+}
+
+// HostedFile is a file shared in a conversation, kept in LivePerson's
+// storage, as a ContentTypeHostedFile message describes it (LivePerson's
+// Messaging History API and File Sharing pages).
+type HostedFile struct {
+	Caption string `json:"caption"`
+
+	// RelativePath locates the file in LivePerson's storage; the Messaging
+	// Window API's ms.GenerateURLForDownloadFile turns it into a
+	// temporary download URL.
+	RelativePath string `json:"relativePath"`
+
+	FileType string `json:"fileType"` // such as "JPG", "PNG", "GIF", "TXT" or "PDF"
+
+	// Preview is a thumbnail as a data URL, such as
+	// "data:image/png;base64,...": up to some 30 KB.
+	Preview string `json:"preview"`
+}
+
+// SecureForm is a secure (PCI) form, as a ContentTypeFormInvitation or
+// ContentTypeFormSubmission message names it (LivePerson's Messaging
+// History API). What the consumer entered never comes in a notification.
+type SecureForm struct {
+	InvitationID string `json:"invitationId"` // ties a submission to its invitation
+	Title        string `json:"title"`        // the invitation's; empty in a submission
 }
 
 // RichContentEvent is structured content: a card, an image, a survey.
@@ -153,7 +212,8 @@ func (*ChatStateEvent) EventType() string { return "ChatStateEvent" }
 func (e *UnknownEvent) EventType() string { return e.Type }
 
 // ConversationChange is one change of a TypeConversation notification: a
-// conversation was opened, assigned, transferred or closed.
+// conversation was opened, assigned, transferred or closed, or one of its
+// dialogs was.
 type ConversationChange struct {
 	Type           string              // "UPSERT" or "DELETE"
 	ConversationID string              // result.convId
@@ -163,23 +223,67 @@ type ConversationChange struct {
 	Raw json.RawMessage
 }
 
-// Closed reports whether the change says the conversation is closed.
-func (c *ConversationChange) Closed() bool { return c.Details.State == "CLOSE" }
+// Closed reports whether the conversation is closed as a whole, by its
+// Details.Stage, or, in a notification without a stage, by its
+// Details.State. This is the closed-ness a connector acts on: when the
+// agent or the consumer closes the main dialog, a post-conversation survey
+// may keep the conversation open (State "CLOSE", Stage "OPEN"), and its
+// questions and the consumer's answers still flow, in the survey's
+// dialog.
+func (c *ConversationChange) Closed() bool {
+	if c.Details.Stage != "" {
+		return c.Details.Stage == "CLOSE"
+	}
+	return c.Details.State == "CLOSE"
+}
 
 // ConversationDetails is the state of a conversation. Its other fields
-// (skillId, ttr, dialogs...) and result's (effectiveTTR...) are in the
-// change's Raw.
+// (skillId, ttr...) and result's (effectiveTTR...) are in the change's
+// Raw.
+//
+// LivePerson's conversation is a container of dialogs: its main dialog,
+// between the consumer and the agent, whose ID is the conversation's; and,
+// once that closes, possibly a post-conversation survey's (dialogType
+// "POST_SURVEY"), with an ID of its own, in which a survey bot asks and
+// the consumer answers. Stage is the container's status, State the main
+// dialog's:
+//
+//	the conversation                       State  Stage
+//	open                                   OPEN   OPEN
+//	main dialog closed, survey going on    CLOSE  OPEN
+//	closed (survey over, or none)          CLOSE  CLOSE
 type ConversationDetails struct {
-	State        string        `json:"state"` // "OPEN" or "CLOSE"
-	Stage        string        `json:"stage"`
-	CloseReason  string        `json:"closeReason"`
+	// State is the main dialog's status, "OPEN" or "CLOSE". (It was the
+	// conversation's before LivePerson added surveys and Stage.)
+	State string `json:"state"`
+
+	// Stage is the conversation's status as a whole, "OPEN" or "CLOSE";
+	// empty in a notification that does not carry it, where State tells.
+	Stage string `json:"stage"`
+
+	CloseReason  string        `json:"closeReason"` // such as "AGENT" or "CONSUMER"
 	BrandID      string        `json:"brandId"`
 	Participants []Participant `json:"participants"`
+
+	// Dialogs are the conversation's dialogs, when LivePerson lists them:
+	// the events of a survey come with its DialogID, not the
+	// conversation's.
+	Dialogs []Dialog `json:"dialogs"`
 
 	// Times in milliseconds since the Unix epoch; 0 when absent.
 	StartTs              int64 `json:"startTs"`
 	EndTs                int64 `json:"endTs"`
 	MetaDataLastUpdateTs int64 `json:"metaDataLastUpdateTs"`
+}
+
+// Dialog is one dialog of a conversation. Its other fields
+// (participantsDetails, metaData...) are in the change's Raw.
+type Dialog struct {
+	DialogID    string `json:"dialogId"`
+	DialogType  string `json:"dialogType"`  // "MAIN" or "POST_SURVEY"
+	ChannelType string `json:"channelType"` // such as "MESSAGING"
+	State       string `json:"state"`       // "OPEN" or "CLOSE"
+	ClosedBy    string `json:"closedBy"`    // such as "CONSUMER", once closed
 }
 
 // Participant is a participant of a conversation.
@@ -294,7 +398,11 @@ func decodeEvent(raw json.RawMessage) (Event, error) {
 	var ev Event
 	switch head.Type {
 	case "ContentEvent":
-		ev = &ContentEvent{Raw: raw}
+		e := new(ContentEvent)
+		if err := e.decode(raw); err != nil {
+			return nil, err
+		}
+		return e, nil
 	case "RichContentEvent":
 		ev = &RichContentEvent{Raw: raw}
 	case "AcceptStatusEvent":
@@ -308,6 +416,45 @@ func decodeEvent(raw json.RawMessage) (Event, error) {
 		return nil, valueless(err)
 	}
 	return ev, nil
+}
+
+// decode decodes a ContentEvent, which it keeps as Raw. Its "message"
+// never fails it: only a contentType of another JSON type than a string
+// does.
+func (e *ContentEvent) decode(raw json.RawMessage) error {
+	var w struct {
+		ContentType string          `json:"contentType"`
+		Message     json.RawMessage `json:"message"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return valueless(err)
+	}
+	*e = ContentEvent{ContentType: w.ContentType, MessageRaw: w.Message, Raw: raw}
+	object := w.Message
+	if len(w.Message) > 0 && w.Message[0] == '"' && json.Unmarshal(w.Message, &e.Message) == nil {
+		object = []byte(e.Message)
+	}
+	switch w.ContentType {
+	case ContentTypeHostedFile:
+		e.File = decodeObject[HostedFile](object)
+	case ContentTypeFormInvitation, ContentTypeFormSubmission:
+		e.Form = decodeObject[SecureForm](object)
+	}
+	return nil
+}
+
+// decodeObject decodes b into a T if it is a JSON object that fits one,
+// and returns nil otherwise.
+func decodeObject[T any](b []byte) *T {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || b[0] != '{' {
+		return nil
+	}
+	v := new(T)
+	if json.Unmarshal(b, v) != nil {
+		return nil
+	}
+	return v
 }
 
 // decode decodes a change, which it keeps as Raw.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // LivePerson's documented examples of notifications (Connector API,
@@ -107,6 +108,115 @@ func TestFromConsumerAndClosed(t *testing.T) {
 	}
 }
 
+// LivePerson's Post Conversation Survey tutorial: once the consumer
+// closes the main dialog, the conversation (its stage) stays open while
+// the survey's dialog is; the events of the survey come with the survey
+// dialog's ID. One line, as a delivery carries it.
+const surveyStarted = `{"kind":"notification","body":{"subscriptionId":"1e25cbe8-de08-4bb2-a100-f72a172a6e04","changes":[{"type":"UPSERT","result":{"convId":"__YOUR_CONVERSATION_ID__","effectiveTTR":-1,"conversationDetails":{"participants":[{"id":"29c3019d-fe0b-5200-afe8-737abfeae4b4","role":"ASSIGNED_AGENT"},{"id":"29c3019d-fe0b-5200-afe8-737abfeae4b4","role":"READER"},{"id":"5e9ee96c-226e-44b6-ac51-b1dfe494ba10","role":"CONSUMER"},{"id":"2fa9ac85-d8a9-5bd6-8384-8c32dabae97f","role":"AGENT"},{"id":"22815dea-5b5c-5c8f-a4bf-2e52a0f6820a","role":"CONTROLLER"}],"dialogs":[{"dialogId":"__YOUR_CONVERSATION_ID__","participantsDetails":[{"id":"5e9ee96c-226e-44b6-ac51-b1dfe494ba10","role":"CONSUMER"},{"id":"22815dea-5b5c-5c8f-a4bf-2e52a0f6820a","role":"CONTROLLER"},{"id":"29c3019d-fe0b-5200-afe8-737abfeae4b4","role":"ASSIGNED_AGENT"}],"dialogType":"MAIN","channelType":"MESSAGING","state":"CLOSE","creationTs":1538486163083,"endTs":1538499226753,"metaDataLastUpdateTs":1538499226753,"closedBy":"CONSUMER"},{"dialogId":"__YOUR_POST_SURVEY_DIALOG_ID__","participantsDetails":[{"id":"5e9ee96c-226e-44b6-ac51-b1dfe494ba10","role":"CONSUMER"},{"id":"2fa9ac85-d8a9-5bd6-8384-8c32dabae97f","role":"AGENT"},{"id":"29c3019d-fe0b-5200-afe8-737abfeae4b4","role":"READER"}],"dialogType":"POST_SURVEY","channelType":"MESSAGING","metaData":{"appInstallId":"756e7363-4472-4ae1-b1ae-b3b0b52107a0"},"state":"OPEN","creationTs":1538499226752,"metaDataLastUpdateTs":1538499227108}],"brandId":"64467156","state":"CLOSE","stage":"OPEN","closeReason":"CONSUMER","startTs":1538486163083,"metaDataLastUpdateTs":1538499227108,"ttr":{"ttrType":"PRIORITIZED","value":600}}}}]},"type":"cqm.ExConversationChangeNotification"}`
+
+// The main dialog's state and the conversation's stage are LivePerson's:
+// a survey going on (state CLOSE, stage OPEN) is not a closed
+// conversation, whose events a connector would drop.
+func TestSurveyKeepsTheConversationOpen(t *testing.T) {
+	n, err := Parse([]byte(surveyStarted))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := n.Conversations[0]
+	if c.Details.State != "CLOSE" || c.Details.Stage != "OPEN" || c.Closed() {
+		t.Errorf("State %q, Stage %q, Closed %t; want CLOSE, OPEN, false", c.Details.State, c.Details.Stage, c.Closed())
+	}
+	want := []Dialog{
+		{DialogID: "__YOUR_CONVERSATION_ID__", DialogType: "MAIN", ChannelType: "MESSAGING", State: "CLOSE", ClosedBy: "CONSUMER"},
+		{DialogID: "__YOUR_POST_SURVEY_DIALOG_ID__", DialogType: "POST_SURVEY", ChannelType: "MESSAGING", State: "OPEN"},
+	}
+	if diff := cmp.Diff(want, c.Details.Dialogs); diff != "" {
+		t.Errorf("dialogs (-want +got):\n%s", diff)
+	}
+
+	for _, tt := range []struct {
+		name         string
+		state, stage string
+		closed       bool
+	}{
+		{"open", "OPEN", "OPEN", false},
+		{"survey going on", "CLOSE", "OPEN", false},
+		{"closed", "CLOSE", "CLOSE", true},
+		{"open, no stage", "OPEN", "", false},
+		{"closed, no stage", "CLOSE", "", true},
+	} {
+		c := ConversationChange{Details: ConversationDetails{State: tt.state, Stage: tt.stage}}
+		if got := c.Closed(); got != tt.closed {
+			t.Errorf("%s: Closed = %t, want %t", tt.name, got, tt.closed)
+		}
+	}
+}
+
+// A ContentEvent's message is parsed in each form LivePerson documents
+// (File Sharing: a hosted file; Messaging History API: files and secure
+// forms), typed, and in any other, kept as received, without failing the
+// notification.
+func TestParseContentShapes(t *testing.T) {
+	const preview = "data:image/png;base64,iVBORw0KGgo="
+	tests := []struct {
+		name    string
+		event   string
+		want    ContentEvent
+		wantRaw string // MessageRaw
+	}{
+		{"text", `{"type":"ContentEvent","message":"Hello","contentType":"text/plain"}`,
+			ContentEvent{ContentType: ContentTypeText, Message: "Hello"}, `"Hello"`},
+		{"hosted file, File Sharing page", `{"type":"ContentEvent","message":{"caption":"LivePerson logo","relativePath":"/v1/AUTH_async-images/le79144597/f.PNG","fileType":"PNG","preview":"` + preview + `"},"contentType":"hosted/file"}`,
+			ContentEvent{ContentType: ContentTypeHostedFile, File: &HostedFile{Caption: "LivePerson logo", RelativePath: "/v1/AUTH_async-images/le79144597/f.PNG", FileType: "PNG", Preview: preview}},
+			`{"caption":"LivePerson logo","relativePath":"/v1/AUTH_async-images/le79144597/f.PNG","fileType":"PNG","preview":"` + preview + `"}`},
+		{"hosted file, Messaging History API, empty caption", `{"type":"ContentEvent","contentType":"hosted/file","message":{"caption":"","relativePath":"/v1/x.JPG","fileType":"JPG","preview":"data:image/jpeg;base64,/9j/"}}`,
+			ContentEvent{ContentType: ContentTypeHostedFile, File: &HostedFile{RelativePath: "/v1/x.JPG", FileType: "JPG", Preview: "data:image/jpeg;base64,/9j/"}},
+			`{"caption":"","relativePath":"/v1/x.JPG","fileType":"JPG","preview":"data:image/jpeg;base64,/9j/"}`},
+		{"hosted file as JSON text in a string", `{"type":"ContentEvent","contentType":"hosted/file","message":"{\"relativePath\":\"/v1/x.PDF\",\"fileType\":\"PDF\"}"}`,
+			ContentEvent{ContentType: ContentTypeHostedFile, Message: `{"relativePath":"/v1/x.PDF","fileType":"PDF"}`, File: &HostedFile{RelativePath: "/v1/x.PDF", FileType: "PDF"}},
+			`"{\"relativePath\":\"/v1/x.PDF\",\"fileType\":\"PDF\"}"`},
+		{"secure form invitation", `{"type":"ContentEvent","contentType":"forms/secure-invitation","message":{"invitationId":"a557-1","title":"Credit card form"}}`,
+			ContentEvent{ContentType: ContentTypeFormInvitation, Form: &SecureForm{InvitationID: "a557-1", Title: "Credit card form"}},
+			`{"invitationId":"a557-1","title":"Credit card form"}`},
+		{"secure form submission, with an undocumented field", `{"type":"ContentEvent","contentType":"forms/secure-submission","message":{"invitationId":"a557-1","submissionId":"s-9"}}`,
+			ContentEvent{ContentType: ContentTypeFormSubmission, Form: &SecureForm{InvitationID: "a557-1"}},
+			`{"invitationId":"a557-1","submissionId":"s-9"}`},
+		{"hosted file with a caption of another type", `{"type":"ContentEvent","contentType":"hosted/file","message":{"caption":12,"relativePath":"/v1/x.JPG"}}`,
+			ContentEvent{ContentType: ContentTypeHostedFile}, `{"caption":12,"relativePath":"/v1/x.JPG"}`},
+		{"hosted file, message null", `{"type":"ContentEvent","contentType":"hosted/file","message":null}`,
+			ContentEvent{ContentType: ContentTypeHostedFile}, `null`},
+		{"an undocumented content type", `{"type":"ContentEvent","contentType":"video/call","message":{"room":"r1"}}`,
+			ContentEvent{ContentType: "video/call"}, `{"room":"r1"}`},
+		{"a text that is an object", `{"type":"ContentEvent","contentType":"text/plain","message":{"text":"hi"}}`,
+			ContentEvent{ContentType: ContentTypeText}, `{"text":"hi"}`},
+		{"a number", `{"type":"ContentEvent","contentType":"text/plain","message":12345}`,
+			ContentEvent{ContentType: ContentTypeText}, `12345`},
+		{"an array", `{"type":"ContentEvent","contentType":"text/plain","message":["a"]}`,
+			ContentEvent{ContentType: ContentTypeText}, `["a"]`},
+		{"no message", `{"type":"ContentEvent","contentType":"text/plain"}`,
+			ContentEvent{ContentType: ContentTypeText}, ``},
+	}
+	for _, tt := range tests {
+		body := `{"kind":"notification","body":{"changes":[{"sequence":6,"originatorMetadata":{"id":"c1","role":"CONSUMER"},"event":` + tt.event + `,"dialogId":"d1"}]},"type":"ms.MessagingEventNotification"}`
+		n, err := Parse([]byte(body))
+		if err != nil {
+			t.Errorf("%s: %v", tt.name, err)
+			continue
+		}
+		got, ok := n.Events[0].Event.(*ContentEvent)
+		if !ok {
+			t.Errorf("%s: event %T, want *ContentEvent", tt.name, n.Events[0].Event)
+			continue
+		}
+		if string(got.MessageRaw) != tt.wantRaw || string(got.Raw) != tt.event {
+			t.Errorf("%s: MessageRaw %s, Raw %s; want %s, %s", tt.name, got.MessageRaw, got.Raw, tt.wantRaw, tt.event)
+		}
+		if diff := cmp.Diff(tt.want, *got, cmpopts.IgnoreFields(ContentEvent{}, "MessageRaw", "Raw")); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}
+
 // Fields LivePerson may add, and types this package does not know, are no
 // error, and stay reachable in Raw.
 func TestParseKeepsTheUnknown(t *testing.T) {
@@ -166,7 +276,7 @@ func TestParseErrors(t *testing.T) {
 		{"sequence a string", msg(`{"sequence":"secret-seq","dialogId":"d"}`), "webhook: notification: change 1: sequence: got a JSON string, want an integer", "secret-seq"},
 		{"sequence a fraction", msg(`{"sequence":1.25,"dialogId":"d"}`), "webhook: notification: change 1: sequence: got a JSON number, want an integer", "1.25"},
 		{"event a string", msg(`{"sequence":2,"event":"secret-event"}`), "webhook: notification: change 1: event: got a JSON string, want an object", "secret-event"},
-		{"message a number", msg(`{"sequence":2,"event":{"type":"ContentEvent","message":12345}}`), "webhook: notification: change 1: event: message: got a JSON number, want a string", "12345"},
+		{"contentType a number", msg(`{"sequence":2,"event":{"type":"ContentEvent","contentType":12345}}`), "webhook: notification: change 1: event: contentType: got a JSON number, want a string", "12345"},
 		{"participants an object", `{"body":{"changes":[{"result":{"conversationDetails":{"participants":{"secret-p":1}}}}]},"type":"cqm.ExConversationChangeNotification"}`, "webhook: notification: change 0: result.conversationDetails.participants: got a JSON object, want an array", "secret-p"},
 		{"change a string", `{"body":{"changes":["secret-change"]},"type":"cqm.ExConversationChangeNotification"}`, "webhook: notification: change 0: got a JSON string, want an object", "secret-change"},
 	}
@@ -280,8 +390,8 @@ func eventRaw(e Event) json.RawMessage {
 	return nil
 }
 
-// withoutRaw returns n with every Raw field cleared, for comparing what
-// was decoded.
+// withoutRaw returns n with every Raw field (and MessageRaw) cleared, for
+// comparing what was decoded.
 func withoutRaw(n *Notification) *Notification {
 	c := *n
 	c.Raw = nil
@@ -292,7 +402,7 @@ func withoutRaw(n *Notification) *Notification {
 		switch ev := e.Event.(type) {
 		case *ContentEvent:
 			v := *ev
-			v.Raw, e.Event = nil, &v
+			v.Raw, v.MessageRaw, e.Event = nil, nil, &v
 		case *RichContentEvent:
 			v := *ev
 			v.Raw, e.Event = nil, &v
