@@ -45,10 +45,17 @@
 //     [DefaultMaxBodyBytes] (1 MiB). A request whose Content-Length is over
 //     the cap is refused before any byte is read; otherwise at most
 //     MaxBodyBytes+1 bytes are read, the extra byte telling a body at the
-//     cap from a longer one. A body that takes longer than
-//     [Config.ReadTimeout] (by default [DefaultReadTimeout], 5 s) to come
-//     is refused. Over HTTP/1, a refused request's connection is closed,
-//     so that net/http reads no more of its body either.
+//     cap from a longer one. Over HTTP/1, a refused request's connection
+//     is closed, so that net/http reads no more of its body either.
+//   - Memory follows the bytes received, not Content-Length: the body's
+//     buffer starts at 8 KiB at most and at most doubles as bytes come. A
+//     request waiting for its body holds about 26 KiB in all, net/http's
+//     share included (measured on linux/amd64, Go 1.26).
+//   - A body that takes longer than [Config.ReadTimeout] (by default
+//     [DefaultReadTimeout], 5 s) to come is refused. The Verifier never
+//     lengthens a read deadline the server set (http.Server.ReadTimeout):
+//     it sets none in the future, and cuts the read at its own time by
+//     setting the deadline to that present moment.
 //   - With [Config.Secrets], a Verifier keeps keyed hash states for at most
 //     1,024 distinct secrets (up to 2 KiB each, while pooled); a
 //     1,025th empties that cache.
@@ -76,11 +83,15 @@
 //
 // [Verifier.Handler] answers 401 "unauthorized" when a header is missing,
 // repeated or wrong, or the signature does not match; 400 "body too large"
-// over the cap, and 400 "body unreadable" when reading the body fails. The
-// texts are fixed: nothing the caller sent is quoted. With
-// [Config.Logger] set, each refusal is logged at WARN,
-// "webhook: notification rejected", with the keys status, error (a fixed
-// text naming the check that failed) and remote_addr (the peer's address);
+// over the cap, and 400 "body unreadable" when reading the body fails or
+// times out; 500 "internal server error" when a handler in front of it
+// already read the body (a middleware that logs or decodes it and does
+// not put it back), which no retry mends. The texts are fixed: nothing the
+// caller sent is quoted. Header names match in ASCII case only, as net/http
+// canonicalizes them. With [Config.Logger] set, each refusal is logged at
+// WARN, "webhook: notification rejected", with the keys status, error (a
+// fixed text naming the check that failed, never the text of a reading
+// error, which may quote the peer) and remote_addr (the peer's address);
 // each verified notification at DEBUG, "webhook: notification verified",
 // with account, client_id and body_bytes. No record carries the secret,
 // the signature or the body.
@@ -299,7 +310,7 @@ func (v *Verifier) Verify(h http.Header, body []byte) error {
 // not read the rest of the body either.
 //
 // The memory a request holds follows the bytes that arrived, not its
-// Content-Length: the body's buffer starts at 4 KiB at most and grows as
+// Content-Length: the body's buffer starts at 8 KiB at most and grows as
 // the body comes.
 func (v *Verifier) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
