@@ -637,11 +637,14 @@ func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
 	buf := make([]byte, 0, min(want, firstBuffer))
 	for {
 		if len(buf) == cap(buf) {
-			grown := min(2*int64(cap(buf)), limit)
+			grown := min(2*int64(cap(buf)), limit, math.MaxInt)
 			if int64(cap(buf)) < want {
 				grown = min(grown, want)
 			}
 			buf = slices.Grow(buf, int(grown)-len(buf))
+			if int64(cap(buf)) > limit { // Grow rounds up to a size class
+				buf = buf[:len(buf):int(limit)]
+			}
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -365,6 +365,28 @@ func TestHandlerBodyCap(t *testing.T) {
 	}
 }
 
+// readCapped reads at most the cap and one byte more, whatever the cap
+// and the claimed length, and its buffer follows what was read.
+func TestReadCappedBounds(t *testing.T) {
+	for _, capBytes := range []int64{0, 1, 1000, 8 << 10, 20000, 100003} {
+		for _, contentLength := range []int64{-1, 0, capBytes / 2, capBytes} {
+			body := &countingReader{r: endless{}}
+			_, err := readCapped(body, contentLength, capBytes)
+			if !errors.Is(err, ErrTooLarge) || body.n > capBytes+1 {
+				t.Errorf("cap %d, Content-Length %d, endless body: read %d bytes, %v; want at most %d, ErrTooLarge", capBytes, contentLength, body.n, err, capBytes+1)
+			}
+		}
+		sent := strings.Repeat("a", int(capBytes))
+		got, err := readCapped(iotest.HalfReader(strings.NewReader(sent)), -1, capBytes)
+		if err != nil || string(got) != sent {
+			t.Errorf("cap %d, a body at the cap in short reads: %d bytes, %v; want %d, nil", capBytes, len(got), err, capBytes)
+		}
+		if limit := max(2*capBytes, firstBuffer) + 1; int64(cap(got)) > limit {
+			t.Errorf("cap %d: buffer of %d bytes for %d received, want at most %d", capBytes, cap(got), len(got), limit)
+		}
+	}
+}
+
 // A header that is already wrong is refused before the body is read.
 func TestHandlerReadsNoBodyForBadHeaders(t *testing.T) {
 	h := lpHeader(agentMessage, testSecret)
