@@ -662,6 +662,20 @@ func ParseClaims(token string) (*Claims, error) {
 	}, nil
 }
 
+// ConfigError is the error of a [Config] that no request can fix, found
+// before any request: every call with such a Config returns one, which
+// [errors.As] finds. Its text names the field, and shows its value unless
+// the field holds a secret.
+type ConfigError struct {
+	Field  string // the field at fault, such as "Domain"
+	Reason string // what is wrong, without the value, such as "has an invalid port"
+	value  string // shown in the text, if not empty
+}
+
+func (e *ConfigError) Error() string {
+	return (&lphttp.FieldError{Pkg: "appjwt", Field: e.Field, Value: e.value, Reason: e.Reason}).Error()
+}
+
 // validate checks everything that can be checked before any request.
 func (c *Config) validate() error {
 	for _, f := range []struct{ name, value string }{
@@ -670,31 +684,33 @@ func (c *Config) validate() error {
 		{"ClientSecret", string(c.ClientSecret)},
 	} {
 		if f.value == "" {
-			return fmt.Errorf("appjwt: Config.%s is empty", f.name)
+			return &ConfigError{Field: f.name, Reason: "is empty"}
 		}
 	}
-	if c.ClientSecret.IsRedacted() {
-		return errors.New("appjwt: Config.ClientSecret is " + secret.Redacted + ": the Config was read back from redacted JSON or logs")
-	}
 	switch {
+	case c.ClientSecret.IsRedacted():
+		return &ConfigError{Field: "ClientSecret", Reason: "is " + secret.Redacted + ": the Config was read back from redacted JSON or logs"}
 	case c.TokenAPI != SentinelV1 && c.TokenAPI != SentinelV2:
-		return fmt.Errorf("appjwt: Config.TokenAPI %v is neither SentinelV1 nor SentinelV2", c.TokenAPI)
+		return &ConfigError{Field: "TokenAPI", value: c.TokenAPI.String(), Reason: "is neither SentinelV1 nor SentinelV2"}
 	case c.TokenAPI == SentinelV2 && c.CredentialsInQuery:
-		return errors.New("appjwt: Config.CredentialsInQuery is for SentinelV1: SentinelV2 takes the credentials in the form body only, never in the URL")
+		return &ConfigError{Field: "CredentialsInQuery", Reason: "is for SentinelV1: SentinelV2 takes the credentials in the form body only, never in the URL"}
 	}
 	return c.validateLookup()
 }
 
 // validateLookup checks the fields a Domain API lookup needs.
 func (c *Config) validateLookup() error {
-	if err := lphttp.CheckConfig("appjwt", c.AccountID, c.Domain, c.DomainAPI); err != nil {
-		return err
+	var fe *lphttp.FieldError
+	if err := lphttp.CheckConfig("appjwt", c.AccountID, c.Domain, c.DomainAPI); errors.As(err, &fe) {
+		return &ConfigError{Field: fe.Field, Reason: fe.Reason, value: fe.Value}
 	}
-	if c.EarlyExpiry < 0 {
-		return fmt.Errorf("appjwt: Config.EarlyExpiry %v is negative", c.EarlyExpiry)
-	}
-	if c.FetchTimeout < 0 {
-		return fmt.Errorf("appjwt: Config.FetchTimeout %v is negative", c.FetchTimeout)
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"EarlyExpiry", c.EarlyExpiry}, {"FetchTimeout", c.FetchTimeout}} {
+		if f.d < 0 {
+			return &ConfigError{Field: f.name, value: f.d.String(), Reason: "is negative"}
+		}
 	}
 	return nil
 }

@@ -259,8 +259,9 @@ func TestBadConfig(t *testing.T) {
 			if err == nil {
 				t.Fatal("Token succeeded, want a config error")
 			}
-			if !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+" ") && !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+":") {
-				t.Errorf("error %q does not name Config.%s", err, tt.field)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != tt.field || !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+" ") || strings.Contains(ce.Reason, string(c.ClientSecret)) {
+				t.Errorf("error %q is no ConfigError of Config.%s", err, tt.field)
 			}
 			_, srcErr := c.TokenSource(ctx).Token()
 			if srcErr == nil || srcErr.Error() != err.Error() {

@@ -28,10 +28,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/internal/lphttp"
@@ -258,61 +256,30 @@ var configSources = map[string]string{
 	"FetchTimeout": "-timeout",
 }
 
-// configError turns the library's error about a field of c, which reads
-// "appjwt: Config.Field ...", into a usage error that names the flag and
-// environment variable instead and does not show the value. Other errors
+// configError turns the error of a Config field the command sets, an
+// [appjwt.ConfigError], into a usage error that names the flag and
+// environment variable instead, and never shows the value. Other errors
 // are returned as they are.
-func configError(err error, c *appjwt.Config) error {
-	rest, ok := strings.CutPrefix(err.Error(), "appjwt: Config.")
-	if !ok {
+func configError(err error) error {
+	var field, reason string
+	var ce *appjwt.ConfigError
+	var fe *lphttp.FieldError // from -domain-only's own check
+	switch {
+	case errors.As(err, &ce):
+		field, reason = ce.Field, ce.Reason
+	case errors.As(err, &fe):
+		field, reason = fe.Field, fe.Reason
+	default:
 		return err
 	}
-	field := rest[:len(rest)-len(strings.TrimLeftFunc(rest, isIdentRune))]
 	source, ok := configSources[field]
 	if !ok {
 		return err
 	}
-	detail := strings.TrimLeft(rest[len(field):], ": ")
-	if v := fieldValue(c, field); v != "" {
-		detail = strings.ReplaceAll(detail, strconv.Quote(v), "the value")
-		// Where the value shows unquoted, as in a wrapped net error, the
-		// detail ends before it.
-		parts := strings.Split(detail, ": ")
-		kept := parts[:0]
-		for _, p := range parts {
-			if strings.Contains(p, v) {
-				break
-			}
-			kept = append(kept, p)
-		}
-		if detail = strings.Join(kept, ": "); detail == "" {
-			detail = "invalid value"
-		}
+	if reason == "is empty" {
+		return usageError(source + " " + reason) // "-client-id / LP_CLIENT_ID is empty"
 	}
-	if strings.HasPrefix(detail, "is ") {
-		return usageError(source + " " + detail) // "-client-id / LP_CLIENT_ID is empty"
-	}
-	return usageError(source + ": " + detail)
-}
-
-func isIdentRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' }
-
-func fieldValue(c *appjwt.Config, field string) string {
-	switch field {
-	case "AccountID":
-		return c.AccountID
-	case "ClientID":
-		return c.ClientID
-	case "ClientSecret":
-		return string(c.ClientSecret)
-	case "Domain":
-		return c.Domain
-	case "DomainAPI":
-		return c.DomainAPI
-	case "FetchTimeout":
-		return c.FetchTimeout.String()
-	}
-	return ""
+	return usageError(source + ": the value " + reason)
 }
 
 func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) error {
@@ -323,7 +290,7 @@ func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) e
 			host, err = appjwt.LookupDomain(ctx, o.conf.DomainAPI, o.conf.AccountID, "sentinel")
 		}
 		if err != nil {
-			return configError(err, &o.conf)
+			return configError(err)
 		}
 		_, err = fmt.Fprintln(stdout, host)
 		return err
@@ -339,7 +306,7 @@ func fetch(ctx context.Context, o *options, stdin io.Reader, stdout io.Writer) e
 	}
 	tok, err := o.conf.Token(ctx)
 	if err != nil {
-		return configError(err, &o.conf)
+		return configError(err)
 	}
 	format := o.format
 	if format == "header" && o.conf.TokenAPI == appjwt.SentinelV2 {

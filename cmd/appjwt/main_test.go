@@ -297,41 +297,39 @@ func TestUsageErrors(t *testing.T) {
 
 // configError is tested on its own for the errors the library cannot be
 // made to return through the command today, such as one about ClientID,
-// which the command checks for emptiness first.
+// which the command checks for emptiness first. It reads the fields of the
+// typed error, not its text, and never shows the value.
 func TestConfigError(t *testing.T) {
-	c := &appjwt.Config{
-		AccountID:    "x.y",
-		ClientID:     "Ab/Cd+Ef0=",
-		ClientSecret: "s3cr3t",
-		Domain:       "a:b:c",
-		DomainAPI:    "https://x",
-		FetchTimeout: -time.Second,
-	}
 	tests := []struct {
-		err, want string
-		usage     bool // whether it is a usage error
+		config appjwt.Config
+		want   string
+		usage  bool // whether it is a usage error
 	}{
-		{`appjwt: Config.ClientID "Ab/Cd+Ef0=" is not an installation ID`, "-client-id / LP_CLIENT_ID: the value is not an installation ID", true},
-		{`appjwt: Config.ClientID is empty`, "-client-id / LP_CLIENT_ID is empty", true},
-		{`appjwt: Config.AccountID "x.y" is not an account ID`, "-account / LP_ACCOUNT_ID: the value is not an account ID", true},
-		{`appjwt: Config.ClientSecret is empty`, "LP_CLIENT_SECRET / -secret-stdin is empty", true},
-		{`appjwt: Config.ClientSecret: has s3cr3t in it`, "LP_CLIENT_SECRET / -secret-stdin: invalid value", true},
-		{`appjwt: Config.Domain: "a:b:c" is not a bare host[:port]: address a:b:c: too many colons in address`, "-domain / LP_DOMAIN: the value is not a bare host[:port]", true},
-		{`appjwt: Config.DomainAPI: "https://x" is not a bare host[:port]`, "-domain-api / LP_DOMAIN_API: the value is not a bare host[:port]", true},
-		{`appjwt: Config.FetchTimeout -1s is negative`, "-timeout: invalid value", true},
-		// Not about a field the command sets, or not about Config: as it is.
-		{`appjwt: Config.EarlyExpiry -1s is negative`, "appjwt: Config.EarlyExpiry -1s is negative", false},
-		{`appjwt: token request for account "x.y": 401 Unauthorized`, `appjwt: token request for account "x.y": 401 Unauthorized`, false},
+		{appjwt.Config{AccountID: "le1", ClientSecret: "s"}, "-client-id / LP_CLIENT_ID is empty", true},
+		{appjwt.Config{AccountID: "..", ClientID: "id", ClientSecret: "s"}, "-account / LP_ACCOUNT_ID: the value is not an account ID", true},
+		{appjwt.Config{AccountID: "le1", ClientID: "id"}, "LP_CLIENT_SECRET / -secret-stdin is empty", true},
+		{appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "[REDACTED]"}, "LP_CLIENT_SECRET / -secret-stdin: the value is [REDACTED]: the Config was read back from redacted JSON or logs", true},
+		{appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "s", Domain: "a:b:c"}, "-domain / LP_DOMAIN: the value is not a bare host[:port]", true},
+		{appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "s", DomainAPI: "https://x"}, "-domain-api / LP_DOMAIN_API: the value is not a bare host[:port] (no scheme, path, query or userinfo)", true},
+		{appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "s", DomainAPI: "x:99999"}, "-domain-api / LP_DOMAIN_API: the value has an invalid port", true},
+		{appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "s", FetchTimeout: -time.Second}, "-timeout: the value is negative", true},
+		// Not about a field the command sets: as it is.
+		{appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "s", EarlyExpiry: -time.Second}, "appjwt: Config.EarlyExpiry -1s is negative", false},
 	}
 	for _, tt := range tests {
-		err := configError(errors.New(tt.err), c)
+		_, err := tt.config.Token(context.Background())
+		err = configError(err)
 		if got := err.Error(); got != tt.want {
-			t.Errorf("configError(%q) = %q, want %q", tt.err, got, tt.want)
+			t.Errorf("configError = %q, want %q", got, tt.want)
 		}
 		var u usageError
 		if got := errors.As(err, &u); got != tt.usage {
-			t.Errorf("configError(%q) is a usage error: %v, want %v", tt.err, got, tt.usage)
+			t.Errorf("%q is a usage error: %v, want %v", err, got, tt.usage)
 		}
+	}
+	other := errors.New(`appjwt: token request for account "x.y": 401 Unauthorized`)
+	if got := configError(other); got != other {
+		t.Errorf("configError(%v) = %v, want it as it is", other, got)
 	}
 }
 

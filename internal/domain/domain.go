@@ -42,7 +42,7 @@ func Lookup(ctx context.Context, api, account, service string, p lphttp.Policy) 
 		return "", fail(errors.New("answer has no baseURI"))
 	}
 	if err := lphttp.CheckHost(answer.BaseURI); err != nil {
-		return "", fail(fmt.Errorf("baseURI: %w", err))
+		return "", fail(fmt.Errorf("baseURI %q %w", answer.BaseURI, err))
 	}
 	return answer.BaseURI, nil
 }

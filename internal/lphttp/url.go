@@ -1,28 +1,46 @@
 package lphttp
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
 )
 
+// FieldError is a Config field of package Pkg that no request can fix.
+// Its text reads "pkg: Config.Field Value Reason", without Value if it is
+// empty: a field that holds a secret never sets it.
+type FieldError struct {
+	Pkg, Field string
+	Value      string // the value, formatted to show, such as %q of a string
+	Reason     string // what is wrong, without the value, such as "is empty"
+}
+
+func (e *FieldError) Error() string {
+	s := e.Pkg + ": Config." + e.Field + " "
+	if e.Value != "" {
+		s += e.Value + " "
+	}
+	return s + e.Reason
+}
+
 // CheckConfig checks the Config fields of package pkg that a Domain API
-// lookup uses: the account, and the hosts if set. Its errors start with
-// pkg and the field at fault, as in "appjwt: Config.AccountID is empty".
+// lookup uses: the account, and the hosts if set. Its errors are
+// [*FieldError]s.
 func CheckConfig(pkg, accountID, domain, domainAPI string) error {
 	switch accountID {
 	case "":
-		return fmt.Errorf("%s: Config.AccountID is empty", pkg)
+		return &FieldError{Pkg: pkg, Field: "AccountID", Reason: "is empty"}
 	case ".", "..": // path escaping cannot neutralise these two segments
-		return fmt.Errorf("%s: Config.AccountID %q is not an account ID", pkg, accountID)
+		return &FieldError{Pkg: pkg, Field: "AccountID", Value: fmt.Sprintf("%q", accountID), Reason: "is not an account ID"}
 	}
 	for _, f := range []struct{ name, host string }{{"Domain", domain}, {"DomainAPI", domainAPI}} {
 		if f.host == "" {
 			continue
 		}
 		if err := CheckHost(f.host); err != nil {
-			return fmt.Errorf("%s: Config.%s: %w", pkg, f.name, err)
+			return &FieldError{Pkg: pkg, Field: f.name, Value: fmt.Sprintf("%q", f.host), Reason: err.Error()}
 		}
 	}
 	return nil
@@ -31,24 +49,25 @@ func CheckConfig(pkg, accountID, domain, domainAPI string) error {
 // CheckHost accepts a bare host or host:port and nothing else: no scheme,
 // userinfo, path, query or fragment. It accepts exactly the hosts that the
 // URL built by [Endpoint] keeps as they are and that net/http sends, so
-// that a host that passes fails no later, inside a request.
+// that a host that passes fails no later, inside a request. Its errors say
+// what is wrong, without the host, which the caller names.
 func CheckHost(h string) error {
 	if strings.ContainsAny(h, "/?#@\\%") || strings.ContainsFunc(h, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
-		return fmt.Errorf("%q is not a bare host[:port] (no scheme, path, query or userinfo)", h)
+		return errors.New("is not a bare host[:port] (no scheme, path, query or userinfo)")
 	}
 	if strings.ContainsFunc(h, func(r rune) bool { return !strings.ContainsRune(hostChars, r) }) {
-		return fmt.Errorf("%q has a character no host name has", h)
+		return errors.New("has a character no host name has")
 	}
 	u, err := url.Parse("https://" + h)
 	if err != nil || u.Host != h || u.Hostname() == "" {
-		return fmt.Errorf("%q is not a bare host[:port]", h)
+		return errors.New("is not a bare host[:port]")
 	}
 	if strings.HasSuffix(h, ":") {
-		return fmt.Errorf("%q has an empty port", h)
+		return errors.New("has an empty port")
 	}
 	if p := u.Port(); p != "" {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("%q has an invalid port", h)
+			return errors.New("has an invalid port")
 		}
 	}
 	return nil

@@ -30,8 +30,8 @@ func TestCheckConfig(t *testing.T) {
 		{"", "", "", "pkg: Config.AccountID is empty"},
 		{"..", "", "", `pkg: Config.AccountID ".." is not an account ID`},
 		{".", "", "", `pkg: Config.AccountID "." is not an account ID`},
-		{"le1", "https://x", "", `pkg: Config.Domain: "https://x" is not a bare host[:port] (no scheme, path, query or userinfo)`},
-		{"le1", "", "x/y", `pkg: Config.DomainAPI: "x/y" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"le1", "https://x", "", `pkg: Config.Domain "https://x" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"le1", "", "x/y", `pkg: Config.DomainAPI "x/y" is not a bare host[:port] (no scheme, path, query or userinfo)`},
 	}
 	for _, tt := range tests {
 		got := ""
