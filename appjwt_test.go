@@ -260,7 +260,7 @@ func TestBadConfig(t *testing.T) {
 				t.Fatal("Token succeeded, want a config error")
 			}
 			var ce *ConfigError
-			if !errors.As(err, &ce) || ce.Field != tt.field || !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+" ") || strings.Contains(ce.Reason, string(c.ClientSecret)) {
+			if !errors.As(err, &ce) || ce.Field != tt.field || !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+" ") || strings.Contains(ce.Reason, string(good.ClientSecret)) {
 				t.Errorf("error %q is no ConfigError of Config.%s", err, tt.field)
 			}
 			_, srcErr := c.TokenSource(ctx).Token()
