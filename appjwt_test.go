@@ -22,7 +22,6 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
-	"weak"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt/appjwttest"
@@ -840,7 +839,7 @@ func TestExtra(t *testing.T) {
 func TestFleetRefreshesSpread(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f, c, ctx := fakeStand(t)
-		f.sentinelDelay = 0
+		f.SentinelDelay = 0
 		start := time.Now()
 		var points []time.Time
 		for range 100 {
@@ -1733,8 +1732,8 @@ func TestWaitEndsWithTheCallersDeadline(t *testing.T) {
 // wiring, and nothing is fetched after.
 func TestCancelEndsEverything(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		f.hang = func(time.Time) bool { return true }
+		f := testkit.NewFakeLivePerson()
+		f.SetHang(func(time.Time) bool { return true })
 		c, ctx := fakeConfig(f)
 		ctx, cancel := context.WithCancel(ctx)
 		src := c.TokenSource(ctx)
@@ -1762,12 +1761,12 @@ func TestCancelEndsEverything(t *testing.T) {
 			}
 		}
 		// after cancel: every call fails fast, and nothing is fetched
-		before := f.count("sentinel.test")
+		before := f.Count("sentinel.test")
 		for range 100 {
 			src.Token()
 			time.Sleep(100 * time.Millisecond)
 		}
-		if got := f.count("sentinel.test") - before; got != 0 {
+		if got := f.Count("sentinel.test") - before; got != 0 {
 			t.Errorf("%d Sentinel requests after cancel", got)
 		}
 	})
@@ -1778,8 +1777,8 @@ func TestCancelEndsEverything(t *testing.T) {
 // off as if it were alone; the other's successes do not reset them.
 func TestRejectionsCountPerPath(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		f.sentinelDelay = 2 * time.Second
+		f := testkit.NewFakeLivePerson()
+		f.SentinelDelay = 2 * time.Second
 		c, ctx := fakeConfig(f)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -1813,11 +1812,11 @@ func TestRejectionsCountPerPath(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		t.Logf("3 h: Sentinel %d requests; raw (good) requests that waited for Sentinel: %d", f.count("sentinel.test"), waited)
+		t.Logf("3 h: Sentinel %d requests; raw (good) requests that waited for Sentinel: %d", f.Count("sentinel.test"), waited)
 		if waited > 20 {
 			t.Errorf("%d requests of the client whose tokens are taken waited for Sentinel, want at most 20", waited)
 		}
-		if n := f.count("sentinel.test"); n > 20 {
+		if n := f.Count("sentinel.test"); n > 20 {
 			t.Errorf("Sentinel got %d requests in 3 h (issue 16: at most 20 for an API that rejects everything)", n)
 		}
 	})
@@ -1870,13 +1869,19 @@ func TestShortLivedTokensBoundTheLoad(t *testing.T) {
 // collections, its timer still pending and its context still live: the
 // timer holds the cache weakly.
 func TestDroppedSourcesAreCollected(t *testing.T) {
-	f := newFakeLivePerson()
-	f.sentinelDelay = 0
+	f := testkit.NewFakeLivePerson()
+	f.SentinelDelay = 0
 	c, ctx := fakeConfig(f)
 	ctx, cancel := context.WithCancel(ctx) // lives as long as the app
 	defer cancel()
-	const n = 1000
-	var ptrs []weak.Pointer[tokenCache]
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	before := heap()
+	const n = 2000
 	for range n {
 		hc := c.Client(ctx) // e.g. a client per job, as with x/oauth2's Config.Client
 		resp, err := hc.Get("https://api.test/x")
@@ -1884,28 +1889,22 @@ func TestDroppedSourcesAreCollected(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		ptrs = append(ptrs, weak.Make(hc.Transport.(*Transport).Source.(*Source).cache))
-	}
-	alive := func() (n int) {
-		for _, p := range ptrs {
-			if p.Value() != nil {
-				n++
-			}
-		}
-		return n
 	}
 	// The first collection finds the Sources unreachable and queues their
 	// cleanups, which run on a goroutine of the runtime's; the second
-	// collects the caches. Allow that goroutine up to a second to run.
-	gcs := 0
-	for deadline := time.Now().Add(time.Second); alive() > 0 && time.Now().Before(deadline); gcs++ {
-		runtime.GC()
+	// collects the caches, about 1.9 KB each. What stays until its refresh
+	// point is a pending timer, which holds the cache weakly. Allow the
+	// cleanups up to a second to run.
+	const most = n * 512
+	after, gcs := heap(), 1
+	for deadline := time.Now().Add(time.Second); (after > before+most || gcs < 4) && time.Now().Before(deadline); gcs++ {
 		time.Sleep(time.Millisecond)
+		after = heap()
 	}
-	if got := alive(); got > 0 {
-		t.Errorf("%d of %d dropped Sources still reachable after %d collections (ctx still live, timers pending)", got, n, gcs)
+	t.Logf("%d dropped Sources: the heap grew by %d KiB after %d collections", n, (int64(after)-int64(before))/1024, gcs)
+	if after > before+most {
+		t.Errorf("%d dropped Sources kept %d KiB after %d collections, want less than %d KiB: the caches stay reachable", n, (after-before)>>10, gcs, most>>10)
 	}
-	t.Logf("%d dropped Sources collected after %d collections", n, gcs)
 }
 
 // A caller that gives up does not cancel the fetch for the others.
@@ -1923,7 +1922,7 @@ func TestGivingUpLeavesTheFetch(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("patient caller: %v, want the token", err)
 		}
-		if got := f.count("sentinel.test"); got != 1 {
+		if got := f.Count("sentinel.test"); got != 1 {
 			t.Errorf("Sentinel got %d requests, want the one fetch both callers shared", got)
 		}
 	})
@@ -1947,9 +1946,7 @@ func TestState(t *testing.T) {
 		}
 
 		// Sentinel goes down: the refresh on the timer fails, the token serves.
-		f.mu.Lock()
-		f.down = func(time.Time) bool { return true }
-		f.mu.Unlock()
+		f.SetDown(func(time.Time) bool { return true })
 		// 4 attempts of 2 s each, with pauses of 0.5 to 2 s between them.
 		time.Sleep(time.Until(got.RefreshAt) + 12*time.Second)
 		got = src.State()
@@ -1964,11 +1961,11 @@ func TestState(t *testing.T) {
 		if _, err := cold.Token(); err == nil {
 			t.Fatal("cold start with Sentinel down: no error")
 		}
-		before := f.count("sentinel.test")
+		before := f.Count("sentinel.test")
 		_, err := cold.Token()
 		st := cold.State()
 		if err == nil || !strings.HasPrefix(err.Error(), "appjwt: backing off until "+st.RetryAt.UTC().Format("2006-01-02T15:04:05.000Z")+" after a failed fetch: token request for account") ||
-			strings.Contains(err.Error(), "\n") || !errors.As(err, &re) || f.count("sentinel.test") != before {
+			strings.Contains(err.Error(), "\n") || !errors.As(err, &re) || f.Count("sentinel.test") != before {
 			t.Errorf("within the backoff: %v, want the last error at once, saying until when, one line, with its RetrieveError", err)
 		}
 		if st.Valid || st.Failures != 1 || st.LastError == nil {
@@ -2002,7 +1999,7 @@ func TestReadinessFromStateAlone(t *testing.T) {
 			src := c.TokenSource(ctx)
 			start := time.Now()
 			if got := readyAfter(t, src, start, time.Minute); got > probe {
-				t.Errorf("ready after %v, want the second probe (%v): one fetch takes %v", got, probe, f.sentinelDelay)
+				t.Errorf("ready after %v, want the second probe (%v): one fetch takes %v", got, probe, f.SentinelDelay)
 			}
 			// Three hours of probes and nothing else: never unready again.
 			for range 3 * 360 {
@@ -2011,7 +2008,7 @@ func TestReadinessFromStateAlone(t *testing.T) {
 					t.Fatalf("unready %v in: %+v", time.Since(start), st)
 				}
 			}
-			if got := f.count("sentinel.test"); got > 5 {
+			if got := f.Count("sentinel.test"); got > 5 {
 				t.Errorf("Sentinel got %d requests in 3 probed hours, want one an hour or so", got)
 			}
 		})
@@ -2025,9 +2022,7 @@ func TestReadinessFromStateAlone(t *testing.T) {
 				f, c, ctx := fakeStand(t)
 				start := time.Now()
 				recovery := start.Add(5*time.Minute + 15*time.Second)
-				f.mu.Lock()
-				f.down = func(now time.Time) bool { return now.Before(recovery) }
-				f.mu.Unlock()
+				f.SetDown(func(now time.Time) bool { return now.Before(recovery) })
 				src := c.TokenSource(ctx)
 				for st := src.State(); !st.Valid; st = src.State() {
 					if time.Now().After(recovery.Add(period + time.Minute)) {
@@ -2037,14 +2032,14 @@ func TestReadinessFromStateAlone(t *testing.T) {
 				}
 				// Its request was sent a lifetime before its expiry, less the
 				// second Date takes off, and answered sentinelDelay later.
-				took := src.State().Expiry.Add(time.Second - f.lifetime + f.sentinelDelay).Sub(recovery)
-				t.Logf("token %v after Sentinel recovered (fetch included); %d Sentinel requests", took, f.count("sentinel.test"))
-				if took > 30*time.Second+f.sentinelDelay+time.Second {
+				took := src.State().Expiry.Add(time.Second - f.Lifetime + f.SentinelDelay).Sub(recovery)
+				t.Logf("token %v after Sentinel recovered (fetch included); %d Sentinel requests", took, f.Count("sentinel.test"))
+				if took > 30*time.Second+f.SentinelDelay+time.Second {
 					t.Errorf("token %v after Sentinel recovered, want within one backoff step (30 s) and an answer", took)
 				}
 				// A fetch of 4 attempts per backoff step of 15 s at least, and
 				// the first ones of its ramp.
-				if got, most := f.count("sentinel.test"), 4*(int(recovery.Sub(start)/(15*time.Second))+5); got > most {
+				if got, most := f.Count("sentinel.test"), 4*(int(recovery.Sub(start)/(15*time.Second))+5); got > most {
 					t.Errorf("Sentinel got %d requests in the outage, want at most %d", got, most)
 				}
 			})
@@ -2053,15 +2048,13 @@ func TestReadinessFromStateAlone(t *testing.T) {
 	t.Run("a probe's last call", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f, c, ctx := fakeStand(t)
-			f.mu.Lock()
-			f.down = func(time.Time) bool { return true }
-			f.mu.Unlock()
+			f.SetDown(func(time.Time) bool { return true })
 			src := c.TokenSource(ctx)
 			src.State()
 			time.Sleep(retryWindow + time.Minute) // retries within the window, then none
-			before := f.count("sentinel.test")
+			before := f.Count("sentinel.test")
 			time.Sleep(time.Hour)
-			if got := f.count("sentinel.test") - before; got != 0 {
+			if got := f.Count("sentinel.test") - before; got != 0 {
 				t.Errorf("Sentinel got %d requests in an hour nobody asked the source anything, want 0", got)
 			}
 		})
@@ -2364,128 +2357,17 @@ func acrossRefresh(b *testing.B, name string) ([]time.Duration, int) {
 }
 
 // The tests below run every wiring on synctest's fake clock, against
-// fakeLivePerson, LivePerson in memory: hours of one-hour tokens in
-// milliseconds.
-
-// fakeLivePerson is LivePerson in memory: the Domain API, Sentinel, which
-// answers after a delay, and an API at api.test that takes the tokens
-// Sentinel issued, raw or Bearer, until they expire or are revoked.
-type fakeLivePerson struct {
-	sentinelDelay time.Duration
-	lifetime      time.Duration
-
-	mu          sync.Mutex
-	down        func(now time.Time) bool // Sentinel answers 503
-	hang        func(now time.Time) bool // Sentinel takes the request and answers nothing
-	domainDown  bool
-	revokeEvery bool                 // the API rejects every token
-	issued      map[string]time.Time // token: its expiry
-	revoked     map[string]bool
-	counts      map[string]int // requests by host
-}
-
-func newFakeLivePerson() *fakeLivePerson {
-	return &fakeLivePerson{
-		sentinelDelay: 2 * time.Second,
-		lifetime:      time.Hour,
-		down:          func(time.Time) bool { return false },
-		hang:          func(time.Time) bool { return false },
-		issued:        map[string]time.Time{},
-		revoked:       map[string]bool{},
-		counts:        map[string]int{},
-	}
-}
-
-func (f *fakeLivePerson) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.Body != nil {
-		io.Copy(io.Discard, r.Body)
-		r.Body.Close()
-	}
-	f.mu.Lock()
-	f.counts[r.URL.Host]++
-	f.mu.Unlock()
-	switch r.URL.Host {
-	case "domain.test":
-		f.mu.Lock()
-		down := f.domainDown
-		f.mu.Unlock()
-		if down {
-			return f.answer(r, http.StatusServiceUnavailable, "")
-		}
-		return f.answer(r, http.StatusOK, `{"baseURI":"sentinel.test"}`)
-	case "sentinel.test":
-		f.mu.Lock()
-		hang := f.hang(time.Now())
-		f.mu.Unlock()
-		if hang {
-			<-r.Context().Done()
-			return nil, r.Context().Err()
-		}
-		select {
-		case <-time.After(f.sentinelDelay):
-		case <-r.Context().Done():
-			return nil, r.Context().Err()
-		}
-		return f.token(r)
-	case "api.test":
-		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		f.mu.Lock()
-		exp, ok := f.issued[tok]
-		ok = ok && !f.revokeEvery && !f.revoked[tok] && time.Now().Before(exp)
-		f.mu.Unlock()
-		if !ok {
-			return f.answer(r, http.StatusUnauthorized, `{"kind":"resp","code":401,"body":{"errorCode":40102}}`)
-		}
-		return f.answer(r, http.StatusOK, "{}")
-	}
-	return nil, fmt.Errorf("fakeLivePerson: no host %s", r.URL.Host)
-}
-
-// token is Sentinel's answer: a JWT that lasts f.lifetime, or a 503.
-func (f *fakeLivePerson) token(r *http.Request) (*http.Response, error) {
-	now := time.Now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down(now) {
-		return f.answer(r, http.StatusServiceUnavailable, "")
-	}
-	exp := now.Add(f.lifetime)
-	tok := testkit.JWT(fmt.Sprintf(`{"iat":%d,"exp":%d,"jti":"%d"}`, now.Unix(), exp.Unix(), len(f.issued)))
-	f.issued[tok] = exp
-	return f.answer(r, http.StatusOK, `{"access_token":"`+tok+`","token_type":"Bearer"}`)
-}
-
-func (f *fakeLivePerson) answer(r *http.Request, status int, body string) (*http.Response, error) {
-	h := http.Header{"Content-Type": {"application/json"}, "Date": {time.Now().UTC().Format(http.TimeFormat)}}
-	return &http.Response{StatusCode: status, Header: h, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
-}
-
-func (f *fakeLivePerson) count(host string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.counts[host]
-}
-
-// revokeAll revokes every token issued so far.
-func (f *fakeLivePerson) revokeAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for tok := range f.issued {
-		f.revoked[tok] = true
-	}
-}
-
 // fakeConfig is an app installation at fakeLivePerson, and the context
 // whose client reaches it.
-func fakeConfig(f *fakeLivePerson) (Config, context.Context) {
+func fakeConfig(f *testkit.FakeLivePerson) (Config, context.Context) {
 	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", DomainAPI: "domain.test"}
 	return c, context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
 }
 
 // fakeStand is a fakeLivePerson, a Config for it, and a context that
 // reaches it, cancelled when the test ends.
-func fakeStand(t *testing.T) (*fakeLivePerson, Config, context.Context) {
-	f := newFakeLivePerson()
+func fakeStand(t *testing.T) (*testkit.FakeLivePerson, Config, context.Context) {
+	f := testkit.NewFakeLivePerson()
 	c, ctx := fakeConfig(f)
 	ctx, cancel := context.WithCancel(ctx)
 	t.Cleanup(cancel)
@@ -2549,7 +2431,7 @@ func TestEveryWiringNeverWaits(t *testing.T) {
 					t.Errorf("%d requests after the first waited for Sentinel, %d failed; want none", waited, failed)
 				}
 				// A token an hour, and one more at most, however the refresh points fall.
-				if got := f.count("sentinel.test"); got > 4 {
+				if got := f.Count("sentinel.test"); got > 4 {
 					t.Errorf("Sentinel got %d requests in 3 hours, want at most 4", got)
 				}
 			})
@@ -2561,13 +2443,13 @@ func TestEveryWiringRidesOutAnOutage(t *testing.T) {
 	for _, w := range wirings {
 		t.Run(w.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				f := newFakeLivePerson()
+				f := testkit.NewFakeLivePerson()
 				start := time.Now()
 				// Down from minute 45 to minute 58 of the first token's life.
-				f.down = func(now time.Time) bool {
-					life := now.Sub(start.Add(f.sentinelDelay))
+				f.SetDown(func(now time.Time) bool {
+					life := now.Sub(start.Add(f.SentinelDelay))
 					return life >= 45*time.Minute && life < 58*time.Minute
-				}
+				})
 				c, ctx := fakeConfig(f)
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel()
@@ -2610,21 +2492,25 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 			for _, edge := range edges {
 				t.Run(fmt.Sprintf("FetchTimeout %v/%s/%s", fetchTimeout, o.name, edge.name), func(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
-						f := newFakeLivePerson()
+						f := testkit.NewFakeLivePerson()
 						start := time.Now()
-						var end time.Time // when Sentinel recovers; set under f.mu
-						f.hang = func(now time.Time) bool {
+						var mu sync.Mutex
+						var end time.Time // when Sentinel recovers
+						f.SetHang(func(now time.Time) bool {
+							mu.Lock()
+							defer mu.Unlock()
 							if end.IsZero() && now.Sub(start) >= o.past {
 								end = now.Add(time.Millisecond)
 							}
 							return now.Sub(start) >= o.from && (end.IsZero() || now.Before(end))
-						}
+						})
 						c, ctx := fakeConfig(f)
 						c.FetchTimeout = fetchTimeout
 						ctx, cancel := context.WithCancel(ctx)
 						defer cancel()
-						src := c.TokenSource(ctx)
-						src.cache.backoff.Rand = edge.rand
+						backoff := lifecycle.FailureBackoff
+						backoff.Rand = edge.rand
+						src := newSource(newTokenCache(ctx, c, hooks{backoff: backoff}))
 						first, err := src.Token()
 						if err != nil {
 							t.Fatal(err)
@@ -2632,12 +2518,12 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 						for {
 							time.Sleep(callEvery)
 							tok, err := src.Token()
-							f.mu.Lock()
+							mu.Lock()
 							recovered := end
-							f.mu.Unlock()
+							mu.Unlock()
 							if err == nil && tok.AccessToken != first.AccessToken {
 								took := time.Since(recovered)
-								bound := c.fetchTimeout() + src.cache.backoff.Max + f.sentinelDelay + callEvery
+								bound := c.fetchTimeout() + backoff.Max + f.SentinelDelay + callEvery
 								t.Logf("a new token %v after Sentinel recovered (bound %v)", took, bound)
 								if recovered.IsZero() || took > bound {
 									t.Errorf("a new token %v after Sentinel recovered, want at most %v", took, bound)
@@ -2662,7 +2548,7 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 // nothing runs once its context is done.
 func TestIdleSourceStops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
+		f := testkit.NewFakeLivePerson()
 		c, ctx := fakeConfig(f)
 		ctx, cancel := context.WithCancel(ctx)
 		src := c.TokenSource(ctx)
@@ -2670,7 +2556,7 @@ func TestIdleSourceStops(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(10 * time.Hour)
-		if got := f.count("sentinel.test"); got != 2 {
+		if got := f.Count("sentinel.test"); got != 2 {
 			t.Errorf("Sentinel got %d requests in 10 idle hours, want 2: the token used, and one more", got)
 		}
 		cancel()
@@ -2683,8 +2569,8 @@ func TestIdleSourceStops(t *testing.T) {
 // by one caller while another reads it.
 func TestSharedSourceIsRaceFree(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		f.lifetime, f.sentinelDelay = 12*time.Second, 100*time.Millisecond
+		f := testkit.NewFakeLivePerson()
+		f.Lifetime, f.SentinelDelay = 12*time.Second, 100*time.Millisecond
 		c, ctx := fakeConfig(f)
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
@@ -2725,9 +2611,9 @@ func TestSharedSourceIsRaceFree(t *testing.T) {
 			})
 		}
 		time.Sleep(20 * time.Second)
-		f.revokeAll()
+		f.RevokeAll()
 		wg.Wait()
-		if got := f.count("sentinel.test"); got < 4 {
+		if got := f.Count("sentinel.test"); got < 4 {
 			t.Errorf("Sentinel got %d requests in 40 s of 12 s tokens, want refreshes", got)
 		}
 	})
@@ -2888,8 +2774,8 @@ func TestRoundTripEdgeCases(t *testing.T) {
 // floor between drops doubles while new tokens are rejected too.
 func TestRejectEverythingLoad(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFakeLivePerson()
-		f.revokeEvery = true
+		f := testkit.NewFakeLivePerson()
+		f.SetRevokeEvery(true)
 		c, ctx := fakeConfig(f)
 		var h testkit.Capture
 		c.Logger = slog.New(&h)
@@ -2902,7 +2788,7 @@ func TestRejectEverythingLoad(t *testing.T) {
 			}
 			time.Sleep(time.Second)
 		}
-		got := f.count("sentinel.test")
+		got := f.Count("sentinel.test")
 		if got > 20 {
 			t.Errorf("Sentinel got %d requests in 3 hours, want at most 20", got)
 		}
