@@ -284,6 +284,34 @@ func (c *Config) Token(ctx context.Context) (*oauth2.Token, error) {
 	return tok, prefixed(err)
 }
 
+// fetched is what one fetch of a token found.
+type fetched struct {
+	tok      *oauth2.Token
+	err      error
+	host     string // where it went, if known
+	attempts int    // Sentinel requests it sent
+	took     time.Duration
+	domain   domain.Answer      // the Sentinel host, and a failed re-lookup
+	records  []lifecycle.Record // what to log about it
+}
+
+// fetch gets a new token under ctx and FetchTimeout: the Sentinel host
+// from hosts, then the token request, with the retries of p.
+func (c *Config) fetch(ctx context.Context, hosts *domain.Cache, p lphttp.Policy) (r fetched) {
+	ctx, cancel := context.WithTimeout(ctx, c.fetchTimeout())
+	defer cancel()
+	a, err := hosts.Host(ctx, p)
+	r.domain = a
+	if err != nil {
+		r.err = c.withhold(prefixed(err))
+		return r
+	}
+	r.host = a.Host
+	r.tok, r.attempts, r.err = sentinel.Fetch(ctx, r.host, c.credentials(), p)
+	r.err = prefixed(r.err)
+	return r
+}
+
 // TokenSource returns a cached source of AppJWTs, an [oauth2.TokenSource]
 // that returns the same token until its refresh point; see [Source]. The
 // source is a [Rejecter]: [Transport] uses that to recover when the API

@@ -13,7 +13,6 @@ import (
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
-	"github.com/lpconnect/appjwt/internal/sentinel"
 	"golang.org/x/oauth2"
 )
 
@@ -107,10 +106,10 @@ type State struct {
 //
 // A call to State counts as a call for a token: a source that serves none
 // starts a fetch in the background, unless one is running or it is
-// backing off, and keeps retrying while State or Token is called between
-// attempts; a source that serves one keeps it fresh. So a readiness check
-// built on State alone turns ready within one fetch of its first call, and
-// within 30 s of Sentinel's recovery, with no other traffic.
+// backing off, and keeps retrying, once per backoff step, for 5 minutes
+// after the last call; a source that serves one keeps it fresh. So a
+// readiness check built on State alone turns ready with no other traffic
+// (docs/behaviour.md has the bounds).
 func (s *Source) State() State {
 	c := s.cache
 	c.mu.Lock()
@@ -134,17 +133,12 @@ func (s *Source) State() State {
 	return st
 }
 
-// What [Transport] tells a Source, through [recovering]: a rejection and an
-// acceptance on a path, the unit in which the source counts rejections
-// (see [Transport]), and the rejection's log record.
+// What a Source is to [Transport] as [recovering]: its token unshared, and
+// what the API did with it on a path (see [Transport]).
 
 func (s *Source) sharedToken(ctx context.Context) (*oauth2.Token, error) { return s.token(ctx) }
-
-func (s *Source) rejected(tok *oauth2.Token, path string) (again bool) {
-	return s.cache.reject(tok, path)
-}
-
-func (s *Source) accepted(tok *oauth2.Token, path string) { s.cache.accepted(tok.AccessToken, path) }
+func (s *Source) rejected(tok *oauth2.Token, path string) bool           { return s.cache.reject(tok, path) }
+func (s *Source) accepted(tok *oauth2.Token, path string)                { s.cache.accepted(tok.AccessToken, path) }
 
 func (s *Source) logRejected(ctx context.Context, attrs ...slog.Attr) {
 	if c := s.cache; c.log != nil {
@@ -162,11 +156,9 @@ type snapshot struct {
 	due   atomic.Bool // a caller found it stale, and asked for a refresh
 }
 
-// tokenCache is the cache behind [Source]. It serves the current token
-// without waiting while one background fetch replaces it, and after
-// failures backs off instead of letting every caller hit Sentinel. Its
-// token is in one of the states of [lifecycle.State]. Nothing waits while
-// holding mu, which is held only to read or change the fields below it.
+// tokenCache is the cache behind [Source]: its token is in one of the
+// states of [lifecycle.State]. Nothing waits while holding mu, which is
+// held only to read or change the fields below it.
 type tokenCache struct {
 	// Fixed once made.
 	ctx     context.Context
@@ -204,17 +196,6 @@ type hooks struct {
 	running *atomic.Int32    // if set, counts the fetches under way
 }
 
-// Bounds of the cache's schedule, scaled to each token's lifetime L (see
-// [lifecycle.Plan]): the refresh point moves earlier at random by up to
-// L/refreshJitterShare, so that replicas started together spread out; the
-// token is served until expiryMargin (or EarlyExpiry/2, or
-// L/serveMarginShare, if less) before its expiry.
-const (
-	refreshJitterShare = 10
-	expiryMargin       = 10 * time.Second
-	serveMarginShare   = 10
-)
-
 // retryWindow is how long after the last call for a token a source that
 // serves none keeps retrying on its timer, once per backoff step: longer
 // than any readiness probe's period, so that a probe alone keeps it
@@ -240,16 +221,12 @@ func newTokenCache(ctx context.Context, c Config, h hooks) *tokenCache {
 }
 
 // newSource is a Source over c, whose cache lets go of its context once
-// nobody holds the Source: a context that lives longer than the Source
-// (an app's root context, say) keeps no cache of it alive.
+// nobody holds the Source, so that a long-lived context keeps no cache
+// alive. The timer, which may belong to a testing/synctest bubble that the
+// cleanup's goroutine is outside of, sees gone and does nothing.
 func newSource(c *tokenCache) *Source {
 	s := &Source{c}
-	runtime.AddCleanup(s, func(c *tokenCache) {
-		// On a goroutine of its own, outside any testing/synctest bubble the
-		// timer may belong to: the timer sees gone, and does nothing.
-		c.gone.Store(true)
-		c.unhook()
-	}, c)
+	runtime.AddCleanup(s, func(c *tokenCache) { c.gone.Store(true); c.unhook() }, c)
 	return s
 }
 
@@ -310,7 +287,6 @@ func (c *tokenCache) want(now time.Time) {
 	}
 }
 
-// refreshNow starts a refresh, if one is due.
 func (c *tokenCache) refreshNow() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -393,19 +369,12 @@ func (c *tokenCache) start() *lifecycle.Flight[*oauth2.Token] {
 	return f
 }
 
-// fetched is what one fetch found.
-type fetched struct {
-	tok      *oauth2.Token
-	err      error
-	host     string // where it went, if known
-	attempts int    // Sentinel requests it sent
-	took     time.Duration
-	records  []lifecycle.Record // what to log, such as a failed re-lookup
-}
-
 func (c *tokenCache) refresh(f *lifecycle.Flight[*oauth2.Token]) {
 	start := c.now()
-	r := c.fetch()
+	r := c.conf.fetch(c.ctx, c.domain, c.retry)
+	if r.domain.RelookupErr != nil {
+		r.records = c.relookupFailed(r.domain)
+	}
 	r.took = c.now().Sub(start)
 	records := append(r.records, c.settle(&r)...)
 	// After settle's lock, as a handler may call back into the source (it
@@ -416,25 +385,6 @@ func (c *tokenCache) refresh(f *lifecycle.Flight[*oauth2.Token]) {
 	if c.running != nil {
 		c.running.Add(-1)
 	}
-}
-
-// fetch gets a new token: the Sentinel host, looked up if need be, then
-// the token request.
-func (c *tokenCache) fetch() (r fetched) {
-	ctx, cancel := context.WithTimeout(c.ctx, c.conf.fetchTimeout())
-	defer cancel()
-	a, err := c.domain.Host(ctx, c.retry)
-	if a.RelookupErr != nil {
-		r.records = c.relookupFailed(a)
-	}
-	if err != nil {
-		r.err = c.conf.withhold(prefixed(err))
-		return r
-	}
-	r.host = a.Host
-	r.tok, r.attempts, r.err = sentinel.Fetch(ctx, r.host, c.conf.credentials(), c.retry)
-	r.err = prefixed(r.err)
-	return r
 }
 
 // settle records how fetch r ended, and returns what to log about it once
@@ -457,7 +407,7 @@ func (c *tokenCache) settle(r *fetched) []lifecycle.Record {
 	}
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
-	c.tok, c.life, c.sched = r.tok, r.tok.Expiry.Sub(now), c.plan().Schedule(now, r.tok.Expiry)
+	c.tok, c.life, c.sched = r.tok, r.tok.Expiry.Sub(now), lifecycle.AppJWTPlan(c.conf.earlyExpiry()).Schedule(now, r.tok.Expiry)
 	sn := &snapshot{tok: r.tok, sched: c.sched}
 	sn.used.Store(c.waited)
 	c.current.Store(sn)
@@ -465,17 +415,10 @@ func (c *tokenCache) settle(r *fetched) []lifecycle.Record {
 	return append(records, c.fetched(r)...)
 }
 
-// plan is how each token's lifetime is spent: see [lifecycle.Plan].
-func (c *tokenCache) plan() lifecycle.Plan {
-	early := c.conf.earlyExpiry()
-	return lifecycle.Plan{Early: early, JitterShare: refreshJitterShare, MaxMargin: min(expiryMargin, early/2), MarginShare: serveMarginShare}
-}
-
-// reject drops tok if it is still the current token and the rejection
-// floor lets it (see [lifecycle.Floor], capped at the token's lifetime), so
-// that the next call fetches. path names where the rejection came from
-// (see [Transport]); "" if unknown. again: tok came after an earlier drop,
-// and no token was taken since.
+// reject drops tok, so that the next call fetches, if it is still the
+// current token and the rejection floor (capped at its lifetime) lets it.
+// path is where the rejection came from, "" if unknown. again: tok came
+// after an earlier drop, and no token was taken since.
 func (c *tokenCache) reject(tok *oauth2.Token, path string) (again bool) {
 	if tok == nil {
 		return false
@@ -493,9 +436,8 @@ func (c *tokenCache) reject(tok *oauth2.Token, path string) (again bool) {
 	return again
 }
 
-// accepted notes that the API took the access token on path: if it is the
-// current token's, the rejection floor ends (see [lifecycle.Floor.Accept]).
-// It costs one atomic load unless tokens were dropped.
+// accepted notes that the API took the access token on path, which ends
+// the rejection floor of the current token; one atomic load if none.
 func (c *tokenCache) accepted(token, path string) {
 	if !c.floor.Rejecting() {
 		return

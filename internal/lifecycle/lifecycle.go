@@ -80,6 +80,15 @@ func (p Plan) Schedule(now, expiry time.Time) Schedule {
 	return Schedule{RefreshAt: now.Add(refresh), ServeUntil: expiry.Add(-margin)}
 }
 
+// AppJWTPlan is the plan of an AppJWT refreshed early before its expiry:
+// its refresh point moves earlier at random by up to a tenth of its
+// lifetime, so that replicas started together spread out, and it is
+// served until 10 s (or early/2, or a tenth of its lifetime, if less)
+// before its expiry.
+func AppJWTPlan(early time.Duration) Plan {
+	return Plan{Early: early, JitterShare: 10, MaxMargin: min(10*time.Second, early/2), MarginShare: 10}
+}
+
 // FailureBackoff is the backoff of the caches after a failed fetch or
 // lookup: 1 s doubling to 30 s, each delay between half and all of that.
 var FailureBackoff = lphttp.Backoff{Base: time.Second, Max: 30 * time.Second}
