@@ -3,124 +3,28 @@
 // An AppJWT is the one-hour access token that Sentinel, LivePerson's identity
 // broker, issues for an app installation through an OAuth 2.0
 // client_credentials request. LivePerson's Connector API (Send API,
-// Conversation API, ConsumerJWS) wants one on every request.
-//
-// Sentinel has two token APIs, which [Config.TokenAPI] chooses between:
-// [SentinelV1], the default, for the Connector API, and [SentinelV2] for
-// LivePerson's other APIs; docs/token-apis.md compares them.
+// Conversation API, ConsumerJWS) wants one on every request. Sentinel has a
+// second token API for LivePerson's other APIs: [Config.TokenAPI] chooses.
 //
 // [Config] describes an app installation. [Config.TokenSource] returns a
-// [Source], the cached [oauth2.TokenSource] every wiring shares: [Transport]
-// adds the token to requests sent through a connector's own transport
-// chain; [Config.Client] returns an [http.Client] that authorizes every
-// request; [oauth2.NewClient] and [oauth2.Transport] take the Source as
-// they take any source. [LookupDomain] finds the host of any LivePerson
-// service.
+// [Source], the cached [oauth2.TokenSource] every wiring shares:
+// [Config.Client] and [NewClient] return an [http.Client] that authorizes
+// every request, [Transport] does it in a connector's own transport chain,
+// and [oauth2.NewClient] takes a Source as it takes any source. Whichever
+// the wiring, no caller waits for a refresh, a Sentinel outage is ridden
+// out on the valid token, and any mix of wirings over one Source is
+// race-free. [Transport] and the clients of this package also honour the
+// request's deadline while a token is fetched, recover from a token the
+// API rejects, and send each token in the header style of its API: raw,
+// "Authorization: <AppJWT>", for the Connector API, "Authorization: Bearer
+// <token>" for the others.
 //
-// # Wirings
-//
-// Whichever way a Source is wired, no caller waits for a refresh (the
-// Source refreshes on a timer, before x/oauth2's wrappers ask), a Sentinel
-// outage is ridden out on the valid token, and any mix of wirings over one
-// Source is race-free, since every token handed out is the caller's own
-// copy. [Transport] and [Config.Client] also honour the request's deadline
-// while a token is fetched ([Source.TokenContext]) and recover from a
-// rejected token; [oauth2.NewClient] and [oauth2.Transport] call
-// [Source.Token], which has no context, and never see a 401.
-// [Source.State] tells a readiness check whether a token is served and why
-// not.
-//
-// # Header styles
-//
-// The header follows the token. LivePerson's Connector API, which takes
-// tokens of Sentinel's v1 API, documents the raw token, with no scheme:
-//
-//	Authorization: eyJraWQiOi...
-//
-// LivePerson's other APIs, which take tokens of its v2 API, and
-// [oauth2.Transport], use the standard OAuth 2.0 bearer style:
-//
-//	Authorization: Bearer eyJraWQiOi...
-//
-// [Transport] and [Config.Client] send a token of this package in the
-// style of its API, raw with [SentinelV1], Bearer with [SentinelV2],
-// however its source is wrapped: the token names its API.
-// [Transport] with [BearerStyle] or [RawStyle] sends the style it names
-// whatever the token, for an API that wants the other one.
-//
-// Either way the token goes over https only, and follows a redirect only to
-// the host the first request named.
-//
-// # Expiry and caching
-//
-// Sentinel's v1 answer carries no expires_in, its v2 answer does (a number
-// or a string of digits), so the expiry is taken, first match wins, from
-// expires_in when present; from the JWT's exp - Date, where Date is the
-// answer's header, Sentinel's clock, less one second; from the JWT's exp -
-// iat; from the JWT's exp; or else from the documented one-hour lifetime.
-// Each lifetime is counted from the moment the request was sent, so a
-// Sentinel clock that is off changes nothing, and a token Sentinel issued a
-// while ago counts as such. Date names a whole second, which may have been
-// all but over when Sentinel answered: counting from its end (for a
-// whole-second exp, exp - Date rounded down to the whole second below)
-// keeps any token from being served past Sentinel's own expiry. A token
-// whose exp is not after Date is an error, and so is any lifetime longer
-// than 24 hours. A token from this package never has a zero Expiry.
-//
-// The source returned by [Config.TokenSource] refreshes each token in the
-// background at its refresh point: [Config.EarlyExpiry] before its expiry,
-// moved earlier at random by up to a tenth of its lifetime, and never before
-// half its lifetime. Callers keep getting the current token meanwhile, and
-// keep getting it through a Sentinel outage until shortly before it really
-// expires (10 s, or less for short tokens). Failed fetches are retried with
-// capped, jittered exponential backoff; [Config.TokenSource] says how soon
-// a new token arrives once Sentinel recovers (after an outage in which it
-// hung: at most 40 s and an answer with the default client, 60 s and an
-// answer with a client without a Timeout).
-//
-// # Rejected tokens
-//
-// The API may reject a token before the expiry the source gave it: revoked,
-// or a clock disagreement. [Transport], and so [Config.Client], tells the
-// source of such a 401 through [Rejecter],
-// and sends the request once more with a new token when it can. A 401 whose
-// LivePerson errorCode blames the ConsumerJWS (40103, 40104) leaves the
-// AppJWT alone. While tokens fetched after a rejection are rejected too,
-// the source drops them less and less often: see [Source.Reject].
-//
-// # Errors
-//
-// A non-2xx answer from Sentinel is an [*oauth2.RetrieveError], wrapped with
-// the account, client id, host and status; use [errors.As] to get at it.
-// Context errors are wrapped too, so [errors.Is] finds [context.Canceled] and
-// [context.DeadlineExceeded]. Error texts are one line. No text reachable
-// from an error contains the client secret, plainly or encoded as a server
-// echoing the request may encode it: docs/redaction.md has the exact rules.
-// Neither does a formatted, logged or JSON-encoded [Config], but for the
-// exceptions [Config] names (%p and %w, which fmt prints raw).
-//
-// # Logging
-//
-// With [Config.Logger] set, the cached source logs these records, with
-// these attribute keys; none carries the secret or any part of a token:
-//
-//   - WARN "appjwt: token fetch failed": account, client_id, host, status
-//     (the HTTP status, 0 if none), error_class ("status", "timeout",
-//     "canceled", "network", "domain" or "answer"), error, attempts (requests
-//     sent), failures (consecutive failed fetches), retry_at (when the next
-//     fetch may start), serving (whether a still-valid token is being
-//     served) and serving_until (until when, if it is).
-//   - INFO "appjwt: token fetch recovered": account, client_id, failures,
-//     outage (from the first failure to the recovery).
-//   - WARN "appjwt: Domain API re-lookup failed; keeping the last good host":
-//     account, domain_api, host (the one kept), error_class, error, retry_at.
-//   - WARN "appjwt: token rejected by the API": account, client_id, host and
-//     path of the rejected request, error_code (LivePerson's errorCode, 0 if
-//     none), scheme ("raw" or "bearer", as sent), resent, and hint, when a
-//     token fetched after a rejection was rejected too (the scheme, the
-//     account or the clock is then likely wrong).
-//   - DEBUG "appjwt: token fetched": account, client_id, host, lifetime,
-//     expiry, refresh_at, took.
+// Errors are one line, prefixed "appjwt: ". A refusal by Sentinel is an
+// [*oauth2.RetrieveError], a bad Config a [*ConfigError], and context
+// errors are wrapped; no error, log record or formatted Config shows the
+// client secret. The repository's docs/behaviour.md, docs/failures.md,
+// docs/errors.md, docs/redaction.md and docs/token-apis.md give every rule
+// and bound as a number, and the log records [Config.Logger] gets.
 package appjwt
 
 import (
@@ -312,45 +216,19 @@ func (c *Config) fetch(ctx context.Context, hosts *domain.Cache, p lphttp.Policy
 	return r
 }
 
-// TokenSource returns a cached source of AppJWTs, an [oauth2.TokenSource]
-// that returns the same token until its refresh point; see [Source]. The
-// source is a [Rejecter]: [Transport] uses that to recover when the API
-// rejects a token early.
-//
-// Each token's refresh point is EarlyExpiry before its expiry, moved
-// earlier at random by up to a tenth of its lifetime (so that replicas
-// started together do not refresh together), and never before half its
-// lifetime. Once a token is due, one refresh runs in the background, on a
-// timer, while callers keep the current token. When there is no usable
-// token, callers wait for a fetch; after a failed fetch, they get its
-// error at once until the backoff (1 s doubling to 30 s, with jitter)
-// allows the next attempt. That attempt starts on the source's timer while
-// it still serves a token, and at the first call after the backoff once
-// it serves none.
-//
-// After an outage, a new token arrives at most this long after Sentinel
-// answers again: the time one attempt may take, plus the 30 s backoff cap,
-// plus one answer (and one Domain API answer, if the hourly re-lookup is
-// due), since the attempt under way when Sentinel recovers may fail only
-// at its end, and the backoff after it may be the full 30 s. One attempt
-// takes at most the HTTP client's Timeout or FetchTimeout, whichever is
-// shorter: 10 s with the default client, 30 s with a client without a
-// Timeout and the default FetchTimeout, so 40 s and 60 s plus an answer if
-// Sentinel hung. An attempt that fails at once (a 5xx, a refused
-// connection) takes next to nothing: 30 s plus an answer. Once the source
-// serves no token, count from the first call after that.
+// TokenSource returns a cached source of AppJWTs, the [Source] every
+// wiring shares: it returns the same token until its refresh point,
+// refreshes it in the background before anyone waits, rides out an outage
+// on it, and drops it when told the API rejected it ([Rejecter]).
+// docs/behaviour.md and docs/failures.md give its schedule, backoff and
+// recovery bounds.
 //
 // ctx is kept and used for every fetch the source makes: it supplies the
 // HTTP client (see [Config.Token]) and, once cancelled, stops the timer and
 // all further fetches. It should live as long as the source, not be a
 // request's context. The Config is copied: later changes to c do not affect
 // the source. An invalid Config makes every Token call return the same
-// error.
-//
-// The source works under every wiring: [Transport] and [Config.Client]
-// (which also recover from rejected tokens), and [oauth2.NewClient],
-// [oauth2.Transport] and [oauth2.ReuseTokenSource] over it (which do not:
-// a rejected token is not dropped until the wrapper asks again).
+// [*ConfigError].
 func (c *Config) TokenSource(ctx context.Context) *Source {
 	return newSource(newTokenCache(ctx, *c, hooks{}))
 }

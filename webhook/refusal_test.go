@@ -356,6 +356,42 @@ func TestServerReadTimeoutHolds(t *testing.T) {
 	}
 }
 
+// deadlineWriter calls set for each read deadline set through it, as a
+// server's ResponseWriter does when a handler sets one.
+type deadlineWriter struct {
+	http.ResponseWriter
+	set func()
+}
+
+func (w deadlineWriter) SetReadDeadline(time.Time) error { w.set(); return nil }
+
+// When the read timeout cuts a body, the deadline call ends before the
+// handler returns: after that the ResponseWriter is the server's again,
+// and HTTP/2 pools it, so that a late call crashed the process (attack
+// review). Here the call is slow, and the body ends as the timer fires.
+func TestTheCutEndsBeforeTheHandler(t *testing.T) {
+	const body = `{"kind":"notification"}`
+	v := newTestVerifier(t, func(c *Config) { c.ReadTimeout = time.Millisecond })
+	pr, pw := io.Pipe()
+	var returned, late atomic.Bool
+	setDone := make(chan struct{})
+	w := deadlineWriter{httptest.NewRecorder(), func() {
+		defer close(setDone)
+		pw.Close() // the read ends, and the handler goes on
+		time.Sleep(20 * time.Millisecond)
+		late.Store(returned.Load())
+	}}
+	r := httptest.NewRequest(http.MethodPost, "/", pr)
+	r.Header = lpHeader(body, testSecret)
+	r.ContentLength = -1
+	v.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(w, r)
+	returned.Store(true)
+	<-setDone
+	if late.Load() {
+		t.Error("the handler returned while the timer was still setting the read deadline")
+	}
+}
+
 // A body that a handler in front of the Verifier read is refused as that,
 // 500, not as a wrong signature: it is the server's mistake, not the
 // peer's.

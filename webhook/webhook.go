@@ -362,11 +362,15 @@ func (v *Verifier) readBody(w http.ResponseWriter, r *http.Request) ([]byte, err
 	if timeout <= 0 {
 		timeout = DefaultReadTimeout
 	}
-	c := &bodyCut{rc: *http.NewResponseController(w)}
+	c := &bodyCut{rc: *http.NewResponseController(w), done: make(chan struct{})}
 	t := time.AfterFunc(timeout, c.cut)
 	body, err := readCapped(r.Body, r.ContentLength, v.cfg.MaxBodyBytes)
 	t.Stop()
 	if !c.state.CompareAndSwap(readGoing, readDone) {
+		// The timer won: its deadline call must end before the handler
+		// does, as the ResponseWriter is the server's again after that
+		// (HTTP/2 pools it, and a late call crashes the process).
+		<-c.done
 		return nil, errBodyTimeout
 	}
 	switch {
@@ -386,6 +390,7 @@ func (v *Verifier) readBody(w http.ResponseWriter, r *http.Request) ([]byte, err
 type bodyCut struct {
 	state atomic.Int32 // readGoing, then readCut or readDone
 	rc    http.ResponseController
+	done  chan struct{} // closed once a cut has set the deadline
 }
 
 // The states of a bodyCut.
@@ -398,6 +403,7 @@ const (
 func (c *bodyCut) cut() {
 	if c.state.CompareAndSwap(readGoing, readCut) {
 		c.rc.SetReadDeadline(time.Now())
+		close(c.done)
 	}
 }
 
