@@ -344,7 +344,7 @@ func TestValidation(t *testing.T) {
 		{"Domain with empty port", func(c *Config) { c.Domain = "x:" }, "a", `consumerjws: Config.Domain "x:" has an empty port`},
 		{"DomainAPI with query", func(c *Config) { c.DomainAPI = "x?y" }, "a", `consumerjws: Config.DomainAPI "x?y" is not a bare host[:port] (no scheme, path, query or userinfo)`},
 		{"empty consumer", nil, "", "consumerjws: ext_consumer_id is empty"},
-		{"long consumer", nil, strings.Repeat("x", MaxConsumerIDLen+1), "consumerjws: ext_consumer_id is 257 bytes long, more than 256"},
+		{"long consumer", nil, strings.Repeat("x", maxConsumerIDLen+1), "consumerjws: ext_consumer_id is 257 bytes long, more than 256"},
 		{"consumer not UTF-8", nil, "a\xffb", "consumerjws: ext_consumer_id is not valid UTF-8"},
 	}
 	for _, tt := range tests {
@@ -358,8 +358,8 @@ func TestValidation(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.cache(nil).Token(context.Background(), strings.Repeat("x", MaxConsumerIDLen)); err != nil {
-		t.Errorf("ext_consumer_id of %d bytes: %v", MaxConsumerIDLen, err)
+	if _, err := s.cache(nil).Token(context.Background(), strings.Repeat("x", maxConsumerIDLen)); err != nil {
+		t.Errorf("ext_consumer_id of %d bytes: %v", maxConsumerIDLen, err)
 	}
 	if diff := cmp.Diff(counts{DomainAPI: 1, Sentinel: 1, Consumer: 1}, s.counts()); diff != "" {
 		t.Errorf("requests (-want +got), all from the one valid call:\n%s", diff)
@@ -414,7 +414,7 @@ func TestFetchesAreBounded(t *testing.T) {
 	c := fakeCache(&fakeIdP{gate: func(string) { inflight.Add(1); <-release }}, 2)
 	defer close(release)
 	var refused int
-	for i := range MaxFetches + 50 {
+	for i := range maxFetches + 50 {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 		if _, err := c.Token(ctx, fmt.Sprint("id", i)); err != nil && strings.Contains(err.Error(), "fetches are running already") {
 			refused++
@@ -424,12 +424,12 @@ func TestFetchesAreBounded(t *testing.T) {
 	c.mu.Lock()
 	running := len(c.flights)
 	c.mu.Unlock()
-	if running > MaxFetches || refused != 50 {
-		t.Errorf("%d fetches running, %d calls refused; want at most %d running and 50 refused", running, refused, MaxFetches)
+	if running > maxFetches || refused != 50 {
+		t.Errorf("%d fetches running, %d calls refused; want at most %d running and 50 refused", running, refused, maxFetches)
 	}
 }
 
-// While MaxFetches fetches run, a call refused for a new consumer takes no
+// While maxFetches fetches run, a call refused for a new consumer takes no
 // place in the LRU list: the consumers cached a moment ago stay cached.
 func TestRefusedCallsLeaveTheLRU(t *testing.T) {
 	release := make(chan struct{})
@@ -438,7 +438,7 @@ func TestRefusedCallsLeaveTheLRU(t *testing.T) {
 			<-release
 		}
 	}}
-	c := fakeCache(idp, MaxFetches+2)
+	c := fakeCache(idp, maxFetches+2)
 	defer close(release)
 	ctx := context.Background()
 	a, _ := c.Token(ctx, "a")
@@ -449,12 +449,12 @@ func TestRefusedCallsLeaveTheLRU(t *testing.T) {
 		_, err := c.Token(ctx, id)
 		return err
 	}
-	for i := range MaxFetches {
+	for i := range maxFetches {
 		short(fmt.Sprint("busy-", i)) // fills the cache, a and b the least recently used
 	}
 	for i := range 50 {
 		if err := short(fmt.Sprint("refused-", i)); err == nil || !strings.Contains(err.Error(), "fetches are running already") {
-			t.Fatalf("call %d with %d fetches running: error %v, want it refused", i, MaxFetches, err)
+			t.Fatalf("call %d with %d fetches running: error %v, want it refused", i, maxFetches, err)
 		}
 	}
 	for id, want := range map[string]string{"a": a, "b": b} {
@@ -467,7 +467,7 @@ func TestRefusedCallsLeaveTheLRU(t *testing.T) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if got, want := len(c.m), MaxFetches+2; got != want {
+	if got, want := len(c.m), maxFetches+2; got != want {
 		t.Errorf("%d consumers cached, want %d", got, want)
 	}
 }

@@ -28,112 +28,11 @@
 //	req = req.WithContext(consumerjws.WithConsumer(ctx, "john_doe_42"))
 //	resp, err := client.Do(req)
 //
-// # Lifetime
-//
-// LivePerson says "The ConsumerJWS never expires", and its sample has no
-// exp claim: such a ConsumerJWS is kept until it is dropped after a
-// rejection ([Cache.Reject], which [Transport] calls on a 401 with
-// errorCode 40103 or 40104) or evicted, least recently used first, once
-// more than [Config.MaxConsumers] consumers are cached. One with an exp
-// claim is refreshed in the background once 90% of its lifetime has
-// passed, and served meanwhile until 5% of its lifetime (at most 10 s)
-// before it expires. Its lifetime is exp - the answer's Date (the idp's
-// clock, so that one issued a while ago counts as such) less one second, as
-// Date names a whole second that may have been all but over; else exp -
-// iat, else exp - now; counted from when the request was sent, so that an idp
-// clock that is off changes nothing. An exp that is no date is an error.
-//
-// # Bounds
-//
-// A Cache keeps at most MaxConsumers consumers, each ConsumerJWS at most
-// [MaxConsumerJWSLen] bytes long, and runs at most [MaxFetches] fetches at
-// once: beyond that, Token fails at once for a consumer it has no
-// ConsumerJWS for, and such a call takes no place among the MaxConsumers,
-// so that it evicts no one. Concurrent calls for one consumer share one
-// fetch, even if the consumer was evicted while it ran.
-//
-// # Failures
-//
-// Whatever fails, and however many callers there are, a Cache bounds the
-// load it puts on LivePerson, as the root package does. Backoffs are 1 s
-// doubling to 30 s, each delay between half and all of that: 0.5 to 1 s
-// after the first failure in a row, 1 to 2 s after the second, ..., 15 to
-// 30 s from the sixth on.
-//
-//   - A failed fetch is remembered for its consumer: until the backoff
-//     after it ends, Token returns its error at once, saying so and until
-//     when, without a request. Every failure counts, 4xx answers included:
-//     they do not fix themselves in a millisecond. The first success ends
-//     it. A failed background refresh is retried after the same backoff,
-//     the current ConsumerJWS served meanwhile.
-//   - The idp host is watched as a whole. Once a request fails as a host
-//     fails (a network error, a timeout, 429 or 5xx), the fetch that sent
-//     it is the only one to start until it ends; if it fails, none starts,
-//     for any consumer, within the backoff after it; then one at a time,
-//     until the idp answers. Calls refused meanwhile get its last error at
-//     once. A 4xx other than 429 is about one consumer and holds up no
-//     other.
-//   - Until the idp host is known, a failed Domain API lookup is
-//     remembered for all consumers the same way; once it is known, a
-//     failed re-lookup keeps the last good host for 5 minutes.
-//   - A consumer's ConsumerJWS is dropped after a rejection at most once
-//     per 5 s, and less often while those fetched after a drop are
-//     rejected too: see [Cache.Reject].
-//
-// A consumer's failures and rejections are remembered while it is cached,
-// and forgotten once it is evicted. With the retry policy of [Cache.Token]
-// (up to 4 requests per fetch or lookup, spread over 1.75 s at least, for
-// 429, 5xx and network errors; one for other answers), any one failure
-// causes at most, with the default FetchTimeout:
-//
-//   - Domain API, per Cache: one lookup at a time, and none within the
-//     backoff: in the first 2 s of a failure, 3 requests for a 4xx, 4 for
-//     a 5xx; then 1 (4xx) or 4 (5xx) per 15 s. Once the host is known: 1
-//     per hour, and 2 per 5 minutes while re-lookups fail.
-//   - idp, per consumer: the same: 3 (4xx) or 4 (5xx) requests in the
-//     first 2 s, then 1 or 4 per 15 s.
-//   - idp, per Cache, when it fails as a host: the fetches that were
-//     running when the first failure came (at most MaxFetches) finish, 4
-//     requests each at most; then one fetch at a time, one per backoff: 4
-//     requests in the first 2 s, 4 per 15 s in the long run. An idp that
-//     hangs holds at most MaxFetches requests at once, each for
-//     FetchTimeout. A 4xx for every consumer costs each consumer its own
-//     requests, as above, and no more: at most MaxFetches at once.
-//   - Send API, per consumer, through [Transport]: one request per
-//     request sent through it, and one resend, with one idp fetch, per
-//     drop of its ConsumerJWS: at most one per 5 s, then per 10 s, 20 s,
-//     ... up to an hour while those fetched after a drop are rejected too.
-//     Per Cache, never more than one resend per request. With an
-//     [appjwt.Transport] as Base, its own resends after AppJWT rejections
-//     come on top: at most one per 5 s per [appjwt.Source].
-//
-// # Errors
-//
-// A non-2xx answer is an [*oauth2.RetrieveError], wrapped in a one-line
-// error that says what failed and where; [errors.As] finds it. Its
-// ErrorCode is LivePerson's errorCode, such as "40102", if the body has
-// one. Context errors are wrapped, so [errors.Is] finds
-// [context.DeadlineExceeded] and [context.Canceled]. No error text holds a
-// token: an answer or a header that echoes the AppJWT is withheld, and the
-// RetrieveError's Response.Request carries no headers.
-//
-// Errors and log records do not show ext_consumer_id either: it often
-// names a person (a phone number, a social media handle), and the caller
-// knows which consumer it asked for. An answer, header or error text that
-// echoes it, if it is 4 bytes long or more, is withheld as one that
-// echoes the AppJWT is.
-//
-// # Logging
-//
-// If [Config.Logger] is set, the cache logs, at WARN, a failed background
-// refresh ("consumerjws: refresh failed; serving the current ConsumerJWS"),
-// a failed re-lookup of the idp host ("consumerjws: Domain API re-lookup
-// failed; keeping the last good host") and each ConsumerJWS [Transport]
-// saw rejected ("consumerjws: ConsumerJWS rejected by the API"); at DEBUG,
-// each ConsumerJWS fetched ("consumerjws: ConsumerJWS fetched"). Records
-// carry the keys account, host, and as fits error, error_code, path,
-// resent, took and refresh_at, and hint when a ConsumerJWS fetched after a
-// rejection was rejected too; never a token or an ext_consumer_id.
+// A Cache bounds its memory, the fetches it runs, and the load any failure
+// puts on LivePerson; errors are one line, prefixed "consumerjws: ", and
+// neither they nor log records show a token or an ext_consumer_id, which
+// often names a person. The repository's docs/consumerjws.md gives each
+// rule and bound as a number, and the log records [Config.Logger] gets.
 package consumerjws
 
 import (
@@ -154,25 +53,25 @@ import (
 
 // Defaults and bounds.
 const (
-	// DefaultMaxConsumers is how many consumers a Cache keeps when
+	// defaultMaxConsumers is how many consumers a Cache keeps when
 	// Config.MaxConsumers is zero.
-	DefaultMaxConsumers = 10000
-	// DefaultFetchTimeout bounds one fetch of a ConsumerJWS, idp lookup
+	defaultMaxConsumers = 10000
+	// defaultFetchTimeout bounds one fetch of a ConsumerJWS, idp lookup
 	// and retries included, when Config.FetchTimeout is zero.
-	DefaultFetchTimeout = 30 * time.Second
-	// MaxConsumerIDLen is the longest ext_consumer_id accepted, in bytes.
+	defaultFetchTimeout = 30 * time.Second
+	// maxConsumerIDLen is the longest ext_consumer_id accepted, in bytes.
 	// LivePerson documents none; 256 bytes holds any user id, e-mail
 	// address or phone number in practice.
-	MaxConsumerIDLen = 256
-	// MaxConsumerJWSLen is the longest ConsumerJWS kept, in bytes: with
+	maxConsumerIDLen = 256
+	// maxConsumerJWSLen is the longest ConsumerJWS kept, in bytes: with
 	// MaxConsumers, it bounds a Cache's memory. LivePerson's sample is
 	// some 600 bytes long.
-	MaxConsumerJWSLen = 8 << 10
-	// MaxFetches bounds the fetches a Cache runs at once, and so the
+	maxConsumerJWSLen = 8 << 10
+	// maxFetches bounds the fetches a Cache runs at once, and so the
 	// connections and goroutines a flood of new consumers can cause:
 	// beyond it, Token fails at once for a consumer it has no ConsumerJWS
 	// for, and background refreshes wait.
-	MaxFetches = 256
+	maxFetches = 256
 )
 
 // Config describes how to obtain the ConsumerJWS of an account's consumers.
@@ -188,7 +87,7 @@ type Config struct {
 	// for an hour; if a re-lookup fails, the last good host is used and the
 	// Domain API is not asked again for 5 minutes. Until a lookup succeeds,
 	// a failed one is not tried again, for any consumer, within the backoff
-	// after it (see Failures in the package documentation).
+	// after it (docs/consumerjws.md).
 	Domain string
 
 	// DomainAPI is the Domain API host or host:port. Empty:
@@ -197,25 +96,25 @@ type Config struct {
 
 	// Source supplies the AppJWT, such as appjwt.Config.TokenSource
 	// returns for a Config of Sentinel's v1 token API (the default: the
-	// Connector API takes no other; a source that says its tokens are for
-	// v2 is a Config error). It is sent through an
-	// appjwt.Transport, raw, "Authorization: <AppJWT>", and recovers once
-	// if the idp rejects it. Required.
+	// Connector API takes no other, and a v2 token fails the fetch with an
+	// error that says so). It is sent through an appjwt.Transport, raw,
+	// "Authorization: <AppJWT>", and recovers once if the idp rejects it.
+	// Required.
 	Source oauth2.TokenSource
 
 	// MaxConsumers bounds how many consumers a Cache keeps; beyond it, the
-	// least recently used is dropped. Zero: DefaultMaxConsumers.
+	// least recently used is dropped. Zero: 10,000.
 	MaxConsumers int
 
 	// FetchTimeout bounds one fetch of a ConsumerJWS: idp lookup, the
-	// wait for an AppJWT, request and retries. Zero: DefaultFetchTimeout.
+	// wait for an AppJWT, request and retries. Zero: 30 s.
 	// The wait for an AppJWT counts only if Source has a TokenContext
 	// method, as an *appjwt.Source does; a plain [oauth2.TokenSource]
 	// bounds its own.
 	FetchTimeout time.Duration
 
-	// Logger receives the records listed in the package documentation.
-	// Nil: nothing is logged.
+	// Logger receives the records docs/consumerjws.md lists. Nil: nothing
+	// is logged.
 	Logger *slog.Logger
 }
 
@@ -244,10 +143,10 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 		flights: map[string]*flight{},
 	}
 	if k.max == 0 {
-		k.max = DefaultMaxConsumers
+		k.max = defaultMaxConsumers
 	}
 	if k.timeout == 0 {
-		k.timeout = DefaultFetchTimeout
+		k.timeout = defaultFetchTimeout
 	}
 	api := c.DomainAPI
 	if api == "" {
@@ -282,8 +181,8 @@ func checkConsumerID(id string) error {
 	switch {
 	case id == "":
 		return errors.New("consumerjws: ext_consumer_id is empty")
-	case len(id) > MaxConsumerIDLen:
-		return fmt.Errorf("consumerjws: ext_consumer_id is %d bytes long, more than %d", len(id), MaxConsumerIDLen)
+	case len(id) > maxConsumerIDLen:
+		return fmt.Errorf("consumerjws: ext_consumer_id is %d bytes long, more than %d", len(id), maxConsumerIDLen)
 	case !utf8.ValidString(id):
 		// JSON would turn the invalid bytes into U+FFFD: two ids, one consumer.
 		return errors.New("consumerjws: ext_consumer_id is not valid UTF-8")
@@ -353,7 +252,7 @@ const errPrefix = "consumerjws: "
 // Token returns the ConsumerJWS of the consumer extConsumerID: the cached
 // one, or a new one from the idp, which concurrent callers for that
 // consumer share. An empty ext_consumer_id, one longer than
-// MaxConsumerIDLen or one that is not UTF-8 is an error, without a request.
+// 256 bytes or one that is not UTF-8 is an error, without a request.
 //
 // The fetch runs under the Cache's context and FetchTimeout, not under
 // ctx: a caller whose ctx ends stops waiting, with an error that wraps
@@ -396,7 +295,7 @@ func (c *Cache) Token(ctx context.Context, extConsumerID string) (string, error)
 // due returns the ConsumerJWS of consumer id, whose entry is e (nil if it
 // has none), if it may be served now, starting a background refresh if one
 // is due; else the fetch to wait for, running or started; else why there
-// is none: the consumer's backoff, the idp's, or MaxFetches running. A
+// is none: the consumer's backoff, the idp's, or maxFetches running. A
 // call refused leaves the LRU list as it was. c.mu must be held.
 func (c *Cache) due(id string, e *entry) (string, *flight, error) {
 	now := c.now()
@@ -423,8 +322,8 @@ func (c *Cache) due(id string, e *entry) (string, *flight, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	if len(c.flights) >= MaxFetches {
-		return "", nil, fmt.Errorf("consumerjws: %d ConsumerJWS fetches are running already, the most a Cache runs at once", MaxFetches)
+	if len(c.flights) >= maxFetches {
+		return "", nil, fmt.Errorf("consumerjws: %d ConsumerJWS fetches are running already, the most a Cache runs at once", maxFetches)
 	}
 	if e == nil {
 		c.add(id)
@@ -433,10 +332,10 @@ func (c *Cache) due(id string, e *entry) (string, *flight, error) {
 }
 
 // refresh starts a background refresh of e's ConsumerJWS, unless one is
-// running, e or the idp is backing off after a failure, or MaxFetches are
+// running, e or the idp is backing off after a failure, or maxFetches are
 // running. c.mu must be held.
 func (c *Cache) refresh(e *entry, now time.Time) {
-	if c.flights[e.id] != nil || e.backingOff(now) || len(c.flights) >= MaxFetches {
+	if c.flights[e.id] != nil || e.backingOff(now) || len(c.flights) >= maxFetches {
 		return
 	}
 	if probe, err := c.idp.admit(now); err == nil {

@@ -207,8 +207,8 @@ func (c *Cache) parse(rep *lphttp.Reply) (*fetched, error) {
 	if a.Token == "" {
 		return nil, fmt.Errorf("%s: answer has no token", rep.Resp.Status)
 	}
-	if len(a.Token) > MaxConsumerJWSLen {
-		return nil, fmt.Errorf("%s: token is %d bytes long, more than %d", rep.Resp.Status, len(a.Token), MaxConsumerJWSLen)
+	if len(a.Token) > maxConsumerJWSLen {
+		return nil, fmt.Errorf("%s: token is %d bytes long, more than %d", rep.Resp.Status, len(a.Token), maxConsumerJWSLen)
 	}
 	if !lphttp.IsToken68(a.Token) {
 		return nil, fmt.Errorf("%s: token has characters a header cannot carry", rep.Resp.Status)

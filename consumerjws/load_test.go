@@ -88,7 +88,7 @@ func hammer(c *Cache, lp *memLP, consumer func(i int) string) requests {
 		time.Sleep(time.Millisecond)
 	}
 	got := lp.requests()
-	time.Sleep(DefaultFetchTimeout)
+	time.Sleep(defaultFetchTimeout)
 	return got
 }
 
