@@ -142,5 +142,5 @@ func (s *Server) notifyLocked(c *conversation, hook, typ string, change any) {
 	if err := enc.Encode(n); err != nil {
 		panic("appjwttest: encoding a notification: " + err.Error())
 	}
-	s.hooks.deliver(hook, c.ID, bytes.TrimSuffix(b.Bytes(), []byte("\n")), s.AccountID, s.ClientID, string(s.ClientSecret))
+	s.hooks.deliver(hook, c.ID, bytes.TrimSuffix(b.Bytes(), []byte("\n")), s.AccountID, s.ClientID, s.ClientSecret)
 }

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/webhook"
 )
 
@@ -441,7 +442,7 @@ func (w *webhooks) close() {
 
 // deliver queues a notification of conversation conv for the webhook of
 // event type typ, if one is registered, signed for the app installation.
-func (w *webhooks) deliver(typ, conv string, body []byte, account, clientID, secret string) {
+func (w *webhooks) deliver(typ, conv string, body []byte, account, clientID string, clientSecret secret.String) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	hook, ok := w.registered[typ]
@@ -456,13 +457,13 @@ func (w *webhooks) deliver(typ, conv string, body []byte, account, clientID, sec
 		body = append(body, bytes.Repeat([]byte(" "), n-len(body))...)
 	}
 	if f.BadSignature {
-		secret = randomString()
+		clientSecret = secret.String(randomString())
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(webhook.HeaderAccountID, account)
 	h.Set(webhook.HeaderClientID, clientID)
-	h.Set(webhook.HeaderSignature, webhook.Sign(secret, body))
+	h.Set(webhook.HeaderSignature, webhook.Sign(clientSecret, body))
 	now := time.Now()
 	ds := []*delivery{{Delivery: Delivery{Webhook: typ, Endpoint: hook.Endpoint, Header: h, Body: body, Fault: f}, conv: conv, queuedAt: now, maxRetries: hook.MaxRetries}}
 	if f.Duplicate {

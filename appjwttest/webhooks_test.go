@@ -116,7 +116,7 @@ func stallBody(ep *endpoint, w http.ResponseWriter, r *http.Request) {
 // 400 for what it refuses, 200 for the rest.
 func verified(t *testing.T, s *appjwttest.Server) answer {
 	t.Helper()
-	v, err := webhook.Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: string(s.ClientSecret)}.NewVerifier()
+	v, err := webhook.Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret}.NewVerifier()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestWebhookNotifications(t *testing.T) {
 
 	// Signed over the raw bytes, emoji and all, with the client secret;
 	// decoded by package webhook, times from the server's clock.
-	v, err := webhook.Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: string(s.ClientSecret)}.NewVerifier()
+	v, err := webhook.Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret}.NewVerifier()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -672,7 +672,7 @@ func TestWebhookFaults(t *testing.T) {
 		if got := statuses(ds[1]); !cmp.Equal(got, []int{200}) {
 			t.Errorf("genuine: attempts %v, want 200", got)
 		}
-		if sig := ds[0].Header.Get(webhook.HeaderSignature); sig == webhook.Sign(string(s.ClientSecret), ds[0].Body) || !strings.HasPrefix(sig, "sha1=") {
+		if sig := ds[0].Header.Get(webhook.HeaderSignature); sig == webhook.Sign(s.ClientSecret, ds[0].Body) || !strings.HasPrefix(sig, "sha1=") {
 			t.Errorf("forged: signature %q, want sha1= and not the client secret's", sig)
 		}
 	})
@@ -691,7 +691,7 @@ func TestWebhookFaults(t *testing.T) {
 			t.Fatalf("%d deliveries, want 2", len(ds))
 		}
 		big := ds[0]
-		if len(big.Body) != size || big.Header.Get(webhook.HeaderSignature) != webhook.Sign(string(s.ClientSecret), big.Body) {
+		if len(big.Body) != size || big.Header.Get(webhook.HeaderSignature) != webhook.Sign(s.ClientSecret, big.Body) {
 			t.Errorf("padded: %d bytes, signature %s; want %d bytes, signed", len(big.Body), big.Header.Get(webhook.HeaderSignature), size)
 		}
 		if n, err := webhook.Parse(big.Body); err != nil || n.Events[0].Event.(*webhook.ContentEvent).Message != "padded" {

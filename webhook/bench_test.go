@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/lpconnect/appjwt/secret"
 )
 
 // notification4KiB is an agent's message of 4 KiB, body and all.
@@ -48,7 +50,7 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 	b.Run("sha1-base64-Secrets", func(b *testing.B) {
-		v, err := Config{Secrets: func(string, string) (string, bool) { return testSecret, true }}.NewVerifier()
+		v, err := Config{Secrets: func(string, string) (secret.String, bool) { return testSecret, true }}.NewVerifier()
 		if err != nil {
 			b.Fatal(err)
 		}

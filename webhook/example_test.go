@@ -18,6 +18,7 @@ import (
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/consumerjws"
+	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/webhook"
 )
 
@@ -34,7 +35,7 @@ func Example() {
 
 	// The app installation, as LivePerson issued it; in production, from
 	// the environment or a secret store.
-	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: string(srv.ClientSecret)}.NewVerifier()
+	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -315,11 +316,11 @@ func ExampleVerifier_Verify() {
 // One endpoint for several accounts: each notification is checked with
 // the secret of the app installation it names.
 func ExampleConfig_secrets() {
-	secrets := map[[2]string]string{ // (account, client id) → client secret
+	secrets := map[[2]string]secret.String{ // (account, client id) → client secret
 		{"le12345678", "75588e18-0213-4e33-8174-883acac7e3c4"}: "secret-of-le12345678",
 		{"le87654321", "0b1c2d3e-0213-4e33-8174-883acac7e3c4"}: "secret-of-le87654321",
 	}
-	v, err := webhook.Config{Secrets: func(account, clientID string) (string, bool) {
+	v, err := webhook.Config{Secrets: func(account, clientID string) (secret.String, bool) {
 		s, ok := secrets[[2]string{account, clientID}]
 		return s, ok
 	}}.NewVerifier()

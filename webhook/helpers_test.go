@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lpconnect/appjwt/secret"
 )
 
 // The app installation of the tests. The secret is the placeholder of
@@ -43,13 +45,13 @@ func newTestVerifier(t testing.TB, opts ...func(*Config)) *Verifier {
 }
 
 // lpHeader returns the headers LivePerson sends with body, signed with
-// secret.
-func lpHeader(body, secret string) http.Header {
+// clientSecret.
+func lpHeader(body string, clientSecret secret.String) http.Header {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
 	h.Set(HeaderAccountID, testAccount)
 	h.Set(HeaderClientID, testClient)
-	h.Set(HeaderSignature, Sign(secret, []byte(body)))
+	h.Set(HeaderSignature, Sign(clientSecret, []byte(body)))
 	return h
 }
 

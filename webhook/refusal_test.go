@@ -112,25 +112,6 @@ func TestStalledBodyIsRefused(t *testing.T) {
 	}
 }
 
-// fmt of a *Verifier, as a debug log or a %+v of a server struct holding
-// one prints it, shows no secret, with Config.Secrets too.
-func TestVerifierFormatShowsNoSecret(t *testing.T) {
-	v := newTestVerifier(t)
-	multi := newTestVerifier(t, func(c *Config) {
-		c.ClientSecret = ""
-		c.Secrets = func(a, cl string) (string, bool) { return testSecret, true }
-	})
-	multi.Verify(lpHeader(agentMessage, testSecret), []byte(agentMessage))
-	type server struct{ V *Verifier }
-	for name, x := range map[string]any{"*Verifier": v, "*Verifier with Secrets": multi, "struct{V *Verifier}": server{v}} {
-		for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
-			if out := fmt.Sprintf(verb, x); strings.Contains(out, testSecret) {
-				t.Errorf("%s %s shows the secret: %s", name, verb, out)
-			}
-		}
-	}
-}
-
 // lpHead is the head of a POST that passes the header checks without the
 // secret, as anyone can send: the account, the client id and a
 // well-formed signature, with the given framing headers.

@@ -9,6 +9,8 @@ import (
 	"hash"
 	"strings"
 	"sync"
+
+	"github.com/lpconnect/appjwt/secret"
 )
 
 // Algorithm is the hash of a signature's HMAC, the scheme before "=" in
@@ -34,16 +36,16 @@ const (
 // default with body: "sha1=" and the base64 of HMAC-SHA1 of the raw body,
 // keyed with the client secret. A test, or a LivePerson stand-in, signs
 // notifications with it.
-func Sign(secret string, body []byte) string {
-	return SignWith(SHA1, Base64, secret, body)
+func Sign(clientSecret secret.String, body []byte) string {
+	return SignWith(SHA1, Base64, clientSecret, body)
 }
 
 // SignWith returns the X-Liveperson-Signature value for body with the
 // given algorithm and encoding: the algorithm's name, "=", and the HMAC of
 // the raw body, keyed with the client secret, in enc. It panics for an
 // algorithm other than SHA1 and SHA256.
-func SignWith(alg Algorithm, enc Encoding, secret string, body []byte) string {
-	m := hmac.New(alg.hash(), []byte(secret))
+func SignWith(alg Algorithm, enc Encoding, clientSecret secret.String, body []byte) string {
+	m := hmac.New(alg.hash(), []byte(clientSecret))
 	m.Write(body)
 	sum := m.Sum(nil)
 	if enc == Hex {
@@ -126,8 +128,8 @@ type keyedMACs struct {
 	sha1, sha256 sync.Pool // of *pooledMAC
 }
 
-func newKeyedMACs(secret string) *keyedMACs {
-	key := []byte(secret)
+func newKeyedMACs(s secret.String) *keyedMACs {
+	key := []byte(s)
 	return &keyedMACs{
 		sha1:   sync.Pool{New: func() any { return &pooledMAC{h: hmac.New(sha1.New, key)} }},
 		sha256: sync.Pool{New: func() any { return &pooledMAC{h: hmac.New(sha256.New, key)} }},

@@ -111,10 +111,11 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/lpconnect/appjwt/secret"
 )
 
 // The headers LivePerson sends with each notification, in the canonical
@@ -156,20 +157,9 @@ var (
 // Secrets knows.
 //
 // A Config is plain data: it is safe to copy, and [Config.NewVerifier]
-// copies it. Formatting it with the fmt verbs, logging it with log/slog or
-// writing it as JSON never shows the ClientSecret, with three exceptions,
-// out of any method's reach, where fmt prints the Config raw, secret
-// included, without calling its methods:
-//   - %p of a Config value, or of a struct or array that holds one (%p of a
-//     *Config prints its address);
-//   - %w of a Config, a *Config, or anything holding one, with fmt.Errorf
-//     or any other fmt function (%w takes only an error);
-//   - a Config in an unexported field of another struct, printed with fmt.
-//
-// fmt rejects the first two verbs for such a value and prints it as it is
-// in its complaint ("%!p(webhook.Config=...)"). go vet reports %w with a
-// constant format, but not %p: it takes a Config's Format method as
-// handling every verb, which fmt does not call for %p.
+// copies it. Formatted, logged or written as JSON, it shows its
+// ClientSecret as "[REDACTED]", with the exceptions [secret.String] names,
+// which go vet reports.
 type Config struct {
 	// AccountID is the LivePerson account (site) ID that
 	// X-Liveperson-Account-Id must name. Required with ClientSecret; with
@@ -183,7 +173,7 @@ type Config struct {
 
 	// ClientSecret is the app installation's secret, the key of its
 	// signatures. Exactly one of ClientSecret and Secrets is required.
-	ClientSecret string
+	ClientSecret secret.String
 
 	// Secrets returns the client secret of the app installation a
 	// notification names, and false for one the connector does not serve,
@@ -192,7 +182,7 @@ type Config struct {
 	// checked: untrusted input. It is called once per notification, from
 	// the goroutine verifying it, so it must be safe for concurrent use, and
 	// fast (an in-memory lookup): the notification waits for it.
-	Secrets func(accountID, clientID string) (secret string, ok bool) `json:"-"`
+	Secrets func(accountID, clientID string) (clientSecret secret.String, ok bool) `json:"-"`
 
 	// MaxBodyBytes caps the body. Zero: DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
@@ -217,8 +207,8 @@ func (c Config) NewVerifier() (*Verifier, error) {
 		return nil, errors.New("webhook: Config.ClientSecret and Config.Secrets are both set; set one")
 	case c.ClientSecret == "" && c.Secrets == nil:
 		return nil, errors.New("webhook: Config.ClientSecret is empty and Config.Secrets is nil; set one")
-	case c.ClientSecret == redacted:
-		return nil, errors.New("webhook: Config.ClientSecret is " + redacted + ": the Config was read back from redacted JSON or logs")
+	case c.ClientSecret.IsRedacted():
+		return nil, errors.New("webhook: Config.ClientSecret is " + secret.Redacted + ": the Config was read back from redacted JSON or logs")
 	case c.ClientSecret != "" && c.AccountID == "":
 		return nil, errors.New("webhook: Config.AccountID is empty")
 	case c.ClientSecret != "" && c.ClientID == "":
@@ -230,6 +220,10 @@ func (c Config) NewVerifier() (*Verifier, error) {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	v := &Verifier{cfg: c}
+	// Only the keyed MACs keep the secret: no field holds it for a printer
+	// that bypasses Format, such as a debugger or a dump of unexported
+	// fields.
+	v.cfg.ClientSecret = ""
 	if c.ClientSecret != "" {
 		v.fixed = newKeyedMACs(c.ClientSecret)
 	} else {
@@ -241,38 +235,56 @@ func (c Config) NewVerifier() (*Verifier, error) {
 // Verifier checks that notifications come from LivePerson for the app
 // installations of its [Config]. It is safe for concurrent use.
 type Verifier struct {
-	cfg   Config
+	cfg   Config     // without its ClientSecret
 	fixed *keyedMACs // for Config.ClientSecret
 
 	mu       sync.RWMutex
 	bySecret map[[sha256.Size]byte]*keyedMACs // for Config.Secrets, by the secret's hash; at most maxCachedSecrets
 }
 
-// Format implements [fmt.Formatter]: every verb shows the account and the
-// client a Verifier checks, never a secret. (fmt prints %p of a *Verifier,
-// its address, without calling Format.)
-func (v *Verifier) Format(f fmt.State, verb rune) {
+// LogValue implements [slog.LogValuer]: a Verifier logs as a summary, the
+// account and the client id it accepts (empty: any that Config.Secrets
+// knows) and whether it looks secrets up with Config.Secrets, never a
+// secret.
+func (v *Verifier) LogValue() slog.Value {
+	s := v.summary()
+	return slog.GroupValue(slog.String("account", s.Account), slog.String("client_id", s.ClientID), slog.Bool("secrets", s.Secrets))
+}
+
+// Format implements [fmt.Formatter]: every verb, %#v included, shows the
+// summary of [Verifier.LogValue], such as
+//
+//	webhook.Verifier{account: "le12345678", client_id: "75588e18-...", secrets: false}
+//
+// (fmt prints %p of a *Verifier, its address, without calling Format.)
+func (v *Verifier) Format(f fmt.State, _ rune) {
 	if v == nil {
 		io.WriteString(f, "<nil>")
 		return
 	}
-	fmt.Fprintf(f, "webhook.Verifier{AccountID: %q, ClientID: %q, Secrets: %v}", v.cfg.AccountID, v.cfg.ClientID, v.cfg.Secrets != nil)
+	s := v.summary()
+	fmt.Fprintf(f, "webhook.Verifier{account: %q, client_id: %q, secrets: %t}", s.Account, s.ClientID, s.Secrets)
 }
 
-// LogValue implements [slog.LogValuer], as Format does.
-func (v *Verifier) LogValue() slog.Value {
-	if v == nil {
-		return slog.StringValue("<nil>")
-	}
-	return slog.GroupValue(slog.String("AccountID", v.cfg.AccountID), slog.String("ClientID", v.cfg.ClientID), slog.Bool("Secrets", v.cfg.Secrets != nil))
-}
-
-// MarshalJSON implements [json.Marshaler], as Format does.
+// MarshalJSON implements [json.Marshaler]: a Verifier written as JSON is
+// the summary of [Verifier.LogValue], such as
+// {"account":"le12345678","client_id":"75588e18-...","secrets":false}.
 func (v *Verifier) MarshalJSON() ([]byte, error) {
-	return json.Marshal(struct {
-		AccountID, ClientID string
-		Secrets             bool
-	}{v.cfg.AccountID, v.cfg.ClientID, v.cfg.Secrets != nil})
+	return json.Marshal(v.summary())
+}
+
+// summary is what a Verifier shows of itself.
+type summary struct {
+	Account  string `json:"account"`
+	ClientID string `json:"client_id"`
+	Secrets  bool   `json:"secrets"`
+}
+
+func (v *Verifier) summary() summary {
+	if v == nil {
+		return summary{}
+	}
+	return summary{Account: v.cfg.AccountID, ClientID: v.cfg.ClientID, Secrets: v.cfg.Secrets != nil}
 }
 
 // Verify checks a notification that is not served through
@@ -471,11 +483,11 @@ func (v *Verifier) signed(h http.Header) (signedBody, error) {
 	}
 	macs := v.fixed
 	if macs == nil {
-		secret, ok := v.cfg.Secrets(hv.account, hv.client)
-		if !ok || secret == "" {
+		s, ok := v.cfg.Secrets(hv.account, hv.client)
+		if !ok || s == "" {
 			return signedBody{}, errUnknownApp
 		}
-		macs = v.macsFor(secret)
+		macs = v.macsFor(s)
 	}
 	sig, ok := parseSignature(hv.signature)
 	if !ok {
@@ -486,8 +498,8 @@ func (v *Verifier) signed(h http.Header) (signedBody, error) {
 
 // macsFor returns the keyed MACs of a secret that Config.Secrets returned,
 // from the bounded cache.
-func (v *Verifier) macsFor(secret string) *keyedMACs {
-	key := sha256.Sum256([]byte(secret)) // a Verifier holds no secret in the clear
+func (v *Verifier) macsFor(s secret.String) *keyedMACs {
+	key := sha256.Sum256([]byte(s)) // the cache's keys hold no secret in the clear
 	v.mu.RLock()
 	m := v.bySecret[key]
 	v.mu.RUnlock()
@@ -502,7 +514,7 @@ func (v *Verifier) macsFor(secret string) *keyedMACs {
 	if len(v.bySecret) >= maxCachedSecrets {
 		clear(v.bySecret)
 	}
-	m = newKeyedMACs(secret)
+	m = newKeyedMACs(s)
 	v.bySecret[key] = m
 	return m
 }
@@ -687,49 +699,3 @@ func bodyError(err error) error {
 type restoredBody struct{ bytes.Reader }
 
 func (*restoredBody) Close() error { return nil }
-
-const redacted = "[REDACTED]"
-
-// Format implements [fmt.Formatter] so that every verb fmt calls it for,
-// %#v included, shows the Config with its ClientSecret redacted: all but
-// %p and %w, which [Config] describes.
-func (c Config) Format(f fmt.State, verb rune) {
-	type config Config // the same fields without this method
-	v := config(c)
-	if v.ClientSecret != "" {
-		v.ClientSecret = redacted
-	}
-	s := fmt.Sprintf(fmt.FormatString(f, verb), v)
-	if f.Flag('#') {
-		s = strings.Replace(s, "webhook.config", "webhook.Config", 1)
-	}
-	io.WriteString(f, s)
-}
-
-// MarshalJSON implements [json.Marshaler] so that a Config written as
-// JSON shows its ClientSecret as "[REDACTED]".
-func (c Config) MarshalJSON() ([]byte, error) {
-	type config Config // the same fields without this method
-	v := config(c)
-	if v.ClientSecret != "" {
-		v.ClientSecret = redacted
-	}
-	return json.Marshal(v)
-}
-
-// LogValue implements [slog.LogValuer] so that logging a Config never
-// shows its ClientSecret.
-func (c Config) LogValue() slog.Value {
-	secret := ""
-	if c.ClientSecret != "" {
-		secret = redacted
-	}
-	return slog.GroupValue(
-		slog.String("AccountID", c.AccountID),
-		slog.String("ClientID", c.ClientID),
-		slog.String("ClientSecret", secret),
-		slog.Bool("Secrets", c.Secrets != nil),
-		slog.Int64("MaxBodyBytes", c.MaxBodyBytes),
-		slog.Duration("ReadTimeout", c.ReadTimeout),
-	)
-}

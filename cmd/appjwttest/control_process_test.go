@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/webhook"
 )
 
@@ -97,7 +98,7 @@ func TestProcessControl(t *testing.T) {
 		`"`+appjwttest.WebhookConversationChange+`":{"endpoint":"`+recv.URL+`/lp/conversations"}}`, &struct{}{})
 	control("POST", "/agent/close", `{"conversationId":"`+conv+`"}`, &struct{}{})
 
-	v, err := webhook.Config{AccountID: b["account"], ClientID: b["client-id"], ClientSecret: b["client-secret"]}.NewVerifier()
+	v, err := webhook.Config{AccountID: b["account"], ClientID: b["client-id"], ClientSecret: secret.String(b["client-secret"])}.NewVerifier()
 	if err != nil {
 		t.Fatal(err)
 	}

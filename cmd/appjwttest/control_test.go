@@ -512,7 +512,7 @@ func TestControlWebhooks(t *testing.T) {
 	for _, msg := range []string{"forged", "signed"} {
 		controlCall{"message", "POST", "/agent/message", `{"conversationId":"` + open + `","message":"` + msg + `"}`, 200, ""}.do(t, h)
 	}
-	v, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: string(srv.ClientSecret)}.NewVerifier()
+	v, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
 	if err != nil {
 		t.Fatal(err)
 	}
