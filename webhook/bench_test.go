@@ -28,16 +28,16 @@ func BenchmarkVerify(b *testing.B) {
 	body := []byte(notification4KiB)
 	for _, tt := range []struct {
 		name string
-		alg  Algorithm
-		enc  Encoding
+		alg  algorithm
+		enc  macEncoding
 	}{
-		{"sha1-base64", SHA1, Base64},
-		{"sha1-hex", SHA1, Hex},
-		{"sha256-base64", SHA256, Base64},
-		{"sha256-hex", SHA256, Hex},
+		{"sha1-base64", algSHA1, base64MAC},
+		{"sha1-hex", algSHA1, hexMAC},
+		{"sha256-base64", algSHA256, base64MAC},
+		{"sha256-hex", algSHA256, hexMAC},
 	} {
 		h := lpHeader(notification4KiB, testSecret)
-		h.Set(HeaderSignature, SignWith(tt.alg, tt.enc, testSecret, body))
+		h.Set(HeaderSignature, signWith(tt.alg, tt.enc, testSecret, body))
 		b.Run(tt.name, func(b *testing.B) {
 			v := newTestVerifier(b)
 			b.ReportAllocs()

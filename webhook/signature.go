@@ -13,61 +13,59 @@ import (
 	"github.com/lpconnect/appjwt/secret"
 )
 
-// Algorithm is the hash of a signature's HMAC, the scheme before "=" in
+// algorithm is the hash of a signature's HMAC, the scheme before "=" in
 // X-Liveperson-Signature.
-type Algorithm string
+type algorithm string
 
 // The algorithms LivePerson signs with.
 const (
-	SHA1   Algorithm = "sha1"   // HMAC-SHA1, LivePerson's default
-	SHA256 Algorithm = "sha256" // HMAC-SHA256, configured for some accounts
+	algSHA1   algorithm = "sha1"   // HMAC-SHA1, LivePerson's default
+	algSHA256 algorithm = "sha256" // HMAC-SHA256, configured for some accounts
 )
 
-// Encoding is how a signature writes its MAC.
-type Encoding int
+// macEncoding is how a signature writes its MAC.
+type macEncoding int
 
 // The encodings LivePerson writes MACs in.
 const (
-	Base64 Encoding = iota // standard base64 with padding, LivePerson's default
-	Hex                    // lower-case hexadecimal
+	base64MAC macEncoding = iota // standard base64 with padding, LivePerson's default
+	hexMAC                       // lower-case hexadecimal
 )
 
 // Sign returns the X-Liveperson-Signature value that LivePerson sends by
 // default with body: "sha1=" and the base64 of HMAC-SHA1 of the raw body,
 // keyed with the client secret. A test, or a LivePerson stand-in, signs
-// notifications with it.
+// notifications with it. (A [Verifier] takes the other schemes LivePerson
+// configures for some accounts too, HMAC-SHA256 and hex: a connector's
+// code does not depend on which one signed.)
 func Sign(clientSecret secret.String, body []byte) string {
-	return SignWith(SHA1, Base64, clientSecret, body)
+	return signWith(algSHA1, base64MAC, clientSecret, body)
 }
 
-// SignWith returns the X-Liveperson-Signature value for body with the
+// signWith returns the X-Liveperson-Signature value for body with the
 // given algorithm and encoding: the algorithm's name, "=", and the HMAC of
-// the raw body, keyed with the client secret, in enc. It panics for an
-// algorithm other than SHA1 and SHA256.
-func SignWith(alg Algorithm, enc Encoding, clientSecret secret.String, body []byte) string {
+// the raw body, keyed with the client secret, in enc.
+func signWith(alg algorithm, enc macEncoding, clientSecret secret.String, body []byte) string {
 	m := hmac.New(alg.hash(), []byte(clientSecret))
 	m.Write(body)
 	sum := m.Sum(nil)
-	if enc == Hex {
+	if enc == hexMAC {
 		return string(alg) + "=" + hex.EncodeToString(sum)
 	}
 	return string(alg) + "=" + base64.StdEncoding.EncodeToString(sum)
 }
 
-// hash returns the hash function of a, and panics for an unknown a.
-func (a Algorithm) hash() func() hash.Hash {
-	switch a {
-	case SHA1:
-		return sha1.New
-	case SHA256:
+// hash returns the hash function of a.
+func (a algorithm) hash() func() hash.Hash {
+	if a == algSHA256 {
 		return sha256.New
 	}
-	panic("webhook: unknown Algorithm " + string(a))
+	return sha1.New
 }
 
 // size is the length of a's MAC in bytes.
-func (a Algorithm) size() int {
-	if a == SHA256 {
+func (a algorithm) size() int {
+	if a == algSHA256 {
 		return sha256.Size
 	}
 	return sha1.Size
@@ -75,7 +73,7 @@ func (a Algorithm) size() int {
 
 // signature is a parsed X-Liveperson-Signature.
 type signature struct {
-	alg Algorithm
+	alg algorithm
 	buf [sha256.Size]byte // the MAC, in its first alg.size() bytes
 }
 
@@ -94,10 +92,10 @@ func parseSignature(v string) (signature, bool) {
 	switch {
 	case !ok:
 		return s, false
-	case equalFoldASCII(scheme, string(SHA1)):
-		s.alg = SHA1
-	case equalFoldASCII(scheme, string(SHA256)):
-		s.alg = SHA256
+	case equalFoldASCII(scheme, string(algSHA1)):
+		s.alg = algSHA1
+	case equalFoldASCII(scheme, string(algSHA256)):
+		s.alg = algSHA256
 	default:
 		return s, false
 	}
@@ -136,16 +134,16 @@ func newKeyedMACs(s secret.String) *keyedMACs {
 	}
 }
 
-func (k *keyedMACs) pool(alg Algorithm) *sync.Pool {
-	if alg == SHA256 {
+func (k *keyedMACs) pool(alg algorithm) *sync.Pool {
+	if alg == algSHA256 {
 		return &k.sha256
 	}
 	return &k.sha1
 }
 
-func (k *keyedMACs) get(alg Algorithm) *pooledMAC { return k.pool(alg).Get().(*pooledMAC) }
+func (k *keyedMACs) get(alg algorithm) *pooledMAC { return k.pool(alg).Get().(*pooledMAC) }
 
-func (k *keyedMACs) put(alg Algorithm, m *pooledMAC) { k.pool(alg).Put(m) }
+func (k *keyedMACs) put(alg algorithm, m *pooledMAC) { k.pool(alg).Put(m) }
 
 // pooledMAC is an HMAC state with room for its sum.
 type pooledMAC struct {

@@ -25,7 +25,7 @@
 // configures for some accounts. Either MAC may be written in standard
 // base64 with padding (28 or 44 characters) or in hexadecimal, either case
 // (40 or 64 characters), as LivePerson's configuration chooses. The scheme
-// name may be in either case. [Sign] and [SignWith] compute it. The MAC is
+// name may be in either case. [Sign] computes the default. The MAC is
 // compared in constant time.
 //
 // Sign over the raw bytes, never over JSON decoded and encoded again: a

@@ -45,25 +45,26 @@ func TestVerifyOpenSSLSignatures(t *testing.T) {
 	}
 }
 
-// Sign and SignWith agree with OpenSSL, and with LivePerson's Java example
+// Sign and signWith agree with OpenSSL, and with LivePerson's Java example
 // ("payload" keyed with "THE_CLIENT_SECRET").
 func TestSign(t *testing.T) {
 	tests := []struct {
-		alg  Algorithm
-		enc  Encoding
+		alg  algorithm
+		enc  macEncoding
 		body string
 		want string
 	}{
-		{SHA1, Base64, agentMessage, opensslSignatures[0].value},
-		{SHA1, Hex, agentMessage, opensslSignatures[1].value},
-		{SHA256, Base64, agentMessage, opensslSignatures[2].value},
-		{SHA256, Hex, agentMessage, opensslSignatures[3].value},
-		{SHA1, Base64, "payload", "sha1=6GKAMTT/rWDbn6723/FjsTZKRWQ="},
-		{SHA256, Base64, "payload", "sha256=fD2hdmLrH7o265jEFZwCgH3A4NYua8k6Jb2oDl7U/Pw="},
+		{algSHA1, base64MAC, agentMessage, opensslSignatures[0].value},
+		{algSHA1, hexMAC, agentMessage, opensslSignatures[1].value},
+		{algSHA256, base64MAC, agentMessage, opensslSignatures[2].value},
+		{algSHA256, hexMAC, agentMessage, opensslSignatures[3].value},
+		{algSHA1, base64MAC, "payload", "sha1=6GKAMTT/rWDbn6723/FjsTZKRWQ="},
+		{algSHA256, base64MAC, "payload", "sha256=fD2hdmLrH7o265jEFZwCgH3A4NYua8k6Jb2oDl7U/Pw="},
+		{algSHA256, hexMAC, "payload", "sha256=7c3da17662eb1fba36eb98c4159c02807dc0e0d62e6bc93a25bda80e5ed4fcfc"},
 	}
 	for _, tt := range tests {
-		if got := SignWith(tt.alg, tt.enc, testSecret, []byte(tt.body)); got != tt.want {
-			t.Errorf("SignWith(%s, %d, %.20q...) = %s, want %s", tt.alg, tt.enc, tt.body, got, tt.want)
+		if got := signWith(tt.alg, tt.enc, testSecret, []byte(tt.body)); got != tt.want {
+			t.Errorf("signWith(%s, %d, %.20q...) = %s, want %s", tt.alg, tt.enc, tt.body, got, tt.want)
 		}
 	}
 	if got, want := Sign(testSecret, []byte(agentMessage)), opensslSignatures[0].value; got != want {
@@ -77,10 +78,10 @@ func TestSign(t *testing.T) {
 func TestDocumentedExamples(t *testing.T) {
 	for _, tt := range []struct {
 		value string
-		alg   Algorithm
+		alg   algorithm
 	}{
-		{"sha1=12DcfY3NhieG0uMlGlNX/SHWBeQ=", SHA1},
-		{"sha256=xcF8VakxqTEyCxiQTwStupGCz3NC4FFTqXifBmmIRBM=", SHA256},
+		{"sha1=12DcfY3NhieG0uMlGlNX/SHWBeQ=", algSHA1},
+		{"sha256=xcF8VakxqTEyCxiQTwStupGCz3NC4FFTqXifBmmIRBM=", algSHA256},
 	} {
 		sig, ok := parseSignature(tt.value)
 		if !ok || sig.alg != tt.alg {
@@ -152,7 +153,7 @@ func TestVerifyEmoji(t *testing.T) {
 func TestHandlerRefusesTampering(t *testing.T) {
 	sig := Sign(testSecret, []byte(agentMessage))
 	mac := strings.TrimPrefix(sig, "sha1=")
-	sha256Hex := SignWith(SHA256, Hex, testSecret, []byte(agentMessage))
+	sha256Hex := signWith(algSHA256, hexMAC, testSecret, []byte(agentMessage))
 	flipped := strings.Replace(agentMessage, "Hello", "Hellp", 1)
 	tests := []struct {
 		name   string
