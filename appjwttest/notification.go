@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"time"
-
-	"github.com/lpconnect/appjwt/webhook"
 )
 
 // The roles of a conversation's participants, as LivePerson names them.
 const (
-	roleConsumer = webhook.RoleConsumer
+	roleConsumer = "CONSUMER"
 	roleAgent    = "ASSIGNED_AGENT"
 )
 

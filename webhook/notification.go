@@ -9,22 +9,15 @@ import (
 	"strings"
 )
 
-// The notification types, a Notification's Type.
+// The notification types whose changes Parse decodes.
 const (
-	// TypeMessaging is the type of the notifications of the webhooks
-	// ms.MessagingEventNotification.ContentEvent, .RichContentEvent,
-	// .AcceptStatusEvent and .ChatStateEvent: their changes are
-	// [MessagingEvent]s.
-	TypeMessaging = "ms.MessagingEventNotification"
-	// TypeConversation is the type of the notifications of the webhook
-	// cqm.ExConversationChangeNotification: their changes are
-	// [ConversationChange]s.
-	TypeConversation = "cqm.ExConversationChangeNotification"
+	typeMessaging    = "ms.MessagingEventNotification"
+	typeConversation = "cqm.ExConversationChangeNotification"
 )
 
-// RoleConsumer is the role of the consumer, in a MessagingEvent's
+// roleConsumer is the role of the consumer, in a MessagingEvent's
 // Originator or a conversation's Participants.
-const RoleConsumer = "CONSUMER"
+const roleConsumer = "CONSUMER"
 
 // Notification is one webhook delivery, as LivePerson documents it:
 //
@@ -34,22 +27,25 @@ const RoleConsumer = "CONSUMER"
 // package does not know, are kept in the Raw fields, never an error.
 type Notification struct {
 	Kind string // "notification"
-	Type string // TypeMessaging, TypeConversation or another
+	Type string // "ms.MessagingEventNotification", "cqm.ExConversationChangeNotification" or another
 
-	// Events are the changes of a TypeMessaging notification, in the order
-	// delivered; nil for other types.
+	// Events are the changes of an "ms.MessagingEventNotification", the
+	// type of the webhooks ms.MessagingEventNotification.ContentEvent,
+	// .RichContentEvent, .AcceptStatusEvent and .ChatStateEvent, in the
+	// order delivered; nil for other types.
 	Events []MessagingEvent
 
-	// Conversations are the changes of a TypeConversation notification, in
-	// the order delivered; nil for other types.
+	// Conversations are the changes of a
+	// "cqm.ExConversationChangeNotification", the type of the webhook of
+	// that name, in the order delivered; nil for other types.
 	Conversations []ConversationChange
 
 	// Raw is the notification as received, every field in it.
 	Raw json.RawMessage
 }
 
-// MessagingEvent is one change of a TypeMessaging notification: an event
-// in a conversation's dialog, such as the agent's message.
+// MessagingEvent is one change of an "ms.MessagingEventNotification":
+// an event in a conversation's dialog, such as the agent's message.
 type MessagingEvent struct {
 	DialogID       string // the dialog; for the main dialog, the conversation ID
 	ConversationID string // when LivePerson sends it
@@ -60,8 +56,8 @@ type MessagingEvent struct {
 	Sequence    int64
 	HasSequence bool
 
-	OriginatorID string     // the participant whose event it is
-	Originator   Originator // originatorMetadata: id and role
+	OriginatorID string      // the participant whose event it is
+	Originator   Participant // originatorMetadata: id and role
 
 	// ServerTimestamp is when LivePerson received the event, in
 	// milliseconds since the Unix epoch; 0 when absent.
@@ -76,19 +72,13 @@ type MessagingEvent struct {
 	Raw json.RawMessage
 }
 
-// Originator is the participant an event comes from.
-type Originator struct {
-	ID   string `json:"id"`
-	Role string `json:"role"` // such as "CONSUMER" or "ASSIGNED_AGENT"
-}
-
 // FromConsumer reports whether the consumer originated the event, by its
 // originator's role. LivePerson delivers the consumer's own events, which
 // a connector sent through the Send API, to the connector's webhooks too:
 // a connector that forwards the agent's messages to the consumer skips
 // these, or echoes the consumer's words back.
 func (e *MessagingEvent) FromConsumer() bool {
-	return equalFoldASCII(e.Originator.Role, RoleConsumer)
+	return equalFoldASCII(e.Originator.Role, roleConsumer)
 }
 
 // Event is the event of a [MessagingEvent]. A type switch tells which:
@@ -104,13 +94,12 @@ type Event interface {
 	EventType() string
 }
 
-// The content types of a [ContentEvent] that LivePerson documents, and
-// what each carries in "message".
+// The content types of a [ContentEvent] whose "message" is an object this
+// package decodes.
 const (
-	ContentTypeText           = "text/plain"              // a text: Message
-	ContentTypeHostedFile     = "hosted/file"             // a shared file: File
-	ContentTypeFormInvitation = "forms/secure-invitation" // a secure form sent to the consumer: Form
-	ContentTypeFormSubmission = "forms/secure-submission" // the consumer filled it in: Form
+	contentTypeHostedFile     = "hosted/file"
+	contentTypeFormInvitation = "forms/secure-invitation"
+	contentTypeFormSubmission = "forms/secure-submission"
 )
 
 // ContentEvent is a message: a text, a shared file, a secure form, or
@@ -119,21 +108,26 @@ const (
 // the fields of the content types LivePerson documents are typed, and
 // MessageRaw keeps it as received for the rest.
 type ContentEvent struct {
-	ContentType string `json:"contentType"` // such as ContentTypeText; LivePerson may add others
+	// ContentType is the message's, as LivePerson documents them:
+	// "text/plain", a text, in Message; "hosted/file", a shared file, in
+	// File; "forms/secure-invitation", a secure form sent to the consumer,
+	// and "forms/secure-submission", the consumer filled it in, in Form.
+	// LivePerson may add others.
+	ContentType string `json:"contentType"`
 
 	// Message is "message" when it is a JSON string, as for a text; empty
 	// when it is not a string.
 	Message string `json:"message"`
 
-	// File is the shared file of a ContentTypeHostedFile message; nil for
+	// File is the shared file of a "hosted/file" message; nil for
 	// other content types, or if "message" is not an object of that form.
 	// LivePerson's File Sharing pages publish it as an object; one client
 	// was seen to carry the same object as JSON text in a string, which is
 	// decoded too (and kept in Message).
 	File *HostedFile `json:"-"`
 
-	// Form is the secure form of a ContentTypeFormInvitation or
-	// ContentTypeFormSubmission message; nil for other content types, or
+	// Form is the secure form of a "forms/secure-invitation" or
+	// "forms/secure-submission" message; nil for other content types, or
 	// if "message" is not an object of that form.
 	Form *SecureForm `json:"-"`
 
@@ -145,7 +139,7 @@ type ContentEvent struct {
 }
 
 // HostedFile is a file shared in a conversation, kept in LivePerson's
-// storage, as a ContentTypeHostedFile message describes it (LivePerson's
+// storage, as a "hosted/file" message describes it (LivePerson's
 // Messaging History API and File Sharing pages).
 type HostedFile struct {
 	Caption string `json:"caption"`
@@ -162,8 +156,8 @@ type HostedFile struct {
 	Preview string `json:"preview"`
 }
 
-// SecureForm is a secure (PCI) form, as a ContentTypeFormInvitation or
-// ContentTypeFormSubmission message names it (LivePerson's Messaging
+// SecureForm is a secure (PCI) form, as a "forms/secure-invitation" or
+// "forms/secure-submission" message names it (LivePerson's Messaging
 // History API). What the consumer entered never comes in a notification.
 type SecureForm struct {
 	InvitationID string `json:"invitationId"` // ties a submission to its invitation
@@ -211,9 +205,9 @@ func (*ChatStateEvent) EventType() string { return "ChatStateEvent" }
 // EventType returns the event's "type" as received.
 func (e *UnknownEvent) EventType() string { return e.Type }
 
-// ConversationChange is one change of a TypeConversation notification: a
-// conversation was opened, assigned, transferred or closed, or one of its
-// dialogs was.
+// ConversationChange is one change of a
+// "cqm.ExConversationChangeNotification": a conversation was opened,
+// assigned, transferred or closed, or one of its dialogs was.
 type ConversationChange struct {
 	Type           string              // "UPSERT" or "DELETE"
 	ConversationID string              // result.convId
@@ -286,7 +280,8 @@ type Dialog struct {
 	ClosedBy    string `json:"closedBy"`    // such as "CONSUMER", once closed
 }
 
-// Participant is a participant of a conversation.
+// Participant is a participant of a conversation: in its Participants,
+// or the Originator of an event.
 type Participant struct {
 	ID   string `json:"id"`
 	Role string `json:"role"` // such as "CONSUMER" or "ASSIGNED_AGENT"
@@ -319,14 +314,14 @@ func (n *Notification) UnmarshalJSON(b []byte) error {
 	}
 	d := Notification{Kind: w.Kind, Type: w.Type, Raw: bytes.Clone(b)}
 	switch w.Type {
-	case TypeMessaging:
+	case typeMessaging:
 		d.Events = make([]MessagingEvent, len(w.Body.Changes))
 		for i, c := range w.Body.Changes {
 			if err := d.Events[i].decode(c); err != nil {
 				return fmt.Errorf("webhook: notification: change %d: %w", i, err)
 			}
 		}
-	case TypeConversation:
+	case typeConversation:
 		d.Conversations = make([]ConversationChange, len(w.Body.Changes))
 		for i, c := range w.Body.Changes {
 			if err := d.Conversations[i].decode(c); err != nil {
@@ -357,7 +352,7 @@ func (e *MessagingEvent) decode(raw json.RawMessage) error {
 		ConversationID  string          `json:"conversationId"`
 		Sequence        *int64          `json:"sequence"`
 		OriginatorID    string          `json:"originatorId"`
-		Originator      Originator      `json:"originatorMetadata"`
+		Originator      Participant     `json:"originatorMetadata"`
 		ServerTimestamp int64           `json:"serverTimestamp"`
 		Event           json.RawMessage `json:"event"`
 	}
@@ -435,9 +430,9 @@ func (e *ContentEvent) decode(raw json.RawMessage) error {
 		object = []byte(e.Message)
 	}
 	switch w.ContentType {
-	case ContentTypeHostedFile:
+	case contentTypeHostedFile:
 		e.File = decodeObject[HostedFile](object)
-	case ContentTypeFormInvitation, ContentTypeFormSubmission:
+	case contentTypeFormInvitation, contentTypeFormSubmission:
 		e.Form = decodeObject[SecureForm](object)
 	}
 	return nil
