@@ -682,7 +682,7 @@ func TestWebhookFaults(t *testing.T) {
 		ep := newEndpoint(t, verified(t, s), verified(t, s))
 		hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 		conv := newSender(t, s, "john").open()
-		const size = webhook.DefaultMaxBodyBytes + 1
+		const size = 1<<20 + 1 // one byte over the Verifier's default cap
 		s.QueueWebhookFaults(appjwttest.WebhookContentEvent, appjwttest.WebhookFault{Oversize: size})
 		s.AgentMessage(conv, "padded")
 		s.AgentMessage(conv, "normal")

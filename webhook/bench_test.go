@@ -111,7 +111,7 @@ func BenchmarkDedup(b *testing.B) {
 	}
 	full := func() *Dedup {
 		d := NewDedup(0, 0)
-		for i := range DefaultMaxEntries {
+		for i := range defaultMaxEntries {
 			d.Seen(ids[i%dialogs], int64(i/dialogs))
 		}
 		return d
@@ -120,7 +120,7 @@ func BenchmarkDedup(b *testing.B) {
 		d := full()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			k := i % DefaultMaxEntries
+			k := i % defaultMaxEntries
 			if !d.Seen(ids[k%dialogs], int64(k/dialogs)) {
 				b.Fatal("miss")
 			}
@@ -129,7 +129,7 @@ func BenchmarkDedup(b *testing.B) {
 	b.Run("miss-full", func(b *testing.B) {
 		d := full()
 		b.ReportAllocs()
-		for i := DefaultMaxEntries; b.Loop(); i++ {
+		for i := defaultMaxEntries; b.Loop(); i++ {
 			if d.Seen(ids[i%dialogs], int64(i/dialogs)) {
 				b.Fatal("hit")
 			}
@@ -162,7 +162,7 @@ func BenchmarkDedupMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&before)
 		d := NewDedup(0, 0)
-		for i := range DefaultMaxEntries {
+		for i := range defaultMaxEntries {
 			id := ids[i%dialogs]
 			if own {
 				id = strings.Clone(id)
@@ -172,7 +172,7 @@ func BenchmarkDedupMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		runtime.KeepAlive(d)
-		return float64(after.HeapAlloc-before.HeapAlloc) / DefaultMaxEntries
+		return float64(after.HeapAlloc-before.HeapAlloc) / defaultMaxEntries
 	}
 	b.ReportAllocs()
 	var shared, own float64

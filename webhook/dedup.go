@@ -5,19 +5,10 @@ import (
 	"time"
 )
 
-// Defaults of [NewDedup].
+// The defaults of [NewDedup], which its documentation gives.
 const (
-	// DefaultWindow is how long a Dedup remembers a key: 10 minutes.
-	// LivePerson's count-based retries (at most 5, 30 s apart, after
-	// attempts that may each take 10 s to time out) end within 3.5
-	// minutes of the first attempt.
-	DefaultWindow = 10 * time.Minute
-	// DefaultMaxEntries is how many keys a Dedup remembers at most:
-	// 100,000, some 170 events a second over DefaultWindow, in about
-	// 13 MB: about 85 bytes a key, 133 with its dialog ID if it has its
-	// own copy (48 more for a 36-byte one), as when each comes from a notification decoded apart
-	// (BenchmarkDedupMemory).
-	DefaultMaxEntries = 100000
+	defaultWindow     = 10 * time.Minute
+	defaultMaxEntries = 100000
 )
 
 // Dedup remembers which (dialogId, sequence) keys it has seen within a
@@ -53,15 +44,20 @@ type dedupKey struct {
 }
 
 // NewDedup returns a Dedup that remembers each key for window, and at
-// most maxEntries keys. Zero or negative: DefaultWindow, DefaultMaxEntries.
+// most maxEntries keys. Zero or negative: 10 minutes, which covers
+// LivePerson's count-based retries (at most 5, 30 s apart, after attempts
+// that may each take 10 s to time out, end within 3.5 minutes of the
+// first); and 100,000 keys, some 170 events a second over 10 minutes, in
+// about 13 MB (about 85 bytes a key, 133 with a 36-byte dialog ID of its
+// own, as when each comes from a notification decoded apart).
 // Its memory grows with the keys it holds, up to maxEntries, and is not
 // given back.
 func NewDedup(window time.Duration, maxEntries int) *Dedup {
 	if window <= 0 {
-		window = DefaultWindow
+		window = defaultWindow
 	}
 	if maxEntries <= 0 {
-		maxEntries = DefaultMaxEntries
+		maxEntries = defaultMaxEntries
 	}
 	return &Dedup{
 		window: window,
@@ -98,14 +94,6 @@ func (d *Dedup) Forget(dialogID string, sequence int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.seen, dedupKey{dialogID, sequence})
-}
-
-// Len returns how many keys d remembers.
-func (d *Dedup) Len() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.expire(time.Since(d.start))
-	return len(d.seen)
 }
 
 // expire forgets the keys seen a window or more before now.

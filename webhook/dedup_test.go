@@ -38,11 +38,11 @@ func TestDedupWindow(t *testing.T) {
 				t.Errorf("step %d: Seen(d, %d) = %t, want %t", i, s.seq, got, s.want)
 			}
 		}
-		if got := d.Len(); got != 2 {
+		if got := remembered(d); got != 2 {
 			t.Errorf("Len = %d, want 2", got)
 		}
 		time.Sleep(window)
-		if got := d.Len(); got != 0 {
+		if got := remembered(d); got != 0 {
 			t.Errorf("Len a window later = %d, want 0", got)
 		}
 	})
@@ -67,7 +67,7 @@ func TestDedupMaxEntries(t *testing.T) {
 	for i := range 4 {
 		d.Seen("d", int64(i))
 	}
-	if got := d.Len(); got != 3 {
+	if got := remembered(d); got != 3 {
 		t.Errorf("Len = %d, want 3", got)
 	}
 	for _, tt := range []struct {
@@ -124,7 +124,7 @@ func TestDedupSteadyFlow(t *testing.T) {
 			if i >= 50 && !d.Seen("d", int64(i-50)) {
 				t.Fatalf("step %d: key %d, half a window old, not seen", i, i-50)
 			}
-			if got, want := d.Len(), min(i+1, max); got != want {
+			if got, want := remembered(d), min(i+1, max); got != want {
 				t.Fatalf("step %d: Len = %d, want %d", i, got, want)
 			}
 			time.Sleep(every)
@@ -141,8 +141,8 @@ func TestNewDedupDefaults(t *testing.T) {
 		max    int
 	}{{0, 0}, {-time.Second, -1}} {
 		d := NewDedup(args.window, args.max)
-		if d.window != DefaultWindow || d.max != DefaultMaxEntries {
-			t.Errorf("NewDedup(%v, %d): window %v, max %d; want %v, %d", args.window, args.max, d.window, d.max, DefaultWindow, DefaultMaxEntries)
+		if d.window != defaultWindow || d.max != defaultMaxEntries {
+			t.Errorf("NewDedup(%v, %d): window %v, max %d; want %v, %d", args.window, args.max, d.window, d.max, defaultWindow, defaultMaxEntries)
 		}
 	}
 }
@@ -231,4 +231,12 @@ func TestDuplicateDeliveriesDropped(t *testing.T) {
 	if fmt.Sprint(processed) != fmt.Sprint(want) {
 		t.Errorf("processed %v, want %v", processed, want)
 	}
+}
+
+// remembered returns how many keys d remembers now.
+func remembered(d *Dedup) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.expire(time.Since(d.start))
+	return len(d.seen)
 }

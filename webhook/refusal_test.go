@@ -173,7 +173,7 @@ func TestHeaderOnlyRequestsHoldLittleMemory(t *testing.T) {
 	reading := make(chan struct{})
 	ts := httptest.NewServer(readingBody(reading, v.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))))
 	defer ts.Close()
-	head := lpHead(fmt.Sprintf("Content-Length: %d", DefaultMaxBodyBytes))
+	head := lpHead(fmt.Sprintf("Content-Length: %d", defaultMaxBodyBytes))
 
 	heap0, stacks0 := heapInUse()
 	conns := make([]net.Conn, 0, requests)

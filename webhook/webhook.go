@@ -42,7 +42,7 @@
 // # Bounds
 //
 //   - A body is read through a cap: [Config.MaxBodyBytes], by default
-//     [DefaultMaxBodyBytes] (1 MiB). A request whose Content-Length is over
+//     1 MiB. A request whose Content-Length is over
 //     the cap is refused before any byte is read; otherwise at most
 //     MaxBodyBytes+1 bytes are read, the extra byte telling a body at the
 //     cap from a longer one. Over HTTP/1, a refused request's connection
@@ -51,8 +51,8 @@
 //     buffer starts at 8 KiB at most and at most doubles as bytes come. A
 //     request waiting for its body holds about 26 KiB in all, net/http's
 //     share included (measured on linux/amd64, Go 1.26).
-//   - A body that takes longer than [Config.ReadTimeout] (by default
-//     [DefaultReadTimeout], 5 s) to come is refused. The Verifier never
+//   - A body that takes longer than [Config.ReadTimeout] (by default 5 s)
+//     to come is refused. The Verifier never
 //     lengthens a read deadline the server set (http.Server.ReadTimeout):
 //     it sets none in the future, and cuts the read at its own time by
 //     setting the deadline to that present moment.
@@ -60,8 +60,8 @@
 //     1,024 distinct secrets (up to 2 KiB each, while pooled); a
 //     1,025th empties that cache.
 //   - A [Dedup] remembers at most its maxEntries keys (by default
-//     [DefaultMaxEntries], 100,000, about 133 bytes each with a dialog ID of its own, 85 without) for at most its
-//     window (by default [DefaultWindow], 10 minutes).
+//     100,000, about 133 bytes each with a dialog ID of its own, 85
+//     without) for at most its window (by default 10 minutes).
 //
 // # Answering in time
 //
@@ -126,15 +126,11 @@ const (
 	HeaderSignature = "X-Liveperson-Signature"
 )
 
-// DefaultMaxBodyBytes is the largest body accepted when
-// Config.MaxBodyBytes is zero: 1 MiB. LivePerson documents no size; a
-// notification is some hundred bytes to a few KiB (a rich content card).
-const DefaultMaxBodyBytes = 1 << 20
-
-// DefaultReadTimeout is how long Verifier.Handler waits for a body when
-// Config.ReadTimeout is zero: 5 s, the time LivePerson itself gives an
-// endpoint to answer.
-const DefaultReadTimeout = 5 * time.Second
+// The defaults of [Config]'s zero values, which its documentation gives.
+const (
+	defaultMaxBodyBytes = 1 << 20
+	defaultReadTimeout  = 5 * time.Second
+)
 
 // maxCachedSecrets bounds the secrets whose keyed hash states a Verifier
 // keeps; the package documentation gives the number.
@@ -184,13 +180,15 @@ type Config struct {
 	// fast (an in-memory lookup): the notification waits for it.
 	Secrets func(accountID, clientID string) (clientSecret secret.String, ok bool) `json:"-"`
 
-	// MaxBodyBytes caps the body. Zero: DefaultMaxBodyBytes (1 MiB).
+	// MaxBodyBytes caps the body. Zero: 1 MiB. LivePerson documents no
+	// size; a notification is some hundred bytes to a few KiB (a rich
+	// content card).
 	MaxBodyBytes int64
 
 	// ReadTimeout caps the time [Verifier.Handler] waits for a body that
 	// does not come, so that a peer cannot hold a handler and its
-	// connection: past it the request is refused (400). Zero:
-	// DefaultReadTimeout (5 s, LivePerson's own read timeout).
+	// connection: past it the request is refused (400). Zero: 5 s, the
+	// time LivePerson itself gives an endpoint to answer.
 	ReadTimeout time.Duration
 
 	// Logger receives a WARN record for each refused notification and a
@@ -217,7 +215,7 @@ func (c Config) NewVerifier() (*Verifier, error) {
 		return nil, fmt.Errorf("webhook: Config.MaxBodyBytes %d is negative", c.MaxBodyBytes)
 	}
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = DefaultMaxBodyBytes
+		c.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	v := &Verifier{cfg: c}
 	// Only the keyed MACs keep the secret: no field holds it for a printer
@@ -372,7 +370,7 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 func (v *Verifier) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	timeout := v.cfg.ReadTimeout
 	if timeout <= 0 {
-		timeout = DefaultReadTimeout
+		timeout = defaultReadTimeout
 	}
 	c := &bodyCut{rc: *http.NewResponseController(w), done: make(chan struct{})}
 	t := time.AfterFunc(timeout, c.cut)
