@@ -169,7 +169,7 @@ func TestHeaderOnlyRequestsHoldLittleMemory(t *testing.T) {
 		requests  = 100
 		maxGrowth = 24 << 20
 	)
-	v := newTestVerifier(t) // the cap: DefaultMaxBodyBytes
+	v := newTestVerifier(t) // the cap: defaultMaxBodyBytes
 	reading := make(chan struct{})
 	ts := httptest.NewServer(readingBody(reading, v.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))))
 	defer ts.Close()
