@@ -423,3 +423,18 @@ func withoutRaw(n *Notification) *Notification {
 	}
 	return &c
 }
+
+// A body of empty changes, which only a holder of the secret can send, is
+// refused past maxChanges instead of costing some 200 times its size.
+func TestParseBoundsTheChanges(t *testing.T) {
+	body := func(n int) []byte {
+		return []byte(`{"kind":"notification","type":"ms.MessagingEventNotification","body":{"changes":[` + strings.TrimSuffix(strings.Repeat("{},", n), ",") + `]}}`)
+	}
+	if _, err := Parse(body(maxChanges)); err != nil {
+		t.Errorf("%d changes: %v, want them parsed", maxChanges, err)
+	}
+	_, err := Parse(body(maxChanges + 1))
+	if want := "webhook: notification: 10001 changes, more than the 10000 Parse takes"; err == nil || err.Error() != want {
+		t.Errorf("%d changes: %v, want %q", maxChanges+1, err, want)
+	}
+}

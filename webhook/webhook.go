@@ -626,15 +626,31 @@ var (
 	errBodyConsumed   = errors.New("webhook: the body was read before the Verifier: a handler in front of it consumed or replaced r.Body")
 )
 
+// readOne reads one byte of r; more says whether there was one, and err
+// is r's error otherwise (io.EOF at a clean end).
+func readOne(r io.Reader) (b byte, more bool, err error) {
+	var one [1]byte
+	for {
+		n, err := r.Read(one[:])
+		if n == 1 {
+			return one[0], true, nil // an error with it comes again on the next read
+		}
+		if err != nil {
+			return 0, false, err
+		}
+	}
+}
+
 // firstBuffer is the most readCapped allocates before bytes arrive.
 const firstBuffer = 8 << 10
 
-// readCapped reads r to its end, at most max bytes of it and one more to
-// tell a body of max bytes from a longer one. A contentLength over max
-// (-1 for unknown) fails before reading. Its buffer starts at firstBuffer
-// at most and at most doubles as bytes arrive, never past contentLength+1
-// while the body keeps to it: memory follows what was sent, not what was
-// claimed.
+// readCapped reads r to its end, at most max bytes of it. A
+// contentLength over max (-1 for unknown) fails before reading. Its buffer
+// starts at firstBuffer at most and at most doubles as bytes arrive, never
+// past contentLength (or max): memory follows what was sent, not what was
+// claimed. Once the buffer holds all the body said it has, or all max lets
+// in, one byte read on its own tells whether the body ends there, so that
+// no buffer of the next size is made for it.
 func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
 	if contentLength > max {
 		return nil, ErrTooLarge
@@ -642,31 +658,36 @@ func readCapped(r io.Reader, contentLength, max int64) ([]byte, error) {
 	if r == nil || r == http.NoBody {
 		return []byte{}, nil
 	}
-	limit := max // max+1, where it does not overflow
-	if limit < math.MaxInt64 {
-		limit++
-	}
-	want := limit // the size the body says it will reach
-	if contentLength >= 0 && contentLength < limit {
-		want = contentLength + 1
+	want := max // the size the body says it will reach
+	if contentLength >= 0 {
+		want = contentLength
 	}
 	buf := make([]byte, 0, min(want, firstBuffer))
 	for {
-		if len(buf) == cap(buf) {
-			grown := min(2*int64(cap(buf)), limit, math.MaxInt)
-			if int64(cap(buf)) < want {
-				grown = min(grown, want)
+		if len(buf) == cap(buf) && int64(len(buf)) >= want {
+			b, more, err := readOne(r)
+			switch {
+			case more && int64(len(buf)) >= max:
+				return nil, ErrTooLarge
+			case more: // longer than Content-Length said, which net/http never lets through
+				buf, want = append(buf, b), max
+				buf = buf[:len(buf):int(min(int64(cap(buf)), want))]
+				continue
+			case err == io.EOF:
+				return buf, nil
+			default:
+				return nil, bodyError(err)
 			}
+		}
+		if len(buf) == cap(buf) {
+			grown := min(2*int64(cap(buf)), want, math.MaxInt)
 			buf = slices.Grow(buf, int(grown)-len(buf))
-			if int64(cap(buf)) > limit { // Grow rounds up to a size class
-				buf = buf[:len(buf):int(limit)]
+			if int64(cap(buf)) > want { // Grow rounds up to a size class
+				buf = buf[:len(buf):int(want)]
 			}
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if int64(len(buf)) > max {
-			return nil, ErrTooLarge
-		}
 		if err == io.EOF {
 			return buf, nil
 		}
