@@ -277,8 +277,7 @@ func TestBadConfig(t *testing.T) {
 // A v2 token's expiry is its expires_in, counted from the request, which
 // the stand-in sends as a string, as Sentinel's v2 API may.
 func TestV2ExpiryFromExpiresIn(t *testing.T) {
-	s := testkit.NewServer(t)
-	s.SetLifetime(20 * time.Minute)
+	s := testkit.NewServer(t, func(s *appjwttest.Server) { s.Lifetime = 20 * time.Minute })
 	c := configFor(s)
 	c.TokenAPI = SentinelV2
 	before := time.Now()
@@ -529,8 +528,7 @@ func TestParseClaims(t *testing.T) {
 
 func TestTokenSourceCaches(t *testing.T) {
 	testkit.CheckGoroutines(t)
-	s := testkit.NewServer(t)
-	s.SetLifetime(3 * time.Second)
+	s := testkit.NewServer(t, func(s *appjwttest.Server) { s.Lifetime = 3 * time.Second })
 	c := configFor(s)
 	c.EarlyExpiry = 2 * time.Second
 	src := c.TokenSource(s.Context(context.Background()))
@@ -895,8 +893,7 @@ func underLoad(t testing.TB, s *appjwttest.Server, src *Source, h *harness, life
 func TestLifetimesUnderLoad(t *testing.T) {
 	for _, life := range []time.Duration{2 * time.Second, 5 * time.Second, 15 * time.Second, time.Minute, time.Hour} {
 		t.Run(life.String(), func(t *testing.T) {
-			s := testkit.NewServer(t)
-			s.SetLifetime(life)
+			s := testkit.NewServer(t, func(s *appjwttest.Server) { s.Lifetime = life })
 			src, h := newTestSource(t, s, configFor(s), nil)
 			const rounds = 4
 			perMinute := underLoad(t, s, src, h, life, rounds)
@@ -914,8 +911,7 @@ func TestLifetimesUnderLoad(t *testing.T) {
 // real clock.
 func TestShortLifetimeRealTime(t *testing.T) {
 	testkit.CheckGoroutines(t)
-	s := testkit.NewServer(t)
-	s.SetLifetime(3 * time.Second)
+	s := testkit.NewServer(t, func(s *appjwttest.Server) { s.Lifetime = 3 * time.Second })
 	c := configFor(s)
 	src := c.TokenSource(s.Context(context.Background()))
 	if _, err := src.Token(); err != nil {
@@ -1161,8 +1157,7 @@ func recoveringClients(s *appjwttest.Server, c Config) map[string]*http.Client {
 }
 
 func TestRevocationCausesOneFetch(t *testing.T) {
-	s := testkit.NewServer(t)
-	s.SetAcceptBearer(true)
+	s := testkit.NewServer(t, func(s *appjwttest.Server) { s.AcceptBearer = true })
 	for name, hc := range recoveringClients(s, configFor(s)) {
 		t.Run(name, func(t *testing.T) {
 			if got := postConsumer(t, hc, s); got != 201 {
@@ -2277,8 +2272,7 @@ func BenchmarkTransportOverhead(b *testing.B) {
 func BenchmarkSentinelLoad(b *testing.B) {
 	for _, life := range []time.Duration{3 * time.Second, 10 * time.Second, time.Minute, time.Hour} {
 		b.Run(life.String(), func(b *testing.B) {
-			s := testkit.NewServer(b)
-			s.SetLifetime(life)
+			s := testkit.NewServer(b, func(s *appjwttest.Server) { s.Lifetime = life })
 			var perMinute float64
 			for b.Loop() {
 				src, h := newTestSource(b, s, configFor(s), nil)
@@ -2313,9 +2307,10 @@ func BenchmarkRefresh(b *testing.B) {
 // acrossRefresh returns the sorted Token() latencies of the callers and the
 // Sentinel requests made after the first token.
 func acrossRefresh(b *testing.B, name string) ([]time.Duration, int) {
-	s := appjwttest.NewServer()
+	s := appjwttest.NewUnstartedServer()
+	s.Lifetime = 4 * time.Second
+	s.Start()
 	defer s.Close()
-	s.SetLifetime(4 * time.Second)
 	var src oauth2.TokenSource
 	for _, c := range contenders(s, time.Second) {
 		if c.name == name {

@@ -230,7 +230,7 @@
 // API over http (the Domain API page); and cm.UpdateConversationField's
 // conversationField as a one-element array (the Messaging Window API). It
 // is strict, as LivePerson documents them, on everything else: the
-// v of CONVERSATION and SEND, the raw AppJWT (see [Server.SetAcceptBearer]: whether
+// v of CONVERSATION and SEND, the raw AppJWT (see [Server.AcceptBearer]: whether
 // LivePerson takes "Bearer" is not documented), the ConsumerJWS, brandId,
 // the batch of CONVERSATION and the requests and events of SEND. Where
 // LivePerson documents no answer (an unknown service, a closed
@@ -241,7 +241,7 @@
 //
 // The Connector API endpoints (ConsumerJWS, CONVERSATION and SEND) want the
 // AppJWT raw, "Authorization: <AppJWT>", as LivePerson documents it; with
-// [Server.SetAcceptBearer] they take "Authorization: Bearer <AppJWT>" too.
+// [Server.AcceptBearer] they take "Authorization: Bearer <AppJWT>" too.
 // They take AppJWTs of Sentinel's v1 API only, the one LivePerson
 // documents for the Connector API: a token of the v2 API is invalid there.
 // CONVERSATION and SEND also want, in X-LP-ON-BEHALF, a ConsumerJWS that
@@ -261,8 +261,7 @@
 //     Bearer scheme the server does not take, the details say so after
 //     LivePerson's words;
 //   - 40001, "Missing parameter", "Brand Id is missing": an AppJWT whose iss
-//     is not Sentinel ([Server.SetIssuer]), as LivePerson documents; no
-//     brandId;
+//     is not Sentinel, as LivePerson documents; no brandId;
 //   - 40104, "ConsumerJWS is missing", "X_ON_BEHALF_HEADER is not present":
 //     no ConsumerJWS;
 //   - 40103, "Invalid ConsumerJWS", "ConsumerJWS is invalid": the ConsumerJWS
@@ -279,9 +278,9 @@
 //
 // # Tokens and the clock
 //
-// AppJWTs last an hour unless [Server.SetLifetime] says otherwise;
+// AppJWTs last an hour unless [Server.Lifetime] says otherwise;
 // ConsumerJWS carry no exp, as LivePerson's, which "never expires", unless
-// [Server.SetConsumerJWSLifetime] gives them one. [Server.SetClockSkew]
+// [Server.ConsumerJWSLifetime] gives them one. [Server.SetClockSkew]
 // skews the server's clock, which dates the tokens and every answer, in its
 // Date header, and decides when tokens expire.
 //
@@ -392,7 +391,10 @@ type Request struct {
 	Body   []byte     // the body as sent, up to its first MiB; nil if empty
 }
 
-// Server is a LivePerson stand-in. Its methods are safe for concurrent use.
+// Server is a LivePerson stand-in. Its fields are its settings, fixed at
+// Start, as net/http/httptest.Server's are: set them, if at all, between
+// [NewUnstartedServer] and [Server.Start]. Its methods are safe for
+// concurrent use.
 type Server struct {
 	// The credentials the server accepts: set them, if at all, before
 	// Start. ClientSecret never shows, as [secret.String] says: its
@@ -443,6 +445,26 @@ type Server struct {
 	WebhookSlowAnswer time.Duration
 	WebhookSlowWindow time.Duration
 
+	// Lifetime, if set before Start, is the lifetime of the AppJWTs the
+	// server issues, by either token API. Zero, the default, is an hour,
+	// as LivePerson's; with a negative Lifetime they are issued expired.
+	Lifetime time.Duration
+
+	// ConsumerJWSLifetime, if set before Start, is the lifetime of the
+	// ConsumerJWS the server issues. With zero, the default, they carry no
+	// exp claim and never expire, as in LivePerson's sample; with a
+	// negative ConsumerJWSLifetime they are issued expired.
+	ConsumerJWSLifetime time.Duration
+
+	// AcceptBearer, if set before Start, makes the Connector API endpoints
+	// accept an AppJWT sent as "Authorization: Bearer <AppJWT>", as
+	// golang.org/x/oauth2 clients send it. By default they accept only the
+	// raw "Authorization: <AppJWT>" that LivePerson documents, and answer a
+	// Bearer scheme as an invalid AppJWT (errorCode 40102, with details
+	// that say why): LivePerson does not document that it takes one.
+	// Accepting it suits code aimed at APIs that want it.
+	AcceptBearer bool
+
 	// ErrorLog, if set before Start, is where the server logs what
 	// net/http logs: TLS handshake errors, such as those of a client that
 	// does not trust the server's certificate, and the like. nil, the
@@ -455,25 +477,22 @@ type Server struct {
 	closed   sync.Once
 
 	mu       sync.Mutex
-	lifetime time.Duration
 	skew     time.Duration
-	issuer   string
+	issuer   string // "Sentinel" but in the package's tests
 	queued   map[Endpoint][]Fault
 	sticky   map[Endpoint]Fault
 	requests map[Endpoint][]Request
 	notes    []Note
 
-	acceptBearer bool
-	rejectCode   int
+	rejectCode int
 
 	// A token is valid while the generation it was issued in is current.
 	appGen  int            // bumped by RevokeTokens
 	appJWTs map[string]int // the jti of each AppJWT issued: appGen then
 
-	consumerLifetime time.Duration
-	consumerGen      map[string]int            // per ext_consumer_id, bumped by RevokeConsumer
-	consumerJWSs     map[string]issuedConsumer // per jti
-	lpConsumers      map[string]string         // lp_consumer_id per ext_consumer_id
+	consumerGen  map[string]int            // per ext_consumer_id, bumped by RevokeConsumer
+	consumerJWSs map[string]issuedConsumer // per jti
+	lpConsumers  map[string]string         // lp_consumer_id per ext_consumer_id
 
 	convs     map[string]*conversation // per conversationId
 	convOrder []*conversation          // oldest first
@@ -509,7 +528,7 @@ func NewServer() *Server {
 }
 
 // NewUnstartedServer returns a server as NewServer does, but not started,
-// so that its credentials, Listener or TLS can be set first. Start it with
+// so that its fields can be set first. Start it with
 // [Server.Start]; its other methods are for a started server.
 func NewUnstartedServer() *Server {
 	return &Server{
@@ -517,7 +536,6 @@ func NewUnstartedServer() *Server {
 		ClientID:     defaultClientID,
 		ClientSecret: secret.String(randomString()),
 		closing:      make(chan struct{}),
-		lifetime:     defaultLifetime,
 		issuer:       "Sentinel",
 		queued:       map[Endpoint][]Fault{},
 		sticky:       map[Endpoint]Fault{},
@@ -603,23 +621,6 @@ func (s *Server) Context(parent context.Context) context.Context {
 	return context.WithValue(parent, oauth2.HTTPClient, s.Client())
 }
 
-// SetLifetime sets the lifetime of the AppJWTs issued from now on, by
-// either token API. With a negative d they are issued expired.
-func (s *Server) SetLifetime(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lifetime = d
-}
-
-// SetConsumerJWSLifetime sets the lifetime of the ConsumerJWS issued from
-// now on. With 0, the default, they carry no exp claim and never expire, as
-// in LivePerson's sample; with a negative d they are issued expired.
-func (s *Server) SetConsumerJWSLifetime(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.consumerLifetime = d
-}
-
 // SetClockSkew makes the server's clock run d ahead of the real one (behind
 // if d is negative). The clock dates every answer, in its Date header, and
 // the tokens the server issues, and decides when they expire.
@@ -627,19 +628,6 @@ func (s *Server) SetClockSkew(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.skew = d
-}
-
-// SetAcceptBearer sets whether the Connector API endpoints accept an AppJWT
-// sent as "Authorization: Bearer <AppJWT>", as golang.org/x/oauth2 clients
-// send it. By default they accept only the raw "Authorization: <AppJWT>"
-// that LivePerson documents, and answer a Bearer scheme as an invalid
-// AppJWT (errorCode 40102, with details that say why): LivePerson does not
-// document that it takes one. Accepting it suits code aimed at APIs that
-// want it.
-func (s *Server) SetAcceptBearer(accept bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.acceptBearer = accept
 }
 
 // SetRejectCode makes the Connector API endpoints answer every request,
@@ -884,9 +872,10 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) appClaims(r *http.Request) (map[string]any, time.Duration) {
 	now, jti := requestTime(r), nextJTI()
 	s.mu.Lock()
-	lifetime, issuer := s.lifetime, s.issuer
+	issuer := s.issuer
 	s.appJWTs[jti] = s.appGen
 	s.mu.Unlock()
+	lifetime := cmp.Or(s.Lifetime, defaultLifetime)
 	claims := map[string]any{
 		"aud": s.AccountID,
 		"azp": s.ClientID,

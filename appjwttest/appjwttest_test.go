@@ -26,8 +26,14 @@ import (
 	"golang.org/x/oauth2"
 )
 
-func newServer(t *testing.T) *appjwttest.Server {
-	s := appjwttest.NewServer()
+// newServer starts a server that the test closes, with its fields set by
+// configure, if any.
+func newServer(t *testing.T, configure ...func(*appjwttest.Server)) *appjwttest.Server {
+	s := appjwttest.NewUnstartedServer()
+	for _, f := range configure {
+		f(s)
+	}
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }
@@ -128,8 +134,7 @@ func TestDomainAPI(t *testing.T) {
 }
 
 func TestSentinelIssuesAppJWT(t *testing.T) {
-	s := newServer(t)
-	s.SetLifetime(10 * time.Minute)
+	s := newServer(t, func(s *appjwttest.Server) { s.Lifetime = 10 * time.Minute })
 	before := time.Now().Unix()
 	tok := fetchToken(t, s)
 	if _, err := s.Verify(appjwttest.Sentinel, tok); err != nil {
@@ -257,33 +262,38 @@ func TestHangEndsWithClientOrServer(t *testing.T) {
 
 func TestConsumerChecksAppJWT(t *testing.T) {
 	s := newServer(t)
-	tok := fetchToken(t, s)
+	bearer := newServer(t, func(s *appjwttest.Server) { s.AcceptBearer = true })
+	toks := map[*appjwttest.Server]string{s: fetchToken(t, s), bearer: fetchToken(t, bearer)}
 	path := "/api/account/" + s.AccountID + "/consumer?v=1.0"
 	body := `{"ext_consumer_id":"c1"}`
 	tests := []struct {
-		name, path, auth string
+		name, path, auth string // TOKEN in auth: an AppJWT of the server
 		acceptBearer     bool
 		want, wantCode   int
 	}{
-		{"raw token", path, tok, false, 201, 0},
-		{"bearer token", path, "Bearer " + tok, false, 401, 40102},
+		{"raw token", path, "TOKEN", false, 201, 0},
+		{"bearer token", path, "Bearer TOKEN", false, 401, 40102},
 		{"missing", path, "", false, 401, 40105},
 		{"garbage", path, "nope", false, 401, 40102},
-		{"no version: taken, with a note (see TestFidelity)", "/api/account/" + s.AccountID + "/consumer", tok, false, 201, 0},
-		{"other version", "/api/account/" + s.AccountID + "/consumer?v=2", tok, false, 400, 40001},
-		{"other account", "/api/account/le0/consumer?v=1.0", tok, false, 401, 40102},
-		{"raw token, Bearer accepted", path, tok, true, 201, 0},
-		{"bearer token, Bearer accepted", path, "Bearer " + tok, true, 201, 0},
-		{"lower-case scheme, Bearer accepted", path, "bearer " + tok, true, 201, 0},
+		{"no version: taken, with a note (see TestFidelity)", "/api/account/" + s.AccountID + "/consumer", "TOKEN", false, 201, 0},
+		{"other version", "/api/account/" + s.AccountID + "/consumer?v=2", "TOKEN", false, 400, 40001},
+		{"other account", "/api/account/le0/consumer?v=1.0", "TOKEN", false, 401, 40102},
+		{"raw token, Bearer accepted", path, "TOKEN", true, 201, 0},
+		{"bearer token, Bearer accepted", path, "Bearer TOKEN", true, 201, 0},
+		{"lower-case scheme, Bearer accepted", path, "bearer TOKEN", true, 201, 0},
 		{"bearer nothing, Bearer accepted", path, "Bearer ", true, 401, 40105},
 		{"bearer garbage, Bearer accepted", path, "Bearer nope", true, 401, 40102},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s.SetAcceptBearer(tt.acceptBearer)
+			s := s
+			if tt.acceptBearer {
+				s = bearer
+			}
+			tok := toks[s]
 			h := http.Header{}
 			if tt.auth != "" {
-				h.Set("Authorization", tt.auth)
+				h.Set("Authorization", strings.ReplaceAll(tt.auth, "TOKEN", tok))
 			}
 			resp, got := do(t, s, "POST", tt.path, "application/json", body, h)
 			if resp.StatusCode != tt.want {
@@ -297,8 +307,7 @@ func TestConsumerChecksAppJWT(t *testing.T) {
 			}
 		})
 	}
-	s.SetAcceptBearer(false)
-	s.SetLifetime(-time.Minute)
+	s = newServer(t, func(s *appjwttest.Server) { s.Lifetime = -time.Minute })
 	expired := fetchToken(t, s)
 	h := http.Header{"Authorization": {expired}}
 	if resp, got := do(t, s, "POST", path, "application/json", body, h); resp.StatusCode != 401 || lpError(got) != 40102 {
@@ -526,8 +535,6 @@ func TestConsumerJWS(t *testing.T) {
 }
 
 func TestConsumerJWSLifetime(t *testing.T) {
-	s := newServer(t)
-	app := fetchToken(t, s)
 	tests := []struct {
 		lifetime  time.Duration
 		wantExp   bool
@@ -538,16 +545,16 @@ func TestConsumerJWSLifetime(t *testing.T) {
 		{-time.Minute, true, false},
 	}
 	for _, tt := range tests {
-		s.SetConsumerJWSLifetime(tt.lifetime)
-		tok := fetchConsumerJWS(t, s, app, "john")
+		s := newServer(t, func(s *appjwttest.Server) { s.ConsumerJWSLifetime = tt.lifetime })
+		tok := fetchConsumerJWS(t, s, fetchToken(t, s), "john")
 		c := claims(t, tok)
 		exp, hasExp := c["exp"].(float64)
 		iat, _ := c["iat"].(float64)
 		if hasExp != tt.wantExp || hasExp && time.Duration(exp-iat)*time.Second != tt.lifetime {
-			t.Errorf("SetConsumerJWSLifetime(%v): iat %v, exp %v; want exp = iat + lifetime: %v", tt.lifetime, c["iat"], c["exp"], tt.wantExp)
+			t.Errorf("ConsumerJWSLifetime %v: iat %v, exp %v; want exp = iat + lifetime: %v", tt.lifetime, c["iat"], c["exp"], tt.wantExp)
 		}
 		if _, err := s.Verify(appjwttest.Consumer, tok); (err == nil) != tt.wantValid {
-			t.Errorf("SetConsumerJWSLifetime(%v): Verify(Consumer) error %v, want valid %v", tt.lifetime, err, tt.wantValid)
+			t.Errorf("ConsumerJWSLifetime %v: Verify(Consumer) error %v, want valid %v", tt.lifetime, err, tt.wantValid)
 		}
 	}
 }

@@ -40,7 +40,7 @@ func (s *Server) isV2(tok string, r *http.Request) bool {
 
 // bearerDetails tells a client that sent "Authorization: Bearer <AppJWT>"
 // why it got errorCode 40102: the token itself may be fine.
-const bearerDetails = "AppJWT has expired or is invalid: appjwttest takes the raw \"Authorization: <AppJWT>\" that LivePerson documents, not a Bearer scheme (see Server.SetAcceptBearer)"
+const bearerDetails = "AppJWT has expired or is invalid: appjwttest takes the raw \"Authorization: <AppJWT>\" that LivePerson documents, not a Bearer scheme (see Server.AcceptBearer)"
 
 // lpError is an answer in the shape of LivePerson's Connector API errors.
 type lpError struct {
@@ -104,7 +104,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, version strin
 // check is authorize's verdict: the consumer, and nil if r may pass.
 func (s *Server) check(r *http.Request, version string, onBehalf bool) (string, *lpError) {
 	s.mu.Lock()
-	reject, acceptBearer := s.rejectCode, s.acceptBearer
+	reject := s.rejectCode
 	s.mu.Unlock()
 	if reject != 0 {
 		return "", &lpError{code: reject}
@@ -118,7 +118,7 @@ func (s *Server) check(r *http.Request, version string, onBehalf bool) (string, 
 		if s.isV2(strings.TrimSpace(rest), r) {
 			return "", &lpError{codeAppJWTInvalid, v2Details}
 		}
-		if !acceptBearer {
+		if !s.AcceptBearer {
 			return "", &lpError{codeAppJWTInvalid, bearerDetails}
 		}
 		tok = strings.TrimSpace(rest)
@@ -179,8 +179,8 @@ func (s *Server) serveConsumer(w http.ResponseWriter, r *http.Request) {
 		s.lpConsumers[ext] = lp
 	}
 	s.consumerJWSs[jti] = issuedConsumer{extConsumerID: ext, gen: s.consumerGen[ext]}
-	lifetime := s.consumerLifetime
 	s.mu.Unlock()
+	lifetime := s.ConsumerJWSLifetime
 	claims := map[string]any{
 		"account_id":      s.AccountID,
 		"ext_consumer_id": ext,

@@ -149,26 +149,26 @@ func ExampleServer_RevokeTokens() {
 
 // The Connector API wants the raw AppJWT, so by default the stand-in
 // rejects the "Authorization: Bearer <AppJWT>" that a golang.org/x/oauth2
-// client sends. SetAcceptBearer lets it
-// through, for code aimed at APIs that take it.
-func ExampleServer_SetAcceptBearer() {
-	srv := appjwttest.NewServer()
-	defer srv.Close()
-	cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
-	ctx := srv.Context(context.Background())
-	client := oauth2.NewClient(ctx, cfg.TokenSource(ctx))
-
+// client sends. AcceptBearer lets it through, for code aimed at APIs that
+// take it.
+func ExampleServer_acceptBearer() {
 	for _, accept := range []bool{false, true} {
-		srv.SetAcceptBearer(accept)
+		srv := appjwttest.NewUnstartedServer()
+		srv.AcceptBearer = accept
+		srv.Start()
+		cfg := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+		ctx := srv.Context(context.Background())
+		client := oauth2.NewClient(ctx, cfg.TokenSource(ctx))
 		resp, err := client.Post(srv.URL()+"/api/account/"+srv.AccountID+"/consumer?v=1.0",
 			"application/json", strings.NewReader(`{"ext_consumer_id":"john_doe_42"}`))
 		if err != nil {
 			log.Fatal(err)
 		}
 		resp.Body.Close()
-		fmt.Printf("SetAcceptBearer(%v): %s\n", accept, resp.Status)
+		srv.Close()
+		fmt.Printf("AcceptBearer %v: %s\n", accept, resp.Status)
 	}
 	// Output:
-	// SetAcceptBearer(false): 401 Unauthorized
-	// SetAcceptBearer(true): 201 Created
+	// AcceptBearer false: 401 Unauthorized
+	// AcceptBearer true: 201 Created
 }

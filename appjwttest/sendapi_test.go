@@ -518,9 +518,9 @@ func TestErrorsVerbatim(t *testing.T) {
 	s := newServer(t)
 	app := fetchToken(t, s)
 	jws := fetchConsumerJWS(t, s, app, "john")
-	s.SetLifetime(-time.Minute)
+	s.SetClockSkew(-2 * time.Hour) // issued two hours ago: expired an hour ago
 	expired := fetchToken(t, s)
-	s.SetLifetime(time.Hour)
+	s.SetClockSkew(0)
 	s.SetIssuer("")
 	noIssuer := fetchToken(t, s)
 	s.SetIssuer("Other")
@@ -537,7 +537,7 @@ func TestErrorsVerbatim(t *testing.T) {
 		{"no AppJWT", "", jws, 401, lpErrorBody{Title: "AppJWT is missing", Details: "AUTHORIZATION header is not present", ErrorCode: 40105}},
 		{"expired AppJWT", expired, jws, 401, lpErrorBody{Title: "Invalid AppJWT", Details: "AppJWT has expired or is invalid", ErrorCode: 40102}},
 		{"Bearer AppJWT", "Bearer " + app, jws, 401, lpErrorBody{Title: "Invalid AppJWT", ErrorCode: 40102,
-			Details: `AppJWT has expired or is invalid: appjwttest takes the raw "Authorization: <AppJWT>" that LivePerson documents, not a Bearer scheme (see Server.SetAcceptBearer)`}},
+			Details: `AppJWT has expired or is invalid: appjwttest takes the raw "Authorization: <AppJWT>" that LivePerson documents, not a Bearer scheme (see Server.AcceptBearer)`}},
 		{"AppJWT without iss", noIssuer, jws, 400, lpErrorBody{Title: "Missing parameter", Details: "Brand Id is missing", ErrorCode: 40001}},
 		{"AppJWT of another iss", otherIssuer, jws, 400, lpErrorBody{Title: "Missing parameter", Details: "Brand Id is missing", ErrorCode: 40001}},
 		{"no ConsumerJWS", app, "", 401, lpErrorBody{Title: "ConsumerJWS is missing", Details: "X_ON_BEHALF_HEADER is not present", ErrorCode: 40104}},

@@ -36,18 +36,6 @@ func (s *Server) RevokeTokens() {
 	s.appGen++
 }
 
-// SetIssuer sets the iss claim of the AppJWTs issued from now on:
-// "Sentinel" by default, "" for none. Verify rejects an AppJWT whose iss is
-// not Sentinel (in any case), and the Connector API endpoints answer it
-// with 400 and errorCode 40001, in LivePerson's words "Missing parameter"
-// and "Brand Id is missing": LivePerson documents that answer for an
-// AppJWT whose iss is missing or not Sentinel.
-func (s *Server) SetIssuer(iss string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.issuer = iss
-}
-
 // Verify checks that token is one the server issued and still takes, of
 // the kind endpoint e issues: an AppJWT of [Sentinel], a token of
 // Sentinel's v2 API ([SentinelV2Token], or Sentinel with ?v=2.0), or a

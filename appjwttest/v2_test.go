@@ -49,8 +49,7 @@ func fetchTokenV2(t *testing.T, s *appjwttest.Server) v2Answer {
 func header(t *testing.T, tok string) map[string]any { return jwtPart(t, tok, 0) }
 
 func TestSentinelV2IssuesToken(t *testing.T) {
-	s := newServer(t)
-	s.SetLifetime(10 * time.Minute)
+	s := newServer(t, func(s *appjwttest.Server) { s.Lifetime = 10 * time.Minute })
 	before := time.Now().Unix()
 	a := fetchTokenV2(t, s)
 	if a.TokenType != "Bearer" || a.ExpiresIn != "600" {
@@ -210,8 +209,7 @@ func TestV2API(t *testing.T) {
 // LivePerson documents v1 tokens only for the Connector API: a v2 token is
 // an invalid AppJWT there, raw or, where Bearer is taken, as Bearer.
 func TestConnectorAPIRefusesV2Tokens(t *testing.T) {
-	s := newServer(t)
-	s.SetAcceptBearer(true)
+	s := newServer(t, func(s *appjwttest.Server) { s.AcceptBearer = true })
 	v2 := fetchTokenV2(t, s).AccessToken
 	for _, auth := range []string{v2, "Bearer " + v2} {
 		resp, body := do(t, s, "POST", "/api/account/"+s.AccountID+"/consumer?v=1.0", "application/json",

@@ -149,8 +149,7 @@ func TestLRUEviction(t *testing.T) {
 // 100 s, on a clock the test moves, and consumer a's first ConsumerJWS.
 func withExp(t *testing.T) (*stand, *Cache, *testkit.Clock, string) {
 	t.Helper()
-	s := newStand(t)
-	s.srv.SetConsumerJWSLifetime(100 * time.Second)
+	s := newStand(t, func(s *appjwttest.Server) { s.ConsumerJWSLifetime = 100 * time.Second })
 	c := s.cache(nil)
 	clk := clockOf(c)
 	first, err := c.Token(context.Background(), "a")
@@ -240,8 +239,7 @@ func TestExpRefreshFails(t *testing.T) {
 }
 
 func TestExpiredOnArrival(t *testing.T) {
-	s := newStand(t)
-	s.srv.SetConsumerJWSLifetime(-time.Minute)
+	s := newStand(t, func(s *appjwttest.Server) { s.ConsumerJWSLifetime = -time.Minute })
 	_, err := s.cache(nil).Token(context.Background(), "a")
 	if err == nil || !strings.Contains(err.Error(), "expired before it arrived") {
 		t.Errorf("error %v, want one saying the ConsumerJWS expired before it arrived", err)

@@ -181,8 +181,7 @@ func rawTLS(t *testing.T, line func(r *http.Request) string) *httptest.Server {
 func TestConsumerIDEchoedIsWithheld(t *testing.T) {
 	const id = "+15551234567"
 	echo := appjwttest.Fault{Status: 400, Body: `{"error":"unknown ext_consumer_id ` + id + `"}`}
-	s := newStand(t)
-	s.srv.SetConsumerJWSLifetime(100 * time.Second)
+	s := newStand(t, func(s *appjwttest.Server) { s.ConsumerJWSLifetime = 100 * time.Second })
 	var logs bytes.Buffer
 	c := s.cache(func(c *Config) {
 		c.Domain = s.srv.Host()

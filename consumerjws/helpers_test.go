@@ -31,10 +31,9 @@ type stand struct {
 	src oauth2.TokenSource
 }
 
-func newStand(t testing.TB) *stand {
+func newStand(t testing.TB, configure ...func(*appjwttest.Server)) *stand {
 	t.Helper()
-	srv := appjwttest.NewServer()
-	t.Cleanup(srv.Close)
+	srv := testkit.NewServer(t, configure...)
 	ctx := srv.Context(context.Background())
 	app := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, Domain: srv.Host()}
 	return &stand{srv: srv, ctx: ctx, src: app.TokenSource(ctx)}

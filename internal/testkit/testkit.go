@@ -39,10 +39,15 @@ var FastRetry = lphttp.Policy{
 	TooManyMin:    time.Millisecond,
 }
 
-// NewServer starts a LivePerson stand-in that the test closes.
-func NewServer(t testing.TB) *appjwttest.Server {
+// NewServer starts a LivePerson stand-in that the test closes, with its
+// fields set by configure, if any, before it starts.
+func NewServer(t testing.TB, configure ...func(*appjwttest.Server)) *appjwttest.Server {
 	t.Helper()
-	s := appjwttest.NewServer()
+	s := appjwttest.NewUnstartedServer()
+	for _, f := range configure {
+		f(s)
+	}
+	s.Start()
 	t.Cleanup(s.Close)
 	return s
 }
