@@ -112,11 +112,13 @@
 // capabilities.webhooks does, one endpoint per event type with its
 // max_retries (0 to 5):
 //
+//	srv := appjwttest.NewUnstartedServer()
+//	srv.WebhookClient = endpoint.Client() // endpoint: an httptest.NewTLSServer
+//	srv.Start()
 //	srv.SetWebhooks(map[string]appjwttest.Webhook{
 //		appjwttest.WebhookContentEvent:       {Endpoint: endpoint.URL + "/lp/events", MaxRetries: 3},
 //		appjwttest.WebhookConversationChange: {Endpoint: endpoint.URL + "/lp/conversations", MaxRetries: 3},
 //	})
-//	srv.SetWebhookClient(endpoint.Client()) // endpoint: an httptest.NewTLSServer
 //
 // From then on each event of a conversation is delivered to the webhook
 // of its type, if one is registered, as one notification in LivePerson's
@@ -167,7 +169,7 @@
 //     LivePerson says order is not kept then. LivePerson does not say more
 //     of the drain period: this is the server's model of it.
 //
-// [Server.SetWebhookTiming] shortens the pauses and timeouts for tests;
+// [Server.WebhookTiming] shortens the pauses and timeouts for tests;
 // on testing/synctest's fake clock they need no shortening.
 // [Server.QueueWebhookFaults] makes the next notifications of a webhook
 // duplicated, reordered, signed with another secret, or padded past a
@@ -176,8 +178,8 @@
 // LivePerson says that "apps with at least one endpoint responding slower
 // than 2.5 seconds over 2 minutes may be disabled ... without prior
 // warning": the server does so when every attempt to one endpoint took
-// longer than [Server.WebhookSlowAnswer] (2.5 s) for
-// [Server.WebhookSlowWindow] (2 minutes); a faster answer starts the
+// longer than [WebhookTiming.SlowAnswer] (2.5 s) for
+// [WebhookTiming.SlowWindow] (2 minutes); a faster answer starts the
 // window again. From then on nothing is delivered, and
 // [Server.WebhooksDisabled] tells why.
 //
@@ -188,8 +190,8 @@
 //
 // Endpoints are https URLs only, as LivePerson's. The deliveries' client
 // trusts the system's roots by default, which an httptest server's
-// certificate is not signed by: [Server.SetWebhookClient] takes the
-// client that trusts it.
+// certificate is not signed by: [Server.WebhookClient] is the client
+// that trusts it.
 //
 // # Fidelity
 //
@@ -437,13 +439,20 @@ type Server struct {
 	// panics for a value out of bounds.
 	WebhookRetention time.Duration
 
-	// WebhookSlowAnswer and WebhookSlowWindow, if set before Start, change
-	// when the server disables the app, as LivePerson says it may "without
-	// prior warning": when every attempt to one of its endpoints took
-	// longer than WebhookSlowAnswer (default 2.5 s) for WebhookSlowWindow
-	// (default 2 minutes). [Server.WebhooksDisabled] tells why.
-	WebhookSlowAnswer time.Duration
-	WebhookSlowWindow time.Duration
+	// WebhookTiming, if set before Start, paces webhook deliveries and
+	// says when the server disables the app; its zero fields mean
+	// LivePerson's values. A test shortens them: on testing/synctest's
+	// fake clock they need no shortening.
+	WebhookTiming WebhookTiming
+
+	// WebhookClient, if set before Start, is the client that delivers
+	// webhook notifications. nil, the default, trusts the system's roots,
+	// as LivePerson trusts only certificates valid on the internet: a test
+	// whose endpoint is an [httptest.Server] sets its Client, which trusts
+	// its certificate. The server uses a copy of it that follows no
+	// redirect (a 3xx is a failed attempt), bounded by WebhookTiming
+	// besides its own Timeout, and closes its idle connections on Close.
+	WebhookClient *http.Client
 
 	// Lifetime, if set before Start, is the lifetime of the AppJWTs the
 	// server issues, by either token API. Zero, the default, is an hour,
@@ -557,7 +566,7 @@ func (s *Server) Start() {
 	if s.ts != nil {
 		panic("appjwttest: Server started twice")
 	}
-	if err := s.hooks.configure(s.webhookPolicy()); err != nil {
+	if err := s.configureWebhooks(); err != nil {
 		panic(err.Error())
 	}
 	mux := http.NewServeMux()

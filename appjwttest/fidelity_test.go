@@ -303,7 +303,7 @@ func TestDomainAPIOverHTTP(t *testing.T) {
 // fixture of LivePerson's demo app does, and as LivePerson's demo app,
 // botium and Microsoft's handoff sample route by.
 func TestWebhookChangesCarryConversationID(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
 	ep := newEndpoint(t)
 	hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 	conv := newSender(t, s, "john").open()

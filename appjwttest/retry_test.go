@@ -79,15 +79,15 @@ func (ep *fakeEndpoint) hits() []hit {
 func fakeApp(t *testing.T, ep *fakeEndpoint, maxRetries int, set func(*Server)) *Server {
 	t.Helper()
 	s := NewUnstartedServer()
+	s.WebhookClient = &http.Client{Transport: ep}
 	set(s)
-	if err := s.hooks.configure(s.webhookPolicy()); err != nil {
+	if err := s.configureWebhooks(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
 	if err := s.SetWebhooks(map[string]Webhook{WebhookContentEvent: {Endpoint: "https://connector.example/lp/events", MaxRetries: maxRetries}}); err != nil {
 		t.Fatal(err)
 	}
-	s.SetWebhookClient(&http.Client{Transport: ep})
 	ep.start = time.Now()
 	for _, id := range []string{"a", "b"} {
 		if !s.open(&conversation{ConversationInfo: ConversationInfo{ID: id, Consumer: "consumer-" + id}}, time.Now()) {
@@ -236,14 +236,14 @@ func TestWebhookRetentionBounds(t *testing.T) {
 	for _, d := range []time.Duration{time.Second, 259201 * time.Second, -time.Second} {
 		s := NewUnstartedServer()
 		s.WebhookRetention = d
-		if err := s.hooks.configure(s.webhookPolicy()); err == nil {
+		if err := s.configureWebhooks(); err == nil {
 			t.Errorf("WebhookRetention %v: no error, want one", d)
 		}
 	}
 	for _, d := range []time.Duration{0, 2 * time.Second, 259200 * time.Second} {
 		s := NewUnstartedServer()
 		s.WebhookRetention = d
-		if err := s.hooks.configure(s.webhookPolicy()); err != nil {
+		if err := s.configureWebhooks(); err != nil {
 			t.Errorf("WebhookRetention %v: %v", d, err)
 		}
 	}
@@ -262,7 +262,9 @@ func TestWebhookDisableRule(t *testing.T) {
 	}{
 		{"LivePerson's: 2.5 s for 2 minutes", func(*Server) {}, 3 * time.Second, 60, 40},
 		{"2.5 s is not slower than 2.5 s", func(*Server) {}, 2500 * time.Millisecond, 60, -1},
-		{"settable: 1 s for 10 s", func(s *Server) { s.WebhookSlowAnswer, s.WebhookSlowWindow = time.Second, 10*time.Second }, 2 * time.Second, 20, 5},
+		{"settable: 1 s for 10 s", func(s *Server) {
+			s.WebhookTiming = WebhookTiming{SlowAnswer: time.Second, SlowWindow: 10 * time.Second}
+		}, 2 * time.Second, 20, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

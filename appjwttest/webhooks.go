@@ -78,10 +78,12 @@ const (
 	maxOversize      = 64 << 20 // the largest body a WebhookFault.Oversize pads to
 )
 
-// WebhookTiming paces deliveries. Its zero fields mean LivePerson's
-// values: a 30 s pause before a retry (2 s doubling up to 5 minutes under
-// the TTL-based policy), 5 s to connect and 5 s to read the answer. A test
-// shortens them with [Server.SetWebhookTiming].
+// WebhookTiming paces deliveries, and says when the server disables the
+// app, as [Server.WebhookTiming]. Its fields that are zero or negative
+// mean LivePerson's values: a 30 s pause before a retry (2 s doubling up
+// to 5 minutes under the TTL-based policy), 5 s to connect, 5 s to read
+// the answer, and the app disabled after answers slower than 2.5 s for 2
+// minutes.
 type WebhookTiming struct {
 	// RetryPause is how long a delivery that failed waits before it is
 	// queued again, under the count-based policy.
@@ -97,6 +99,12 @@ type WebhookTiming struct {
 	// ReadTimeout bounds an attempt from the connection being ready until
 	// the answer, status and body, is read.
 	ReadTimeout time.Duration
+	// SlowAnswer and SlowWindow say when the server disables the app, as
+	// LivePerson says it may "without prior warning": when every attempt
+	// to one of its endpoints took longer than SlowAnswer for SlowWindow.
+	// [Server.WebhooksDisabled] tells why.
+	SlowAnswer time.Duration
+	SlowWindow time.Duration
 }
 
 // WebhookFault is a fault the server puts in one notification it
@@ -197,41 +205,6 @@ func checkWebhook(typ string, h Webhook) error {
 	return nil
 }
 
-// SetWebhookClient sets the client that delivers notifications; nil
-// restores the default, which trusts the system's roots, as LivePerson
-// trusts only certificates valid on the internet. A test whose endpoint
-// is an [httptest.Server] passes its Client, which trusts its
-// certificate. The attempts that start from then on use a copy of c that
-// follows no redirect (a 3xx is a failed attempt), bounded by the
-// server's [WebhookTiming] besides c's own Timeout. Close closes c's idle
-// connections.
-func (s *Server) SetWebhookClient(c *http.Client) {
-	w := s.hooks
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if c == nil {
-		w.client = w.defaultClient
-		return
-	}
-	cc := *c
-	cc.CheckRedirect = noRedirect
-	w.client = &cc
-}
-
-// SetWebhookTiming sets how deliveries are paced from now on; its fields
-// that are zero or negative mean LivePerson's values.
-func (s *Server) SetWebhookTiming(t WebhookTiming) {
-	t.RetryPause = orDefault(t.RetryPause, defaultWebhookRetryPause)
-	t.FirstBackoff = orDefault(t.FirstBackoff, defaultWebhookFirstBackoff)
-	t.MaxBackoff = orDefault(t.MaxBackoff, defaultWebhookMaxBackoff)
-	t.ConnectTimeout = orDefault(t.ConnectTimeout, defaultWebhookConnectTimeout)
-	t.ReadTimeout = orDefault(t.ReadTimeout, defaultWebhookReadTimeout)
-	w := s.hooks
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.timing = t
-}
-
 // orDefault returns d if it is positive, else def.
 func orDefault(d, def time.Duration) time.Duration {
 	if d > 0 {
@@ -298,9 +271,9 @@ type webhooks struct {
 	mu         sync.Mutex
 	closed     bool
 	registered map[string]Webhook
-	client     *http.Client
-	timing     WebhookTiming
-	policy     webhookPolicy
+	client     *http.Client         // these three are fixed at Start
+	timing     WebhookTiming        // its defaults filled in
+	retention  time.Duration        // 0: the count-based policy
 	slowSince  map[string]time.Time // per endpoint: when the attempts to it started to be slow
 	disabled   error                // why the app is disabled; nil while it is not
 	faults     map[string][]WebhookFault
@@ -340,37 +313,35 @@ type delivery struct {
 	done       bool
 }
 
-// webhookPolicy is how the app's deliveries are retried, and when the app
-// is disabled: the Server's fields, fixed at Start.
-type webhookPolicy struct {
-	retention  time.Duration // 0: count-based
-	slowAnswer time.Duration
-	slowWindow time.Duration
-}
-
-// webhookPolicy returns the policy the Server's fields set.
-func (s *Server) webhookPolicy() webhookPolicy {
-	return webhookPolicy{
-		retention:  s.WebhookRetention,
-		slowAnswer: orDefault(s.WebhookSlowAnswer, defaultWebhookSlowAnswer),
-		slowWindow: orDefault(s.WebhookSlowWindow, defaultWebhookSlowWindow),
+// configureWebhooks sets the deliveries up as the Server's fields say, or
+// returns an error if WebhookRetention is out of bounds. Start calls it.
+func (s *Server) configureWebhooks() error {
+	if r := s.WebhookRetention; r != 0 && (r < minWebhookRetention || r > maxWebhookRetention) {
+		return fmt.Errorf("appjwttest: WebhookRetention %v is not between %v and %v", r, minWebhookRetention, maxWebhookRetention)
 	}
-}
-
-// configure sets the policy, or returns an error if it is out of bounds.
-func (w *webhooks) configure(p webhookPolicy) error {
-	if p.retention != 0 && (p.retention < minWebhookRetention || p.retention > maxWebhookRetention) {
-		return fmt.Errorf("appjwttest: WebhookRetention %v is not between %v and %v", p.retention, minWebhookRetention, maxWebhookRetention)
-	}
+	t := s.WebhookTiming
+	t.RetryPause = orDefault(t.RetryPause, defaultWebhookRetryPause)
+	t.FirstBackoff = orDefault(t.FirstBackoff, defaultWebhookFirstBackoff)
+	t.MaxBackoff = orDefault(t.MaxBackoff, defaultWebhookMaxBackoff)
+	t.ConnectTimeout = orDefault(t.ConnectTimeout, defaultWebhookConnectTimeout)
+	t.ReadTimeout = orDefault(t.ReadTimeout, defaultWebhookReadTimeout)
+	t.SlowAnswer = orDefault(t.SlowAnswer, defaultWebhookSlowAnswer)
+	t.SlowWindow = orDefault(t.SlowWindow, defaultWebhookSlowWindow)
+	w := s.hooks
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.policy = p
+	w.retention, w.timing = s.WebhookRetention, t
+	if c := s.WebhookClient; c != nil {
+		cc := *c
+		cc.CheckRedirect = noRedirect
+		w.client = &cc
+	}
 	return nil
 }
 
 // WebhooksDisabled returns why the server has disabled the app, nil if it
-// has not: its endpoint answered slower than WebhookSlowAnswer for
-// WebhookSlowWindow. From then on no notification is delivered: those
+// has not: its endpoint answered slower than [WebhookTiming.SlowAnswer]
+// for [WebhookTiming.SlowWindow]. From then on no notification is delivered: those
 // pending are dropped, and new ones are not queued.
 func (s *Server) WebhooksDisabled() error {
 	w := s.hooks
@@ -404,18 +375,10 @@ func newWebhooks() *webhooks {
 		cancel:        cancel,
 		defaultClient: def,
 		client:        def,
-		timing: WebhookTiming{
-			RetryPause:     defaultWebhookRetryPause,
-			FirstBackoff:   defaultWebhookFirstBackoff,
-			MaxBackoff:     defaultWebhookMaxBackoff,
-			ConnectTimeout: defaultWebhookConnectTimeout,
-			ReadTimeout:    defaultWebhookReadTimeout,
-		},
-		policy:    webhookPolicy{slowAnswer: defaultWebhookSlowAnswer, slowWindow: defaultWebhookSlowWindow},
-		slowSince: map[string]time.Time{},
-		faults:    map[string][]WebhookFault{},
-		queues:    map[string]*hookQueue{},
-		idle:      idle,
+		slowSince:     map[string]time.Time{},
+		faults:        map[string][]WebhookFault{},
+		queues:        map[string]*hookQueue{},
+		idle:          idle,
 	}
 }
 
@@ -539,7 +502,7 @@ func (w *webhooks) enqueueLocked(q *hookQueue, ds ...*delivery) {
 // a delivery of its conversation. The caller holds w.mu, and w is not
 // closed.
 func (w *webhooks) admitLocked(q *hookQueue, d *delivery) {
-	if w.policy.retention == 0 {
+	if w.retention == 0 {
 		w.enqueueLocked(q, d)
 		return
 	}
@@ -567,7 +530,7 @@ func (w *webhooks) admitLocked(q *hookQueue, d *delivery) {
 func (w *webhooks) doneLocked(q *hookQueue, d *delivery) {
 	w.finishLocked(d)
 	c := q.convs[d.conv]
-	if w.policy.retention == 0 || c == nil || w.closed {
+	if w.retention == 0 || c == nil || w.closed {
 		return
 	}
 	if d.draining {
@@ -636,7 +599,7 @@ func (w *webhooks) drain(q *hookQueue) {
 // -1 if it has none left. The caller holds w.mu.
 func (w *webhooks) retryPauseLocked(d *delivery, t WebhookTiming) time.Duration {
 	n := len(d.Attempts)
-	if w.policy.retention == 0 {
+	if w.retention == 0 {
 		if n <= d.maxRetries {
 			return t.RetryPause
 		}
@@ -656,13 +619,13 @@ func (w *webhooks) retryPauseLocked(d *delivery, t WebhookTiming) time.Duration 
 // expiredLocked reports whether d, under the TTL-based policy, is as old
 // as the retention after the pause. The caller holds w.mu.
 func (w *webhooks) expiredLocked(d *delivery, pause time.Duration) bool {
-	return w.policy.retention > 0 && time.Since(d.queuedAt)+pause >= w.policy.retention
+	return w.retention > 0 && time.Since(d.queuedAt)+pause >= w.retention
 }
 
 // watchSlowLocked notes how fast d's endpoint gave answer a, and disables
 // the app if it has been slow for the window. The caller holds w.mu.
 func (w *webhooks) watchSlowLocked(d *delivery, a Attempt) {
-	if a.Duration <= w.policy.slowAnswer {
+	if a.Duration <= w.timing.SlowAnswer {
 		delete(w.slowSince, d.Endpoint)
 		return
 	}
@@ -672,10 +635,10 @@ func (w *webhooks) watchSlowLocked(d *delivery, a Attempt) {
 		since = now.Add(-a.Duration)
 		w.slowSince[d.Endpoint] = since
 	}
-	if w.disabled != nil || now.Sub(since) < w.policy.slowWindow {
+	if w.disabled != nil || now.Sub(since) < w.timing.SlowWindow {
 		return
 	}
-	w.disabled = fmt.Errorf("appjwttest: webhooks disabled: the endpoint of %s answered slower than %v for %v", d.Webhook, w.policy.slowAnswer, now.Sub(since))
+	w.disabled = fmt.Errorf("appjwttest: webhooks disabled: the endpoint of %s answered slower than %v for %v", d.Webhook, w.timing.SlowAnswer, now.Sub(since))
 	for _, d := range w.deliveries {
 		w.finishLocked(d)
 	}

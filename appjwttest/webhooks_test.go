@@ -128,10 +128,17 @@ func verified(t *testing.T, s *appjwttest.Server) answer {
 // pause.
 var fastTiming = appjwttest.WebhookTiming{RetryPause: 10 * time.Millisecond}
 
-// hook registers ep as the webhook of each of types, with maxRetries, and
-// makes the server trust it and retry fast.
+// hook starts s, unstarted, trusting ep and, unless its WebhookTiming is
+// set, retrying fast; closes it when the test ends; and registers ep as
+// the webhook of each of types, with maxRetries.
 func hook(t *testing.T, s *appjwttest.Server, ep *endpoint, maxRetries int, types ...string) {
 	t.Helper()
+	s.WebhookClient = ep.Client()
+	if s.WebhookTiming == (appjwttest.WebhookTiming{}) {
+		s.WebhookTiming = fastTiming
+	}
+	s.Start()
+	t.Cleanup(s.Close)
 	hooks := map[string]appjwttest.Webhook{}
 	for _, typ := range types {
 		hooks[typ] = appjwttest.Webhook{Endpoint: ep.URL + "/lp/events", MaxRetries: maxRetries}
@@ -139,8 +146,6 @@ func hook(t *testing.T, s *appjwttest.Server, ep *endpoint, maxRetries int, type
 	if err := s.SetWebhooks(hooks); err != nil {
 		t.Fatal(err)
 	}
-	s.SetWebhookClient(ep.Client())
-	s.SetWebhookTiming(fastTiming)
 }
 
 // wait waits until s has no delivery pending.
@@ -171,7 +176,7 @@ var timestamps = regexp.MustCompile(`"(serverTimestamp|startTs|endTs|metaDataLas
 // consumer's own, echoed with role CONSUMER, the agent's, and the
 // conversation's opening and closing.
 func TestWebhookNotifications(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
 	ep := newEndpoint(t)
 	hook(t, s, ep, 0, allWebhooks...)
 	start := time.Now().UnixMilli()
@@ -342,7 +347,7 @@ func anyBody(ds []appjwttest.Delivery, body []byte) bool {
 // Only the event types with a webhook are delivered, and only while it
 // is registered.
 func TestWebhookOnlyRegistered(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
 	ep := newEndpoint(t)
 	hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 	c := newSender(t, s, "john")
@@ -435,10 +440,10 @@ func TestWebhookRetries(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t)
+			s := appjwttest.NewUnstartedServer()
+			s.WebhookTiming = appjwttest.WebhookTiming{RetryPause: 20 * time.Millisecond}
 			ep := newEndpoint(t, tt.answers...)
 			hook(t, s, ep, tt.maxRetries, appjwttest.WebhookContentEvent)
-			s.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: 20 * time.Millisecond})
 			conv := newSender(t, s, "john").open()
 			if _, err := s.AgentMessage(conv, "hello"); err != nil {
 				t.Fatal(err)
@@ -471,7 +476,7 @@ func TestWebhookRetries(t *testing.T) {
 
 // The answers are kept, up to 64 KiB each.
 func TestWebhookAnswersKept(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
 	long := strings.Repeat("x", 70<<10)
 	ep := newEndpoint(t, reply(503, "busy"), reply(200, long))
 	hook(t, s, ep, 1, appjwttest.WebhookContentEvent)
@@ -508,10 +513,10 @@ func TestWebhookReadTimeout(t *testing.T) {
 		{"no body", stallBody, 200},
 	} {
 		t.Run(slow.name, func(t *testing.T) {
-			s := newServer(t)
+			s := appjwttest.NewUnstartedServer()
+			s.WebhookTiming = appjwttest.WebhookTiming{RetryPause: time.Millisecond, ReadTimeout: 100 * time.Millisecond}
 			ep := newEndpoint(t, slow.answer)
 			hook(t, s, ep, 1, appjwttest.WebhookContentEvent)
-			s.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: time.Millisecond, ReadTimeout: 100 * time.Millisecond})
 			conv := newSender(t, s, "john").open()
 			s.AgentMessage(conv, "hello")
 			ds := wait(t, s)
@@ -535,7 +540,9 @@ func TestWebhookReadTimeout(t *testing.T) {
 // An endpoint that accepts connections but never completes a TLS
 // handshake fails within the connect timeout.
 func TestWebhookConnectTimeout(t *testing.T) {
-	s := newServer(t)
+	s := newServer(t, func(s *appjwttest.Server) {
+		s.WebhookTiming = appjwttest.WebhookTiming{RetryPause: time.Millisecond, ConnectTimeout: 50 * time.Millisecond}
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -546,7 +553,6 @@ func TestWebhookConnectTimeout(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	s.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: time.Millisecond, ConnectTimeout: 50 * time.Millisecond})
 	conv := newSender(t, s, "john").open()
 	s.AgentMessage(conv, "hello")
 	ds := wait(t, s)
@@ -561,18 +567,18 @@ func TestWebhookConnectTimeout(t *testing.T) {
 }
 
 // By default the server trusts the system's roots, as LivePerson trusts
-// only valid certificates: an httptest server's needs SetWebhookClient.
+// only valid certificates: an httptest server's needs WebhookClient.
 func TestWebhookDefaultClient(t *testing.T) {
-	s := newServer(t)
 	ep := newEndpoint(t)
+	untrusting := newServer(t)
+	if err := untrusting.SetWebhooks(map[string]appjwttest.Webhook{appjwttest.WebhookContentEvent: {Endpoint: ep.URL + "/lp/events"}}); err != nil {
+		t.Fatal(err)
+	}
+	untrusting.AgentMessage(newSender(t, untrusting, "john").open(), "untrusted")
+	s := appjwttest.NewUnstartedServer()
 	hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
-	s.SetWebhookClient(nil)
-	conv := newSender(t, s, "john").open()
-	s.AgentMessage(conv, "untrusted")
-	wait(t, s)
-	s.SetWebhookClient(ep.Client())
-	s.AgentMessage(conv, "trusted")
-	ds := wait(t, s)
+	s.AgentMessage(newSender(t, s, "john").open(), "trusted")
+	ds := append(wait(t, untrusting), wait(t, s)...)
 	if len(ds) != 2 {
 		t.Fatalf("%d deliveries, want 2", len(ds))
 	}
@@ -591,7 +597,7 @@ func TestWebhookDefaultClient(t *testing.T) {
 // Each fault of a delivery, as the connector sees it.
 func TestWebhookFaults(t *testing.T) {
 	t.Run("duplicate", func(t *testing.T) {
-		s := newServer(t)
+		s := appjwttest.NewUnstartedServer()
 		ep := newEndpoint(t)
 		hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 		conv := newSender(t, s, "john").open()
@@ -618,7 +624,7 @@ func TestWebhookFaults(t *testing.T) {
 	})
 
 	t.Run("reorder", func(t *testing.T) {
-		s := newServer(t)
+		s := appjwttest.NewUnstartedServer()
 		ep := newEndpoint(t)
 		hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 		conv := newSender(t, s, "john").open()
@@ -633,10 +639,10 @@ func TestWebhookFaults(t *testing.T) {
 	})
 
 	t.Run("reorder with nothing after", func(t *testing.T) {
-		s := newServer(t)
+		s := appjwttest.NewUnstartedServer()
+		s.WebhookTiming = appjwttest.WebhookTiming{RetryPause: 50 * time.Millisecond}
 		ep := newEndpoint(t)
 		hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
-		s.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: 50 * time.Millisecond})
 		conv := newSender(t, s, "john").open()
 		s.QueueWebhookFaults(appjwttest.WebhookContentEvent, appjwttest.WebhookFault{Reorder: true})
 		start := time.Now()
@@ -652,7 +658,7 @@ func TestWebhookFaults(t *testing.T) {
 	})
 
 	t.Run("bad signature", func(t *testing.T) {
-		s := newServer(t)
+		s := appjwttest.NewUnstartedServer()
 		ep := newEndpoint(t, verified(t, s), verified(t, s), verified(t, s))
 		hook(t, s, ep, 1, appjwttest.WebhookContentEvent)
 		conv := newSender(t, s, "john").open()
@@ -678,7 +684,7 @@ func TestWebhookFaults(t *testing.T) {
 	})
 
 	t.Run("oversize", func(t *testing.T) {
-		s := newServer(t)
+		s := appjwttest.NewUnstartedServer()
 		ep := newEndpoint(t, verified(t, s), verified(t, s))
 		hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 		conv := newSender(t, s, "john").open()
@@ -725,7 +731,7 @@ func messages(rs []received) []string {
 // A fault that lasts the whole of a delivery: every attempt is refused,
 // until max_retries.
 func TestWebhookBadSignatureEveryAttempt(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
 	ep := newEndpoint(t, verified(t, s), verified(t, s), verified(t, s), verified(t, s))
 	hook(t, s, ep, 3, appjwttest.WebhookChatStateEvent)
 	conv := newSender(t, s, "john").open()
@@ -740,7 +746,7 @@ func TestWebhookBadSignatureEveryAttempt(t *testing.T) {
 // Each webhook's deliveries come in the order of the events, even when
 // consumers send at once.
 func TestWebhookOrderUnderLoad(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
 	ep := newEndpoint(t)
 	hook(t, s, ep, 0, appjwttest.WebhookContentEvent)
 	const consumers, each = 4, 10
@@ -775,10 +781,10 @@ func TestWebhookOrderUnderLoad(t *testing.T) {
 }
 
 func TestWaitWebhooksContext(t *testing.T) {
-	s := newServer(t)
+	s := appjwttest.NewUnstartedServer()
+	s.WebhookTiming = appjwttest.WebhookTiming{RetryPause: time.Hour}
 	ep := newEndpoint(t, reply(500, ""))
 	hook(t, s, ep, 1, appjwttest.WebhookContentEvent)
-	s.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: time.Hour})
 	conv := newSender(t, s, "john").open()
 	s.AgentMessage(conv, "hello")
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -797,10 +803,14 @@ func TestWaitWebhooksContext(t *testing.T) {
 // the server outlives it.
 func TestWebhookClose(t *testing.T) {
 	testkit.CheckGoroutines(t)
-	s := appjwttest.NewServer()
-	defer s.Close()
 	hanging := newEndpoint(t, hang)
 	failing := newEndpoint(t, reply(500, ""))
+	s := appjwttest.NewUnstartedServer()
+	// Both endpoints' clients trust the same httptest certificate.
+	s.WebhookClient = hanging.Client()
+	s.WebhookTiming = appjwttest.WebhookTiming{RetryPause: time.Hour}
+	s.Start()
+	defer s.Close()
 	if err := s.SetWebhooks(map[string]appjwttest.Webhook{
 		appjwttest.WebhookContentEvent:       {Endpoint: hanging.URL, MaxRetries: 5},
 		appjwttest.WebhookChatStateEvent:     {Endpoint: failing.URL, MaxRetries: 5},
@@ -808,9 +818,6 @@ func TestWebhookClose(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Both endpoints' clients trust the same httptest certificate.
-	s.SetWebhookClient(hanging.Client())
-	s.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: time.Hour})
 	s.QueueWebhookFaults(appjwttest.WebhookConversationChange, appjwttest.WebhookFault{Reorder: true})
 	conv := newSender(t, s, "john").open() // held behind a next change that never comes
 	s.AgentMessage(conv, "hangs")

@@ -30,7 +30,7 @@ import (
 // agent's answer twice, and a notification signed with another secret,
 // as a forger's would be.
 func Example() {
-	srv := appjwttest.NewServer()
+	srv := appjwttest.NewUnstartedServer() // started once the endpoint is
 	defer srv.Close()
 
 	// The app installation, as LivePerson issued it; in production, from
@@ -89,15 +89,16 @@ func Example() {
 	})))
 	defer endpoint.Close()
 
-	// The app installation's capabilities.webhooks. The stand-in trusts
-	// the endpoint's certificate, and retries after 10 ms, not 30 s.
+	// The stand-in trusts the endpoint's certificate, and retries after
+	// 10 ms, not 30 s; then the app installation's capabilities.webhooks.
+	srv.WebhookClient = endpoint.Client()
+	srv.WebhookTiming = appjwttest.WebhookTiming{RetryPause: 10 * time.Millisecond}
+	srv.Start()
 	if err := srv.SetWebhooks(map[string]appjwttest.Webhook{
 		appjwttest.WebhookContentEvent: {Endpoint: endpoint.URL + "/lp/events", MaxRetries: 1},
 	}); err != nil {
 		log.Fatal(err)
 	}
-	srv.SetWebhookClient(endpoint.Client())
-	srv.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: 10 * time.Millisecond})
 
 	conversation := consumerWrites(srv, "john_doe_42", "Where is my order?")
 	srv.QueueWebhookFaults(appjwttest.WebhookContentEvent,

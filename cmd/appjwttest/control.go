@@ -86,17 +86,22 @@ type control struct {
 	done  chan struct{} // closed when srv.Serve has returned
 }
 
-// startControl sets up srv's webhooks as c says, and serves the control
-// API of srv on c.addr with tlsConfig's certificate.
-func startControl(srv *appjwttest.Server, c *controlFlags, tlsConfig *tls.Config, stderr io.Writer) (*control, error) {
+// configureWebhooks sets srv's webhook client and timing as c says: srv
+// is not started yet.
+func configureWebhooks(srv *appjwttest.Server, c *controlFlags) {
 	if c.roots != nil {
 		// No proxy: the receivers are on this machine.
-		srv.SetWebhookClient(&http.Client{Transport: &http.Transport{
+		srv.WebhookClient = &http.Client{Transport: &http.Transport{
 			TLSClientConfig:   &tls.Config{RootCAs: c.roots},
 			ForceAttemptHTTP2: true,
-		}})
+		}}
 	}
-	srv.SetWebhookTiming(appjwttest.WebhookTiming{RetryPause: c.retryPause})
+	srv.WebhookTiming = appjwttest.WebhookTiming{RetryPause: c.retryPause}
+}
+
+// startControl registers srv's webhooks as c says, and serves the control
+// API of srv on c.addr with tlsConfig's certificate.
+func startControl(srv *appjwttest.Server, c *controlFlags, tlsConfig *tls.Config, stderr io.Writer) (*control, error) {
 	if err := srv.SetWebhooks(c.hooks); err != nil {
 		return nil, usageError{fmt.Errorf("appjwttest: -webhooks: %w", err)}
 	}

@@ -146,11 +146,16 @@ func errorBody(text string) string {
 	return strings.TrimSuffix(b.String(), "\n")
 }
 
-// newControlTest returns a started stand-in and its control API, which
-// takes testToken, and a conversation open in it, and one closed.
-func newControlTest(t *testing.T) (srv *appjwttest.Server, h http.Handler, open, closed string) {
+// newControlTest returns a started stand-in, with its fields set by
+// configure, if any, and its control API, which takes testToken, and a
+// conversation open in it, and one closed.
+func newControlTest(t *testing.T, configure ...func(*appjwttest.Server)) (srv *appjwttest.Server, h http.Handler, open, closed string) {
 	t.Helper()
-	srv = appjwttest.NewServer()
+	srv = appjwttest.NewUnstartedServer()
+	for _, f := range configure {
+		f(srv)
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	c := lpOf(srv)
 	closed = c.open(t, "closed_consumer")
@@ -476,9 +481,8 @@ func newReceiver(t *testing.T) *receiver {
 }
 
 func TestControlWebhooks(t *testing.T) {
-	srv, h, open, _ := newControlTest(t)
 	recv := newReceiver(t)
-	srv.SetWebhookClient(recv.Client())
+	srv, h, open, _ := newControlTest(t, func(s *appjwttest.Server) { s.WebhookClient = recv.Client() })
 	wantBody := errorBody(`appjwttest: the body must be capabilities.webhooks, such as {"ms.MessagingEventNotification.ContentEvent":{"endpoint":"https://127.0.0.1:9443/lp","max_retries":3}}`)
 	content := `"` + appjwttest.WebhookContentEvent + `"`
 	tests := []controlCall{
@@ -657,7 +661,6 @@ func TestControlDocs(t *testing.T) {
 // GET /deliveries?wait= answers once no delivery is pending, or when the
 // wait runs out.
 func TestControlDeliveriesWait(t *testing.T) {
-	srv, h, open, _ := newControlTest(t)
 	release := make(chan struct{})
 	recv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -666,7 +669,7 @@ func TestControlDeliveriesWait(t *testing.T) {
 		}
 	}))
 	defer recv.Close()
-	srv.SetWebhookClient(recv.Client())
+	srv, h, open, _ := newControlTest(t, func(s *appjwttest.Server) { s.WebhookClient = recv.Client() })
 	if err := srv.SetWebhooks(map[string]appjwttest.Webhook{appjwttest.WebhookContentEvent: {Endpoint: recv.URL}}); err != nil {
 		t.Fatal(err)
 	}

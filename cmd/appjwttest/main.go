@@ -221,6 +221,7 @@ func serve(ctx context.Context, l, plain net.Listener, host, caFile string, ctlF
 	srv.TLS = cert
 	srv.DomainAPIHTTPListener = plain
 	srv.ErrorLog = log.New(stderr, "appjwttest: ", log.LstdFlags)
+	configureWebhooks(srv, ctlFlags)
 	srv.Start()
 	defer srv.Close()
 	ctl, err := startControl(srv, ctlFlags, cert, stderr)
