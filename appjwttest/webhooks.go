@@ -671,19 +671,26 @@ func (w *webhooks) attempt(client *http.Client, t WebhookTiming, d *delivery) At
 	defer cancel(nil)
 	// One timer: the connect timeout until a connection is ready, then the
 	// read timeout.
-	var connected atomic.Bool
+	var connected, answered, unanswered atomic.Bool
 	timer := time.AfterFunc(t.ConnectTimeout, func() {
-		if connected.Load() {
-			cancel(errReadTimeout)
-		} else {
+		switch {
+		case !connected.Load():
 			cancel(errConnectTimeout)
+		default:
+			// An answer whose headers come as the timer fires may still
+			// reach the caller: it came too late, and counts as none.
+			unanswered.Store(!answered.Load())
+			cancel(errReadTimeout)
 		}
 	})
 	defer timer.Stop()
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
-		connected.Store(true)
-		timer.Reset(t.ReadTimeout)
-	}})
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) {
+			connected.Store(true)
+			timer.Reset(t.ReadTimeout)
+		},
+		GotFirstResponseByte: func() { answered.Store(true) },
+	})
 
 	start := time.Now()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Endpoint, bytes.NewReader(d.Body))
@@ -696,6 +703,9 @@ func (w *webhooks) attempt(client *http.Client, t WebhookTiming, d *delivery) At
 		return Attempt{Err: attemptError(ctx, err), Duration: time.Since(start)}
 	}
 	defer resp.Body.Close()
+	if unanswered.Load() {
+		return Attempt{Err: errReadTimeout, Duration: time.Since(start)}
+	}
 	a := Attempt{Status: resp.StatusCode}
 	a.Answer, err = io.ReadAll(io.LimitReader(resp.Body, maxWebhookAnswer))
 	switch cause := context.Cause(ctx); {
