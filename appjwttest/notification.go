@@ -66,7 +66,7 @@ type conversationDetails struct {
 	Participants         []participant `json:"participants"`
 	BrandID              string        `json:"brandId"`
 	State                string        `json:"state"`
-	Stage                string        `json:"stage,omitempty"`
+	Stage                string        `json:"stage"`
 	CloseReason          string        `json:"closeReason,omitempty"`
 	StartTs              int64         `json:"startTs"`
 	EndTs                int64         `json:"endTs,omitempty"`
@@ -106,6 +106,7 @@ func (s *Server) notifyConversationLocked(c *conversation, now time.Time) {
 		Participants:         []participant{s.participantLocked(c, roleConsumer)},
 		BrandID:              s.AccountID,
 		State:                c.State,
+		Stage:                c.State, // the conversation's, as the main dialog's: no survey here
 		StartTs:              c.startTs,
 		MetaDataLastUpdateTs: now.UnixMilli(),
 	}
@@ -113,7 +114,7 @@ func (s *Server) notifyConversationLocked(c *conversation, now time.Time) {
 		d.Participants = append(d.Participants, s.participantLocked(c, roleAgent))
 	}
 	if c.State == stateClose {
-		d.Stage, d.CloseReason, d.EndTs = stateClose, c.closeReason, now.UnixMilli()
+		d.CloseReason, d.EndTs = c.closeReason, now.UnixMilli()
 	}
 	ch.Result.ConversationDetails = d
 	s.notifyLocked(c, WebhookConversationChange, WebhookConversationChange, ch)

@@ -241,7 +241,7 @@ func TestWebhookNotifications(t *testing.T) {
 	}
 	type note struct{ webhook, body string }
 	want := []note{
-		{appjwttest.WebhookConversationChange, convChange(`{"participants":[{"id":"{consumer}","role":"CONSUMER"}],"brandId":"{account}","state":"OPEN","startTs":{ts},"metaDataLastUpdateTs":{ts}}`)},
+		{appjwttest.WebhookConversationChange, convChange(`{"participants":[{"id":"{consumer}","role":"CONSUMER"}],"brandId":"{account}","state":"OPEN","stage":"OPEN","startTs":{ts},"metaDataLastUpdateTs":{ts}}`)},
 		{messaging, change(`{"sequence":0,` + consumerMeta + `,"serverTimestamp":{ts},"event":{"type":"ContentEvent","message":"Où est ma commande? 😀 <b>&","contentType":"text/plain"},"dialogId":"{conv}","conversationId":"{conv}"}`)},
 		{appjwttest.WebhookChatStateEvent, change(`{` + consumerMeta + `,"event":{"type":"ChatStateEvent","chatState":"COMPOSING"},"dialogId":"{conv}","conversationId":"{conv}"}`)},
 		{appjwttest.WebhookChatStateEvent, change(`{` + agentMeta + `,"event":{"type":"ChatStateEvent","chatState":"COMPOSING"},"dialogId":"{conv}","conversationId":"{conv}"}`)},
@@ -250,7 +250,7 @@ func TestWebhookNotifications(t *testing.T) {
 		{appjwttest.WebhookAcceptStatusEvent, change(`{"sequence":3,` + consumerMeta + `,"serverTimestamp":{ts},"event":{"type":"AcceptStatusEvent","status":"READ","sequenceList":[1]},"dialogId":"{conv}","conversationId":"{conv}"}`)},
 		{appjwttest.WebhookRichContentEvent, change(`{"sequence":4,` + agentMeta + `,"serverTimestamp":{ts},"event":{"type":"RichContentEvent","content":{"type":"vertical","elements":[{"type":"text","text":"Your order"}]}},"dialogId":"{conv}","conversationId":"{conv}"}`)},
 		{appjwttest.WebhookConversationChange, convChange(`{"participants":[{"id":"{consumer}","role":"CONSUMER"},{"id":"{agent}","role":"ASSIGNED_AGENT"}],"brandId":"{account}","state":"CLOSE","stage":"CLOSE","closeReason":"CONSUMER","startTs":{ts},"endTs":{ts},"metaDataLastUpdateTs":{ts}}`)},
-		{appjwttest.WebhookConversationChange, strings.ReplaceAll(convChange(`{"participants":[{"id":"{jane}","role":"CONSUMER"}],"brandId":"{account}","state":"OPEN","startTs":{ts},"metaDataLastUpdateTs":{ts}}`), "{conv}", "{conv2}")},
+		{appjwttest.WebhookConversationChange, strings.ReplaceAll(convChange(`{"participants":[{"id":"{jane}","role":"CONSUMER"}],"brandId":"{account}","state":"OPEN","stage":"OPEN","startTs":{ts},"metaDataLastUpdateTs":{ts}}`), "{conv}", "{conv2}")},
 		{appjwttest.WebhookConversationChange, strings.ReplaceAll(convChange(`{"participants":[{"id":"{jane}","role":"CONSUMER"},{"id":"{agent}","role":"ASSIGNED_AGENT"}],"brandId":"{account}","state":"CLOSE","stage":"CLOSE","closeReason":"AGENT","startTs":{ts},"endTs":{ts},"metaDataLastUpdateTs":{ts}}`), "{conv}", "{conv2}")},
 	}
 	fill := strings.NewReplacer("{conv2}", conv2, "{conv}", conv, "{consumer}", consumer, "{jane}", jane, "{agent}", agent, "{account}", s.AccountID)
