@@ -53,6 +53,42 @@ func TestPlanWithoutJitter(t *testing.T) {
 	}
 }
 
+// The AppJWT source's plan (appjwt's tokensource.go): refreshed EarlyExpiry
+// before expiry, less up to a tenth of the lifetime at random, never before
+// half of it; served until min(10 s, EarlyExpiry/2, a tenth) before expiry.
+func TestPlanOfTheAppJWTSource(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	const defaultEarly = 5 * time.Minute
+	tests := []struct {
+		life, early time.Duration
+		// refreshLo and refreshHi bound the refresh point, serve when
+		// the token stops being served; all after now.
+		refreshLo, refreshHi, serve time.Duration
+	}{
+		{2 * time.Second, defaultEarly, time.Second, time.Second, 1800 * time.Millisecond},
+		{5 * time.Second, defaultEarly, 2500 * time.Millisecond, 2500 * time.Millisecond, 4500 * time.Millisecond},
+		{15 * time.Second, defaultEarly, 7500 * time.Millisecond, 7500 * time.Millisecond, 13500 * time.Millisecond},
+		{time.Minute, defaultEarly, 30 * time.Second, 30 * time.Second, 54 * time.Second},
+		{time.Hour, defaultEarly, 49 * time.Minute, 55 * time.Minute, time.Hour - 10*time.Second},
+		{time.Hour, time.Second, 54*time.Minute - time.Second, time.Hour - time.Second, time.Hour - 500*time.Millisecond},
+		{time.Hour, 2 * time.Hour, 30 * time.Minute, 30 * time.Minute, time.Hour - 10*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%v/early %v", tt.life, tt.early), func(t *testing.T) {
+			p := Plan{Early: tt.early, JitterShare: 10, MaxMargin: min(10*time.Second, tt.early/2), MarginShare: 10}
+			for range 100 {
+				s := p.Schedule(now, now.Add(tt.life))
+				if r := s.RefreshAt.Sub(now); r < tt.refreshLo || r > tt.refreshHi {
+					t.Fatalf("refresh after %v, want between %v and %v", r, tt.refreshLo, tt.refreshHi)
+				}
+				if got := s.ServeUntil.Sub(now); got != tt.serve {
+					t.Fatalf("served for %v, want %v", got, tt.serve)
+				}
+			}
+		})
+	}
+}
+
 func TestFailures(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	b := lphttp.Backoff{Base: time.Second, Max: 30 * time.Second}

@@ -13,7 +13,7 @@ func TestGoodHosts(t *testing.T) {
 }
 
 func TestBadHosts(t *testing.T) {
-	for _, h := range []string{"host:+80", "[a]", "[a]:443", "a{b}", "a|b", "a`b", "a^b", "host:", "host:0", ":443", "a%41b", `a"b`, "a<b>", "https://x", "x/y", "u@x", "x?y", "x#y", "a b"} {
+	for _, h := range []string{"host:+80", "[a]", "[a]:443", "a{b}", "a|b", "a`b", "a^b", "host:", "host:0", ":443", "a%41b", `a"b`, "a<b>", "https://x", "x/y", "u@x", "x?y", "x#y", "a b", "x:99999", "http://x"} {
 		if err := CheckHost(h); err == nil {
 			t.Errorf("CheckHost(%q) = nil, want an error", h)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -227,6 +228,110 @@ func TestCall(t *testing.T) {
 	}
 }
 
+// What reaches the stand-in: a POST of the form, the credentials in the
+// form body or, for v1 when asked, in the query, each once.
+func TestRequestOnTheWire(t *testing.T) {
+	params := func(s *appjwttest.Server) map[string][]string {
+		return map[string][]string{"grant_type": {"client_credentials"}, "client_id": {s.ClientID}, "client_secret": {string(s.ClientSecret)}}
+	}
+	none := func(*appjwttest.Server) map[string][]string { return map[string][]string{} }
+	tests := []struct {
+		name                string
+		inQuery, v2         bool
+		wantQuery, wantForm func(s *appjwttest.Server) map[string][]string
+	}{
+		{"v1: the form body", false, false, func(*appjwttest.Server) map[string][]string { return map[string][]string{"v": {"1.0"}} }, params},
+		{"v1, InQuery: the query string", true, false, func(s *appjwttest.Server) map[string][]string {
+			q := params(s)
+			q["v"] = []string{"1.0"}
+			return q
+		}, none},
+		{"v2: the form body, nothing in the URL", false, true, none, params},
+		{"v2, InQuery: the form body still", true, true, none, params},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := testkit.NewServer(t)
+			c := credentialsFor(s)
+			c.InQuery, c.V2 = tt.inQuery, tt.v2
+			tok, _, err := Fetch(s.Context(context.Background()), s.Host(), c, testkit.FastRetry)
+			if err != nil {
+				t.Fatal(err)
+			}
+			endpoint, path := appjwttest.Sentinel, "/sentinel/api/account/"+s.AccountID+"/app/token"
+			if tt.v2 {
+				endpoint, path = appjwttest.SentinelV2Token, "/sentinel/api/v2/account/"+s.AccountID+"/app/token"
+			}
+			if _, err := s.Verify(endpoint, tok.AccessToken); err != nil {
+				t.Errorf("issued token does not verify: %v", err)
+			}
+			reqs := s.Requests(endpoint)
+			if len(reqs) != 1 {
+				t.Fatalf("%v got %d requests, want 1", endpoint, len(reqs))
+			}
+			r := reqs[0]
+			if got := []string{r.Method, r.Path, r.Header.Get("Content-Type")}; !slices.Equal(got, []string{"POST", path, "application/x-www-form-urlencoded"}) {
+				t.Errorf("method, path, Content-Type = %q, want POST, %q, the form's", got, path)
+			}
+			if diff := cmp.Diff(tt.wantQuery(s), map[string][]string(r.Query)); diff != "" {
+				t.Errorf("query mismatch (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.wantForm(s), map[string][]string(r.Form)); diff != "" {
+				t.Errorf("form mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAccountCannotChangePath(t *testing.T) {
+	for _, account := range []string{"a/../../x", "le1?x=y", "le1#frag", "%2e%2e", "a b", "../app/token"} {
+		t.Run(account, func(t *testing.T) {
+			s := testkit.NewServer(t)
+			c := credentialsFor(s)
+			c.AccountID = account
+			Fetch(s.Context(context.Background()), s.Host(), c, testkit.FastRetry)
+			reqs := s.Requests(appjwttest.Sentinel)
+			if len(reqs) != 1 {
+				t.Fatalf("Sentinel endpoint got %d requests, want 1 (the path was changed)", len(reqs))
+			}
+			got := reqs[0].Path
+			if !strings.HasPrefix(got, "/sentinel/api/account/") || !strings.HasSuffix(got, "/app/token") || strings.Count(got, "/") != 6 {
+				t.Errorf("path = %q, want one escaped account segment", got)
+			}
+		})
+	}
+}
+
+// A strict OAuth 2.0 server, such as ory/fosite or Spring Authorization
+// Server, reads the parameters of a token request from the form body
+// only, and refuses one that comes twice, body and query together.
+func TestStrictServerTakesTheRequest(t *testing.T) {
+	const secret = "s3cret-value"
+	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, `{"error":"invalid_request"}`, http.StatusBadRequest)
+			return
+		}
+		for _, p := range []string{"grant_type", "client_id", "client_secret"} {
+			if len(r.Form[p]) != 1 || len(r.PostForm[p]) != 1 {
+				http.Error(w, `{"error":"invalid_request","error_description":"`+p+` must be in the body, once"}`, http.StatusBadRequest)
+				return
+			}
+		}
+		if r.PostForm.Get("grant_type") != "client_credentials" || r.PostForm.Get("client_secret") != secret {
+			http.Error(w, `{"error":"invalid_client"}`, http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"access_token":"opaque","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer ts.Close()
+	c := Credentials{AccountID: "le1", ClientID: "id", ClientSecret: secret}
+	if _, _, err := Fetch(testkit.Client(ts), ts.Listener.Addr().String(), c, testkit.FastRetry); err != nil {
+		t.Errorf("Fetch from a strict server: %v", err)
+	}
+}
+
 // fetchWithFault makes Sentinel always answer with f and returns the
 // error of one Fetch, failing the test if there is none.
 func fetchWithFault(t *testing.T, f appjwttest.Fault) (*appjwttest.Server, error) {
@@ -354,19 +459,23 @@ func TestSecretNeverShowsInErrors(t *testing.T) {
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	deadHost := closed.Addr().String()
 	closed.Close()
-	for _, inQuery := range []bool{false, true} {
+	for _, api := range []struct{ inQuery, v2 bool }{{false, false}, {true, false}, {false, true}} {
 		c := credentialsFor(s)
-		c.InQuery = inQuery
+		c.InQuery, c.V2 = api.inQuery, api.v2
+		endpoint := appjwttest.Sentinel
+		if api.v2 {
+			endpoint = appjwttest.SentinelV2Token
+		}
 		ctx := s.Context(context.Background())
 		var errs []error
 		for _, f := range []appjwttest.Fault{{Status: 401}, {Status: 500}, {Reset: true}, {Body: "{"}} {
-			s.QueueFaults(appjwttest.Sentinel, f, f, f, f)
+			s.QueueFaults(endpoint, f, f, f, f)
 			_, _, err := Fetch(ctx, s.Host(), c, testkit.FastRetry)
 			errs = append(errs, err)
 		}
 		_, _, err := Fetch(ctx, deadHost, c, testkit.FastRetry)
 		errs = append(errs, err)
-		s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
+		s.QueueFaults(endpoint, appjwttest.Fault{Hang: true})
 		hung, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
 		_, _, err = Fetch(hung, s.Host(), c, testkit.FastRetry)
 		cancel()
