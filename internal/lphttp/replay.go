@@ -103,9 +103,12 @@ func send[C any, A Authority[C]](k Kind, base http.RoundTripper, a A, req, out *
 	if err == nil && resp != nil && resp.StatusCode < 400 {
 		a.Accepted(req, c)
 	}
-	// A server may echo the header into what net/http quotes, such as a
-	// malformed status line.
-	return resp, redact.For(a.Value(c), "").Withhold(err, k.Pkg+": request failed; error text withheld: it echoed the "+k.Name)
+	if err != nil {
+		// A server may echo the header into what net/http quotes, such as
+		// a malformed status line.
+		err = redact.For(a.Value(c), "").Withhold(err, k.Pkg+": request failed; error text withheld: it echoed the "+k.Name)
+	}
+	return resp, err
 }
 
 // resend returns a copy of req to send once more with a new credential,
