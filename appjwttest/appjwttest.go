@@ -391,6 +391,13 @@ type Request struct {
 	Header http.Header
 	Form   url.Values // the form body, if any
 	Body   []byte     // the body as sent, up to its first MiB; nil if empty
+
+	// The answer: its status, 0 until it is sent or if none was (a fault
+	// that hangs or resets); and the error it named, the errorCode of the
+	// Connector API's error body (such as "40102") or the error of
+	// Sentinel's (such as "invalid_client"), "" if none.
+	Status    int
+	ErrorCode string
 }
 
 // Server is a LivePerson stand-in. Its fields are its settings, fixed at
@@ -714,15 +721,66 @@ func requestTime(r *http.Request) time.Time {
 // due, or else with h.
 func (s *Server) handle(e Endpoint, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if f, ok := s.record(e, r); ok && s.inject(w, r, f) {
-			return
+		rec := &answerRecorder{ResponseWriter: w}
+		i, f, ok := s.record(e, r)
+		if !ok || !s.inject(rec, r, f) {
+			h(rec, r)
 		}
-		h(w, r)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.requests[e][i].Status, s.requests[e][i].ErrorCode = rec.status, rec.errorCode()
 	}
 }
 
-// record notes r and pops the fault it should get, if any.
-func (s *Server) record(e Endpoint, r *http.Request) (Fault, bool) {
+// answerRecorder notes the status of an answer, and the start of its body
+// if it is an error, for [Request].
+type answerRecorder struct {
+	http.ResponseWriter
+	status int
+	body   []byte // up to maxErrorPrefix bytes of an error's body
+}
+
+// maxErrorPrefix is as much of an error's body as errorCode reads: the
+// stand-in's error bodies are shorter.
+const maxErrorPrefix = 4 << 10
+
+func (a *answerRecorder) WriteHeader(status int) {
+	if a.status == 0 {
+		a.status = status
+	}
+	a.ResponseWriter.WriteHeader(status)
+}
+
+func (a *answerRecorder) Write(b []byte) (int, error) {
+	if a.status == 0 {
+		a.status = http.StatusOK
+	}
+	if a.status >= 400 {
+		a.body = append(a.body, b[:min(len(b), maxErrorPrefix-len(a.body))]...)
+	}
+	return a.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection, to hang up.
+func (a *answerRecorder) Unwrap() http.ResponseWriter { return a.ResponseWriter }
+
+// errorCode returns the error an error answer named, as [Request] says.
+func (a *answerRecorder) errorCode() string {
+	var body struct {
+		Body struct {
+			ErrorCode json.Number `json:"errorCode"`
+		} `json:"body"`
+		Error string `json:"error"`
+	}
+	if a.status < 400 || json.Unmarshal(a.body, &body) != nil {
+		return ""
+	}
+	return cmp.Or(body.Body.ErrorCode.String(), body.Error)
+}
+
+// record notes r, returns its index in s.requests[e], and pops the fault
+// it should get, if any.
+func (s *Server) record(e Endpoint, r *http.Request) (int, Fault, bool) {
 	// A body over the cap is cut one byte past it, so that the handlers'
 	// own cap still rejects it; ParseForm reads a copy, so that a JSON body
 	// sent as a form, as curl -d sends it, still reaches them whole.
@@ -737,12 +795,13 @@ func (s *Server) record(e Endpoint, r *http.Request) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests[e] = append(s.requests[e], req)
+	i := len(s.requests[e]) - 1
 	if q := s.queued[e]; len(q) > 0 {
 		s.queued[e] = q[1:]
-		return q[0], true
+		return i, q[0], true
 	}
 	f, ok := s.sticky[e]
-	return f, ok
+	return i, f, ok
 }
 
 // inject carries out f, reporting whether it answered the request.

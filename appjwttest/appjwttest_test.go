@@ -732,3 +732,55 @@ func TestBodiesAsCurlSendsThem(t *testing.T) {
 		t.Errorf("Requests(Consumer) kept bodies of %d and %d bytes, want 26 and 1 MiB", len(reqs[0].Body), len(reqs[len(reqs)-1].Body))
 	}
 }
+
+// Each request records its answer's status and the error it named, for
+// the agent console and the control API's GET /requests.
+func TestRequestAnswer(t *testing.T) {
+	s := newServer(t)
+	consumerPath := "/api/account/" + s.AccountID + "/consumer?v=1.0"
+	tests := []struct {
+		name          string
+		fault         *appjwttest.Fault
+		method, path  string
+		ctype, body   string
+		header        http.Header
+		wantStatus    int
+		wantErrorCode string
+	}{
+		{"token", nil, "POST", tokenPath(s), form, creds(s), nil, 200, ""},
+		{"bad secret", nil, "POST", tokenPath(s), form, "client_id=" + s.ClientID + "&client_secret=no", nil, 401, "invalid_client"},
+		{"no AppJWT", nil, "POST", consumerPath, "application/json", `{"ext_consumer_id":"c"}`, nil, 401, "40105"},
+		{"a fault's status", &appjwttest.Fault{Status: 503, Body: `{"error":"down"}`}, "POST", tokenPath(s), form, creds(s), nil, 503, "down"},
+		{"a fault's body that is no error", &appjwttest.Fault{Status: 500, Body: "<html>"}, "POST", tokenPath(s), form, creds(s), nil, 500, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := appjwttest.Sentinel
+			if tt.path == consumerPath {
+				e = appjwttest.Consumer
+			}
+			if tt.fault != nil {
+				s.QueueFaults(e, *tt.fault)
+			}
+			do(t, s, tt.method, tt.path, tt.ctype, tt.body, tt.header)
+			reqs := s.Requests(e)
+			got := reqs[len(reqs)-1]
+			if got.Status != tt.wantStatus || got.ErrorCode != tt.wantErrorCode {
+				t.Errorf("Status, ErrorCode = %d, %q; want %d, %q", got.Status, got.ErrorCode, tt.wantStatus, tt.wantErrorCode)
+			}
+		})
+	}
+
+	// A request reset without an answer has none.
+	s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Reset: true})
+	req, _ := http.NewRequest("POST", s.URL()+tokenPath(s), strings.NewReader(creds(s)))
+	req.Header.Set("Content-Type", form)
+	if resp, err := s.Client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatal("a reset: got an answer, want an error")
+	}
+	reqs := s.Requests(appjwttest.Sentinel)
+	if got := reqs[len(reqs)-1]; got.Status != 0 || got.ErrorCode != "" {
+		t.Errorf("a reset: Status, ErrorCode = %d, %q; want 0, \"\"", got.Status, got.ErrorCode)
+	}
+}

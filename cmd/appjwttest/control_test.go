@@ -403,8 +403,8 @@ func TestControlRequests(t *testing.T) {
 		t.Fatalf("GET /requests?endpoint=Sentinel: %d requests, want 3", len(got))
 	}
 	wantForm := url.Values{"grant_type": {"client_credentials"}, "client_id": {srv.ClientID}, "client_secret": {withheld}}
-	if diff := cmp.Diff(wantForm, got[0].Form); diff != "" || got[0].Body != withheld || got[0].Method != "POST" {
-		t.Errorf("first token request: %s %s, body %q, form (-want +got):\n%s", got[0].Method, got[0].Path, got[0].Body, diff)
+	if diff := cmp.Diff(wantForm, got[0].Form); diff != "" || got[0].Body != withheld || got[0].Method != "POST" || got[0].Status != 200 || got[0].ErrorCode != "" {
+		t.Errorf("first token request: %s %s, status %d %q, body %q, form (-want +got):\n%s", got[0].Method, got[0].Path, got[0].Status, got[0].ErrorCode, got[0].Body, diff)
 	}
 	wantQuery := url.Values{"v": {"1.0"}, "grant_type": {"client_credentials"}, "client_id": {srv.ClientID}, "client_secret": {withheld}}
 	if diff := cmp.Diff(wantQuery, got[2].Query); diff != "" || got[2].Body != "" {

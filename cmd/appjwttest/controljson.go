@@ -85,6 +85,9 @@ type requestJSON struct {
 	Header http.Header `json:"header"`
 	Form   url.Values  `json:"form"`
 	Body   string      `json:"body"`
+	// The answer's status, 0 if none was sent, and the error it named.
+	Status    int    `json:"status"`
+	ErrorCode string `json:"errorCode"`
 }
 
 // withheld replaces what the control API does not show.
@@ -130,6 +133,9 @@ func newRequestJSON(r appjwttest.Request, secret string) requestJSON {
 		Header: h,
 		Form:   values(r.Form),
 		Body:   text(string(r.Body)),
+
+		Status:    r.Status,
+		ErrorCode: r.ErrorCode,
 	}
 }
 
