@@ -80,10 +80,11 @@ func (c *controlFlags) check() error {
 
 // control is the control API's server.
 type control struct {
-	url   string
-	token string
-	srv   *http.Server
-	done  chan struct{} // closed when srv.Serve has returned
+	url        string
+	token      string
+	consoleURL string // logs a browser in to the console, once
+	srv        *http.Server
+	done       chan struct{} // closed when srv.Serve has returned
 }
 
 // configureWebhooks sets srv's webhook client and timing as c says: srv
@@ -115,11 +116,16 @@ func startControl(srv *appjwttest.Server, c *controlFlags, tlsConfig *tls.Config
 		return nil, errors.New("appjwttest: -control-addr must be on loopback, such as 127.0.0.1:8444: whoever reaches it acts as the agent")
 	}
 	token := newControlToken()
+	con := newConsole(srv, token, l.Addr(), c.retryPause)
+	mux := http.NewServeMux()
+	mux.Handle(consolePath, con)
+	mux.Handle("/", newControlHandler(srv, token))
 	ctl := &control{
-		url:   "https://" + l.Addr().String(),
-		token: token,
+		url:        "https://" + l.Addr().String(),
+		token:      token,
+		consoleURL: con.loginURL("https://" + l.Addr().String()),
 		srv: &http.Server{
-			Handler:           newControlHandler(srv, token),
+			Handler:           mux,
 			TLSConfig:         tlsConfig.Clone(),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
@@ -482,9 +488,12 @@ func endpointNamed(name string) (appjwttest.Endpoint, bool) {
 const webhookNames = appjwttest.WebhookContentEvent + ", " + appjwttest.WebhookRichContentEvent + ", " +
 	appjwttest.WebhookAcceptStatusEvent + ", " + appjwttest.WebhookChatStateEvent + ", " + appjwttest.WebhookConversationChange
 
-// printControlHelp tells how to reach the control API with curl.
+// printControlHelp tells how to reach the control API with curl, and the
+// console with a browser.
 func printControlHelp(w io.Writer, ctl *control) {
 	fmt.Fprintf(w, "\nFor the control API (paths in docs/testing.md), with SSL_CERT_FILE as above:\n")
 	fmt.Fprintf(w, "  export APPJWTTEST_CONTROL=%s APPJWTTEST_CONTROL_TOKEN=%s\n", shellQuote(ctl.url), shellQuote(ctl.token))
 	fmt.Fprintf(w, "  curl --cacert \"$SSL_CERT_FILE\" -H \"Authorization: Bearer $APPJWTTEST_CONTROL_TOKEN\" \"$APPJWTTEST_CONTROL/conversations\"\n")
+	fmt.Fprintf(w, "\nThe agent console, in a browser on this machine (the link logs in once; then paste the control-token):\n")
+	fmt.Fprintf(w, "  %s\n", ctl.consoleURL)
 }

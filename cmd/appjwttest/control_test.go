@@ -582,6 +582,9 @@ func TestControlBanner(t *testing.T) {
 	if b["control-token"] == b["client-secret"] {
 		t.Error("the control token is the client secret")
 	}
+	if code, ok := strings.CutPrefix(b["console"], b["control"]+"/console/login?code="); !ok || len(code) != 43 || code == b["control-token"] {
+		t.Errorf("banner's console %q, want the control URL's /console/login with a 256-bit code of its own", b["console"])
+	}
 }
 
 func TestControlUsage(t *testing.T) {

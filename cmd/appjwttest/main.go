@@ -250,6 +250,7 @@ func printBanner(w io.Writer, srv *appjwttest.Server, caFile string, ctl *contro
 	}
 	fmt.Fprintf(w, "control:       %s\n", ctl.url)
 	fmt.Fprintf(w, "control-token: %s\n", ctl.token)
+	fmt.Fprintf(w, "console:       %s\n", ctl.consoleURL)
 	fmt.Fprintf(w, "\nFor the appjwt command and curl (the appjwt command reads SSL_CERT_FILE on Linux and the BSDs):\n")
 	fmt.Fprintf(w, "  export LP_ACCOUNT_ID=%s LP_CLIENT_ID=%s LP_CLIENT_SECRET=%s LP_DOMAIN_API=%s SSL_CERT_FILE=%s\n",
 		shellQuote(srv.AccountID), shellQuote(srv.ClientID), shellQuote(string(srv.ClientSecret)), shellQuote(srv.Host()), shellQuote(caFile))
