@@ -373,198 +373,70 @@ func TestParseClaims(t *testing.T) {
 
 // The cache behind TokenSource: caching, refresh ahead, outages, the schedule.
 
+// A cold source's callers share one fetch, which one that gives up leaves
+// running for the others; each gets a copy of its own, which it may
+// modify, as x/oauth2's wrappers do. Past the refresh point the next token
+// comes in the background, while every caller gets the old one at once.
 func TestTokenSourceCaches(t *testing.T) {
-	testkit.CheckGoroutines(t)
-	s := testkit.NewServer(t, func(s *appjwttest.Server) { s.Lifetime = 3 * time.Second })
-	c := configFor(s)
-	c.EarlyExpiry = 2 * time.Second
-	src := c.TokenSource(s.Context(context.Background()))
-
-	first := mustToken(t, src)
-	cached, err := src.Token()
-	if err != nil || cached.AccessToken != first.AccessToken {
-		t.Fatalf("second Token() = %v, %v; want the first token", cached, err)
-	}
-	for range 10 {
-		// Each caller gets a copy of its own, which it may modify, as
-		// x/oauth2's wrappers do.
-		tok, err := src.Token()
-		if err != nil || tok == cached || tok.AccessToken != first.AccessToken {
-			t.Fatalf("Token() = %p, %v; want a copy of the cached %p", tok, err, cached)
-		}
-		tok.AccessToken = "scribbled"
-	}
-	if got := len(s.Requests(appjwttest.Sentinel)); got != 1 {
-		t.Fatalf("Sentinel got %d requests for a fresh token, want 1", got)
-	}
-	// Half the lifetime in, the token is due: a new one comes, without error.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(s.Requests(appjwttest.Sentinel)) < 2 && time.Now().Before(deadline) {
-		mustToken(t, src)
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := len(s.Requests(appjwttest.Sentinel)); got != 2 {
-		t.Errorf("Sentinel got %d requests after the refresh point, want 2", got)
-	}
-	if got := len(s.Requests(appjwttest.DomainAPI)); got != 1 {
-		t.Errorf("Domain API got %d requests, want 1 (the domain is cached)", got)
-	}
-}
-
-func TestColdSourceSendsOneRequest(t *testing.T) {
-	testkit.CheckGoroutines(t)
-	s := testkit.NewServer(t)
-	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Delay: 50 * time.Millisecond})
-	c := configFor(s)
-	src := c.TokenSource(s.Context(context.Background()))
-	var wg sync.WaitGroup
-	var failures atomic.Int32
-	for range 200 {
-		wg.Go(func() {
-			if _, err := src.Token(); err != nil {
-				failures.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if n := failures.Load(); n != 0 {
-		t.Errorf("%d callers failed", n)
-	}
-	if got := len(s.Requests(appjwttest.Sentinel)); got != 1 {
-		t.Errorf("Sentinel got %d requests, want 1", got)
-	}
-	if got := len(s.Requests(appjwttest.DomainAPI)); got != 1 {
-		t.Errorf("Domain API got %d requests, want 1", got)
-	}
-}
-
-// dueSource returns a source holding a token whose refresh is due by its
-// clock, after fault has been set up on the server.
-func dueSource(t *testing.T, fault func(*appjwttest.Server)) (*appjwttest.Server, *Source, *harness, *oauth2.Token) {
-	t.Helper()
-	s := testkit.NewServer(t)
-	src, h := newTestSource(t, s, configFor(s), nil)
-	old := mustToken(t, src)
-	fault(s)
-	h.clk.Advance(time.Hour - defaultEarlyExpiry + time.Second)
-	return s, src, h, old
-}
-
-func TestRefreshAheadDoesNotBlock(t *testing.T) {
-	testkit.CheckGoroutines(t)
-	s, src, h, old := dueSource(t, func(s *appjwttest.Server) {
-		s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Delay: time.Second})
-		s.SetClockSkew(time.Minute) // so that the new token differs from the old
-	})
-
-	var mu sync.Mutex
-	var worst time.Duration
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			for range 20 {
-				start := time.Now()
-				tok, err := src.Token()
-				mu.Lock()
-				worst = max(worst, time.Since(start))
-				mu.Unlock()
-				if err != nil || tok.AccessToken != old.AccessToken {
-					t.Errorf("during the refresh: Token() = %v, %v; want the old token", tok, err)
-					return
+	synctest.Test(t, func(t *testing.T) {
+		f, c, ctx := fakeStand(t)
+		src := c.TokenSource(ctx)
+		impatient, giveUp := context.WithTimeout(ctx, time.Second)
+		defer giveUp()
+		toks := make([]*oauth2.Token, 200)
+		var wg sync.WaitGroup
+		for i := range toks {
+			wg.Go(func() {
+				var err error
+				if toks[i], err = src.Token(); err != nil {
+					t.Errorf("cold source: %v", err)
 				}
-				time.Sleep(time.Millisecond)
-			}
-		})
-	}
-	wg.Wait()
-	if w := worst; w > 100*time.Millisecond {
-		t.Errorf("a caller waited %v during a slow refresh, want well under 100ms", w)
-	}
-	h.waitIdle(t)
-	tok, err := src.Token()
-	if err != nil || tok.AccessToken == old.AccessToken {
-		t.Errorf("after the refresh: Token() = %v, %v; want the new token", tok, err)
-	}
-	if got := len(s.Requests(appjwttest.Sentinel)); got != 2 {
-		t.Errorf("Sentinel got %d requests, want 2 (one refresh)", got)
-	}
-}
-
-func TestOutageWithValidToken(t *testing.T) {
-	testkit.CheckGoroutines(t)
-	s, src, h, old := dueSource(t, func(s *appjwttest.Server) {
-		s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
-	})
-	for i := range 50 {
-		tok, err := src.Token()
-		if err != nil || tok.AccessToken != old.AccessToken {
-			t.Fatalf("call %d during the outage: Token() = %v, %v; want the old token", i, tok, err)
+			})
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	h.waitIdle(t)
-	if st := src.State(); !st.Valid || st.Failures < 1 {
-		t.Errorf("during the outage: %+v, want the token served and a failed refresh recorded", st)
-	}
-	// Well within the margin before real expiry, the old token is no longer served.
-	h.clk.Advance(defaultEarlyExpiry - 5*time.Second)
-	if tok, err := src.Token(); err == nil {
-		t.Errorf("5s before expiry, during the outage: got %v, want the fetch error", tok)
-	}
-	s.ClearFault(appjwttest.Sentinel)
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
-		if tok, err := src.Token(); err == nil && tok.AccessToken != old.AccessToken {
-			if st := src.State(); st.Failures != 0 {
-				t.Errorf("failures = %d after a success, want the backoff reset", st.Failures)
-			}
-			return
+		if _, err := src.TokenContext(impatient); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("impatient caller: %v, want a deadline error", err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Error("no new token within 3s of the recovery")
-}
+		wg.Wait()
+		if got := f.Count("sentinel.test"); got != 1 || t.Failed() {
+			t.Fatalf("Sentinel got %d requests from 201 callers of a cold source, want 1", got)
+		}
+		old, copies := *toks[0], map[*oauth2.Token]bool{}
+		for _, tok := range toks {
+			if tok == nil || copies[tok] || tok.AccessToken != old.AccessToken {
+				t.Fatalf("Token() = %p %v, want a copy of its own of the one token", tok, tok)
+			}
+			copies[tok] = true
+			tok.AccessToken = "scribbled"
+		}
+		if tok := mustToken(t, src); tok.AccessToken != old.AccessToken || f.Count("sentinel.test") != 1 {
+			t.Fatalf("after the callers scribbled on their copies: %v and %d requests, want the cached token", tok, f.Count("sentinel.test"))
+		}
 
-func TestOutageWithoutTokenBoundsLoad(t *testing.T) {
-	testkit.CheckGoroutines(t)
-	s := testkit.NewServer(t)
-	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
-	c := configFor(s)
-	src := c.TokenSource(s.Context(context.Background())) // default retry and backoff
-	stop := time.Now().Add(time.Second)
-	var calls, failures atomic.Int32
-	var wg sync.WaitGroup
-	for range 50 {
-		wg.Go(func() {
-			for time.Now().Before(stop) {
-				calls.Add(1)
-				if _, err := src.Token(); err != nil {
-					failures.Add(1)
+		time.Sleep(time.Until(src.State().RefreshAt))
+		for range 20 {
+			wg.Go(func() {
+				for range 20 {
+					start := time.Now()
+					if tok, err := src.Token(); err != nil || tok.AccessToken != old.AccessToken || time.Since(start) > 0 {
+						t.Errorf("during the refresh: Token() = %v, %v after %v; want the old token at once", tok, err, time.Since(start))
+						return
+					}
+					time.Sleep(time.Millisecond)
 				}
-			}
-		})
-	}
-	wg.Wait()
-	if calls.Load() != failures.Load() {
-		t.Errorf("%d of %d calls succeeded during the outage", calls.Load()-failures.Load(), calls.Load())
-	}
-	if got := len(s.Requests(appjwttest.Sentinel)); got > 5 {
-		t.Errorf("Sentinel got %d requests from 50 goroutines in a second, want at most 5", got)
-	}
-	// Within the backoff window, the error comes at once and sends nothing.
-	before := len(s.Requests(appjwttest.Sentinel))
-	start := time.Now()
-	_, err := src.Token()
-	if err == nil || time.Since(start) > 50*time.Millisecond {
-		t.Errorf("within the backoff: Token() error %v after %v, want the last error at once", err, time.Since(start))
-	}
-	if got := len(s.Requests(appjwttest.Sentinel)); got != before {
-		t.Errorf("within the backoff: %d new requests, want none", got-before)
-	}
-	var re *oauth2.RetrieveError
-	if !errors.As(err, &re) || re.Response.StatusCode != 503 {
-		t.Errorf("error = %v, want the 503 RetrieveError", err)
-	}
+			})
+		}
+		wg.Wait()
+		if !src.State().Fetching {
+			t.Error("no refresh running past the refresh point")
+		}
+		time.Sleep(f.SentinelDelay)
+		if tok := mustToken(t, src); tok.AccessToken == old.AccessToken {
+			t.Error("after the refresh: the old token, want the new one")
+		}
+		if got := []int{f.Count("sentinel.test"), f.Count("domain.test")}; !slices.Equal(got, []int{2, 1}) {
+			t.Errorf("Sentinel and the Domain API got %v requests, want [2 1]: one refresh, the domain cached", got)
+		}
+	})
 }
 
 func TestFaultMatrix(t *testing.T) {
@@ -1503,27 +1375,9 @@ func TestDroppedSourcesAreCollected(t *testing.T) {
 	}
 }
 
-// A caller that gives up does not cancel the fetch for the others.
-func TestGivingUpLeavesTheFetch(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f, c, ctx := fakeStand(t)
-		src := c.TokenSource(ctx)
-		impatient, giveUp := context.WithTimeout(ctx, time.Second)
-		defer giveUp()
-		done := make(chan error, 1)
-		go func() { _, err := src.Token(); done <- err }()
-		if _, err := src.TokenContext(impatient); !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("impatient caller: %v, want a deadline error", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("patient caller: %v, want the token", err)
-		}
-		if got := f.Count("sentinel.test"); got != 1 {
-			t.Errorf("Sentinel got %d requests, want the one fetch both callers shared", got)
-		}
-	})
-}
-
+// State through an outage: the token held serves until shortly before
+// its expiry, a cold source's callers share one failed fetch and then get
+// its error at once, and the first success resets the backoff.
 func TestState(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f, c, ctx := fakeStand(t)
@@ -1532,7 +1386,7 @@ func TestState(t *testing.T) {
 			t.Errorf("the first call, which starts a fetch (-want +got):\n%s", diff)
 		}
 		start := time.Now()
-		mustToken(t, src)
+		old := mustToken(t, src)
 		got := src.State()
 		expiry := start.Add(time.Hour - time.Second) // counted from when the request was sent, less the second Date names
 		if !got.Valid || !got.Expiry.Equal(expiry) || got.RefreshAt.Before(expiry.Add(-11*time.Minute)) || got.RefreshAt.After(expiry.Add(-5*time.Minute)) || got.Failures != 0 {
@@ -1548,22 +1402,60 @@ func TestState(t *testing.T) {
 		if !got.Valid || got.Failures != 1 || !errors.As(got.LastError, &re) || re.Response.StatusCode != 503 || !got.RetryAt.After(got.LastErrorAt) {
 			t.Errorf("during the outage: %+v, want Valid, 1 failure, its 503 and a retry after it", got)
 		}
-
-		// A cold source: the caller after the failed fetch gets its error
-		// at once, saying that it backs off, until when.
-		cold := c.TokenSource(ctx)
-		if _, err := cold.Token(); err == nil {
-			t.Fatal("cold start with Sentinel down: no error")
+		if tok, err := src.Token(); err != nil || tok.AccessToken != old.AccessToken {
+			t.Errorf("during the outage: Token() = %v, %v; want the old token", tok, err)
 		}
-		before := f.Count("sentinel.test")
+
+		// A cold source, on a LivePerson of its own that is down: 50
+		// callers for a second all fail, on one fetch.
+		fc, cc, cctx := fakeStand(t)
+		fc.SetDown(func(time.Time) bool { return true })
+		cold := cc.TokenSource(cctx)
+		stop := time.Now().Add(time.Second)
+		var wg sync.WaitGroup
+		for range 50 {
+			wg.Go(func() {
+				for time.Now().Before(stop) {
+					if _, err := cold.Token(); err == nil {
+						t.Error("cold start with Sentinel down: no error")
+					}
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
+		wg.Wait()
+		if got := fc.Count("sentinel.test"); got > 5 {
+			t.Errorf("Sentinel got %d requests from 50 callers in a second, want at most 5", got)
+		}
+		// The caller after the failed fetch gets its error at once, saying
+		// that it backs off, until when.
+		before, start := fc.Count("sentinel.test"), time.Now()
 		_, err := cold.Token()
 		st := cold.State()
 		if err == nil || !strings.HasPrefix(err.Error(), "appjwt: backing off until "+st.RetryAt.UTC().Format("2006-01-02T15:04:05.000Z")+" after a failed fetch: token request for account") ||
-			strings.Contains(err.Error(), "\n") || !errors.As(err, &re) || f.Count("sentinel.test") != before {
-			t.Errorf("within the backoff: %v, want the last error at once, saying until when, one line, with its RetrieveError", err)
+			strings.Contains(err.Error(), "\n") || !errors.As(err, &re) || re.Response.StatusCode != 503 || fc.Count("sentinel.test") != before || time.Since(start) > 0 {
+			t.Errorf("within the backoff: %v, want the last 503 at once, saying until when, one line, with its RetrieveError", err)
 		}
 		if st.Valid || st.Failures != 1 || st.LastError == nil {
 			t.Errorf("cold source after a failure: %+v", st)
+		}
+
+		// 5 s before its expiry, the old token is no longer served.
+		time.Sleep(time.Until(old.Expiry) - 5*time.Second)
+		if tok, err := src.Token(); err == nil {
+			t.Errorf("5 s before expiry, during the outage: got %v, want the fetch error", tok)
+		}
+		// Sentinel recovers: a new token within a backoff step and a fetch.
+		f.SetDown(func(time.Time) bool { return false })
+		recovered := time.Now()
+		for _, err := src.Token(); err != nil; _, err = src.Token() {
+			if time.Since(recovered) > lifecycle.FailureBackoff.Max+f.SentinelDelay {
+				t.Fatalf("no new token %v after the recovery: %v", time.Since(recovered), err)
+			}
+			time.Sleep(time.Second)
+		}
+		if st := src.State(); st.Failures != 0 {
+			t.Errorf("failures = %d after a success, want the backoff reset", st.Failures)
 		}
 	})
 }
