@@ -888,44 +888,45 @@ func TestTransportDoneContextIsNotResent(t *testing.T) {
 	}
 }
 
-// A late rejection of an older token keeps the current one; the current
-// one is dropped at most once per floor.
+// A late rejection of an older token keeps the current one; the floor
+// between drops of the current one (internal/lifecycle tests it) doubles
+// up to the token's lifetime.
 func TestRejectKeepsNewerToken(t *testing.T) {
-	s := testkit.NewServer(t)
-	src, h := newTestSource(t, s, configFor(s), nil)
-	token := func() *oauth2.Token {
-		t.Helper()
-		tok := mustToken(t, src)
-		return tok
-	}
-	// dropped rejects tok and says whether the next call fetched.
-	dropped := func(tok *oauth2.Token) bool {
-		t.Helper()
-		n := len(s.Requests(appjwttest.Sentinel))
-		src.Reject(tok)
-		token()
-		return len(s.Requests(appjwttest.Sentinel)) > n
-	}
-	old := token()
-	h.clk.Advance(time.Hour) // the old token is gone: the next call fetches
-	current := token()
-	if current.AccessToken == old.AccessToken {
-		t.Fatal("no new token after the old one expired")
-	}
-	if dropped(old) {
-		t.Error("a late rejection of the old token dropped the current one")
-	}
-	if !dropped(current) {
-		t.Error("rejecting the current token did not drop it")
-	}
-	h.clk.Advance(time.Second)
-	if dropped(token()) {
-		t.Errorf("a second rejection within %v dropped a token", lifecycle.RejectFloor)
-	}
-	h.clk.Advance(lifecycle.RejectFloor)
-	if !dropped(token()) {
-		t.Errorf("a rejection %v after the last did not drop the token", lifecycle.RejectFloor)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		f, c, ctx := fakeStand(t)
+		f.Lifetime, f.SentinelDelay = 30*time.Second, 0
+		src := c.TokenSource(ctx)
+		// dropped rejects tok, or the current token if nil, once any refresh
+		// running has ended, and says whether the current token went.
+		dropped := func(tok *oauth2.Token) bool {
+			mustToken(t, src)
+			synctest.Wait()
+			current := mustToken(t, src)
+			if tok == nil {
+				tok = current
+			}
+			src.Reject(tok)
+			return mustToken(t, src).AccessToken != current.AccessToken
+		}
+		old := mustToken(t, src)
+		time.Sleep(f.Lifetime) // the old token is gone: the next call fetches
+		if dropped(old) || !dropped(nil) {
+			t.Fatal("a late rejection of the old token dropped the current one, or one of the current did not")
+		}
+		// Floors of 5, 10 and 20 s; the next, 40 s, is capped at the
+		// lifetime counted on arrival, a second or so under 30 s.
+		for _, floor := range []struct{ kept, gone time.Duration }{{4, 5}, {9, 10}, {19, 20}, {20, 30}} {
+			floor.kept, floor.gone = floor.kept*time.Second, floor.gone*time.Second
+			time.Sleep(floor.kept)
+			if dropped(nil) {
+				t.Errorf("a rejection %v after the last dropped the token", floor.kept)
+			}
+			time.Sleep(floor.gone - floor.kept)
+			if !dropped(nil) {
+				t.Errorf("a rejection %v after the last did not drop the token", floor.gone)
+			}
+		}
+	})
 }
 
 type closeRecorder struct {
