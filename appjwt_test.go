@@ -26,7 +26,6 @@ import (
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
-	"github.com/lpconnect/appjwt/internal/sentinel"
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"golang.org/x/oauth2"
 )
@@ -439,8 +438,11 @@ func TestTokenSourceCaches(t *testing.T) {
 	})
 }
 
+// One fault of each class, and the Domain API's: the retries inside a
+// fetch, and the answers that make a bad body, are internal/sentinel's to
+// test; this, what a caller of a cold source sees, and that the next one,
+// within the backoff, gets the error without a request.
 func TestFaultMatrix(t *testing.T) {
-	big := `{"access_token":"` + strings.Repeat("a", sentinel.MaxBody+10) + `"}`
 	tests := []struct {
 		name         string
 		endpoint     appjwttest.Endpoint
@@ -451,21 +453,12 @@ func TestFaultMatrix(t *testing.T) {
 		errIs        error
 		wantStatus   int
 	}{
-		{"400", appjwttest.Sentinel, appjwttest.Fault{Status: 400}, 0, true, 1, nil, 400},
 		{"401", appjwttest.Sentinel, appjwttest.Fault{Status: 401}, 0, true, 1, nil, 401},
-		{"403", appjwttest.Sentinel, appjwttest.Fault{Status: 403}, 0, true, 1, nil, 403},
-		{"429 once", appjwttest.Sentinel, appjwttest.Fault{Status: 429}, 1, false, 2, nil, 0},
-		{"429 with Retry-After once", appjwttest.Sentinel, appjwttest.Fault{Status: 429, RetryAfter: "1"}, 1, false, 2, nil, 0},
-		{"429 always", appjwttest.Sentinel, appjwttest.Fault{Status: 429}, 0, true, 4, nil, 429},
 		{"500 always", appjwttest.Sentinel, appjwttest.Fault{Status: 500}, 0, true, 4, nil, 500},
 		{"503 twice", appjwttest.Sentinel, appjwttest.Fault{Status: 503}, 2, false, 3, nil, 0},
-		{"slow", appjwttest.Sentinel, appjwttest.Fault{Delay: 100 * time.Millisecond}, 0, false, 1, nil, 0},
 		{"hang always", appjwttest.Sentinel, appjwttest.Fault{Hang: true}, 0, true, 1, context.DeadlineExceeded, 0},
-		{"reset once", appjwttest.Sentinel, appjwttest.Fault{Reset: true}, 1, false, 2, nil, 0},
 		{"reset always", appjwttest.Sentinel, appjwttest.Fault{Reset: true}, 0, true, 4, nil, 0},
 		{"malformed body", appjwttest.Sentinel, appjwttest.Fault{Body: `{"access_token":`}, 0, true, 1, nil, 0},
-		{"HTML body", appjwttest.Sentinel, appjwttest.Fault{Body: `<html>oops</html>`}, 0, true, 1, nil, 0},
-		{"oversized body", appjwttest.Sentinel, appjwttest.Fault{Body: big}, 0, true, 1, nil, 0},
 		{"error in 200", appjwttest.Sentinel, appjwttest.Fault{Body: `{"error":"invalid_client"}`}, 0, true, 1, nil, 200},
 		{"Domain API 500 once", appjwttest.DomainAPI, appjwttest.Fault{Status: 500}, 1, false, 1, nil, 0},
 		{"Domain API down", appjwttest.DomainAPI, appjwttest.Fault{Status: 503}, 0, true, 0, nil, 0},
@@ -491,7 +484,7 @@ func TestFaultMatrix(t *testing.T) {
 			if tt.fault.Hang {
 				c.FetchTimeout = 300 * time.Millisecond
 			}
-			src, _ := newTestSource(t, s, c, func(h *hooks) { h.retry.RetryAfterMax = 5 * time.Millisecond })
+			src, _ := newTestSource(t, s, c, nil)
 			tok, err := src.Token()
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Token() = %v, %v; want error: %v", tok, err, tt.wantErr)

@@ -422,6 +422,12 @@ func TestRetriesInsideOneFetch(t *testing.T) {
 		{"four 503: gives up", []appjwttest.Fault{{Status: 503}, {Status: 503}, {Status: 503}, {Status: 503}}, true, 4},
 		{"400 is final", []appjwttest.Fault{{Status: 400}}, true, 1},
 		{"403 is final", []appjwttest.Fault{{Status: 403}}, true, 1},
+		{"429 then success", []appjwttest.Fault{{Status: 429}}, false, 2},
+		{"429 always: gives up", slices.Repeat([]appjwttest.Fault{{Status: 429}}, 4), true, 4},
+		{"500 always: gives up", slices.Repeat([]appjwttest.Fault{{Status: 500}}, 4), true, 4},
+		{"reset always: gives up", slices.Repeat([]appjwttest.Fault{{Reset: true}}, 4), true, 4},
+		{"malformed body is final", []appjwttest.Fault{{Body: `{"access_token":`}}, true, 1},
+		{"slow answer", []appjwttest.Fault{{Delay: 100 * time.Millisecond}}, false, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
