@@ -38,6 +38,24 @@ func configFor(s *appjwttest.Server) Config {
 	return Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret, DomainAPI: s.Host()}
 }
 
+// fakeConfig is an app installation at f, the in-memory LivePerson that
+// runs hours of tokens on synctest's clock, and the context whose client
+// reaches it.
+func fakeConfig(f *testkit.FakeLivePerson) (Config, context.Context) {
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", DomainAPI: "domain.test"}
+	return c, context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
+}
+
+// fakeStand is fakeConfig over a new FakeLivePerson, with a context
+// cancelled when the test ends.
+func fakeStand(t *testing.T) (*testkit.FakeLivePerson, Config, context.Context) {
+	f := testkit.NewFakeLivePerson()
+	c, ctx := fakeConfig(f)
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	return f, c, ctx
+}
+
 // harness is what a test sees of a Source beyond its methods, through
 // the package's one test seam, hooks: a settable clock, and the fetches
 // under way.
@@ -1598,24 +1616,6 @@ func BenchmarkSentinelLoad(b *testing.B) {
 			b.ReportMetric(perMinute, "requests/min")
 		})
 	}
-}
-
-// The tests below run every wiring on synctest's fake clock, against
-// fakeConfig is an app installation at fakeLivePerson, and the context
-// whose client reaches it.
-func fakeConfig(f *testkit.FakeLivePerson) (Config, context.Context) {
-	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", DomainAPI: "domain.test"}
-	return c, context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
-}
-
-// fakeStand is a fakeLivePerson, a Config for it, and a context that
-// reaches it, cancelled when the test ends.
-func fakeStand(t *testing.T) (*testkit.FakeLivePerson, Config, context.Context) {
-	f := testkit.NewFakeLivePerson()
-	c, ctx := fakeConfig(f)
-	ctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(cancel)
-	return f, c, ctx
 }
 
 // wiring is a way to wire a Source into a client: ctx reaches LivePerson,
