@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -1848,98 +1846,20 @@ func TestSharedSourceIsRaceFree(t *testing.T) {
 // The tests below hold Transport to where the token goes, and to requests
 // and answers that bend the rules.
 
-// The token follows a redirect only to the host, port included, that the
-// first request named, and only over https; a first request over plain
-// http is refused. That holds whatever the Base does: the chain of hops is
-// the client's. A Base that drops the answer's Request (a cache or
-// recorder that builds its own Response), or that rebuilds the request it
-// sends (a retry middleware), made every hop look like a first request, so
-// the cross-host redirect hops once more on the foreign host.
+// The rule is lphttp.MayCarry's, shared with consumerjws: this holds each
+// wiring of Transport to it.
 func TestRedirects(t *testing.T) {
 	s := testkit.NewServer(t)
-	var mu sync.Mutex
-	sent := map[string]string{} // where the redirect led: the Authorization that arrived
-	record := func(where string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			sent[where] = r.Header.Get("Authorization")
-			mu.Unlock()
-		}
-	}
-	otherMux := http.NewServeMux()
-	otherMux.Handle("/final", record("cross-host https"))
-	otherMux.Handle("/hop", http.RedirectHandler("/final", http.StatusFound))
-	other := httptest.NewTLSServer(otherMux)
-	t.Cleanup(other.Close)
-	plain := httptest.NewServer(record("http"))
-	t.Cleanup(plain.Close)
-	mux := http.NewServeMux()
-	api := httptest.NewTLSServer(mux)
-	t.Cleanup(api.Close)
-	_, otherPort, _ := net.SplitHostPort(other.Listener.Addr().String())
-	mux.Handle("/final", record("same host https"))
-	mux.Handle("/same", http.RedirectHandler("/final", http.StatusFound))
-	mux.Handle("/cross", http.RedirectHandler("https://example.com:"+otherPort+"/hop", http.StatusFound))
-	mux.Handle("/http", http.RedirectHandler(plain.URL+"/final", http.StatusFound))
-	// example.com, which the test certificate names, is the other server.
-	base := api.Client().Transport.(*http.Transport).Clone()
-	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if strings.HasPrefix(addr, "example.com:") {
-			addr = other.Listener.Addr().String()
-		}
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}
-	dropsRequest := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		resp, err := base.RoundTrip(r)
-		if resp != nil {
-			resp.Request = nil
-		}
-		return resp, err
-	})
-	rebuilds := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		nr, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
-		if err != nil {
-			return nil, err
-		}
-		nr.Header = r.Header.Clone()
-		return base.RoundTrip(nr)
-	})
 	c := configFor(s)
-	ctx := context.WithValue(s.Context(context.Background()), oauth2.HTTPClient, &http.Client{Transport: base})
 	static := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t0k3n"})
-	clients := map[string]*http.Client{
-		"Transport":              {Transport: &Transport{Source: static, Base: base}},
-		"Config.Client":          c.Client(ctx),
-		"Transport, BearerStyle": bearerClient(ctx, c),
-		"Transport, a Base that drops the Request": {Transport: &Transport{Source: static, Base: dropsRequest}},
-		"Transport, a Base that rebuilds requests": {Transport: &Transport{Source: static, Base: rebuilds}},
+	over := func(tr *Transport) func(http.RoundTripper) http.RoundTripper {
+		return func(base http.RoundTripper) http.RoundTripper { tr := *tr; tr.Base = base; return &tr }
 	}
-	for name, hc := range clients {
-		t.Run(name, func(t *testing.T) {
-			for path, where := range map[string]string{"/same": "same host https", "/cross": "cross-host https", "/http": "http"} {
-				resp, err := hc.Get(api.URL + path)
-				if err != nil {
-					t.Fatalf("%s: %v", path, err)
-				}
-				resp.Body.Close()
-				mu.Lock()
-				got, ok := sent[where]
-				delete(sent, where)
-				mu.Unlock()
-				if want := where == "same host https"; !ok || (got != "") != want {
-					t.Errorf("redirect to %s: Authorization %.12q (arrived: %v), want a token: %v", where, got, ok, want)
-				}
-			}
-			if _, err := hc.Get(plain.URL + "/final"); err == nil || !strings.Contains(err.Error(), "https only") {
-				t.Errorf("a first request over http: %v, want it refused", err)
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if auth, ok := sent["http"]; ok {
-				t.Errorf("a first request over http reached the server, Authorization %.12q", auth)
-			}
-		})
-	}
+	testkit.Redirects(t, "Authorization", context.Background, map[string]func(http.RoundTripper) http.RoundTripper{
+		"Transport":              over(&Transport{Source: static}),
+		"Config.Client":          over(c.Client(s.Context(context.Background())).Transport.(*Transport)),
+		"Transport, BearerStyle": over(bearerClient(s.Context(context.Background()), c).Transport.(*Transport)),
+	})
 }
 
 // rotating is a Rejecter that hands out a new token after each rejection.

@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -391,5 +392,105 @@ func RoundTripEdgeCases(t *testing.T, ctx func() context.Context, body401 string
 				}
 			})
 		})
+	}
+}
+
+// Redirects holds each transport that wirings make over a base to the
+// rule of lphttp.MayCarry: the credential in header follows a redirect
+// only to the host, port included, that the first request named, and only
+// over https; a first request over plain http is refused. That holds
+// whatever the base does, since the chain of hops is the client's: each
+// wiring runs over net/http's transport, over a base that drops the
+// answer's Request (a cache or recorder that builds its own Response), and
+// over one that rebuilds the request it sends (a retry middleware). ctx is
+// each request's context.
+func Redirects(t *testing.T, header string, ctx func() context.Context, wirings map[string]func(base http.RoundTripper) http.RoundTripper) {
+	var mu sync.Mutex
+	sent := map[string]string{} // where the redirect led: the header that arrived
+	record := func(where string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			defer mu.Unlock()
+			sent[where] = r.Header.Get(header)
+		}
+	}
+	otherMux := http.NewServeMux()
+	otherMux.Handle("/final", record("cross-host https"))
+	otherMux.Handle("/hop", http.RedirectHandler("/final", http.StatusFound))
+	other := httptest.NewTLSServer(otherMux)
+	t.Cleanup(other.Close)
+	plain := httptest.NewServer(record("http"))
+	t.Cleanup(plain.Close)
+	mux := http.NewServeMux()
+	api := httptest.NewTLSServer(mux)
+	t.Cleanup(api.Close)
+	_, otherPort, _ := net.SplitHostPort(other.Listener.Addr().String())
+	mux.Handle("/final", record("same host https"))
+	mux.Handle("/same", http.RedirectHandler("/final", http.StatusFound))
+	mux.Handle("/cross", http.RedirectHandler("https://example.com:"+otherPort+"/hop", http.StatusFound))
+	mux.Handle("/http", http.RedirectHandler(plain.URL+"/final", http.StatusFound))
+	// example.com, which the test certificate names, is the other server.
+	base := api.Client().Transport.(*http.Transport).Clone()
+	base.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if strings.HasPrefix(addr, "example.com:") {
+			addr = other.Listener.Addr().String()
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	bases := map[string]http.RoundTripper{
+		"": base,
+		", a Base that drops the Request": RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := base.RoundTrip(r)
+			if resp != nil {
+				resp.Request = nil
+			}
+			return resp, err
+		}),
+		", a Base that rebuilds requests": RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			nr, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+			if err != nil {
+				return nil, err
+			}
+			nr.Header = r.Header.Clone()
+			return base.RoundTrip(nr)
+		}),
+	}
+	get := func(hc *http.Client, url string) error {
+		req, err := http.NewRequestWithContext(ctx(), "GET", url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	for name, wiring := range wirings {
+		for baseName, b := range bases {
+			t.Run(name+baseName, func(t *testing.T) {
+				hc := &http.Client{Transport: wiring(b)}
+				for path, where := range map[string]string{"/same": "same host https", "/cross": "cross-host https", "/http": "http"} {
+					if err := get(hc, api.URL+path); err != nil {
+						t.Fatalf("%s: %v", path, err)
+					}
+					mu.Lock()
+					got, ok := sent[where]
+					delete(sent, where)
+					mu.Unlock()
+					if want := where == "same host https"; !ok || (got != "") != want {
+						t.Errorf("redirect to %s: %s %.12q (arrived: %v), want one: %v", where, header, got, ok, want)
+					}
+				}
+				if err := get(hc, plain.URL+"/final"); err == nil || !strings.Contains(err.Error(), "https only") {
+					t.Errorf("a first request over http: %v, want it refused", err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if got, ok := sent["http"]; ok {
+					t.Errorf("a first request over http reached the server, %s %.12q", header, got)
+				}
+			})
+		}
 	}
 }
