@@ -796,6 +796,18 @@ func TestTransportOn401(t *testing.T) {
 		}
 		return &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(tok), Base: s.Client().Transport}}
 	}
+	// cancelling's Base ends the call's context, cancelCall, as the 401 arrives.
+	var cancelCall context.CancelFunc
+	cancelling := func(s *appjwttest.Server) *http.Client {
+		hc := recoveringClients(s, configFor(s))["Transport"]
+		base := hc.Transport.(*Transport).Base
+		hc.Transport.(*Transport).Base = testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+			resp, err := base.RoundTrip(r)
+			cancelCall()
+			return resp, err
+		})
+		return hc
+	}
 	tests := []struct {
 		name        string
 		setup       func(s *appjwttest.Server)
@@ -819,10 +831,12 @@ func TestTransportOn401(t *testing.T) {
 			s.RevokeTokens()
 			s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Delay: 500 * time.Millisecond})
 		}, body, nil, 200 * time.Millisecond, 401, 1, -1, 201},
+		{"the context ends as the 401 arrives", revoke, nil, cancelling, 0, 401, 1, -1, 201},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := testkit.NewServer(t)
+			cancelCall = func() {}
 			hc := recoveringClients(s, configFor(s))["Transport"]
 			if tt.client != nil {
 				hc = tt.client(s)
@@ -836,11 +850,13 @@ func TestTransportOn401(t *testing.T) {
 			if tt.body != nil {
 				body = tt.body()
 			}
-			ctx := context.Background()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cancelCall = cancel
 			if tt.timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, tt.timeout)
-				defer cancel()
+				var stop context.CancelFunc
+				ctx, stop = context.WithTimeout(ctx, tt.timeout)
+				defer stop()
 			}
 			req, _ := http.NewRequestWithContext(ctx, "POST", consumerURL(s), body)
 			req.Header.Set("Content-Type", "application/json")
@@ -866,34 +882,6 @@ func TestTransportOn401(t *testing.T) {
 				t.Errorf("next call: status %d, want %d", got, tt.wantNext)
 			}
 		})
-	}
-}
-
-func TestTransportDoneContextIsNotResent(t *testing.T) {
-	s := testkit.NewServer(t)
-	c := configFor(s)
-	src := c.TokenSource(s.Context(context.Background()))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	// The caller gives up while the first answer is on its way.
-	cancelling := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
-		resp, err := s.Client().Transport.RoundTrip(r)
-		cancel()
-		return resp, err
-	})
-	hc := &http.Client{Transport: &Transport{Source: src, Base: cancelling}}
-	mustToken(t, src)
-	s.RevokeTokens()
-	req, _ := http.NewRequestWithContext(ctx, "POST", consumerURL(s), nil)
-	resp, err := hc.Do(req)
-	if err == nil {
-		resp.Body.Close()
-		if resp.StatusCode != 401 {
-			t.Errorf("status %d, want the 401", resp.StatusCode)
-		}
-	}
-	if got := len(s.Requests(appjwttest.Consumer)); got != 1 {
-		t.Errorf("the API got %d requests, want 1: a done request is not resent", got)
 	}
 }
 
@@ -1206,15 +1194,20 @@ func TestWaitEndsWithTheCallersDeadline(t *testing.T) {
 	}
 }
 
-// Cancelling the source's context ends every wait at once, whatever the
-// wiring, and nothing is fetched after.
+// A source nobody calls fetches at most one more token. Cancelling its
+// context ends every wait at once, whatever the wiring, and nothing is
+// fetched after.
 func TestCancelEndsEverything(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := testkit.NewFakeLivePerson()
-		f.SetHang(func(time.Time) bool { return true })
-		c, ctx := fakeConfig(f)
+		f, c, ctx := fakeStand(t)
 		ctx, cancel := context.WithCancel(ctx)
 		src := c.TokenSource(ctx)
+		mustToken(t, src)
+		time.Sleep(10 * time.Hour)
+		if got := f.Count("sentinel.test"); got != 2 {
+			t.Fatalf("Sentinel got %d requests in 10 idle hours, want 2: the token used, and one more", got)
+		}
+		f.SetHang(func(time.Time) bool { return true }) // the token has expired: every call waits
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)
 		for _, hc := range []*http.Client{oauth2.NewClient(ctx, src), NewClient(ctx, src), {Transport: &Transport{Source: src, Base: f}}} {
@@ -1238,7 +1231,6 @@ func TestCancelEndsEverything(t *testing.T) {
 				t.Errorf("error %v, want context.Canceled", err)
 			}
 		}
-		// after cancel: every call fails fast, and nothing is fetched
 		before := f.Count("sentinel.test")
 		for range 100 {
 			src.Token()
@@ -1768,24 +1760,6 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 			}
 		}
 	}
-}
-
-// A source nobody calls any more fetches at most one more token, and
-// nothing runs once its context is done.
-func TestIdleSourceStops(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := testkit.NewFakeLivePerson()
-		c, ctx := fakeConfig(f)
-		ctx, cancel := context.WithCancel(ctx)
-		src := c.TokenSource(ctx)
-		mustToken(t, src)
-		time.Sleep(10 * time.Hour)
-		if got := f.Count("sentinel.test"); got != 2 {
-			t.Errorf("Sentinel got %d requests in 10 idle hours, want 2: the token used, and one more", got)
-		}
-		cancel()
-		synctest.Wait()
-	})
 }
 
 // One source shared by every wiring and by direct callers, across
