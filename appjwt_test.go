@@ -1134,62 +1134,61 @@ func (h *callbackHandler) Handle(ctx context.Context, r slog.Record) error {
 // deadline passes or its context is cancelled, or FetchTimeout passes,
 // not when the fetch does.
 func TestWaitEndsWithTheCallersDeadline(t *testing.T) {
-	s := testkit.NewServer(t)
-	s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Hang: true})
-	c := configFor(s)
-	ctx, cancel := context.WithCancel(s.Context(context.Background()))
-	t.Cleanup(cancel) // ends the hanging fetches
-	base := s.Client().Transport
-	within := func(d time.Duration) context.Context {
-		rctx, cancel := context.WithTimeout(ctx, d)
-		t.Cleanup(cancel)
-		return rctx
+	within := func(ctx context.Context, d time.Duration) context.Context {
+		ctx, cancel := context.WithTimeout(ctx, d)
+		_ = cancel // the deadline ends it, or fakeStand's context with the test
+		return ctx
 	}
 	tests := []struct {
 		name   string
-		call   func() error
+		call   func(ctx context.Context, c Config, f *testkit.FakeLivePerson) error
 		within time.Duration
 		want   error
 	}{
-		{"Config.Token, a 100 ms deadline", func() error { _, err := c.Token(within(100 * time.Millisecond)); return err }, 2 * time.Second, context.DeadlineExceeded},
-		{"Config.Token, cancelled after 50 ms", func() error {
-			cctx, cancel := context.WithCancel(ctx)
-			time.AfterFunc(50*time.Millisecond, cancel)
-			_, err := c.Token(cctx)
+		{"Config.Token, a 100 ms deadline", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
+			_, err := c.Token(within(ctx, 100*time.Millisecond))
 			return err
-		}, 2 * time.Second, context.Canceled},
-		{"Config.Token, FetchTimeout 100 ms", func() error {
-			c := c
+		}, 100 * time.Millisecond, context.DeadlineExceeded},
+		{"Config.Token, cancelled after 50 ms", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
+			ctx, cancel := context.WithCancel(ctx)
+			time.AfterFunc(50*time.Millisecond, cancel)
+			_, err := c.Token(ctx)
+			return err
+		}, 50 * time.Millisecond, context.Canceled},
+		{"Config.Token, FetchTimeout 100 ms", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
 			c.FetchTimeout = 100 * time.Millisecond
 			_, err := c.Token(ctx)
 			return err
-		}, 2 * time.Second, context.DeadlineExceeded},
-		{"Transport, a request with a 200 ms deadline", func() error {
-			hc := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: base}}
-			req, _ := http.NewRequestWithContext(within(200*time.Millisecond), "POST", consumerURL(s), nil)
+		}, 100 * time.Millisecond, context.DeadlineExceeded},
+		{"Transport, a request with a 200 ms deadline", func(ctx context.Context, c Config, f *testkit.FakeLivePerson) error {
+			hc := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: f}}
+			req, _ := http.NewRequestWithContext(within(ctx, 200*time.Millisecond), "GET", "https://api.test/x", nil)
 			_, err := hc.Do(req)
 			return err
-		}, 1500 * time.Millisecond, context.DeadlineExceeded},
-		{"Config.Client, a 300 ms client Timeout", func() error {
-			hc := c.Client(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: base, Timeout: 300 * time.Millisecond}))
-			_, err := hc.Post(consumerURL(s), "application/json", nil)
+		}, 200 * time.Millisecond, context.DeadlineExceeded},
+		{"Config.Client, a 300 ms client Timeout", func(ctx context.Context, c Config, f *testkit.FakeLivePerson) error {
+			_, err := c.Client(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: f, Timeout: 300 * time.Millisecond})).Get("https://api.test/x")
 			return err
-		}, 2 * time.Second, context.DeadlineExceeded},
-		{"TokenContext, a 200 ms deadline", func() error {
-			_, err := c.TokenSource(ctx).TokenContext(within(200 * time.Millisecond))
+		}, 300 * time.Millisecond, context.DeadlineExceeded},
+		{"TokenContext, a 200 ms deadline", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
+			_, err := c.TokenSource(ctx).TokenContext(within(ctx, 200*time.Millisecond))
 			return err
-		}, 1500 * time.Millisecond, context.DeadlineExceeded},
+		}, 200 * time.Millisecond, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			start := time.Now()
-			err := tt.call()
-			if d := time.Since(start); d > tt.within {
-				t.Errorf("returned after %v, want within %v", d, tt.within)
-			}
-			if !errors.Is(err, tt.want) {
-				t.Errorf("error %v, want one that is %v", err, tt.want)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				f, c, ctx := fakeStand(t)
+				f.SetHang(func(time.Time) bool { return true })
+				start := time.Now()
+				err := tt.call(ctx, c, f)
+				if d := time.Since(start); d > tt.within {
+					t.Errorf("returned after %v, want within %v", d, tt.within)
+				}
+				if !errors.Is(err, tt.want) {
+					t.Errorf("error %v, want one that is %v", err, tt.want)
+				}
+			})
 		})
 	}
 }
