@@ -36,20 +36,13 @@ func configFor(s *appjwttest.Server) Config {
 	return Config{AccountID: s.AccountID, ClientID: s.ClientID, ClientSecret: s.ClientSecret, DomainAPI: s.Host()}
 }
 
-// fakeConfig is an app installation at f, the in-memory LivePerson that
-// runs hours of tokens on synctest's clock, and the context whose client
-// reaches it.
-func fakeConfig(f *testkit.FakeLivePerson) (Config, context.Context) {
-	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", DomainAPI: "domain.test"}
-	return c, context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
-}
-
-// fakeStand is fakeConfig over a new FakeLivePerson, with a context
-// cancelled when the test ends.
+// fakeStand is an app installation at a new FakeLivePerson, the
+// in-memory LivePerson that runs hours of tokens on synctest's clock, and
+// a context whose client reaches it, cancelled when the test ends.
 func fakeStand(t *testing.T) (*testkit.FakeLivePerson, Config, context.Context) {
 	f := testkit.NewFakeLivePerson()
-	c, ctx := fakeConfig(f)
-	ctx, cancel := context.WithCancel(ctx)
+	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", DomainAPI: "domain.test"}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f}))
 	t.Cleanup(cancel)
 	return f, c, ctx
 }
@@ -363,26 +356,6 @@ func TestDomainAPIEchoIsWithheld(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), "appjwt: ") {
 			t.Errorf("withheld error %q, want it prefixed \"appjwt: \"", err)
 		}
-	}
-}
-
-func TestParseClaims(t *testing.T) {
-	// The sample AppJWT from LivePerson's documentation.
-	const sample = "eyJraWQiOiJhcHBqd3QtMTMtMDUtMTciLCJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJsZTgxODIzMTE4IiwiYXpwIjoiNzU1ODhlMTgtMDIxMy00ZTMzLTgxNzQtODgzYWNhYzdlM2M0Iiwic2NvcGUiOiJtc2cuY29uc3VtZXIiLCJpc3MiOiJTZW50aW5lbCIsImV4cCI6MTUyNDY0NjI3MCwiaWF0IjoxNTI0NjQyNjcwfQ.aC1EbVQDIKJkrMgfoqhDqo5KZVMILTGP5UnK_4lUJQIfpFcrymvQKU9E6zt_WDhWmM2SOOcr1sz4u5xVZ9rMWZciDW_9KofEM2NDgVw1EVBxAIgGYeO0sbE9o--HKjk9DHZvukJkQFhYaHMDnj6ay4BNUqTJpDn6y3XQY7eh7rM"
-	got, err := ParseClaims(sample)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &Claims{
-		Audience:        "le81823118",
-		AuthorizedParty: "75588e18-0213-4e33-8174-883acac7e3c4",
-		Scope:           "msg.consumer",
-		Issuer:          "Sentinel",
-		IssuedAt:        time.Unix(1524642670, 0),
-		ExpiresAt:       time.Unix(1524646270, 0),
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("ParseClaims mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -1246,11 +1219,7 @@ func TestCancelEndsEverything(t *testing.T) {
 // off as if it were alone; the other's successes do not reset them.
 func TestRejectionsCountPerPath(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := testkit.NewFakeLivePerson()
-		f.SentinelDelay = 2 * time.Second
-		c, ctx := fakeConfig(f)
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
+		f, c, ctx := fakeStand(t)
 		strict := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			if r.URL.Host == "api.test" && strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 				return &http.Response{StatusCode: 401, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(`{"kind":"resp","code":401,"body":{"errorCode":40102}}`)), Request: r}, nil
@@ -1338,11 +1307,8 @@ func TestShortLivedTokensBoundTheLoad(t *testing.T) {
 // collections, its timer still pending and its context still live: the
 // timer holds the cache weakly.
 func TestDroppedSourcesAreCollected(t *testing.T) {
-	f := testkit.NewFakeLivePerson()
+	f, c, ctx := fakeStand(t) // ctx lives as long as the app
 	f.SentinelDelay = 0
-	c, ctx := fakeConfig(f)
-	ctx, cancel := context.WithCancel(ctx) // lives as long as the app
-	defer cancel()
 	heap := func() uint64 {
 		var m runtime.MemStats
 		runtime.GC()
@@ -1712,7 +1678,7 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 			for _, edge := range edges {
 				t.Run(fmt.Sprintf("FetchTimeout %v/%s/%s", fetchTimeout, o.name, edge.name), func(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
-						f := testkit.NewFakeLivePerson()
+						f, c, ctx := fakeStand(t)
 						start := time.Now()
 						var mu sync.Mutex
 						var end time.Time // when Sentinel recovers
@@ -1724,10 +1690,7 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 							}
 							return now.Sub(start) >= o.from && (end.IsZero() || now.Before(end))
 						})
-						c, ctx := fakeConfig(f)
 						c.FetchTimeout = fetchTimeout
-						ctx, cancel := context.WithCancel(ctx)
-						defer cancel()
 						backoff := lifecycle.FailureBackoff
 						backoff.Rand = edge.rand
 						src := newSource(newTokenCache(ctx, c, hooks{backoff: backoff}))
@@ -1766,11 +1729,8 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 // by one caller while another reads it.
 func TestSharedSourceIsRaceFree(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := testkit.NewFakeLivePerson()
+		f, c, ctx := fakeStand(t)
 		f.Lifetime, f.SentinelDelay = 12*time.Second, 100*time.Millisecond
-		c, ctx := fakeConfig(f)
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		src := c.TokenSource(ctx)
 		var clients []*http.Client
 		for _, w := range wirings {

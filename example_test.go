@@ -264,3 +264,18 @@ func ExampleSource_State() {
 	// 503 no AppJWT yet
 	// 200 ready
 }
+
+// ParseClaims reads what an AppJWT says, here the sample from LivePerson's
+// documentation, without verifying it.
+func ExampleParseClaims() {
+	const sample = "eyJraWQiOiJhcHBqd3QtMTMtMDUtMTciLCJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJsZTgxODIzMTE4IiwiYXpwIjoiNzU1ODhlMTgtMDIxMy00ZTMzLTgxNzQtODgzYWNhYzdlM2M0Iiwic2NvcGUiOiJtc2cuY29uc3VtZXIiLCJpc3MiOiJTZW50aW5lbCIsImV4cCI6MTUyNDY0NjI3MCwiaWF0IjoxNTI0NjQyNjcwfQ.aC1EbVQDIKJkrMgfoqhDqo5KZVMILTGP5UnK_4lUJQIfpFcrymvQKU9E6zt_WDhWmM2SOOcr1sz4u5xVZ9rMWZciDW_9KofEM2NDgVw1EVBxAIgGYeO0sbE9o--HKjk9DHZvukJkQFhYaHMDnj6ay4BNUqTJpDn6y3XQY7eh7rM"
+	c, err := appjwt.ParseClaims(sample)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(c.Issuer, c.Audience, c.AuthorizedParty, c.Scope)
+	fmt.Println(c.IssuedAt.UTC(), c.ExpiresAt.UTC())
+	// Output:
+	// Sentinel le81823118 75588e18-0213-4e33-8174-883acac7e3c4 msg.consumer
+	// 2018-04-25 07:51:10 +0000 UTC 2018-04-25 08:51:10 +0000 UTC
+}
