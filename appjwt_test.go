@@ -776,6 +776,11 @@ func TestTransportOn401(t *testing.T) {
 		base := hc.Transport.(*Transport).Base
 		hc.Transport.(*Transport).Base = testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 			resp, err := base.RoundTrip(r)
+			if err == nil { // read whole first, so that the context's end cannot cut it
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				resp.Body = io.NopCloser(bytes.NewReader(b))
+			}
 			cancelCall()
 			return resp, err
 		})
