@@ -180,6 +180,14 @@ type Config struct {
 	// fast (an in-memory lookup): the notification waits for it.
 	Secrets func(accountID, clientID string) (clientSecret secret.String, ok bool) `json:"-"`
 
+	// PreviousSecrets, with Secrets, returns a second live secret of the
+	// app installation a notification names, while its secret is rotated,
+	// and false if it has none: a notification that the secret of Secrets
+	// does not sign is checked against it, so that either verifies during
+	// the overlap. It is called only then, and as Secrets is. Nil: one
+	// secret per installation.
+	PreviousSecrets func(accountID, clientID string) (clientSecret secret.String, ok bool) `json:"-"`
+
 	// MaxBodyBytes caps the body. Zero: 1 MiB. LivePerson documents no
 	// size; a notification is some hundred bytes to a few KiB (a rich
 	// content card).
@@ -205,6 +213,8 @@ func (c Config) NewVerifier() (*Verifier, error) {
 		return nil, errors.New("webhook: Config.ClientSecret and Config.Secrets are both set; set one")
 	case c.ClientSecret == "" && c.Secrets == nil:
 		return nil, errors.New("webhook: Config.ClientSecret is empty and Config.Secrets is nil; set one")
+	case c.PreviousSecrets != nil && c.Secrets == nil:
+		return nil, errors.New("webhook: Config.PreviousSecrets is set without Config.Secrets")
 	case c.ClientSecret.IsRedacted():
 		return nil, errors.New("webhook: Config.ClientSecret is " + secret.Redacted + ": the Config was read back from redacted JSON or logs")
 	case c.ClientSecret != "" && c.AccountID == "":
@@ -491,7 +501,7 @@ func (v *Verifier) signed(h http.Header) (signedBody, error) {
 	if !ok {
 		return signedBody{}, errMalformedSignature
 	}
-	return signedBody{macs: macs, sig: sig}, nil
+	return signedBody{v: v, hv: hv, macs: macs, sig: sig}, nil
 }
 
 // macsFor returns the keyed MACs of a secret that Config.Secrets returned,
@@ -520,18 +530,31 @@ func (v *Verifier) macsFor(s secret.String) *keyedMACs {
 // signedBody is what a notification's headers say its body must be
 // signed with.
 type signedBody struct {
+	v    *Verifier
+	hv   lpHeaderValues
 	macs *keyedMACs
 	sig  signature
 }
 
-// check reports whether body carries the signature.
+// check reports whether body carries the signature: of the secret, or
+// else of the previous one, if Config.PreviousSecrets has one.
 func (s signedBody) check(body []byte) error {
-	m := s.macs.get(s.sig.alg)
-	defer s.macs.put(s.sig.alg, m)
-	if !hmac.Equal(m.sum(body), s.sig.mac()) {
-		return errBadSignature
+	if s.signs(s.macs, body) {
+		return nil
 	}
-	return nil
+	if prev := s.v.cfg.PreviousSecrets; prev != nil {
+		if p, ok := prev(s.hv.account, s.hv.client); ok && p != "" && s.signs(s.v.macsFor(p), body) {
+			return nil
+		}
+	}
+	return errBadSignature
+}
+
+// signs reports whether macs make the signature of body.
+func (s signedBody) signs(macs *keyedMACs, body []byte) bool {
+	m := macs.get(s.sig.alg)
+	defer macs.put(s.sig.alg, m)
+	return hmac.Equal(m.sum(body), s.sig.mac())
 }
 
 // lpHeaderValues are the values of LivePerson's three headers.

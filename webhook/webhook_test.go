@@ -477,6 +477,54 @@ func TestVerifierSecrets(t *testing.T) {
 	}
 }
 
+// With PreviousSecrets, a notification signed with either live secret
+// verifies, and the previous one is asked for only when the secret of
+// Secrets does not sign it.
+func TestVerifierPreviousSecrets(t *testing.T) {
+	var asked int
+	v, err := Config{
+		Secrets: func(account, _ string) (secret.String, bool) { return secret.String("new-" + account), account != "le3" },
+		PreviousSecrets: func(account, _ string) (secret.String, bool) {
+			asked++
+			return secret.String("old-" + account), account == "le1"
+		},
+	}.NewVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		account   string
+		signedBy  secret.String
+		ok        bool
+		wantAsked int
+	}{
+		{"new secret", "le1", "new-le1", true, 0},
+		{"previous secret", "le1", "old-le1", true, 1},
+		{"another account's previous secret", "le1", "old-le2", false, 1},
+		{"no previous secret", "le2", "old-le2", false, 1},
+		{"unknown account", "le3", "old-le3", false, 0},
+	}
+	for _, tt := range tests {
+		asked = 0
+		err := v.Verify(lpHeaderFor(tt.account, agentMessage, tt.signedBy), []byte(agentMessage))
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: %v, want ok %t", tt.name, err, tt.ok)
+		}
+		if asked != tt.wantAsked {
+			t.Errorf("%s: PreviousSecrets asked %d times, want %d", tt.name, asked, tt.wantAsked)
+		}
+	}
+}
+
+func lpHeaderFor(account, body string, clientSecret secret.String) http.Header {
+	return http.Header{
+		HeaderAccountID: {account},
+		HeaderClientID:  {"app"},
+		HeaderSignature: {Sign(clientSecret, []byte(body))},
+	}
+}
+
 func TestNewVerifierErrors(t *testing.T) {
 	lookup := func(string, string) (secret.String, bool) { return "", false }
 	tests := []struct {
@@ -489,6 +537,7 @@ func TestNewVerifierErrors(t *testing.T) {
 		{"no account", testConfig(func(c *Config) { c.AccountID = "" }), "webhook: Config.AccountID is empty"},
 		{"no client", testConfig(func(c *Config) { c.ClientID = "" }), "webhook: Config.ClientID is empty"},
 		{"redacted secret", testConfig(func(c *Config) { c.ClientSecret = "[REDACTED]" }), "webhook: Config.ClientSecret is [REDACTED]: the Config was read back from redacted JSON or logs"},
+		{"previous without secrets", testConfig(func(c *Config) { c.PreviousSecrets = lookup }), "webhook: Config.PreviousSecrets is set without Config.Secrets"},
 		{"negative cap", testConfig(func(c *Config) { c.MaxBodyBytes = -1 }), "webhook: Config.MaxBodyBytes -1 is negative"},
 	}
 	for _, tt := range tests {
