@@ -24,6 +24,14 @@ func WithConsumer(ctx context.Context, extConsumerID string) context.Context {
 	return context.WithValue(ctx, consumerKey{}, extConsumerID)
 }
 
+// ConsumerFromContext returns the consumer that [WithConsumer] put in ctx,
+// if any, for a transport in front of [Transport] that decides whether a
+// request goes through one.
+func ConsumerFromContext(ctx context.Context) (extConsumerID string, ok bool) {
+	extConsumerID, ok = ctx.Value(consumerKey{}).(string)
+	return extConsumerID, ok
+}
+
 // Transport is an [http.RoundTripper] that sends each request with the
 // ConsumerJWS, from Cache, of the consumer its context names
 // ([WithConsumer]), in X-LP-ON-BEHALF, replacing any the request has. A
@@ -73,7 +81,7 @@ type Transport struct {
 // [http.RoundTripper] contract asks, it closes req.Body even when it
 // returns an error before sending.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	id, ok := req.Context().Value(consumerKey{}).(string)
+	id, ok := ConsumerFromContext(req.Context())
 	switch {
 	case t.Cache == nil:
 		lphttp.CloseBody(req)
