@@ -483,7 +483,9 @@ func TestVerifierSecrets(t *testing.T) {
 func TestVerifierPreviousSecrets(t *testing.T) {
 	var asked int
 	v, err := Config{
-		Secrets: func(account, _ string) (secret.String, bool) { return secret.String("new-" + account), account != "le3" },
+		Secrets: func(account, _ string) (secret.String, bool) {
+			return secret.String("new-" + account), account != "le3"
+		},
 		PreviousSecrets: func(account, _ string) (secret.String, bool) {
 			asked++
 			return secret.String("old-" + account), account == "le1"
