@@ -1,0 +1,136 @@
+package brands
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/lpconnect/appjwt/consumerjws"
+)
+
+type accountKey struct{}
+
+// WithAccount returns a copy of ctx that names the account a request made
+// with it is for, for a URL that has no /api/account/{account}/ in its
+// path. A request whose URL names another account fails.
+func WithAccount(ctx context.Context, account string) context.Context {
+	return context.WithValue(ctx, accountKey{}, account)
+}
+
+// Client returns an HTTP client that sends each request as the one-brand
+// wiring of appjwt and consumerjws does, with the brand's tokens: the
+// AppJWT of the account its URL's path names after /api/account/ (or
+// [WithAccount], if the path names none), and, if its context names a
+// consumer ([consumerjws.WithConsumer]), that consumer's ConsumerJWS of
+// that account. It recovers from a rejected token as [appjwt.Transport]
+// and [consumerjws.Transport] do; when Sentinel refuses the brand's secret
+// with invalid_client, it moves to the installation's other live secret,
+// or a new lookup's, and sends the request once more if it can be sent
+// again (it has no body, or a GetBody).
+//
+// A request that names no account, an account the lookup does not know,
+// or two different accounts fails before anything is sent. Like
+// [appjwt.NewClient], it takes the client in the Cache's context under
+// [oauth2.HTTPClient], if any: its transport, Timeout, Jar and
+// CheckRedirect. Its Transport may go in a transport chain of your own.
+func (c *Cache) Client() *http.Client {
+	hc := *c.client
+	return &hc
+}
+
+// SendAPIHost returns the Send API host of account (the Domain API's
+// asyncMessagingEnt), looked up once and cached as the appjwt package
+// caches the Sentinel host, looking the brand up first if need be.
+func (c *Cache) SendAPIHost(ctx context.Context, account string) (string, error) {
+	b, err := c.get(ctx, account)
+	if err != nil {
+		return "", err
+	}
+	return b.sendAPIHost(ctx)
+}
+
+// router is the Transport of [Cache.Client].
+type router struct{ c *Cache }
+
+func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
+	account, err := accountOf(req)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	b, err := r.c.get(req.Context(), account)
+	if err != nil {
+		closeBody(req)
+		return nil, err
+	}
+	cr := b.cur.Load()
+	resp, err := cr.roundTrip(req)
+	if err == nil || !invalidClient(err) || !b.rotate(req.Context(), cr) {
+		return resp, err
+	}
+	again, ok := resendable(req)
+	if !ok {
+		return nil, err
+	}
+	return b.cur.Load().roundTrip(again)
+}
+
+func (cr *creds) roundTrip(req *http.Request) (*http.Response, error) {
+	if _, ok := consumerjws.ConsumerFromContext(req.Context()); ok {
+		return cr.consumer.RoundTrip(req)
+	}
+	return cr.appJWT.RoundTrip(req)
+}
+
+var (
+	errNoAccount   = errors.New("brands: request names no account: its URL has no /api/account/{account}/ and its context none from brands.WithAccount")
+	errTwoAccounts = errors.New("brands: request's URL and context name different accounts")
+)
+
+// accountOf returns the account req is for.
+func accountOf(req *http.Request) (string, error) {
+	fromCtx, _ := req.Context().Value(accountKey{}).(string)
+	var fromURL string
+	if req.URL != nil {
+		const prefix = "/api/account/"
+		if i := strings.Index(req.URL.Path, prefix); i >= 0 {
+			fromURL = req.URL.Path[i+len(prefix):]
+			if j := strings.IndexByte(fromURL, '/'); j >= 0 {
+				fromURL = fromURL[:j]
+			}
+		}
+	}
+	switch {
+	case fromURL != "" && fromCtx != "" && fromURL != fromCtx:
+		return "", errTwoAccounts
+	case fromURL != "":
+		return fromURL, nil
+	case fromCtx != "":
+		return fromCtx, nil
+	}
+	return "", errNoAccount
+}
+
+// resendable returns req to send once more, its body anew, if it can be.
+func resendable(req *http.Request) (*http.Request, bool) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return req, true
+	}
+	if req.GetBody == nil {
+		return nil, false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return nil, false
+	}
+	again := req.Clone(req.Context())
+	again.Body = body
+	return again, true
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
