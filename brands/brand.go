@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ type brand struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	lastUsed atomic.Int64 // unix nanoseconds
+	dueAt    atomic.Int64 // unix nanoseconds: the next re-lookup; max while one runs
 
 	inst  atomic.Pointer[Installation] // the last good lookup
 	cur   atomic.Pointer[creds]        // the token side
@@ -65,6 +67,7 @@ func (c *Cache) newBrand(account string, inst Installation, now time.Time) *bran
 	ctx, cancel := context.WithCancel(c.fetchCtx)
 	b := &brand{account: account, c: c, ctx: ctx, cancel: cancel, lookedUpAt: now}
 	b.lastUsed.Store(now.UnixNano())
+	b.dueAt.Store(now.Add(c.conf.LookupTTL).UnixNano())
 	b.inst.Store(&inst)
 	b.hosts.Store(b.hostCache(inst))
 	b.cur.Store(b.creds(inst, inst.ClientSecret))
@@ -87,11 +90,9 @@ func (b *brand) creds(inst Installation, s secret.String) *creds {
 
 // used notes a use at now.
 func (b *brand) used(now time.Time) {
-	b.lastUsed.Store(now.UnixNano())
-	b.mu.Lock()
-	due := b.relookup == nil && now.Sub(b.lookedUpAt) >= b.c.conf.LookupTTL && !now.Before(b.retryAt)
-	b.mu.Unlock()
-	if due {
+	ns := now.UnixNano()
+	b.lastUsed.Store(ns)
+	if ns >= b.dueAt.Load() {
 		b.lookUpAgain()
 	}
 }
@@ -109,6 +110,7 @@ func (b *brand) lookUpAgain() *lifecycle.Flight[struct{}] {
 	}
 	f := lifecycle.NewFlight[struct{}]()
 	b.relookup = f
+	b.dueAt.Store(math.MaxInt64)
 	go b.runRelookup(f)
 	return f
 }
@@ -124,8 +126,10 @@ func (b *brand) runRelookup(f *lifecycle.Flight[struct{}]) {
 	b.lookupErr = err
 	if err != nil {
 		b.retryAt = now.Add(relookupFloor)
+		b.dueAt.Store(b.retryAt.UnixNano())
 	} else {
 		b.lookedUpAt, b.retryAt = now, time.Time{}
+		b.dueAt.Store(now.Add(b.c.conf.LookupTTL).UnixNano())
 		b.update(inst)
 	}
 	b.mu.Unlock()
@@ -180,6 +184,7 @@ func (b *brand) rotate(ctx context.Context, cr *creds) bool {
 		b.forcedAt = now
 		f = lifecycle.NewFlight[struct{}]()
 		b.relookup = f
+		b.dueAt.Store(math.MaxInt64)
 		go b.runRelookup(f)
 	}
 	b.mu.Unlock()
