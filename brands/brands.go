@@ -79,6 +79,15 @@ const (
 // errors of a request or lookup for such an account.
 var ErrUnknownBrand = errors.New("brands: no such brand")
 
+// unknownBrand is the error of an account the lookup does not know.
+type unknownBrand string
+
+func (u unknownBrand) Error() string {
+	return "brands: account " + string(u) + " is no brand of this connector"
+}
+
+func (unknownBrand) Unwrap() error { return ErrUnknownBrand }
+
 // Installation is an account's LivePerson app installation, as
 // [Config.Lookup] finds it.
 type Installation struct {
@@ -332,7 +341,7 @@ func (c *Cache) find(account string) (Installation, error) {
 	<-c.slots
 	switch {
 	case errors.Is(err, ErrUnknownBrand):
-		return Installation{}, fmt.Errorf("brands: account %s: %w", account, ErrUnknownBrand)
+		return Installation{}, unknownBrand(account)
 	case err != nil:
 		return Installation{}, fmt.Errorf("brands: lookup of account %s: %w", account, err)
 	case inst.ClientID == "" || inst.ClientSecret == "":

@@ -21,6 +21,7 @@ import (
 var readmePackages = map[string]string{
 	"appjwt":      "github.com/lpconnect/appjwt",
 	"appjwttest":  "github.com/lpconnect/appjwt/appjwttest",
+	"brands":      "github.com/lpconnect/appjwt/brands",
 	"consumerjws": "github.com/lpconnect/appjwt/consumerjws",
 	"webhook":     "github.com/lpconnect/appjwt/webhook",
 	"secret":      "github.com/lpconnect/appjwt/secret",
