@@ -301,7 +301,7 @@ func checkAccount(account string) error {
 // lookup runs the first lookup of account, and holds its brand, or
 // remembers its failure.
 func (c *Cache) lookup(account string, f *lifecycle.Flight[*brand]) {
-	inst, err := c.find(account)
+	inst, err := c.find(c.ctx, account)
 	var b *brand
 	var dropped []*brand
 	c.mu.Lock()
@@ -328,9 +328,9 @@ func (c *Cache) lookup(account string, f *lifecycle.Flight[*brand]) {
 	f.End(b, err)
 }
 
-// find calls Config.Lookup in a slot, and checks its answer.
-func (c *Cache) find(account string) (Installation, error) {
-	ctx, cancel := context.WithTimeout(c.ctx, lookupTimeout)
+// find calls Config.Lookup in a slot, under ctx, and checks its answer.
+func (c *Cache) find(ctx context.Context, account string) (Installation, error) {
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
 	select {
 	case c.slots <- struct{}{}:

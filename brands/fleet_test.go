@@ -2,6 +2,7 @@ package brands_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -227,6 +228,60 @@ func TestSentinelLoadThousandBrands(t *testing.T) {
 		}
 		if f.maxInflight > maxFetches {
 			t.Errorf("%d Sentinel requests in flight at once, want at most %d", f.maxInflight, maxFetches)
+		}
+	})
+}
+
+// A brand in use is looked up again every LookupTTL, in the background;
+// a failed re-lookup keeps the brand, and shows in Health; one that says
+// the account is no brand any more drops it.
+func TestRelookup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFleet()
+		var mu sync.Mutex
+		var calls int
+		var answer error
+		lookup := func(ctx context.Context, account string) (brands.Installation, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if answer != nil {
+				return brands.Installation{}, answer
+			}
+			return fleetLookup(ctx, account)
+		}
+		ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: f})
+		k := newCache(t, ctx, brands.Config{Lookup: lookup, LookupTTL: 10 * time.Minute})
+		client := k.Client()
+		use := func(minutes int) {
+			for range minutes {
+				if status, err := call(client, "1001"); status != http.StatusOK {
+					t.Fatalf("%d, %v", status, err)
+				}
+				time.Sleep(time.Minute)
+			}
+			synctest.Wait()
+		}
+		use(60)
+		if calls != 6 {
+			t.Errorf("%d lookups in an hour with LookupTTL 10 min, want 6", calls)
+		}
+		mu.Lock()
+		answer = errors.New("secret manager down")
+		mu.Unlock()
+		use(11)
+		h := k.Health()
+		if len(h) != 1 || !h[0].Held || h[0].LookupError == nil || !strings.Contains(h[0].LookupError.Error(), "secret manager down") {
+			t.Errorf("Health after a failed re-lookup: %+v, want the brand held, with the lookup's error", h)
+		}
+		mu.Lock()
+		answer = brands.ErrUnknownBrand
+		mu.Unlock()
+		time.Sleep(time.Minute)
+		call(client, "1001") // starts the re-lookup, which drops the brand
+		synctest.Wait()
+		if _, err := call(client, "1001"); !errors.Is(err, brands.ErrUnknownBrand) {
+			t.Errorf("after a re-lookup found no brand: %v, want ErrUnknownBrand", err)
 		}
 	})
 }
