@@ -1,6 +1,7 @@
 package brands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -75,7 +76,7 @@ func (c *Cache) newBrand(account string, inst Installation, now time.Time) *bran
 }
 
 func (b *brand) hostCache(inst Installation) *domain.Cache {
-	return &domain.Cache{API: cmpOr(inst.DomainAPI, domain.DefaultAPI), Account: b.account, Service: sendAPIService}
+	return &domain.Cache{API: cmp.Or(inst.DomainAPI, domain.DefaultAPI), Account: b.account, Service: sendAPIService}
 }
 
 // creds makes the token side of inst with secret s.

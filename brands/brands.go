@@ -39,6 +39,7 @@
 package brands
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,7 +118,8 @@ type Config struct {
 	// input, though only ids of up to 64 letters, digits, '-' and '_'. It
 	// is called for one account at a time, at most MaxFetches calls at
 	// once (shared with the brands' fetches), each with a context that
-	// ends within 30 s, and from several goroutines.
+	// ends within 30 s, and from several goroutines. Its errors show in
+	// the Cache's, so they should hold no secret.
 	Lookup func(ctx context.Context, account string) (Installation, error) `json:"-"`
 
 	// MaxBrands bounds the brands held; beyond it, the least recently used
@@ -163,10 +165,10 @@ func (c Config) NewCache(ctx context.Context) (*Cache, error) {
 	if c.Lookup == nil {
 		return nil, errors.New("brands: Config.Lookup is nil")
 	}
-	c.MaxBrands = cmpOr(c.MaxBrands, defaultMaxBrands)
-	c.IdleTimeout = cmpOr(c.IdleTimeout, defaultIdleTimeout)
-	c.LookupTTL = cmpOr(c.LookupTTL, defaultLookupTTL)
-	c.MaxFetches = cmpOr(c.MaxFetches, defaultMaxFetches)
+	c.MaxBrands = cmp.Or(c.MaxBrands, defaultMaxBrands)
+	c.IdleTimeout = cmp.Or(c.IdleTimeout, defaultIdleTimeout)
+	c.LookupTTL = cmp.Or(c.LookupTTL, defaultLookupTTL)
+	c.MaxFetches = cmp.Or(c.MaxFetches, defaultMaxFetches)
 
 	hc, _ := ctx.Value(oauth2.HTTPClient).(*http.Client)
 	if hc == nil {
@@ -193,14 +195,6 @@ func (c Config) NewCache(ctx context.Context) (*Cache, error) {
 	k.fetchCtx = context.WithValue(ctx, oauth2.HTTPClient, k.fetchClient)
 	context.AfterFunc(ctx, k.stop)
 	return k, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // Cache holds the brands a connector serves. It is safe for concurrent
