@@ -128,8 +128,8 @@ type Config struct {
 	MaxBrands int
 
 	// IdleTimeout is how long a brand no request, webhook or host lookup
-	// used is held: then it is dropped, and everything it started
-	// stopped. Zero: an hour.
+	// used is held: then, within half an IdleTimeout more, it is dropped,
+	// and everything it started stopped. Zero: an hour.
 	IdleTimeout time.Duration
 
 	// LookupTTL is how long an installation is used before it is looked
