@@ -188,25 +188,6 @@ func TestBadConfig(t *testing.T) {
 	}
 }
 
-func TestTokenAPIText(t *testing.T) {
-	for _, api := range []TokenAPI{SentinelV1, SentinelV2} {
-		b, _ := api.MarshalText()
-		var read TokenAPI = 7
-		if err := read.UnmarshalText(b); err != nil || read != api {
-			t.Errorf("%v: text %q reads back as %v, %v", api, b, read, err)
-		}
-	}
-	var read TokenAPI
-	for _, text := range []string{"", "V2", "2", "v3"} {
-		if err := read.UnmarshalText([]byte(text)); err == nil {
-			t.Errorf("UnmarshalText(%q) = nil, want an error", text)
-		}
-	}
-	if got, want := (SentinelV2 + 1).String(), "TokenAPI(2)"; got != want {
-		t.Errorf("String() = %q, want %q", got, want)
-	}
-}
-
 // A token's expiry is counted from the request, whatever Sentinel's clock
 // says; a v2 token's from its expires_in, which the stand-in sends as a
 // string, as Sentinel's v2 API may.

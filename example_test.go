@@ -279,3 +279,27 @@ func ExampleParseClaims() {
 	// Sentinel le81823118 75588e18-0213-4e33-8174-883acac7e3c4 msg.consumer
 	// 2018-04-25 07:51:10 +0000 UTC 2018-04-25 08:51:10 +0000 UTC
 }
+
+// A TokenAPI reads and writes as text, as in a Config read from JSON or a
+// flag set with flag.TextVar; no text but "v1" and "v2" reads.
+func ExampleTokenAPI() {
+	for _, api := range []appjwt.TokenAPI{appjwt.SentinelV1, appjwt.SentinelV2} {
+		text, _ := api.MarshalText()
+		read := appjwt.TokenAPI(7)
+		err := read.UnmarshalText(text)
+		fmt.Println(string(text), read == api, err)
+	}
+	for _, text := range []string{"", "V2", "2", "v3"} {
+		var read appjwt.TokenAPI
+		fmt.Printf("%q: %v\n", text, read.UnmarshalText([]byte(text)))
+	}
+	fmt.Println(appjwt.SentinelV2 + 1)
+	// Output:
+	// v1 true <nil>
+	// v2 true <nil>
+	// "": appjwt: a TokenAPI is "v1" or "v2"
+	// "V2": appjwt: a TokenAPI is "v1" or "v2"
+	// "2": appjwt: a TokenAPI is "v1" or "v2"
+	// "v3": appjwt: a TokenAPI is "v1" or "v2"
+	// TokenAPI(2)
+}
