@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"runtime"
 	"slices"
@@ -442,11 +443,8 @@ func TestFaultMatrix(t *testing.T) {
 			s := testkit.NewServer(t)
 			if tt.times == 0 {
 				s.SetFault(tt.endpoint, tt.fault)
-			} else {
-				for range tt.times {
-					s.QueueFaults(tt.endpoint, tt.fault)
-				}
 			}
+			s.QueueFaults(tt.endpoint, slices.Repeat([]appjwttest.Fault{tt.fault}, tt.times)...)
 			c := configFor(s)
 			// Short only where the fault hangs: TLS handshakes under -race on a
 			// loaded machine take longer than that.
@@ -985,19 +983,12 @@ func TestLogRecords(t *testing.T) {
 	}
 	var all []string
 	for _, r := range seen {
-		all = append(all, r.Msg)
-		for _, v := range r.Attrs {
-			all = append(all, v)
-		}
+		all = append(append(all, r.Msg), slices.Collect(maps.Values(r.Attrs))...)
 	}
 	testkit.NoEcho(t, string(s.ClientSecret), all...)
 	for _, tok := range tokens {
 		for _, part := range strings.Split(tok, ".") {
-			for _, v := range all {
-				if strings.Contains(v, part) {
-					t.Errorf("a log record shows part of a token: %q", v)
-				}
-			}
+			testkit.NoPiece(t, part, len(part), all...)
 		}
 	}
 }
@@ -1047,12 +1038,7 @@ func TestRejectionIsLogged(t *testing.T) {
 			} else {
 				call(t, hc, s)
 			}
-			var rejected []testkit.Record
-			for _, r := range h.Take() {
-				if r.Msg == msgRejected {
-					rejected = append(rejected, r)
-				}
-			}
+			rejected := slices.DeleteFunc(h.Take(), func(r testkit.Record) bool { return r.Msg != msgRejected })
 			if len(rejected) == 0 || tt.want["hint"] == "" && len(rejected) != 1 {
 				t.Fatalf("%d rejection records, want 1", len(rejected))
 			}
@@ -1215,8 +1201,7 @@ func TestRejectionsCountPerPath(t *testing.T) {
 		src := c.TokenSource(ctx)
 		raw := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: RawStyle}}
 		bearer := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: BearerStyle}}
-		var mu sync.Mutex
-		waited := 0
+		var waited atomic.Int32
 		var wg sync.WaitGroup
 		stop := time.Now().Add(3 * time.Hour)
 		for i, hc := range []*http.Client{raw, bearer} {
@@ -1227,18 +1212,16 @@ func TestRejectionsCountPerPath(t *testing.T) {
 						resp.Body.Close()
 					}
 					if i == 0 && time.Since(start) > 0 {
-						mu.Lock()
-						waited++
-						mu.Unlock()
+						waited.Add(1)
 					}
 					time.Sleep(time.Second)
 				}
 			})
 		}
 		wg.Wait()
-		t.Logf("3 h: Sentinel %d requests; raw (good) requests that waited for Sentinel: %d", f.Count("sentinel.test"), waited)
-		if waited > 20 {
-			t.Errorf("%d requests of the client whose tokens are taken waited for Sentinel, want at most 20", waited)
+		t.Logf("3 h: Sentinel %d requests; raw (good) requests that waited for Sentinel: %d", f.Count("sentinel.test"), waited.Load())
+		if n := waited.Load(); n > 20 {
+			t.Errorf("%d requests of the client whose tokens are taken waited for Sentinel, want at most 20", n)
 		}
 		if n := f.Count("sentinel.test"); n > 20 {
 			t.Errorf("Sentinel got %d requests in 3 h (issue 16: at most 20 for an API that rejects everything)", n)
@@ -1505,12 +1488,6 @@ func TestReadinessFromStateAlone(t *testing.T) {
 
 var sinkToken *oauth2.Token
 
-// staticSource hands out copies of one token with a one-hour Expiry: under
-// ReuseTokenSourceWithExpiry it is the floor a cached Token() can reach.
-type staticSource struct{ tok oauth2.Token }
-
-func (s *staticSource) Token() (*oauth2.Token, error) { t := s.tok; return &t, nil }
-
 // BenchmarkSource is each method of a Source that holds a token beside
 // the floor, in one run: Token and TokenContext copy the token, the path
 // Transport takes does not, and State takes the lock for a moment.
@@ -1518,7 +1495,10 @@ func BenchmarkSource(b *testing.B) {
 	s := testkit.NewServer(b)
 	c := configFor(s)
 	src := c.TokenSource(s.Context(context.Background()))
-	floor := oauth2.ReuseTokenSourceWithExpiry(nil, &staticSource{oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}}, defaultEarlyExpiry)
+	// The floor a cached Token() can reach: copies of one token, under
+	// ReuseTokenSourceWithExpiry.
+	static := oauth2.Token{AccessToken: "x", Expiry: time.Now().Add(time.Hour)}
+	floor := oauth2.ReuseTokenSourceWithExpiry(nil, testkit.TokenSourceFunc(func() (*oauth2.Token, error) { t := static; return &t, nil }), defaultEarlyExpiry)
 	ctx := context.Background()
 	mustToken(b, src)
 	mustToken(b, floor)
@@ -1559,14 +1539,13 @@ func BenchmarkSentinelLoad(b *testing.B) {
 	}
 }
 
-// wiring is a way to wire a Source into a client: ctx reaches LivePerson,
-// and src is the source to wire (Config.Client makes its own from c).
-type wiring struct {
+// wirings are the ways to wire a Source into a client: ctx reaches
+// LivePerson, and src is the source to wire (Config.Client makes its own
+// from c).
+var wirings = []struct {
 	name   string
 	client func(ctx context.Context, c Config, src *Source) *http.Client
-}
-
-var wirings = []wiring{
+}{
 	{"oauth2.NewClient", func(ctx context.Context, _ Config, src *Source) *http.Client { return oauth2.NewClient(ctx, src) }},
 	{"oauth2.Transport", func(ctx context.Context, _ Config, src *Source) *http.Client {
 		return &http.Client{Transport: &oauth2.Transport{Source: src, Base: baseOf(ctx)}}
@@ -1782,22 +1761,13 @@ func TestRedirects(t *testing.T) {
 }
 
 // rotating is a Rejecter that hands out a new token after each rejection.
-type rotating struct {
-	mu sync.Mutex
-	n  int
-}
+type rotating struct{ n atomic.Int64 }
 
 func (r *rotating) Token() (*oauth2.Token, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return &oauth2.Token{AccessToken: "tok" + strconv.Itoa(r.n)}, nil
+	return &oauth2.Token{AccessToken: "tok" + strconv.FormatInt(r.n.Load(), 10)}, nil
 }
 
-func (r *rotating) Reject(*oauth2.Token) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.n++
-}
+func (r *rotating) Reject(*oauth2.Token) { r.n.Add(1) }
 
 func TestRoundTripEdgeCases(t *testing.T) {
 	testkit.RoundTripEdgeCases(t, context.Background, `{"kind":"resp","code":401,"body":{"errorCode":40102}}`,
@@ -1851,13 +1821,9 @@ func TestRejectEverythingLoad(t *testing.T) {
 		if got := f.Count("sentinel.test"); got > 20 {
 			t.Errorf("Sentinel got %d requests in 3 hours, want at most 20", got)
 		}
-		hints := 0
-		for _, r := range h.Take() {
-			if r.Msg == msgRejected && r.Attrs["scheme"] == "raw" && r.Attrs["hint"] != "" {
-				hints++
-			}
-		}
-		if hints == 0 {
+		if !slices.ContainsFunc(h.Take(), func(r testkit.Record) bool {
+			return r.Msg == msgRejected && r.Attrs["scheme"] == "raw" && r.Attrs["hint"] != ""
+		}) {
 			t.Error("no rejection record hints that new tokens are rejected too")
 		}
 		f.SetRevokeEvery(false)
