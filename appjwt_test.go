@@ -89,6 +89,9 @@ func mustToken(t testing.TB, src oauth2.TokenSource) *oauth2.Token {
 	return tok
 }
 
+// errOf is the error of a call that returns a value and an error.
+func errOf[T any](_ T, err error) error { return err }
+
 // waitIdle waits for the fetches under way, if any, to end.
 func (h *harness) waitIdle(t testing.TB) {
 	for deadline := time.Now().Add(10 * time.Second); h.running.Load() > 0; time.Sleep(time.Millisecond) {
@@ -740,6 +743,7 @@ func TestRevocationCausesOneFetch(t *testing.T) {
 func TestTransportOn401(t *testing.T) {
 	revoke := func(s *appjwttest.Server) { s.RevokeTokens() }
 	body := func() io.Reader { return strings.NewReader(`{"ext_consumer_id":"c1"}`) }
+	none := func() io.Reader { return nil }
 	static := func(s *appjwttest.Server) *http.Client {
 		c := configFor(s)
 		tok, err := c.Token(s.Context(context.Background()))
@@ -768,7 +772,7 @@ func TestTransportOn401(t *testing.T) {
 	tests := []struct {
 		name        string
 		setup       func(s *appjwttest.Server)
-		body        func() io.Reader                        // nil: no body
+		body        func() io.Reader
 		client      func(s *appjwttest.Server) *http.Client // nil: a Transport over a Source
 		timeout     time.Duration                           // of the request; 0: none
 		wantStatus  int
@@ -776,19 +780,19 @@ func TestTransportOn401(t *testing.T) {
 		wantFetches int // Sentinel requests the call caused; -1: any
 		wantNext    int // status of the next, replayable call
 	}{
-		{"revoked, no body", revoke, nil, nil, 0, 400, 2, 1, 201},
+		{"revoked, no body", revoke, none, nil, 0, 400, 2, 1, 201},
 		{"revoked, POST body resent whole", revoke, body, nil, 0, 201, 2, 1, 201},
 		{"revoked, body that cannot be resent", revoke, func() io.Reader { return io.MultiReader(body()) }, nil, 0, 401, 1, 0, 201},
-		{"ConsumerJWS invalid: AppJWT kept", func(s *appjwttest.Server) { s.SetRejectCode(40103) }, nil, nil, 0, 401, 1, 0, 401},
-		{"ConsumerJWS missing: AppJWT kept", func(s *appjwttest.Server) { s.SetRejectCode(40104) }, nil, nil, 0, 401, 1, 0, 401},
-		{"second 401 goes back", func(s *appjwttest.Server) { s.SetRejectCode(40102) }, nil, nil, 0, 401, 2, 1, 401},
-		{"401 without LivePerson's body", func(s *appjwttest.Server) { s.QueueFaults(appjwttest.Consumer, appjwttest.Fault{Status: 401}) }, nil, nil, 0, 400, 2, 1, 201},
-		{"a source that cannot drop a token", revoke, nil, static, 0, 401, 1, 0, 401},
+		{"ConsumerJWS invalid: AppJWT kept", func(s *appjwttest.Server) { s.SetRejectCode(40103) }, none, nil, 0, 401, 1, 0, 401},
+		{"ConsumerJWS missing: AppJWT kept", func(s *appjwttest.Server) { s.SetRejectCode(40104) }, none, nil, 0, 401, 1, 0, 401},
+		{"second 401 goes back", func(s *appjwttest.Server) { s.SetRejectCode(40102) }, none, nil, 0, 401, 2, 1, 401},
+		{"401 without LivePerson's body", func(s *appjwttest.Server) { s.QueueFaults(appjwttest.Consumer, appjwttest.Fault{Status: 401}) }, none, nil, 0, 400, 2, 1, 201},
+		{"a source that cannot drop a token", revoke, none, static, 0, 401, 1, 0, 401},
 		{"the context ends while the new token is on its way", func(s *appjwttest.Server) {
 			s.RevokeTokens()
 			s.QueueFaults(appjwttest.Sentinel, appjwttest.Fault{Delay: 500 * time.Millisecond})
 		}, body, nil, 200 * time.Millisecond, 401, 1, -1, 201},
-		{"the context ends as the 401 arrives", revoke, nil, cancelling, 0, 401, 1, -1, 201},
+		{"the context ends as the 401 arrives", revoke, none, cancelling, 0, 401, 1, -1, 201},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -803,10 +807,6 @@ func TestTransportOn401(t *testing.T) {
 			}
 			tt.setup(s)
 			api, sentinel := len(s.Requests(appjwttest.Consumer)), len(s.Requests(appjwttest.Sentinel))
-			var body io.Reader
-			if tt.body != nil {
-				body = tt.body()
-			}
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			cancelCall = cancel
@@ -815,7 +815,7 @@ func TestTransportOn401(t *testing.T) {
 				ctx, stop = context.WithTimeout(ctx, tt.timeout)
 				defer stop()
 			}
-			req, _ := http.NewRequestWithContext(ctx, "POST", consumerURL(s), body)
+			req, _ := http.NewRequestWithContext(ctx, "POST", consumerURL(s), tt.body())
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := hc.Do(req)
 			if err != nil {
@@ -1084,40 +1084,34 @@ func TestWaitEndsWithTheCallersDeadline(t *testing.T) {
 		_ = cancel // the deadline ends it, or fakeStand's context with the test
 		return ctx
 	}
+	type fake = *testkit.FakeLivePerson
 	tests := []struct {
 		name   string
-		call   func(ctx context.Context, c Config, f *testkit.FakeLivePerson) error
+		call   func(ctx context.Context, c Config, f fake) error
 		within time.Duration
 		want   error
 	}{
-		{"Config.Token, a 100 ms deadline", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
-			_, err := c.Token(within(ctx, 100*time.Millisecond))
-			return err
+		{"Config.Token, a 100 ms deadline", func(ctx context.Context, c Config, _ fake) error {
+			return errOf(c.Token(within(ctx, 100*time.Millisecond)))
 		}, 100 * time.Millisecond, context.DeadlineExceeded},
-		{"Config.Token, cancelled after 50 ms", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
+		{"Config.Token, cancelled after 50 ms", func(ctx context.Context, c Config, _ fake) error {
 			ctx, cancel := context.WithCancel(ctx)
 			time.AfterFunc(50*time.Millisecond, cancel)
-			_, err := c.Token(ctx)
-			return err
+			return errOf(c.Token(ctx))
 		}, 50 * time.Millisecond, context.Canceled},
-		{"Config.Token, FetchTimeout 100 ms", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
+		{"Config.Token, FetchTimeout 100 ms", func(ctx context.Context, c Config, _ fake) error {
 			c.FetchTimeout = 100 * time.Millisecond
-			_, err := c.Token(ctx)
-			return err
+			return errOf(c.Token(ctx))
 		}, 100 * time.Millisecond, context.DeadlineExceeded},
-		{"Transport, a request with a 200 ms deadline", func(ctx context.Context, c Config, f *testkit.FakeLivePerson) error {
-			hc := &http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: f}}
+		{"Transport, a request with a 200 ms deadline", func(ctx context.Context, c Config, f fake) error {
 			req, _ := http.NewRequestWithContext(within(ctx, 200*time.Millisecond), "GET", "https://api.test/x", nil)
-			_, err := hc.Do(req)
-			return err
+			return errOf((&http.Client{Transport: &Transport{Source: c.TokenSource(ctx), Base: f}}).Do(req))
 		}, 200 * time.Millisecond, context.DeadlineExceeded},
-		{"Config.Client, a 300 ms client Timeout", func(ctx context.Context, c Config, f *testkit.FakeLivePerson) error {
-			_, err := c.Client(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: f, Timeout: 300 * time.Millisecond})).Get("https://api.test/x")
-			return err
+		{"Config.Client, a 300 ms client Timeout", func(ctx context.Context, c Config, f fake) error {
+			return errOf(c.Client(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: f, Timeout: 300 * time.Millisecond})).Get("https://api.test/x"))
 		}, 300 * time.Millisecond, context.DeadlineExceeded},
-		{"TokenContext, a 200 ms deadline", func(ctx context.Context, c Config, _ *testkit.FakeLivePerson) error {
-			_, err := c.TokenSource(ctx).TokenContext(within(ctx, 200*time.Millisecond))
-			return err
+		{"TokenContext, a 200 ms deadline", func(ctx context.Context, c Config, _ fake) error {
+			return errOf(c.TokenSource(ctx).TokenContext(within(ctx, 200*time.Millisecond)))
 		}, 200 * time.Millisecond, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
@@ -1155,13 +1149,10 @@ func TestCancelEndsEverything(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)
 		for _, hc := range []*http.Client{oauth2.NewClient(ctx, src), NewClient(ctx, src), {Transport: &Transport{Source: src, Base: f}}} {
-			wg.Go(func() {
-				_, err := hc.Get("https://api.test/x")
-				errs <- err
-			})
+			wg.Go(func() { errs <- errOf(hc.Get("https://api.test/x")) })
 		}
-		wg.Go(func() { _, err := src.Token(); errs <- err })
-		wg.Go(func() { _, err := oauth2.ReuseTokenSource(nil, src).Token(); errs <- err })
+		wg.Go(func() { errs <- errOf(src.Token()) })
+		wg.Go(func() { errs <- errOf(oauth2.ReuseTokenSource(nil, src).Token()) })
 		time.Sleep(5 * time.Second)
 		start := time.Now()
 		cancel()
@@ -1402,25 +1393,17 @@ func TestState(t *testing.T) {
 // and stays ready for hours.
 func TestReadinessFromStateAlone(t *testing.T) {
 	const probe = 10 * time.Second // a Kubernetes readiness probe's default period
-	// readyAfter polls State every probe until it says Valid, and returns
-	// how long that took from start, on the fake clock, to a probe's accuracy.
-	readyAfter := func(t *testing.T, src *Source, start time.Time, limit time.Duration) time.Duration {
-		t.Helper()
-		for time.Since(start) <= limit {
-			if src.State().Valid {
-				return time.Since(start)
-			}
-			time.Sleep(probe)
-		}
-		t.Fatalf("not ready %v after the start, State %+v", limit, src.State())
-		return 0
-	}
 	t.Run("fresh start", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			f, c, ctx := fakeStand(t)
 			src := c.TokenSource(ctx)
 			start := time.Now()
-			if got := readyAfter(t, src, start, time.Minute); got > probe {
+			for ; !src.State().Valid; time.Sleep(probe) {
+				if time.Since(start) > time.Minute {
+					t.Fatalf("not ready a minute after the start, State %+v", src.State())
+				}
+			}
+			if got := time.Since(start); got > probe {
 				t.Errorf("ready after %v, want the second probe (%v): one fetch takes %v", got, probe, f.SentinelDelay)
 			}
 			// Three hours of probes and nothing else: never unready again.
@@ -1622,12 +1605,9 @@ func TestEveryWiringNeverWaits(t *testing.T) {
 // the fetch; in a short one the token is still served, and the source's
 // timer starts it.
 func TestRecoveryAfterAHangingOutage(t *testing.T) {
-	edges := []struct {
-		name string
-		rand func(time.Duration) time.Duration
-	}{
-		{"least backoff", func(time.Duration) time.Duration { return 0 }},
-		{"most backoff", func(n time.Duration) time.Duration { return n - 1 }},
+	edges := map[string]func(time.Duration) time.Duration{
+		"least backoff": func(time.Duration) time.Duration { return 0 },
+		"most backoff":  func(n time.Duration) time.Duration { return n - 1 },
 	}
 	outages := []struct {
 		name       string
@@ -1640,8 +1620,8 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 	const callEvery = 100 * time.Millisecond
 	for _, fetchTimeout := range []time.Duration{0, 10 * time.Second} {
 		for _, o := range outages {
-			for _, edge := range edges {
-				t.Run(fmt.Sprintf("FetchTimeout %v/%s/%s", fetchTimeout, o.name, edge.name), func(t *testing.T) {
+			for edge, rand := range edges {
+				t.Run(fmt.Sprintf("FetchTimeout %v/%s/%s", fetchTimeout, o.name, edge), func(t *testing.T) {
 					synctest.Test(t, func(t *testing.T) {
 						f, c, ctx := fakeStand(t)
 						start := time.Now()
@@ -1657,7 +1637,7 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 						})
 						c.FetchTimeout = fetchTimeout
 						backoff := lifecycle.FailureBackoff
-						backoff.Rand = edge.rand
+						backoff.Rand = rand
 						src := newSource(newTokenCache(ctx, c, hooks{backoff: backoff}))
 						first := mustToken(t, src)
 						for {
@@ -1673,7 +1653,7 @@ func TestRecoveryAfterAHangingOutage(t *testing.T) {
 								if recovered.IsZero() || took > bound {
 									t.Errorf("a new token %v after Sentinel recovered, want at most %v", took, bound)
 								}
-								if worst := o.name == "long outage" && edge.name == "most backoff"; worst && took < bound-time.Second {
+								if worst := o.name == "long outage" && edge == "most backoff"; worst && took < bound-time.Second {
 									t.Errorf("a new token %v after Sentinel recovered, want the bound %v: is it too high now?", took, bound)
 								}
 								return
