@@ -242,7 +242,7 @@ func TestExpiryAndExtra(t *testing.T) {
 }
 
 // Package secret tests its type; this, that a Config holds its secret as
-// one. Every fmt verb, with any flags, shows a Config with its secret
+// one (ExampleConfig_redacted shows what it prints). Every fmt verb, with any flags, shows a Config with its secret
 // redacted, but the two the Config docs name, for which fmt calls no
 // method and prints the value raw: %p of a value that is no pointer, map,
 // slice, channel or func, and %w of anything but an error.
@@ -282,19 +282,6 @@ func TestConfigShowsNoSecret(t *testing.T) {
 		texts = append(texts, string(b))
 	}
 	testkit.NoEcho(t, string(c.ClientSecret), texts...)
-	if !strings.Contains(fmt.Sprintf("%#v", c), "appjwt.Config{") || !strings.Contains(texts[1], "ClientSecret:[REDACTED]") {
-		t.Errorf("formatted Config lost its shape: %#v", c)
-	}
-	if j := texts[len(texts)-4]; !strings.Contains(j, `"ClientSecret":"[REDACTED]"`) || !strings.Contains(j, `"EarlyExpiry":60000000000`) || !strings.Contains(j, `"TokenAPI":"v2"`) {
-		t.Errorf("json.Marshal(c) = %s, want the fields with the secret redacted", j)
-	}
-	var read Config
-	if err := json.Unmarshal([]byte(`{"AccountID":"le1","ClientID":"id","ClientSecret":"s3cret-value","TokenAPI":"v2","EarlyExpiry":60000000000}`), &read); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(c, read); diff != "" {
-		t.Errorf("Config read from JSON mismatch (-want +got):\n%s", diff)
-	}
 }
 
 func TestLookupDomain(t *testing.T) {

@@ -2,6 +2,7 @@ package appjwt_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -302,4 +303,22 @@ func ExampleTokenAPI() {
 	// "2": appjwt: a TokenAPI is "v1" or "v2"
 	// "v3": appjwt: a TokenAPI is "v1" or "v2"
 	// TokenAPI(2)
+}
+
+// A Config formats and marshals with its secret redacted, so that it can
+// be logged or shown whole; it reads back from JSON with the secret.
+func ExampleConfig_redacted() {
+	c := appjwt.Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", TokenAPI: appjwt.SentinelV2, EarlyExpiry: time.Minute}
+	b, err := json.Marshal(c)
+	fmt.Println(string(b), err)
+	fmt.Printf("%+v\n%#v\n", c, c)
+
+	var read appjwt.Config
+	err = json.Unmarshal([]byte(`{"AccountID":"le1","ClientID":"id","ClientSecret":"s3cret-value","TokenAPI":"v2","EarlyExpiry":60000000000}`), &read)
+	fmt.Println(read == c, err)
+	// Output:
+	// {"AccountID":"le1","ClientID":"id","ClientSecret":"[REDACTED]","TokenAPI":"v2","Domain":"","DomainAPI":"","EarlyExpiry":60000000000,"FetchTimeout":0,"CredentialsInQuery":false} <nil>
+	// {AccountID:le1 ClientID:id ClientSecret:[REDACTED] TokenAPI:v2 Domain: DomainAPI: EarlyExpiry:1m0s FetchTimeout:0s CredentialsInQuery:false Logger:<nil>}
+	// appjwt.Config{AccountID:"le1", ClientID:"id", ClientSecret:"[REDACTED]", TokenAPI:1, Domain:"", DomainAPI:"", EarlyExpiry:60000000000, FetchTimeout:0, CredentialsInQuery:false, Logger:(*slog.Logger)(nil)}
+	// true <nil>
 }
