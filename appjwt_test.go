@@ -89,6 +89,13 @@ func mustToken(t testing.TB, src oauth2.TokenSource) *oauth2.Token {
 	return tok
 }
 
+// configToken is a token of Config.Token from s, or ends the test.
+func configToken(t testing.TB, s *appjwttest.Server) *oauth2.Token {
+	t.Helper()
+	c := configFor(s)
+	return mustToken(t, testkit.TokenSourceFunc(func() (*oauth2.Token, error) { return c.Token(s.Context(context.Background())) }))
+}
+
 // errOf is the error of a call that returns a value and an error.
 func errOf[T any](_ T, err error) error { return err }
 
@@ -169,25 +176,16 @@ func TestBadConfig(t *testing.T) {
 				requests.Add(1)
 				return nil, errors.New("no request should be sent")
 			})}
-			ctx := context.WithValue(context.Background(), oauth2.HTTPClient, hc)
 			c := good
 			tt.change(&c)
-			_, err := c.Token(ctx)
-			if err == nil {
-				t.Fatal("Token succeeded, want a config error")
-			}
+			err := refusal(t, context.WithValue(context.Background(), oauth2.HTTPClient, hc), c, string(good.ClientSecret))
 			var ce *ConfigError
 			if !errors.As(err, &ce) || ce.Field != tt.field || !strings.HasPrefix(err.Error(), "appjwt: Config."+tt.field+" ") || strings.Contains(ce.Reason, string(good.ClientSecret)) {
 				t.Errorf("error %q is no ConfigError of Config.%s", err, tt.field)
 			}
-			_, srcErr := c.TokenSource(ctx).Token()
-			if srcErr == nil || srcErr.Error() != err.Error() {
-				t.Errorf("TokenSource error = %v, want %v", srcErr, err)
-			}
 			if n := requests.Load(); n != 0 {
 				t.Errorf("%d requests sent, want none", n)
 			}
-			testkit.NoEcho(t, string(good.ClientSecret), testkit.ErrorTexts(err)...)
 		})
 	}
 }
@@ -317,18 +315,20 @@ func TestDomainAPIEchoIsWithheld(t *testing.T) {
 	const secret = "Ab/Cd+Ef0="
 	ts := testkit.EchoServer(t, 200, nil, `{"baseURI":"https://`+secret+`"}`)
 	c := Config{AccountID: "le1", ClientID: "id", ClientSecret: secret, DomainAPI: ts.Listener.Addr().String(), FetchTimeout: 2 * time.Second}
-	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client())
+	refusal(t, context.WithValue(context.Background(), oauth2.HTTPClient, ts.Client()), c, secret)
+}
+
+// refusal is the error of c's Token, which its TokenSource's Token gives
+// too: an appjwt error, in which secret shows in no form.
+func refusal(t *testing.T, ctx context.Context, c Config, secret string) error {
+	t.Helper()
 	_, err := c.Token(ctx)
-	_, srcErr := c.TokenSource(ctx).Token()
-	for _, err := range []error{err, srcErr} {
-		if err == nil {
-			t.Fatal("got no error")
-		}
-		testkit.NoEcho(t, secret, testkit.ErrorTexts(err)...)
-		if !strings.HasPrefix(err.Error(), "appjwt: ") {
-			t.Errorf("withheld error %q, want it prefixed \"appjwt: \"", err)
-		}
+	srcErr := errOf(c.TokenSource(ctx).Token())
+	if err == nil || srcErr == nil || srcErr.Error() != err.Error() || !strings.HasPrefix(err.Error(), "appjwt: ") {
+		t.Fatalf("Token error %v, TokenSource's %v; want the one appjwt error", err, srcErr)
 	}
+	testkit.NoEcho(t, secret, append(testkit.ErrorTexts(err), testkit.ErrorTexts(srcErr)...)...)
+	return err
 }
 
 // The cache behind TokenSource: caching, refresh ahead, outages, the schedule.
@@ -554,11 +554,7 @@ func TestLifetimesUnderLoad(t *testing.T) {
 // whatever the Base does stays as it was.
 func TestTransport(t *testing.T) {
 	s := testkit.NewServer(t)
-	c := configFor(s)
-	tok, err := c.Token(s.Context(context.Background()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := configToken(t, s)
 	var gotAuth string
 	scribbler := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		gotAuth = r.Header.Get("Authorization")
@@ -732,12 +728,7 @@ func TestTransportOn401(t *testing.T) {
 	body := func() io.Reader { return strings.NewReader(`{"ext_consumer_id":"c1"}`) }
 	none := func() io.Reader { return nil }
 	static := func(s *appjwttest.Server) *http.Client {
-		c := configFor(s)
-		tok, err := c.Token(s.Context(context.Background()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(tok), Base: s.Client().Transport}}
+		return &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(configToken(t, s)), Base: s.Client().Transport}}
 	}
 	// cancelling's Base ends the call's context, cancelCall, as the 401 arrives.
 	var cancelCall context.CancelFunc
@@ -1707,9 +1698,6 @@ func TestSharedSourceIsRaceFree(t *testing.T) {
 		}
 	})
 }
-
-// The tests below hold Transport to where the token goes, and to requests
-// and answers that bend the rules.
 
 // The rule is lphttp.MayCarry's, shared with consumerjws: this holds each
 // wiring of Transport to it.
