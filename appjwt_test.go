@@ -1198,34 +1198,25 @@ func TestRejectionsCountPerPath(t *testing.T) {
 	})
 }
 
-// An issuer of tokens that last 20 ms, or 1 s: MinLifetime and the backoff
-// bound the load to 2 requests a second.
+// An issuer of tokens that last 20 ms (a v1 JWT's claims), or 1 s (v2's
+// expires_in): MinLifetime and the backoff bound the load to 2 requests a
+// second.
 func TestShortLivedTokensBoundTheLoad(t *testing.T) {
-	for _, life := range []string{"20ms-jwt", "1s-expires_in"} {
-		t.Run(life, func(t *testing.T) {
+	for _, api := range []TokenAPI{SentinelV1, SentinelV2} {
+		t.Run(api.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var n atomic.Int64
-				rt := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+				sentinel := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 					io.Copy(io.Discard, r.Body)
-					n.Add(1)
-					now := time.Now()
-					var body string
-					if life == "20ms-jwt" {
-						iat := float64(now.UnixNano()) / 1e9
-						tok := testkit.JWT(fmt.Sprintf(`{"iat":%.3f,"exp":%.3f}`, iat, iat+0.020))
-						body = `{"access_token":"` + tok + `","token_type":"Bearer"}`
-					} else {
-						body = `{"access_token":"abc` + fmt.Sprint(n.Load()) + `","token_type":"Bearer","expires_in":1}`
+					iat := float64(time.Now().UnixNano()) / 1e9
+					body := fmt.Sprintf(`{"access_token":%q,"token_type":"Bearer"}`, testkit.JWT(fmt.Sprintf(`{"iat":%.3f,"exp":%.3f}`, iat, iat+0.020)))
+					if k := n.Add(1); api == SentinelV2 {
+						body = fmt.Sprintf(`{"access_token":"abc%d","token_type":"Bearer","expires_in":1}`, k)
 					}
 					return &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), Request: r}, nil
 				})
-				ctx, cancel := context.WithCancel(context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: rt}))
-				defer cancel()
-				c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", Domain: "sentinel.test"}
-				if life != "20ms-jwt" {
-					c.TokenAPI = SentinelV2
-				}
-				src := c.TokenSource(ctx)
+				c := Config{AccountID: "le1", ClientID: "id", ClientSecret: "s3cret-value", Domain: "sentinel.test", TokenAPI: api}
+				src := c.TokenSource(context.WithValue(t.Context(), oauth2.HTTPClient, &http.Client{Transport: sentinel}))
 				for range 10000 { // one caller, a call per ms, for 10 s
 					src.Token()
 					time.Sleep(time.Millisecond)
