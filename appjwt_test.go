@@ -89,10 +89,9 @@ func mustToken(t testing.TB, src oauth2.TokenSource) *oauth2.Token {
 	return tok
 }
 
-// configToken is a token of Config.Token from s, or ends the test.
-func configToken(t testing.TB, s *appjwttest.Server) *oauth2.Token {
+// configToken is c's Token from s, or ends the test.
+func configToken(t testing.TB, s *appjwttest.Server, c Config) *oauth2.Token {
 	t.Helper()
-	c := configFor(s)
 	return mustToken(t, testkit.TokenSourceFunc(func() (*oauth2.Token, error) { return c.Token(s.Context(context.Background())) }))
 }
 
@@ -122,10 +121,7 @@ func TestTokenRequest(t *testing.T) {
 			s := testkit.NewServer(t)
 			c := configFor(s)
 			c.TokenAPI, c.CredentialsInQuery = tt.api, tt.inQuery
-			tok, err := c.Token(s.Context(context.Background()))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := configToken(t, s, c)
 			endpoint, path := appjwttest.Sentinel, "/sentinel/api/account/"+s.AccountID+"/app/token"
 			if tt.api == SentinelV2 {
 				endpoint, path = appjwttest.SentinelV2Token, "/sentinel/api/v2/account/"+s.AccountID+"/app/token"
@@ -223,10 +219,7 @@ func TestExpiryAndExtra(t *testing.T) {
 			c := configFor(s)
 			c.TokenAPI = tt.api
 			before := time.Now()
-			tok, err := c.TokenSource(s.Context(context.Background())).Token()
-			if err != nil {
-				t.Fatal(err)
-			}
+			tok := mustToken(t, c.TokenSource(s.Context(context.Background())))
 			if lo, hi := before.Add(tt.lo), time.Now().Add(tt.hi); tok.Expiry.Before(lo) || tok.Expiry.After(hi) {
 				t.Errorf("Expiry = %v, want between %v and %v", tok.Expiry, lo, hi)
 			}
@@ -554,7 +547,7 @@ func TestLifetimesUnderLoad(t *testing.T) {
 // whatever the Base does stays as it was.
 func TestTransport(t *testing.T) {
 	s := testkit.NewServer(t)
-	tok := configToken(t, s)
+	tok := configToken(t, s, configFor(s))
 	var gotAuth string
 	scribbler := testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
 		gotAuth = r.Header.Get("Authorization")
@@ -684,7 +677,7 @@ func getV2API(t *testing.T, hc *http.Client, s *appjwttest.Server) int {
 	return resp.StatusCode
 }
 
-// recoveringClients are the two header styles, each on its own source.
+// recoveringClients are Transport, raw and Bearer, and Config.Client, each on its own source.
 func recoveringClients(s *appjwttest.Server, c Config) map[string]*http.Client {
 	ctx := s.Context(context.Background())
 	return map[string]*http.Client{
@@ -728,7 +721,7 @@ func TestTransportOn401(t *testing.T) {
 	body := func() io.Reader { return strings.NewReader(`{"ext_consumer_id":"c1"}`) }
 	none := func() io.Reader { return nil }
 	static := func(s *appjwttest.Server) *http.Client {
-		return &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(configToken(t, s)), Base: s.Client().Transport}}
+		return &http.Client{Transport: &Transport{Source: oauth2.StaticTokenSource(configToken(t, s, configFor(s))), Base: s.Client().Transport}}
 	}
 	// cancelling's Base ends the call's context, cancelCall, as the 401 arrives.
 	var cancelCall context.CancelFunc
@@ -880,7 +873,6 @@ func TestLogRecords(t *testing.T) {
 	c.FetchTimeout, c.Logger = 2*time.Second, slog.New(h)
 	src, hs := newTestSource(t, s, c, nil)
 	h.src = src
-	clk := &hs.clk
 	hc := &http.Client{Transport: &Transport{Source: src, Base: s.Client().Transport}}
 	type want struct {
 		Level slog.Level
@@ -902,20 +894,20 @@ func TestLogRecords(t *testing.T) {
 		{"first token", func() {}, false, []want{fetched}, nil},
 		{"refresh, Sentinel down", func() {
 			s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
-			clk.Advance(56 * time.Minute)
+			hs.clk.Advance(56 * time.Minute)
 		}, false, []want{failed("serving", "serving_until", "status")}, map[string]string{"status": "503", "error_class": "status", "attempts": "4", "serving": "true"}},
 		{"re-lookup fails past the domain TTL, then recovered", func() {
 			s.ClearFault(appjwttest.Sentinel)
 			s.SetFault(appjwttest.DomainAPI, appjwttest.Fault{Status: 503})
-			clk.Advance(domain.TTL) // past the backoff and the domain's TTL
+			hs.clk.Advance(domain.TTL) // past the backoff and the domain's TTL
 		}, false, []want{{slog.LevelWarn, msgRelookupFailed, []string{"account", "domain_api", "error", "error_class", "host", "retry_at"}}, recovered, fetched}, nil},
 		{"rejected, and the fetch after it", func() { s.ClearFault(appjwttest.DomainAPI); s.RevokeTokens() }, false,
 			[]want{fetched, {slog.LevelWarn, msgRejected, []string{"account", "client_id", "error_code", "host", "path", "resent", "scheme"}}}, nil},
 		{"expired, Sentinel down", func() {
 			s.SetFault(appjwttest.Sentinel, appjwttest.Fault{Status: 503})
-			clk.Advance(2 * time.Hour)
+			hs.clk.Advance(2 * time.Hour)
 		}, true, []want{failed("serving", "status")}, map[string]string{"serving": "false"}},
-		{"recovered", func() { s.ClearFault(appjwttest.Sentinel); clk.Advance(time.Second) }, false, []want{recovered, fetched}, map[string]string{"failures": "1"}},
+		{"recovered", func() { s.ClearFault(appjwttest.Sentinel); hs.clk.Advance(time.Second) }, false, []want{recovered, fetched}, map[string]string{"failures": "1"}},
 	}
 	var tokens []string
 	var seen []testkit.Record
@@ -1168,19 +1160,18 @@ func TestRejectionsCountPerPath(t *testing.T) {
 			return f.RoundTrip(r)
 		})
 		src := c.TokenSource(ctx)
-		raw := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: RawStyle}}
-		bearer := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: BearerStyle}}
 		var waited atomic.Int32
 		var wg sync.WaitGroup
 		stop := time.Now().Add(3 * time.Hour)
-		for i, hc := range []*http.Client{raw, bearer} {
+		for _, style := range []HeaderStyle{RawStyle, BearerStyle} {
+			hc := &http.Client{Transport: &Transport{Source: src, Base: strict, Style: style}}
 			wg.Go(func() {
 				for time.Now().Before(stop) {
 					start := time.Now()
 					if resp, err := hc.Get("https://api.test/x"); err == nil {
 						resp.Body.Close()
 					}
-					if i == 0 && time.Since(start) > 0 {
+					if style == RawStyle && time.Since(start) > 0 {
 						waited.Add(1)
 					}
 					time.Sleep(time.Second)
@@ -1256,9 +1247,7 @@ func TestDroppedSourcesAreCollected(t *testing.T) {
 	}
 	// The first collection finds the Sources unreachable and queues their
 	// cleanups, which run on a goroutine of the runtime's; the second
-	// collects the caches, about 1.9 KB each. What stays until its refresh
-	// point is a pending timer, which holds the cache weakly. Allow the
-	// cleanups up to a second to run.
+	// collects the caches, about 1.9 KB each. Allow the cleanups a second.
 	const most = n * 512
 	after, gcs := heap(), 1
 	for deadline := time.Now().Add(time.Second); (after > before+most || gcs < 4) && time.Now().Before(deadline); gcs++ {
