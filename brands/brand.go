@@ -117,7 +117,7 @@ func (b *brand) lookUpAgain() *lifecycle.Flight[struct{}] {
 }
 
 func (b *brand) runRelookup(f *lifecycle.Flight[struct{}]) {
-	inst, err := b.c.find(b.ctx, b.account)
+	inst, err := b.c.find(b.ctx, b.account, false)
 	now := time.Now()
 	if errors.Is(err, ErrUnknownBrand) {
 		b.c.drop(b, err)

@@ -45,6 +45,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -179,14 +180,16 @@ func (c Config) NewCache(ctx context.Context) (*Cache, error) {
 		base = http.DefaultTransport
 	}
 	k := &Cache{
-		ctx:     ctx,
-		conf:    c,
-		slots:   make(chan struct{}, c.MaxFetches),
-		base:    base,
-		dedup:   webhook.NewDedup(0, 0),
-		brands:  map[string]*brand{},
-		misses:  map[string]*miss{},
-		flights: map[string]*lifecycle.Flight[*brand]{},
+		ctx:           ctx,
+		conf:          c,
+		slots:         make(chan struct{}, c.MaxFetches),
+		finding:       make(chan struct{}, c.MaxFetches),
+		hookedFinding: make(chan struct{}, max(c.MaxFetches/2, 1)),
+		base:          base,
+		dedup:         webhook.NewDedup(0, 0),
+		brands:        map[string]*brand{},
+		misses:        map[string]*miss{},
+		flights:       map[string]*lifecycle.Flight[*brand]{},
 	}
 	k.client = &http.Client{Transport: &router{k}, CheckRedirect: hc.CheckRedirect, Jar: hc.Jar, Timeout: hc.Timeout}
 	// The brands' fetches go through the slots; only their connections
@@ -201,19 +204,23 @@ func (c Config) NewCache(ctx context.Context) (*Cache, error) {
 // use.
 type Cache struct {
 	// Fixed once made.
-	ctx         context.Context
-	fetchCtx    context.Context // ctx with fetchClient
-	fetchClient *http.Client    // of the brands' fetches, through the slots
-	conf        Config
-	slots       chan struct{} // MaxFetches: one per lookup or fetch request in flight
-	base        http.RoundTripper
-	client      *http.Client
-	dedup       *webhook.Dedup
+	ctx           context.Context
+	fetchCtx      context.Context // ctx with fetchClient
+	fetchClient   *http.Client    // of the brands' fetches, through the slots
+	conf          Config
+	slots         chan struct{} // MaxFetches: one per fetch request in flight
+	finding       chan struct{} // MaxFetches: one per Config.Lookup call running
+	hookedFinding chan struct{} // half as many: one per lookup a notification started
+	base          http.RoundTripper
+	client        *http.Client
+	dedup         *webhook.Dedup
 
 	mu      sync.RWMutex
 	brands  map[string]*brand
 	misses  map[string]*miss                     // failed lookups, while remembered
+	missed  []string                             // the misses' accounts, oldest first, some forgotten since
 	flights map[string]*lifecycle.Flight[*brand] // the first lookups running
+	hooked  int                                  // of flights, those a notification started
 	sweep   *time.Timer                          // drops idle brands; nil while none is held
 	stopped bool
 }
@@ -227,6 +234,13 @@ type miss struct {
 // get returns account's brand, looking it up if it is not held, and
 // notes its use.
 func (c *Cache) get(ctx context.Context, account string) (*brand, error) {
+	return c.getFor(ctx, account, false)
+}
+
+// getFor is get; byWebhook: for a notification, whose first lookups may
+// take only half the queue, so that forged notifications, which anyone
+// can send, cannot keep a request's brand from being looked up.
+func (c *Cache) getFor(ctx context.Context, account string, byWebhook bool) (*brand, error) {
 	now := time.Now()
 	c.mu.RLock()
 	b := c.brands[account]
@@ -235,12 +249,12 @@ func (c *Cache) get(ctx context.Context, account string) (*brand, error) {
 		b.used(now)
 		return b, nil
 	}
-	return c.load(ctx, account, now)
+	return c.load(ctx, account, now, byWebhook)
 }
 
 // load waits for the first lookup of account, starting it unless one runs
 // or a failed one is remembered.
-func (c *Cache) load(ctx context.Context, account string, now time.Time) (*brand, error) {
+func (c *Cache) load(ctx context.Context, account string, now time.Time, byWebhook bool) (*brand, error) {
 	if err := checkAccount(account); err != nil {
 		return nil, err
 	}
@@ -260,13 +274,17 @@ func (c *Cache) load(ctx context.Context, account string, now time.Time) (*brand
 	case c.stopped:
 		c.mu.Unlock()
 		return nil, fmt.Errorf("brands: the Cache's context is done: %w", c.ctx.Err())
-	case len(c.flights) >= maxPendingLookups:
+	case len(c.flights) >= maxPendingLookups || byWebhook && c.hooked >= maxPendingLookups/2:
+		n := len(c.flights)
 		c.mu.Unlock()
-		return nil, fmt.Errorf("brands: %d lookups are waiting already, the most a Cache queues", maxPendingLookups)
+		return nil, fmt.Errorf("brands: %d lookups are waiting already, the most a Cache queues", n)
 	default:
 		f = lifecycle.NewFlight[*brand]()
 		c.flights[account] = f
-		go c.lookup(account, f)
+		if byWebhook {
+			c.hooked++
+		}
+		go c.lookup(account, f, byWebhook)
 	}
 	c.mu.Unlock()
 	b, err := f.Wait(ctx, "brands: waiting for the lookup of account "+account)
@@ -294,12 +312,15 @@ func checkAccount(account string) error {
 
 // lookup runs the first lookup of account, and holds its brand, or
 // remembers its failure.
-func (c *Cache) lookup(account string, f *lifecycle.Flight[*brand]) {
-	inst, err := c.find(c.ctx, account)
+func (c *Cache) lookup(account string, f *lifecycle.Flight[*brand], byWebhook bool) {
+	inst, err := c.find(c.ctx, account, byWebhook)
 	var b *brand
 	var dropped []*brand
 	c.mu.Lock()
 	delete(c.flights, account)
+	if byWebhook {
+		c.hooked--
+	}
 	now := time.Now()
 	switch {
 	case err != nil:
@@ -323,16 +344,29 @@ func (c *Cache) lookup(account string, f *lifecycle.Flight[*brand]) {
 }
 
 // find calls Config.Lookup in a slot, under ctx, and checks its answer.
-func (c *Cache) find(ctx context.Context, account string) (Installation, error) {
+func (c *Cache) find(ctx context.Context, account string, byWebhook bool) (Installation, error) {
 	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
 	defer cancel()
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		return Installation{}, fmt.Errorf("brands: lookup of account %s: %w", account, ctx.Err())
+	// Slots of their own: lookups never hold up a brand's token fetches;
+	// and those of notifications, which anyone can send, take at most half.
+	slots := []chan struct{}{c.finding}
+	if byWebhook {
+		slots = []chan struct{}{c.hookedFinding, c.finding}
+	}
+	for i, sl := range slots {
+		select {
+		case sl <- struct{}{}:
+		case <-ctx.Done():
+			for _, taken := range slots[:i] {
+				<-taken
+			}
+			return Installation{}, fmt.Errorf("brands: lookup of account %s: %w", account, ctx.Err())
+		}
 	}
 	inst, err := c.conf.Lookup(ctx, account)
-	<-c.slots
+	for _, sl := range slots {
+		<-sl
+	}
 	switch {
 	case errors.Is(err, ErrUnknownBrand):
 		return Installation{}, unknownBrand(account)
@@ -353,15 +387,15 @@ func (c *Cache) remember(account string, err error, now time.Time) {
 	if errors.Is(err, ErrUnknownBrand) {
 		ttl = unknownTTL
 	}
-	if _, ok := c.misses[account]; !ok && len(c.misses) >= c.conf.MaxBrands {
-		var oldest string
-		var at time.Time
-		for a, m := range c.misses {
-			if oldest == "" || m.until.Before(at) {
-				oldest, at = a, m.until
-			}
+	if _, ok := c.misses[account]; !ok {
+		for len(c.misses) >= c.conf.MaxBrands { // the oldest first, in O(1) each
+			delete(c.misses, c.missed[0])
+			c.missed = c.missed[1:]
 		}
-		delete(c.misses, oldest)
+		if len(c.missed) > 2*c.conf.MaxBrands { // accounts forgotten or found since
+			c.missed = slices.DeleteFunc(c.missed, func(a string) bool { return c.misses[a] == nil })
+		}
+		c.missed = append(c.missed, account)
 	}
 	c.misses[account] = &miss{err: err, at: now, until: now.Add(ttl)}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
@@ -300,4 +301,83 @@ func TestRotation(t *testing.T) {
 	if got := l.calls["le2222"]; got != 2 {
 		t.Errorf("brand 2: %d lookups, want 2: the first, and one after invalid_client", got)
 	}
+}
+
+// A path that could name another account once normalised is refused
+// before anything is sent; a prefix in another case is the account too,
+// so that it cannot disagree with the context's (review).
+func TestPathsThatCouldNameAnotherAccount(t *testing.T) {
+	l := &lookup{inst: map[string]brands.Installation{"A1": {ClientID: "c", ClientSecret: "s"}}}
+	var sent atomic.Int64
+	ctx := context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: testkit.RoundTripFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
+		return nil, errors.New("sent")
+	})})
+	client := newCache(t, ctx, brands.Config{Lookup: l.find}).Client()
+	tests := []struct {
+		path, want string
+	}{
+		{"/api/account/A1/../B2/messaging/consumer/conversation", "could name another account"},
+		{"/api/account/A1%2F..%2FB2/messaging", "could name another account"},
+		{"/api/account/A1%5c..%5cB2/messaging", "could name another account"},
+		{"/api/account/A1/api/account/B2/x", "could name another account"},
+		{"/api/account/A1/./x", "could name another account"},
+	}
+	for _, tt := range tests {
+		req, err := http.NewRequest("GET", "https://example.invalid"+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Do(req); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: %v, want an error that it %s", tt.path, err, tt.want)
+		}
+	}
+	req, _ := http.NewRequestWithContext(brands.WithAccount(context.Background(), "A1"), "GET", "https://example.invalid/API/ACCOUNT/B2/x", nil)
+	if _, err := client.Do(req); err == nil || !strings.Contains(err.Error(), "different accounts") {
+		t.Errorf("/API/ACCOUNT/B2 with A1 in the context: %v, want the two accounts refused", err)
+	}
+	if n := sent.Load(); n != 0 {
+		t.Errorf("%d requests sent, want none", n)
+	}
+}
+
+// Notifications for forged accounts, which anyone can send, take only
+// half the lookup queue: a request's brand is still looked up, and its
+// token fetched, while they wait (review: they locked it out).
+func TestForgedNotificationsLeaveRoomForRequests(t *testing.T) {
+	release, started := make(chan struct{}), make(chan struct{}, 2000)
+	srvs, l := standIns(t, "real1")
+	slow := func(ctx context.Context, account string) (brands.Installation, error) {
+		if strings.HasPrefix(account, "forged") {
+			started <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return l.find(ctx, account)
+	}
+	k := newCache(t, srvs["real1"].Context(context.Background()), brands.Config{Lookup: slow})
+	v, err := k.NewVerifier(webhook.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 2000 {
+		wg.Go(func() {
+			h := http.Header{webhook.HeaderAccountID: {fmt.Sprintf("forged%d", i)}, webhook.HeaderClientID: {"app"}, webhook.HeaderSignature: {"sha1=AAAA"}}
+			v.Verify(h, []byte(`{}`))
+		})
+	}
+	for range 32 { // half of the 64 lookup slots: all the notifications may take
+		<-started
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // the lookup's own timeout is 30 s
+	defer cancel()
+	host, err := k.SendAPIHost(ctx, "real1")
+	if err != nil || host != srvs["real1"].Host() {
+		t.Errorf("SendAPIHost(real1) with 2,000 forged notifications waiting: %q, %v; want the stand-in's host", host, err)
+	}
+	close(release)
+	wg.Wait()
 }

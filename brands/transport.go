@@ -84,18 +84,30 @@ func (cr *creds) roundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var (
-	errNoAccount   = errors.New("brands: request names no account: its URL has no /api/account/{account}/ and its context none from brands.WithAccount")
-	errTwoAccounts = errors.New("brands: request's URL and context name different accounts")
+	errNoAccount     = errors.New("brands: request names no account: its URL has no /api/account/{account}/ and its context none from brands.WithAccount")
+	errTwoAccounts   = errors.New("brands: request's URL and context name different accounts")
+	errAmbiguousPath = errors.New("brands: request's path could name another account once normalised: a . or .. segment, an escaped slash, or /api/account/ twice")
 )
 
-// accountOf returns the account req is for.
+// accountOf returns the account req is for: the one its URL's path names
+// after /api/account/, in any case, or its context's. A path that could
+// name another account once a server or a proxy normalises it (a . or ..
+// segment, an escaped slash or backslash, /api/account/ twice) is refused:
+// the account read here must be the one the request reaches.
 func accountOf(req *http.Request) (string, error) {
 	fromCtx, _ := req.Context().Value(accountKey{}).(string)
 	var fromURL string
 	if req.URL != nil {
 		const prefix = "/api/account/"
-		if i := strings.Index(req.URL.Path, prefix); i >= 0 {
-			fromURL = req.URL.Path[i+len(prefix):]
+		path := req.URL.Path
+		lower := strings.ToLower(path)
+		escaped := strings.ToLower(req.URL.EscapedPath())
+		switch {
+		case strings.Count(lower, prefix) > 1, strings.Contains(escaped, "%2f"), strings.Contains(escaped, "%5c"), strings.Contains(path, `\`), hasDotSegment(path):
+			return "", errAmbiguousPath
+		}
+		if i := strings.Index(lower, prefix); i >= 0 {
+			fromURL = path[i+len(prefix):]
 			if j := strings.IndexByte(fromURL, '/'); j >= 0 {
 				fromURL = fromURL[:j]
 			}
@@ -110,6 +122,16 @@ func accountOf(req *http.Request) (string, error) {
 		return fromCtx, nil
 	}
 	return "", errNoAccount
+}
+
+// hasDotSegment reports whether path has a . or .. segment.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // resendable returns req to send once more, its body anew, if it can be.

@@ -48,7 +48,7 @@ func (c *Cache) NewVerifier(conf webhook.Config) (*webhook.Verifier, error) {
 func (c *Cache) installation(account, client string) *Installation {
 	ctx, cancel := context.WithTimeout(c.ctx, webhookLookupWait)
 	defer cancel()
-	b, err := c.get(ctx, account)
+	b, err := c.getFor(ctx, account, true)
 	if err != nil {
 		return nil
 	}
