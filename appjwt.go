@@ -265,6 +265,26 @@ func NewClient(ctx context.Context, src oauth2.TokenSource) *http.Client {
 	}
 }
 
+// State is a snapshot of a [Source], for a health or readiness check.
+type State struct {
+	// Valid: the source holds a token it still serves, so requests go out
+	// without waiting for Sentinel.
+	Valid bool
+	// Expiry is the token's expiry, and RefreshAt when its refresh starts
+	// (or started); zero unless Valid. The token is served until shortly
+	// before Expiry.
+	Expiry, RefreshAt time.Time
+	// Fetching: a fetch is running.
+	Fetching bool
+	// Failures counts the fetches that failed in a row; zero after a
+	// success. LastError is the last one's error, LastErrorAt when it
+	// ended, and RetryAt when the next fetch may start.
+	Failures    int
+	LastError   error
+	LastErrorAt time.Time
+	RetryAt     time.Time
+}
+
 // Rejecter is a token source that can be told that the API rejected a
 // token it returned. The source [Config.TokenSource] returns is one;
 // [Transport] tells it of the 401s it gets, and code that sends requests
@@ -729,7 +749,7 @@ func (c *tokenCache) relookupFailed(a domain.Answer) []lifecycle.Record {
 		slog.String("domain_api", c.conf.domainAPI()),
 		slog.String("host", a.Host),
 		slog.String("error_class", class),
-		slog.String("error", c.conf.withhold(prefixed(a.RelookupErr)).Error()),
+		slog.String("error", c.config().withhold(prefixed(a.RelookupErr)).Error()),
 		slog.Time("retry_at", a.RetryAt),
 	}}}
 }

@@ -250,6 +250,10 @@ func TestConfigShowsNoSecret(t *testing.T) {
 		{"array of one", [1]Config{c}, []string{"p", "w"}},
 		{"slice of one", []Config{c}, []string{"w"}},
 		{"map to one", map[string]Config{"a": c}, []string{"w"}},
+		// Its cache keeps the secret behind a func, out of the raw print
+		// of fmt's complaint for a verb it rejects, such as %s (review).
+		{"*Source", c.TokenSource(context.Background()), nil},
+		{"Transport", &Transport{Source: c.TokenSource(context.Background())}, nil},
 	} {
 		if diff := cmp.Diff(tt.want, testkit.VerbsShowing(string(c.ClientSecret), tt.v)); diff != "" {
 			t.Errorf("%s: verbs that show the secret (-want +got):\n%s", tt.name, diff)

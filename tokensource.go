@@ -13,6 +13,7 @@ import (
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/secret"
 	"golang.org/x/oauth2"
 )
 
@@ -81,26 +82,6 @@ func (s *Source) Reject(tok *oauth2.Token) {
 	s.cache.reject(tok, "")
 }
 
-// State is a snapshot of a [Source], for a health or readiness check.
-type State struct {
-	// Valid: the source holds a token it still serves, so requests go out
-	// without waiting for Sentinel.
-	Valid bool
-	// Expiry is the token's expiry, and RefreshAt when its refresh starts
-	// (or started); zero unless Valid. The token is served until shortly
-	// before Expiry.
-	Expiry, RefreshAt time.Time
-	// Fetching: a fetch is running.
-	Fetching bool
-	// Failures counts the fetches that failed in a row; zero after a
-	// success. LastError is the last one's error, LastErrorAt when it
-	// ended, and RetryAt when the next fetch may start.
-	Failures    int
-	LastError   error
-	LastErrorAt time.Time
-	RetryAt     time.Time
-}
-
 // State returns the source's state now, for a readiness check. It waits
 // for nothing, so that a health handler may call it as often as it likes.
 //
@@ -162,8 +143,9 @@ type snapshot struct {
 type tokenCache struct {
 	// Fixed once made.
 	ctx     context.Context
-	conf    Config
-	invalid error // a Config error: every call returns it
+	conf    Config               // without its secret: fmt prints an unexported field raw
+	secret  func() secret.String // conf's, out of fmt's reach
+	invalid error                // a Config error: every call returns it
 	hooks
 	log    *slog.Logger // nil: no logging
 	domain *domain.Cache
@@ -213,7 +195,9 @@ func newTokenCache(ctx context.Context, c Config, h hooks) *tokenCache {
 		h.backoff = lifecycle.FailureBackoff
 	}
 	h.retry.Now = h.now
-	tc := &tokenCache{ctx: ctx, conf: c, invalid: c.validate(), hooks: h, log: c.Logger}
+	invalid, key := c.validate(), c.ClientSecret
+	c.ClientSecret = ""
+	tc := &tokenCache{ctx: ctx, conf: c, secret: func() secret.String { return key }, invalid: invalid, hooks: h, log: c.Logger}
 	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: h.backoff, Now: h.now}
 	tc.current.Store(&snapshot{})
 	tc.unhook = context.AfterFunc(ctx, tc.stop)
@@ -267,6 +251,9 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 	c.mu.Unlock()
 	return f.Wait(ctx, "appjwt: waiting for a token from Sentinel")
 }
+
+// config is the cache's Config, its secret included.
+func (c *tokenCache) config() *Config { conf := c.conf; conf.ClientSecret = c.secret(); return &conf }
 
 // state is the state of the cache's token at now. c.mu must be held.
 func (c *tokenCache) state(now time.Time) lifecycle.State {
@@ -371,7 +358,7 @@ func (c *tokenCache) start() *lifecycle.Flight[*oauth2.Token] {
 
 func (c *tokenCache) refresh(f *lifecycle.Flight[*oauth2.Token]) {
 	start := c.now()
-	r := c.conf.fetch(c.ctx, c.domain, c.retry)
+	r := c.config().fetch(c.ctx, c.domain, c.retry)
 	if r.domain.RelookupErr != nil {
 		r.records = c.relookupFailed(r.domain)
 	}
