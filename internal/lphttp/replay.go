@@ -100,6 +100,12 @@ func send[C any, A Authority[C]](k Kind, base http.RoundTripper, a A, req, out *
 	r := out.Clone(out.Context())
 	a.Set(r, c)
 	resp, err := SendCopy(base, req, r)
+	if err != nil && resp != nil { // a base breaking the RoundTripper contract
+		if resp.Body != nil {
+			resp.Body.Close()
+		}
+		resp = nil
+	}
 	if err == nil && resp != nil && resp.StatusCode < 400 {
 		a.Accepted(req, c)
 	}

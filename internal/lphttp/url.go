@@ -40,7 +40,11 @@ func CheckConfig(pkg, accountID, domain, domainAPI string) error {
 			continue
 		}
 		if err := CheckHost(f.host); err != nil {
-			return &FieldError{Pkg: pkg, Field: f.name, Value: fmt.Sprintf("%q", f.host), Reason: err.Error()}
+			fe := &FieldError{Pkg: pkg, Field: f.name, Reason: err.Error()}
+			if !strings.ContainsAny(f.host, "@?#") { // else it may hold credentials
+				fe.Value = fmt.Sprintf("%q", f.host)
+			}
+			return fe
 		}
 	}
 	return nil

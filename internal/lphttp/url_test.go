@@ -32,6 +32,10 @@ func TestCheckConfig(t *testing.T) {
 		{".", "", "", `pkg: Config.AccountID "." is not an account ID`},
 		{"le1", "https://x", "", `pkg: Config.Domain "https://x" is not a bare host[:port] (no scheme, path, query or userinfo)`},
 		{"le1", "", "x/y", `pkg: Config.DomainAPI "x/y" is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		// A value that may hold credentials is not shown (review).
+		{"le1", "", "id:s3cret@api.liveperson.net", `pkg: Config.DomainAPI is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"le1", "api.liveperson.net/?secret=s3cret", "", `pkg: Config.Domain is not a bare host[:port] (no scheme, path, query or userinfo)`},
+		{"le1", "x#s3cret", "", `pkg: Config.Domain is not a bare host[:port] (no scheme, path, query or userinfo)`},
 	}
 	for _, tt := range tests {
 		got := ""

@@ -339,6 +339,9 @@ func RoundTripEdgeCases(t *testing.T, ctx func() context.Context, body401 string
 	}{
 		{"a base that answers nil, nil", get,
 			func(*http.Request) (*http.Response, error) { return nil, nil }, 0, "nil", ""},
+		{"a base that answers a response and an error", get, func(r *http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 200, Body: io.NopCloser(strings.NewReader("x")), Request: r}, errors.New("broken base")
+		}, 0, "broken base", ""},
 		{"nil Header", func() *http.Request {
 			r := get()
 			r.Header = nil
@@ -374,6 +377,9 @@ func RoundTripEdgeCases(t *testing.T, ctx func() context.Context, body401 string
 					return
 				}
 				if tt.wantErr != "" {
+					if resp != nil {
+						t.Errorf("RoundTrip answered %v beside its error", resp.Status)
+					}
 					if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 						t.Errorf("error %v, want one about %q", err, tt.wantErr)
 					}
