@@ -428,8 +428,8 @@ func newDeliveryView(d appjwttest.Delivery) deliveryView {
 	return v
 }
 
-// credentialPrefix is how much of a token or secret the console shows:
-// enough to tell two apart, not enough to use one.
+// credentialPrefix is how much of a token the console shows: enough to
+// tell its kind, not enough to use it. A secret shows none.
 const credentialPrefix = 6
 
 // short returns the first credentialPrefix bytes of a credential and an
@@ -441,8 +441,8 @@ func short(s string) string {
 	return s[:credentialPrefix] + "…"
 }
 
-// newRequestView returns what the console shows of r: its credentials as
-// short prefixes, a path that holds the secret withheld.
+// newRequestView returns what the console shows of r: its tokens as short
+// prefixes, any client secret and a path that holds the secret withheld.
 func newRequestView(r appjwttest.Request, red redact.Redactor) requestView {
 	v := requestView{Method: r.Method, Path: r.Path, Status: r.Status, ErrorCode: r.ErrorCode}
 	if red.Leaks(v.Path) {
@@ -459,8 +459,8 @@ func newRequestView(r appjwttest.Request, red redact.Redactor) requestView {
 		}
 	}
 	for _, vals := range []map[string][]string{r.Form, r.Query} {
-		if s := vals["client_secret"]; len(s) > 0 {
-			creds = append(creds, "client_secret="+short(s[0]))
+		if len(vals["client_secret"]) > 0 { // a secret is never shown in part
+			creds = append(creds, "client_secret="+withheld)
 		}
 	}
 	v.Credential = strings.Join(creds, "; ")

@@ -411,6 +411,17 @@ func TestControlRequests(t *testing.T) {
 		t.Errorf("token request with the secret in the query: body %q, query (-want +got):\n%s", got[2].Body, diff)
 	}
 
+	// A secret that is not the stand-in's, such as a connector's own sent
+	// here by mistake, is withheld too, whole (review).
+	resp, err = c.client.PostForm(c.url+"/sentinel/api/account/"+c.account+"/app/token?v=1.0", url.Values{"grant_type": {"client_credentials"}, "client_id": {"other"}, "client_secret": {"PRODsecretXYZ123456"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if body := (controlCall{path: "/requests?endpoint=Sentinel", wantStatus: 200}).do(t, h); strings.Contains(body, "PRODsecret") {
+		t.Errorf("GET /requests shows a client secret that is not the stand-in's: %s", body)
+	}
+
 	convBody := controlCall{path: "/requests?endpoint=Conversation", wantStatus: 200}.do(t, h)
 	var conv []requestJSON
 	if err := json.Unmarshal([]byte(convBody), &conv); err != nil {

@@ -117,6 +117,12 @@ func newRequestJSON(r appjwttest.Request, secret string) requestJSON {
 		return out
 	}
 	h := values(r.Header)
+	form, query := values(r.Form), values(r.Query)
+	for _, v := range []map[string][]string{form, query} {
+		for i := range v["client_secret"] { // whatever it is: a connector's own, misdirected, too
+			v["client_secret"][i] = withheld
+		}
+	}
 	for _, k := range []string{"Authorization", "X-Lp-On-Behalf"} {
 		for i, v := range r.Header.Values(k) {
 			if scheme, _, ok := strings.Cut(v, " "); ok {
@@ -129,14 +135,23 @@ func newRequestJSON(r appjwttest.Request, secret string) requestJSON {
 	return requestJSON{
 		Method: r.Method,
 		Path:   text(r.Path),
-		Query:  values(r.Query),
+		Query:  query,
 		Header: h,
-		Form:   values(r.Form),
-		Body:   text(string(r.Body)),
+		Form:   form,
+		Body:   body(r, text),
 
 		Status:    r.Status,
 		ErrorCode: r.ErrorCode,
 	}
+}
+
+// body is r's body as the control API shows it: withheld if it holds the
+// stand-in's secret, or any client_secret, such as a connector's own.
+func body(r appjwttest.Request, text func(string) string) string {
+	if len(r.Body) > 0 && (len(r.Form["client_secret"]) > 0 || strings.Contains(string(r.Body), "client_secret")) {
+		return withheld
+	}
+	return text(string(r.Body))
 }
 
 // deliveryJSON is an appjwttest.Delivery.
