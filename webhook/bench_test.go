@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/store"
 )
 
 // notification4KiB is an agent's message of 4 KiB, body and all.
@@ -136,6 +137,58 @@ func BenchmarkDedup(b *testing.B) {
 		}
 	})
 	b.Run("miss-room", func(b *testing.B) {
+		d := NewDedup(0, 1<<30)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if d.Seen(ids[i%dialogs], int64(i/dialogs)) {
+				b.Fatal("hit")
+			}
+		}
+	})
+}
+
+// BenchmarkDedupStore measures a delivery's cost with a Store: Seen and
+// Done of a new event (Add, then Set), and Seen of a copy (Add that finds
+// the key), on store.Memory, beside "memory", Seen of a new event in
+// NewDedup's Dedup with room. A Redis Store adds its round trips.
+func BenchmarkDedupStore(b *testing.B) {
+	const dialogs = 1000
+	ids := make([]string, dialogs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("5491244f-e462-4c63-bf4e-%012d", i)
+	}
+	shared := func(b *testing.B) *Dedup {
+		d, err := DedupConfig{Store: store.NewMemory(1 << 30)}.NewDedup()
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	b.Run("seen-done", func(b *testing.B) {
+		d := shared(b)
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			id, seq := ids[i%dialogs], int64(i/dialogs)
+			if d.Seen(id, seq) {
+				b.Fatal("hit")
+			}
+			d.Done(id, seq)
+		}
+	})
+	b.Run("copy", func(b *testing.B) {
+		d := shared(b)
+		for i := range defaultMaxEntries {
+			d.Done(ids[i%dialogs], int64(i/dialogs))
+		}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			k := i % defaultMaxEntries
+			if !d.Seen(ids[k%dialogs], int64(k/dialogs)) {
+				b.Fatal("miss")
+			}
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
 		d := NewDedup(0, 1<<30)
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
