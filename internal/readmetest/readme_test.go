@@ -25,6 +25,7 @@ var readmePackages = map[string]string{
 	"consumerjws": "github.com/lpconnect/appjwt/consumerjws",
 	"webhook":     "github.com/lpconnect/appjwt/webhook",
 	"secret":      "github.com/lpconnect/appjwt/secret",
+	"store":       "github.com/lpconnect/appjwt/store",
 	"oauth2":      "golang.org/x/oauth2",
 	"context":     "context",
 	"errors":      "errors",
