@@ -51,6 +51,7 @@ import (
 
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/store"
 	"github.com/lpconnect/appjwt/webhook"
 	"golang.org/x/oauth2"
 )
@@ -146,6 +147,12 @@ type Config struct {
 	// Logger is every brand's appjwt.Config.Logger and
 	// consumerjws.Config.Logger. Nil: nothing is logged.
 	Logger *slog.Logger `json:"-"`
+
+	// Store, if set, is what the connector's replicas share: [Cache.Seen],
+	// [Cache.Done] and [Cache.Forget] de-duplicate every brand's webhooks
+	// through it, as [webhook.DedupConfig]'s Dedup does with its
+	// defaults. Nil: each replica on its own.
+	Store store.Store `json:"-"`
 }
 
 // NewCache checks c and returns a Cache of its brands, or an error naming
@@ -179,6 +186,13 @@ func (c Config) NewCache(ctx context.Context) (*Cache, error) {
 	if base == nil {
 		base = http.DefaultTransport
 	}
+	dedup := webhook.NewDedup(0, 0)
+	if c.Store != nil {
+		var err error
+		if dedup, err = (webhook.DedupConfig{Store: c.Store}).NewDedup(); err != nil {
+			return nil, fmt.Errorf("brands: Config.Store: %w", err)
+		}
+	}
 	k := &Cache{
 		ctx:           ctx,
 		conf:          c,
@@ -186,7 +200,7 @@ func (c Config) NewCache(ctx context.Context) (*Cache, error) {
 		finding:       make(chan struct{}, c.MaxFetches),
 		hookedFinding: make(chan struct{}, max(c.MaxFetches/2, 1)),
 		base:          base,
-		dedup:         webhook.NewDedup(0, 0),
+		dedup:         dedup,
 		brands:        map[string]*brand{},
 		misses:        map[string]*miss{},
 		flights:       map[string]*lifecycle.Flight[*brand]{},

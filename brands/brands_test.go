@@ -19,6 +19,7 @@ import (
 	"github.com/lpconnect/appjwt/consumerjws"
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/store"
 	"github.com/lpconnect/appjwt/webhook"
 	"golang.org/x/oauth2"
 )
@@ -380,4 +381,40 @@ func TestForgedNotificationsLeaveRoomForRequests(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
+}
+
+// With a Store, two replicas' Caches share what they saw, per account: a
+// copy at the other replica is dropped while the first holds its claim
+// and once it is Done; another account's event is another event.
+func TestSeenAcrossReplicas(t *testing.T) {
+	ctx := t.Context()
+	s := store.NewMemory(0)
+	lookup := func(context.Context, string) (brands.Installation, error) {
+		return brands.Installation{}, brands.ErrUnknownBrand
+	}
+	a := newCache(t, ctx, brands.Config{Lookup: lookup, Store: s})
+	b := newCache(t, ctx, brands.Config{Lookup: lookup, Store: s})
+	for _, st := range []struct {
+		name string
+		k    *brands.Cache
+		acct string
+		want bool
+	}{
+		{"a claims", a, "le1111", false},
+		{"b, while a holds the claim", b, "le1111", true},
+		{"b, another account", b, "le2222", false},
+	} {
+		if got := st.k.Seen(st.acct, "conv", 1); got != st.want {
+			t.Errorf("%s: Seen = %t, want %t", st.name, got, st.want)
+		}
+	}
+	a.Done("le1111", "conv", 1)
+	b.Forget("le1111", "conv", 1) // not b's claim: nothing happens
+	if !b.Seen("le1111", "conv", 1) {
+		t.Error("b: Seen after a's Done = false")
+	}
+	b.Forget("le2222", "conv", 1)
+	if a.Seen("le2222", "conv", 1) {
+		t.Error("a: Seen after b gave its claim back = true")
+	}
 }

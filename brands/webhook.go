@@ -62,14 +62,28 @@ func (c *Cache) installation(account, client string) *Installation {
 // Seen is [webhook.Dedup.Seen] with the account in the key, for the
 // notifications of every brand: it reports whether (account, dialogID,
 // sequence) was seen within the last 10 minutes, and if not remembers it.
-// It remembers at most 100,000 keys, across all brands.
+// It remembers at most 100,000 keys, across all brands. With
+// [Config.Store], the replicas share what they saw: Seen claims the key
+// for 1 s, and [Cache.Done] records it for an hour.
 func (c *Cache) Seen(account, dialogID string, sequence int64) bool {
-	return c.dedup.Seen(account+"\x00"+dialogID, sequence)
+	return c.dedup.Seen(dedupKey(account, dialogID), sequence)
+}
+
+// Done is [webhook.Dedup.Done] with the account in the key: it records
+// the event processed, for every replica; without [Config.Store] it does
+// nothing.
+func (c *Cache) Done(account, dialogID string, sequence int64) {
+	c.dedup.Done(dedupKey(account, dialogID), sequence)
 }
 
 // Forget is [webhook.Dedup.Forget] with the account in the key.
 func (c *Cache) Forget(account, dialogID string, sequence int64) {
-	c.dedup.Forget(account+"\x00"+dialogID, sequence)
+	c.dedup.Forget(dedupKey(account, dialogID), sequence)
+}
+
+// dedupKey is the dialog of the Dedup's key: account ids hold no NUL.
+func dedupKey(account, dialogID string) string {
+	return account + "\x00" + dialogID
 }
 
 // Health is a snapshot of one brand, for a readiness or metrics endpoint.
