@@ -140,8 +140,10 @@ func TestEvictionStopsEverything(t *testing.T) {
 		if h := k.Health(); len(h) != 0 {
 			t.Errorf("Health after the brands idled: %d brands, want none", len(h))
 		}
-		if n := runtime.NumGoroutine(); n != before {
-			t.Errorf("%d goroutines after eviction, want %d, as before the Cache", n, before)
+		// Goroutines of earlier tests, outside the bubble, may end meanwhile:
+		// more than before is what a brand would have left running.
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("%d goroutines after eviction, want at most %d, as before the Cache", n, before)
 		}
 		counts := map[string]int{}
 		for _, a := range []string{"1001", "1002", "1003"} {
