@@ -43,6 +43,7 @@ import (
 	"github.com/lpconnect/appjwt/internal/lphttp"
 	"github.com/lpconnect/appjwt/internal/sentinel"
 	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/store"
 	"golang.org/x/oauth2"
 )
 
@@ -113,6 +114,21 @@ type Config struct {
 	// nothing is logged. The package documentation lists the records and
 	// their keys; none carries the secret or any part of a token.
 	Logger *slog.Logger `json:"-"`
+
+	// Store is what the replicas of a connector share, so that a fleet
+	// costs Sentinel the load of one replica: at a refresh point one
+	// replica fetches, under a lease, and stores the token, which the
+	// others take from the Store; a cold replica takes the stored token
+	// first; a token the API rejects is deleted from the Store; and after
+	// a failed fetch every replica backs off. Nil: none, each source on
+	// its own. [Source.Token] never asks the Store, which is asked only at
+	// refresh points, rejections and failures, each call within 0.5 s; a
+	// Store that fails or hangs leaves each source on its own until it
+	// answers again. What the Store holds is sealed (AES-256-GCM) under a
+	// key derived from ClientSecret, under keys that name neither account
+	// nor client in clear; docs/fleet.md says what it holds, and for how
+	// long.
+	Store store.Store `json:"-"`
 }
 
 // TokenAPI is one of the two token APIs of Sentinel that LivePerson's
@@ -197,6 +213,8 @@ type fetched struct {
 	took     time.Duration
 	domain   domain.Answer      // the Sentinel host, and a failed re-lookup
 	records  []lifecycle.Record // what to log about it
+	sealed   []byte             // the token as the Store holds it, if it does
+	retryAt  time.Time          // while the replicas back off: until when
 }
 
 // fetch gets a new token under ctx and FetchTimeout: the Sentinel host

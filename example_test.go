@@ -318,7 +318,7 @@ func ExampleConfig_redacted() {
 	fmt.Println(read == c, err)
 	// Output:
 	// {"AccountID":"le1","ClientID":"id","ClientSecret":"[REDACTED]","TokenAPI":"v2","Domain":"","DomainAPI":"","EarlyExpiry":60000000000,"FetchTimeout":0,"CredentialsInQuery":false} <nil>
-	// {AccountID:le1 ClientID:id ClientSecret:[REDACTED] TokenAPI:v2 Domain: DomainAPI: EarlyExpiry:1m0s FetchTimeout:0s CredentialsInQuery:false Logger:<nil>}
-	// appjwt.Config{AccountID:"le1", ClientID:"id", ClientSecret:"[REDACTED]", TokenAPI:1, Domain:"", DomainAPI:"", EarlyExpiry:60000000000, FetchTimeout:0, CredentialsInQuery:false, Logger:(*slog.Logger)(nil)}
+	// {AccountID:le1 ClientID:id ClientSecret:[REDACTED] TokenAPI:v2 Domain: DomainAPI: EarlyExpiry:1m0s FetchTimeout:0s CredentialsInQuery:false Logger:<nil> Store:<nil>}
+	// appjwt.Config{AccountID:"le1", ClientID:"id", ClientSecret:"[REDACTED]", TokenAPI:1, Domain:"", DomainAPI:"", EarlyExpiry:60000000000, FetchTimeout:0, CredentialsInQuery:false, Logger:(*slog.Logger)(nil), Store:store.Store(nil)}
 	// true <nil>
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/shared"
 	"github.com/lpconnect/appjwt/secret"
 	"golang.org/x/oauth2"
 )
@@ -149,6 +150,7 @@ type tokenCache struct {
 	hooks
 	log    *slog.Logger // nil: no logging
 	domain *domain.Cache
+	slot   *shared.Slot // in Config.Store; nil: none
 
 	current atomic.Pointer[snapshot] // serves tok while fresh; replaced under mu
 	floor   lifecycle.Floor          // of rejected; its counter is read without mu
@@ -156,6 +158,8 @@ type tokenCache struct {
 
 	mu       sync.Mutex
 	tok      *oauth2.Token // the newest good token, or nil; never modified
+	sealed   []byte        // tok as the Store holds it; nil if it does not
+	dropped  string        // the access token last dropped: none to take from the Store
 	sched    lifecycle.Schedule
 	failures lifecycle.Failures
 	life     time.Duration        // tok's lifetime when it came
@@ -195,9 +199,9 @@ func newTokenCache(ctx context.Context, c Config, h hooks) *tokenCache {
 		h.backoff = lifecycle.FailureBackoff
 	}
 	h.retry.Now = h.now
-	invalid, key := c.validate(), c.ClientSecret
+	invalid, key, slot := c.validate(), c.ClientSecret, newSlot(&c, h.now)
 	c.ClientSecret = ""
-	tc := &tokenCache{ctx: ctx, conf: c, secret: func() secret.String { return key }, invalid: invalid, hooks: h, log: c.Logger}
+	tc := &tokenCache{ctx: ctx, conf: c, secret: func() secret.String { return key }, invalid: invalid, hooks: h, log: c.Logger, slot: slot}
 	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: h.backoff, Now: h.now}
 	tc.current.Store(&snapshot{})
 	tc.unhook = context.AfterFunc(ctx, tc.stop)
@@ -358,7 +362,7 @@ func (c *tokenCache) start() *lifecycle.Flight[*oauth2.Token] {
 
 func (c *tokenCache) refresh(f *lifecycle.Flight[*oauth2.Token]) {
 	start := c.now()
-	r := c.config().fetch(c.ctx, c.domain, c.retry)
+	r := c.obtain()
 	if r.domain.RelookupErr != nil {
 		r.records = c.relookupFailed(r.domain)
 	}
@@ -386,15 +390,17 @@ func (c *tokenCache) settle(r *fetched) []lifecycle.Record {
 	}
 	if r.err != nil {
 		c.failures.Add(r.err, now, c.backoff)
-		if at := c.domain.RetryAt(); at.After(c.failures.RetryAt) {
-			c.failures.RetryAt = at // a retry before it would fail at once
+		for _, at := range []time.Time{c.domain.RetryAt(), r.retryAt} {
+			if at.After(c.failures.RetryAt) {
+				c.failures.RetryAt = at // a retry before it would fail at once
+			}
 		}
 		c.arm(c.failures.RetryAt) // onTimer retries if a token is still wanted
 		return c.fetchFailed(r, now)
 	}
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
-	c.tok, c.life, c.sched = r.tok, r.tok.Expiry.Sub(now), lifecycle.AppJWTPlan(c.conf.earlyExpiry()).Schedule(now, r.tok.Expiry)
+	c.tok, c.sealed, c.life, c.sched = r.tok, r.sealed, r.tok.Expiry.Sub(now), lifecycle.AppJWTPlan(c.conf.earlyExpiry()).Schedule(now, r.tok.Expiry)
 	sn := &snapshot{tok: r.tok, sched: c.sched}
 	sn.used.Store(c.waited)
 	c.current.Store(sn)
@@ -417,6 +423,7 @@ func (c *tokenCache) reject(tok *oauth2.Token, path string) (again bool) {
 	}
 	dropped, again := c.floor.Drop(&c.rejected, c.now(), path, c.life)
 	if dropped {
+		c.dropShared(tok)
 		c.tok = nil
 		c.current.Store(&snapshot{})
 	}

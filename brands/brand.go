@@ -82,9 +82,10 @@ func (b *brand) hostCache(inst Installation) *domain.Cache {
 // creds makes the token side of inst with secret s.
 func (b *brand) creds(inst Installation, s secret.String) *creds {
 	ctx, cancel := context.WithCancel(b.ctx)
-	conf := appjwt.Config{AccountID: b.account, ClientID: inst.ClientID, ClientSecret: s, DomainAPI: inst.DomainAPI, Logger: b.c.conf.Logger}
+	st := b.c.conf.Store
+	conf := appjwt.Config{AccountID: b.account, ClientID: inst.ClientID, ClientSecret: s, DomainAPI: inst.DomainAPI, Logger: b.c.conf.Logger, Store: st}
 	src := conf.TokenSource(ctx)
-	jws := consumerjws.Config{AccountID: b.account, DomainAPI: inst.DomainAPI, Source: src, Logger: b.c.conf.Logger}
+	jws := consumerjws.Config{AccountID: b.account, DomainAPI: inst.DomainAPI, Source: src, Logger: b.c.conf.Logger, Store: st, ClientSecret: s}
 	t := &appjwt.Transport{Source: src, Base: b.c.base}
 	return &creds{secret: s, src: src, appJWT: t, consumer: &consumerjws.Transport{Cache: jws.NewCache(ctx), Base: t}, cancel: cancel}
 }

@@ -148,10 +148,16 @@ type Config struct {
 	// consumerjws.Config.Logger. Nil: nothing is logged.
 	Logger *slog.Logger `json:"-"`
 
-	// Store, if set, is what the connector's replicas share: [Cache.Seen],
-	// [Cache.Done] and [Cache.Forget] de-duplicate every brand's webhooks
-	// through it, as [webhook.DedupConfig]'s Dedup does with its
-	// defaults. Nil: each replica on its own.
+	// Store, if set, is what the connector's replicas share: every
+	// brand's appjwt.Config.Store and consumerjws.Config.Store, so that a
+	// fleet costs LivePerson the load of one replica (one Sentinel request
+	// per brand per refresh, one idp request per consumer, for the whole
+	// fleet), and the de-duplication of every brand's webhooks by
+	// [Cache.Seen], [Cache.Done] and [Cache.Forget], as
+	// [webhook.DedupConfig]'s Dedup does with its defaults. What a brand
+	// stores is sealed under a key derived from its installation's client
+	// secret, under keys of one Redis Cluster hash tag per brand. Nil:
+	// each replica on its own. docs/fleet.md.
 	Store store.Store `json:"-"`
 }
 

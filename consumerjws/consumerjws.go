@@ -48,6 +48,9 @@ import (
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
 	"github.com/lpconnect/appjwt/internal/lphttp"
+	"github.com/lpconnect/appjwt/internal/shared"
+	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/store"
 	"golang.org/x/oauth2"
 )
 
@@ -116,6 +119,29 @@ type Config struct {
 	// Logger receives the records docs/consumerjws.md lists. Nil: nothing
 	// is logged.
 	Logger *slog.Logger
+
+	// Store is what the replicas of a connector share, so that the fleet
+	// makes one idp request per consumer: one replica fetches a
+	// consumer's ConsumerJWS, under a lease, and stores it; the others,
+	// and replicas started later, take it from the Store. A ConsumerJWS
+	// the API rejects is deleted from the Store, and after a failed fetch
+	// every replica backs off for that consumer. Nil: none, each Cache on
+	// its own. The Store is asked only when a Cache has no ConsumerJWS to
+	// serve for a consumer, or one is due for a refresh or rejected, each
+	// call within 0.5 s; a Store that fails or hangs leaves each Cache on
+	// its own until it answers again. A ConsumerJWS without exp is kept
+	// there 24 hours from its fetch; one with exp, until it expires.
+	// What the Store holds is sealed (AES-256-GCM) under a key derived
+	// from ClientSecret, under keys that name no account or consumer in
+	// clear: docs/consumerjws.md.
+	Store store.Store
+
+	// ClientSecret is the secret of the app installation whose AppJWTs
+	// Source gives, as in its appjwt.Config. It is never sent: with Store,
+	// the key that seals what the Cache stores, and the one that names
+	// its keys, are derived from it, so that only the installation's
+	// replicas can read them. Required with Store; unused without.
+	ClientSecret secret.String
 }
 
 // NewCache returns a Cache of the ConsumerJWS of c's consumers.
@@ -154,6 +180,10 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 	}
 	k.domain = &domain.Cache{Fixed: c.Domain, API: api, Account: c.AccountID, Service: idpService, Backoff: k.backoff, Now: func() time.Time { return k.now() }}
 	k.client = newClient(ctx, c.Source)
+	if c.Store != nil && k.invalid == nil {
+		k.keys = shared.NewKeys(string(c.ClientSecret), c.AccountID)
+	}
+	k.conf.ClientSecret = "" // the keys hold what the Cache needs of it
 	return k
 }
 
@@ -172,6 +202,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("consumerjws: Config.MaxConsumers %d is negative", c.MaxConsumers)
 	case c.FetchTimeout < 0:
 		return fmt.Errorf("consumerjws: Config.FetchTimeout %v is negative", c.FetchTimeout)
+	case c.Store != nil && c.ClientSecret == "":
+		return errors.New("consumerjws: Config.Store is set, and ClientSecret, which seals what goes there, is empty")
+	case c.Store != nil && c.ClientSecret.IsRedacted():
+		return errors.New("consumerjws: Config.ClientSecret is " + secret.Redacted + ": the Config was read back from redacted JSON or logs")
 	}
 	return nil
 }
@@ -208,6 +242,7 @@ type Cache struct {
 	max     int
 	timeout time.Duration
 	domain  *domain.Cache
+	keys    *shared.Keys // of Config.Store; nil: none
 
 	floor lifecycle.Floor // of the entries' rejected
 
@@ -226,6 +261,8 @@ type entry struct {
 	sched      lifecycle.Schedule   // zero: fresh for ever (no exp)
 	failures   *lifecycle.Failures  // the fetches that failed in a row; nil: none
 	rejected   lifecycle.Rejections // the drops since the API last took its ConsumerJWS
+	sealed     []byte               // jws as the Store holds it; nil if it does not
+	dropped    string               // the ConsumerJWS last dropped: none to take from the Store
 	prev, next *entry               // the LRU list
 }
 
@@ -374,7 +411,7 @@ func (c *Cache) start(id string, probe bool) *flight {
 // run fetches, and keeps what it got, or how it failed, in the consumer's
 // entry, if the consumer is cached still or again.
 func (c *Cache) run(id string, f *flight) {
-	got, reached, records, err := c.fetch(id, f)
+	got, reached, records, err := c.obtain(id, f)
 	c.mu.Lock()
 	delete(c.flights, id)
 	now := c.now()
@@ -388,6 +425,9 @@ func (c *Cache) run(id string, f *flight) {
 				e.failures = new(lifecycle.Failures)
 			}
 			e.failures.Add(err, now, c.backoff)
+			if be := (*shared.BackoffError)(nil); errors.As(err, &be) && be.Until.After(e.failures.RetryAt) {
+				e.failures.RetryAt = be.Until // the replicas' backoff
+			}
 			if e.jws != "" {
 				records = append(records, c.record(slog.LevelWarn, msgRefreshFailed, slog.String("error", err.Error()))...)
 			}
@@ -395,7 +435,7 @@ func (c *Cache) run(id string, f *flight) {
 	default:
 		jws = got.jws
 		if e != nil {
-			e.jws, e.sched, e.failures = got.jws, got.sched, nil
+			e.jws, e.sched, e.failures, e.sealed = got.jws, got.sched, nil, got.sealed
 		}
 		records = append(records, got.record(c)...)
 	}

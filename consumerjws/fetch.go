@@ -68,10 +68,13 @@ func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // fetched is a new ConsumerJWS and its schedule.
 type fetched struct {
-	jws   string
-	host  string
-	sched lifecycle.Schedule // zero: no exp
-	took  time.Duration
+	jws    string
+	host   string
+	sched  lifecycle.Schedule // zero: no exp
+	expiry time.Time          // zero: no exp
+	life   time.Duration      // its lifetime when it came, if it has an exp
+	sealed []byte             // jws as the Store holds it, if it does
+	took   time.Duration
 }
 
 // record describes f, without the ConsumerJWS.
@@ -227,8 +230,16 @@ func (c *Cache) parse(rep *lphttp.Reply) (*fetched, error) {
 	if life < jwt.MinLifetime {
 		return nil, fmt.Errorf("%s: ConsumerJWS lifetime of %v is shorter than %v", rep.Resp.Status, life, jwt.MinLifetime)
 	}
-	got.sched = lifecycle.Plan{Early: life / 10, MaxMargin: maxServeMargin, MarginShare: serveMarginShare}.Schedule(rep.SentAt, rep.SentAt.Add(life))
+	got.expiry, got.life = rep.SentAt.Add(life), life
+	got.sched = schedule(rep.SentAt, got.expiry)
 	return got, nil
+}
+
+// schedule is the schedule of a ConsumerJWS with an exp that arrived at
+// now.
+func schedule(now, expiry time.Time) lifecycle.Schedule {
+	life := expiry.Sub(now)
+	return lifecycle.Plan{Early: life / 10, MaxMargin: maxServeMargin, MarginShare: serveMarginShare}.Schedule(now, expiry)
 }
 
 // A ConsumerJWS with an exp is refreshed once 90% of its lifetime L has

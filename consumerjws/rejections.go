@@ -24,6 +24,7 @@ func (c *Cache) reject(id, jws string) (again bool) {
 	}
 	dropped, again := c.floor.Drop(&e.rejected, c.now(), "", maxRejectFloor)
 	if dropped {
+		c.dropShared(e)
 		e.jws, e.sched = "", lifecycle.Schedule{}
 	}
 	return again
