@@ -29,6 +29,7 @@ package appjwt
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,7 +38,6 @@ import (
 	"strings"
 	"time"
 
-	"encoding/json"
 	"github.com/lpconnect/appjwt/internal/domain"
 	"github.com/lpconnect/appjwt/internal/jwt"
 	"github.com/lpconnect/appjwt/internal/lifecycle"
