@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// DefaultMaxEntries bounds a Memory that NewMemory is given no bound for.
-const DefaultMaxEntries = 100000
+// defaultMaxEntries bounds a Memory that NewMemory is given no bound for.
+const defaultMaxEntries = 100000
 
 // Memory is a [Store] in this process's memory: the state of one replica,
 // which is what the packages of this module keep when their Config names
@@ -32,10 +32,10 @@ type entry struct {
 }
 
 // NewMemory returns a Memory of at most maxEntries keys; zero or less:
-// DefaultMaxEntries.
+// 100,000.
 func NewMemory(maxEntries int) *Memory {
 	if maxEntries <= 0 {
-		maxEntries = DefaultMaxEntries
+		maxEntries = defaultMaxEntries
 	}
 	return &Memory{max: maxEntries, now: time.Now, entries: map[string]*entry{}}
 }
@@ -80,14 +80,6 @@ func (m *Memory) Delete(_ context.Context, key string, value []byte) (bool, erro
 	}
 	m.remove(e)
 	return true, nil
-}
-
-// Len returns how many keys m holds, expired ones it has not dropped yet
-// included.
-func (m *Memory) Len() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.entries)
 }
 
 // live returns key's entry, if it has not expired; an expired one is

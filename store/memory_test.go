@@ -50,7 +50,7 @@ func TestMemoryBound(t *testing.T) {
 	for i, ttl := range []time.Duration{time.Hour, time.Minute, 2 * time.Hour, 3 * time.Hour} {
 		m.Set(ctx, fmt.Sprint(i), []byte("v"), ttl)
 	}
-	if got := m.Len(); got != 3 {
+	if got := len(m.entries); got != 3 {
 		t.Errorf("%d keys, want the bound, 3", got)
 	}
 	for key, want := range map[string]bool{"0": true, "1": false, "2": true, "3": true} {
