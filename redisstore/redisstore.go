@@ -27,12 +27,13 @@
 //
 //   - Each operation takes at most [Options.Timeout], 200 ms by default,
 //     however long its context allows: past it, it returns an error and
-//     the caller carries on as a replica on its own. The Store enforces the
-//     bound itself, whatever the client's options; with the client's
-//     ContextTimeoutEnabled false (go-redis's default), the command the
-//     Store gave up on goes on in the background until the client's own
-//     ReadTimeout (5 s by default) ends it, so set it true to have it end
-//     with the operation.
+//     the caller carries on as a replica on its own. The Store keeps the
+//     bound whatever the client's options. Give it a client with
+//     ContextTimeoutEnabled: true, which ends each command at its
+//     deadline; with go-redis's default, false, the Store runs each
+//     command in a goroutine of its own (some microseconds more per
+//     operation) and, at the deadline, leaves it to go on until the
+//     client's own ReadTimeout (5 s by default) ends it.
 //   - Each operation is one round trip: Get is GET, Set is SET with an
 //     expiry, Add is SET NX with an expiry, Delete is DEL or, given a
 //     value, one Lua script that compares and deletes (EVALSHA, EVAL the
@@ -94,6 +95,9 @@ type Store struct {
 	client  redis.UniversalClient
 	timeout time.Duration
 	logger  *slog.Logger
+	// guard is whether an operation runs in a goroutine of its own, for a
+	// client that may not stop at its context's deadline.
+	guard bool
 
 	mu        sync.Mutex
 	down      bool      // whether the last operation to change the state failed
@@ -113,7 +117,23 @@ func New(client redis.UniversalClient, opts Options) *Store {
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
-	return &Store{client: client, timeout: opts.Timeout, logger: opts.Logger}
+	return &Store{client: client, timeout: opts.Timeout, logger: opts.Logger, guard: !stopsAtDeadline(client)}
+}
+
+// stopsAtDeadline reports whether client is one of go-redis's, with
+// ContextTimeoutEnabled: one that ends a command at its context's
+// deadline, so that an operation needs no goroutine of its own to keep the
+// Store's bound.
+func stopsAtDeadline(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return false
 }
 
 // Get implements [store.Store]: GET.
@@ -173,8 +193,8 @@ func (s *Store) Up() bool {
 }
 
 // run runs op under the Store's timeout and records whether Redis
-// answered. op runs in a goroutine of its own so that the timeout holds
-// even with a client that does not stop at its context's deadline.
+// answered. With s.guard, op runs in a goroutine of its own, which the
+// Store leaves to the client's own timeouts at the deadline.
 func run[T any](s *Store, ctx context.Context, name string, op func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if err := ctx.Err(); err != nil {
@@ -190,16 +210,20 @@ func run[T any](s *Store, ctx context.Context, name string, op func(context.Cont
 		value T
 		err   error
 	}
-	done := make(chan result, 1)
-	go func() {
-		v, err := op(opCtx)
-		done <- result{v, err}
-	}()
 	var r result
-	select {
-	case r = <-done:
-	case <-opCtx.Done():
-		r.err = opCtx.Err()
+	if s.guard {
+		done := make(chan result, 1)
+		go func() {
+			v, err := op(opCtx)
+			done <- result{v, err}
+		}()
+		select {
+		case r = <-done:
+		case <-opCtx.Done():
+			r.err = opCtx.Err()
+		}
+	} else {
+		r.value, r.err = op(opCtx)
 	}
 
 	switch err := r.err; {
