@@ -208,6 +208,7 @@ func TestFaults(t *testing.T) {
 			}
 
 			f.heal(srv)
+			healed := time.Now()
 			var err error
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 				if _, _, err = s.Get(ctx, "k"); err == nil {
@@ -217,6 +218,7 @@ func TestFaults(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Redis back, and still: %v", err)
 			}
+			t.Logf("back %v after Redis", time.Since(healed))
 			if !s.Up() {
 				t.Error("Up() = false with Redis back")
 			}
