@@ -24,15 +24,18 @@ func newClient(t testing.TB, srv *redistest.Server, contextTimeouts bool) redis.
 }
 
 // Store's contract, the steps of store's TestMemory, kept by Memory and by
-// a Store on a real Redis alike.
+// a Store on a real Redis alike, a single server and a Cluster.
 func TestContract(t *testing.T) {
 	srv := redistest.Start(t)
+	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{redistest.StartCluster(t).Addr}, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cluster.Close() })
 	stores := []struct {
 		name string
 		s    store.Store
 	}{
 		{"memory", store.NewMemory(0)},
 		{"redis", New(newClient(t, srv, true), Options{})},
+		{"redis cluster", New(cluster, Options{})},
 	}
 	ctx := context.Background()
 	const ttl = 5 * time.Millisecond // the step "expired" waits it out

@@ -12,7 +12,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -34,17 +36,31 @@ type Server struct {
 	// Kill and Restart.
 	Addr string
 
-	tb   testing.TB
-	bin  string
-	port int
-	cmd  *exec.Cmd     // nil while the server does not run
-	done chan struct{} // closed once cmd has exited
-	out  *lockedBuffer
+	tb      testing.TB
+	bin     string
+	port    int
+	cluster bool
+	cmd     *exec.Cmd     // nil while the server does not run
+	done    chan struct{} // closed once cmd has exited
+	out     *lockedBuffer
 }
 
 // Start starts a redis-server for tb and stops it when tb ends. It skips
 // tb when there is no redis-server on PATH, or fails it if CI=true.
 func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, false)
+}
+
+// StartCluster is Start for a Redis Cluster of one node, which serves
+// every slot: enough for a cluster client to route by hash slot, run
+// scripts on a key's node and follow its hash tags.
+func StartCluster(tb testing.TB) *Server {
+	tb.Helper()
+	return start(tb, true)
+}
+
+func start(tb testing.TB, cluster bool) *Server {
 	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -53,7 +69,7 @@ func Start(tb testing.TB) *Server {
 		}
 		tb.Skip("redistest: no redis-server on PATH (apt-get install redis-server); CI=true makes this a failure")
 	}
-	s := &Server{tb: tb, bin: bin}
+	s := &Server{tb: tb, bin: bin, cluster: cluster}
 	// A port free when asked may be taken before the server binds it:
 	// another one is tried then.
 	for try := 0; ; try++ {
@@ -124,10 +140,13 @@ func (s *Server) signal(sig syscall.Signal) {
 // start starts the server on s.port and waits until it answers PING.
 func (s *Server) start() error {
 	s.out = &lockedBuffer{}
-	cmd := exec.Command(s.bin,
-		"--save", "", "--appendonly", "no",
+	args := []string{"--save", "", "--appendonly", "no",
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--dir", s.tb.TempDir())
+		"--dir", s.tb.TempDir()}
+	if s.cluster {
+		args = append(args, "--cluster-enabled", "yes")
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = s.out, s.out
 	if err := cmd.Start(); err != nil {
 		return err
@@ -138,7 +157,18 @@ func (s *Server) start() error {
 	for {
 		reply, err := s.command("PING")
 		if err == nil && reply == "+PONG" {
-			return nil
+			if !s.cluster {
+				return nil
+			}
+			// A new node serves no slot: it is given all of them, and is
+			// ready once the cluster's state is ok.
+			if reply, err = s.command("CLUSTER INFO"); err == nil && !strings.Contains(reply, "cluster_state:ok") {
+				_, err = s.command("CLUSTER ADDSLOTSRANGE 0 16383")
+				err = errors.Join(err, errors.New("cluster_state not ok"))
+			}
+			if err == nil {
+				return nil
+			}
 		}
 		select {
 		case <-s.done:
@@ -163,8 +193,9 @@ func (s *Server) stop() {
 	s.cmd = nil
 }
 
-// command sends one inline command and returns the first line of the
-// reply; it needs no client, and gives up after a second.
+// command sends one inline command and returns its reply: a simple one's
+// line, or a bulk string's text. It needs no client, and gives up after a
+// second.
 func (s *Server) command(name string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -179,8 +210,20 @@ func (s *Server) command(name string) (string, error) {
 	if _, err := conn.Write([]byte(name + "\r\n")); err != nil {
 		return "", err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
-	return strings.TrimRight(line, "\r\n"), err
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	line = strings.TrimRight(line, "\r\n")
+	n, isBulk := strings.CutPrefix(line, "$")
+	if err != nil || !isBulk {
+		return line, err
+	}
+	size, err := strconv.Atoi(n)
+	if err != nil || size < 0 {
+		return line, err
+	}
+	bulk := make([]byte, size)
+	_, err = io.ReadFull(r, bulk)
+	return string(bulk), err
 }
 
 // freePort returns a loopback port that was free a moment ago.
