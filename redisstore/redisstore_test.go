@@ -95,7 +95,6 @@ func TestTTL(t *testing.T) {
 		{"set", time.Minute, func(k string, ttl time.Duration) error { return s.Set(ctx, k, []byte("v"), ttl) }, time.Minute},
 		{"add", time.Hour, func(k string, ttl time.Duration) error { _, err := s.Add(ctx, k, []byte("v"), ttl); return err }, time.Hour},
 		{"set 1.5 s", 1500 * time.Millisecond, func(k string, ttl time.Duration) error { return s.Set(ctx, k, []byte("v"), ttl) }, 1500 * time.Millisecond},
-		{"set under 1 ms", time.Microsecond, func(k string, ttl time.Duration) error { return s.Set(ctx, k, []byte("v"), ttl) }, time.Millisecond},
 		{"set 0", 0, func(k string, ttl time.Duration) error { return s.Set(ctx, k, []byte("v"), ttl) }, 0},
 		{"add -1 s", -time.Second, func(k string, ttl time.Duration) error { _, err := s.Add(ctx, k, []byte("v"), ttl); return err }, 0},
 	}
@@ -122,6 +121,24 @@ func TestTTL(t *testing.T) {
 	}
 	if !s.Up() {
 		t.Error("a refused time to live made the Store down")
+	}
+}
+
+// Times to live go to Redis in whole milliseconds, rounded up: never 0,
+// which Redis would refuse, nor shorter than asked.
+func TestRoundTTL(t *testing.T) {
+	tests := []struct {
+		ttl, want time.Duration
+	}{
+		{time.Nanosecond, time.Millisecond},
+		{time.Millisecond, time.Millisecond},
+		{1500 * time.Microsecond, 2 * time.Millisecond},
+		{72 * time.Hour, 72 * time.Hour},
+	}
+	for _, tt := range tests {
+		if got, err := roundTTL("set", tt.ttl); got != tt.want || err != nil {
+			t.Errorf("roundTTL(%v) = %v, %v; want %v", tt.ttl, got, err, tt.want)
+		}
 	}
 }
 
