@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -47,28 +45,7 @@ func TestProcessControl(t *testing.T) {
 		t.Fatal(err)
 	}
 	hooks := `{"` + appjwttest.WebhookContentEvent + `":{"endpoint":"` + recv.URL + `/lp/events","max_retries":2}}`
-	cmd := exec.Command(filepath.Join(dir, "appjwttest"), "-webhooks", hooks, "-webhook-ca", caFile, "-webhook-retry-pause", "50ms")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// The whole test is bounded: the process is killed after 30 s, and on
-	// cleanup however the test ends.
-	killer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	t.Cleanup(func() {
-		killer.Stop()
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("stderr of appjwttest:\n%s", stderr.String())
-		}
-	})
-	r := bufio.NewReader(stdout)
+	cmd, r, stderr := startProcess(t, filepath.Join(dir, "appjwttest"), "-webhooks", hooks, "-webhook-ca", caFile, "-webhook-retry-pause", "50ms")
 	b := readBanner(t, r)
 	go io.Copy(io.Discard, r)
 

@@ -298,6 +298,33 @@ func TestShellQuote(t *testing.T) {
 	}
 }
 
+// startProcess starts the command at path with args, and returns it, its
+// standard output, and its standard error as it comes. It is killed 30 s
+// on, and at the test's end, however it ends.
+func startProcess(t *testing.T, path string, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killer := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	t.Cleanup(func() {
+		killer.Stop()
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("stderr of %s:\n%s", filepath.Base(path), stderr)
+		}
+	})
+	return cmd, bufio.NewReader(stdout), stderr
+}
+
 // The command, built and started as a process, serves a client that
 // trusts only the certificate it wrote, and stops on an interrupt; the
 // appjwt command, given the environment it prints, gets a token from it.
@@ -321,19 +348,7 @@ func TestProcess(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 
-	cmd := exec.Command(filepath.Join(dir, "appjwttest"), "-addr", "127.0.0.1:0")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killer := time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
-	defer killer.Stop()
-	r := bufio.NewReader(stdout)
+	cmd, r, stderr := startProcess(t, filepath.Join(dir, "appjwttest"), "-addr", "127.0.0.1:0")
 	b := readBanner(t, r)
 	rest := make(chan string, 1)
 	go func() { s, _ := io.ReadAll(r); rest <- string(s) }()
