@@ -1,0 +1,676 @@
+package redisstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/lpconnect/appjwt"
+	"github.com/lpconnect/appjwt/appjwttest"
+	"github.com/lpconnect/appjwt/consumerjws"
+	"github.com/lpconnect/appjwt/internal/testkit"
+	"github.com/lpconnect/appjwt/redisstore"
+	"github.com/lpconnect/appjwt/redisstore/internal/redistest"
+	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/store"
+	"github.com/lpconnect/appjwt/webhook"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/oauth2"
+)
+
+// The fleet's guarantees (issue 29) on a real redis-server: the packages
+// of the root module, wired as docs/fleet.md says, over one
+// redisstore.Store. internal/fleet and webhook's fleet tests prove the
+// same over store.Memory on a fake clock; these run in real time, with
+// the server's faults, so their waits are short and bounded.
+
+// newStore returns a Store over a client of srv, closed when t ends.
+func newStore(t testing.TB, srv *redistest.Server, opts redisstore.Options) *redisstore.Store {
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { c.Close() })
+	return redisstore.New(c, opts)
+}
+
+// counting is a store.Store over another that counts its calls.
+type counting struct {
+	store.Store
+	calls atomic.Int64
+}
+
+func (c *counting) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	c.calls.Add(1)
+	return c.Store.Get(ctx, key)
+}
+
+func (c *counting) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c.calls.Add(1)
+	return c.Store.Set(ctx, key, value, ttl)
+}
+
+func (c *counting) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	c.calls.Add(1)
+	return c.Store.Add(ctx, key, value, ttl)
+}
+
+func (c *counting) Delete(ctx context.Context, key string, value []byte) (bool, error) {
+	c.calls.Add(1)
+	return c.Store.Delete(ctx, key, value)
+}
+
+// --- webhooks ---
+
+// fleet is three replicas of a connector behind a load balancer, as the
+// stand-in's webhook client: each attempt goes to the next replica in
+// turn, which verifies it, drops its duplicates through a Dedup over the
+// shared Store, and processes the rest. A replica told to die does so
+// after its next claim, before Done and before answering: the attempt
+// fails as a reset connection does.
+type fleet struct {
+	handlers []http.Handler
+	next     atomic.Int64
+	die      []atomic.Bool
+
+	mu        sync.Mutex
+	processed map[string]int // by message
+}
+
+var errReset = errors.New("connection reset by peer")
+
+func newFleet(t *testing.T, srv *appjwttest.Server, n int, conf webhook.DedupConfig) *fleet {
+	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fleet{die: make([]atomic.Bool, n), processed: map[string]int{}}
+	for i := range n {
+		dedup, err := conf.NewDedup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.handlers = append(f.handlers, verifier.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			n, err := webhook.Parse(body)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, e := range n.Events {
+				if e.FromConsumer() || !e.HasSequence || dedup.Seen(e.DialogID, e.Sequence) {
+					continue
+				}
+				if f.die[i].CompareAndSwap(true, false) {
+					panic(http.ErrAbortHandler)
+				}
+				f.mu.Lock()
+				f.processed[e.Event.(*webhook.ContentEvent).Message]++
+				f.mu.Unlock()
+				dedup.Done(e.DialogID, e.Sequence)
+			}
+		})))
+	}
+	return f
+}
+
+func (f *fleet) RoundTrip(r *http.Request) (resp *http.Response, err error) {
+	h := f.handlers[int(f.next.Add(1)-1)%len(f.handlers)]
+	rec := httptest.NewRecorder()
+	defer func() {
+		if recover() != nil {
+			resp, err = nil, errReset
+		}
+	}()
+	h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// Three replicas over one Redis get the stand-in's deliveries, with
+// duplicates, retries and reordering, and a replica that dies while
+// processing: each of the agent's messages is processed exactly once, and
+// every delivery is answered 200 in the end.
+func TestFleetWebhooksFromTheStandIn(t *testing.T) {
+	st := newStore(t, redistest.Start(t), redisstore.Options{})
+	srv := appjwttest.NewUnstartedServer()
+	defer srv.Close()
+	// The claim ends well before the retry: 50 ms against 200 ms, as 1 s
+	// against LivePerson's 2 s.
+	f := newFleet(t, srv, 3, webhook.DedupConfig{Store: st, ClaimTime: 50 * time.Millisecond})
+	srv.WebhookClient = &http.Client{Transport: f}
+	srv.WebhookTiming = appjwttest.WebhookTiming{RetryPause: 200 * time.Millisecond}
+	srv.Start()
+	if err := srv.SetWebhooks(map[string]appjwttest.Webhook{
+		appjwttest.WebhookContentEvent: {Endpoint: "https://connector.example/lp/events", MaxRetries: 2},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	conversation := consumerWrites(t, srv, "john_doe_42", "Hello") // its delivery: attempt 0, replica 0
+	srv.QueueWebhookFaults(appjwttest.WebhookContentEvent,
+		appjwttest.WebhookFault{Duplicate: true},                // 1 to replica 1, which dies; its copy to 2, dropped
+		appjwttest.WebhookFault{Reorder: true},                  // 2 held back behind 3
+		appjwttest.WebhookFault{},                               // 3
+		appjwttest.WebhookFault{Duplicate: true, Reorder: true}, // 4 twice, behind 5
+		appjwttest.WebhookFault{},                               // 5
+	)
+	f.die[1].Store(true)
+	messages := []string{"one", "two", "three", "four", "five", "six"}
+	for _, m := range messages {
+		if _, err := srv.AgentMessage(conversation, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := srv.WaitWebhooks(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]int{}
+	for _, m := range messages {
+		want[m] = 1
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if diff := cmp.Diff(want, f.processed); diff != "" {
+		t.Errorf("times each message was processed (-want +got):\n%s", diff)
+	}
+	var retried int
+	for _, d := range srv.Deliveries() {
+		if !d.Delivered() {
+			t.Errorf("a delivery was not delivered: %+v", d.Attempts)
+		}
+		if len(d.Attempts) > 1 {
+			retried++
+		}
+	}
+	if retried != 1 || f.die[1].Load() {
+		t.Errorf("%d deliveries retried, want 1: the one whose replica died", retried)
+	}
+}
+
+// consumerWrites opens a conversation for consumer and sends message in
+// it, as a connector does when a consumer writes first, and returns the
+// conversation's ID.
+func consumerWrites(t *testing.T, srv *appjwttest.Server, consumer, message string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(srv.Context(t.Context())) // ends the token sources' refreshes
+	defer cancel()
+	ctx = consumerjws.WithConsumer(ctx, consumer)
+	app := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
+	appJWTs := app.TokenSource(ctx)
+	consumers := consumerjws.Config{AccountID: srv.AccountID, DomainAPI: srv.Host(), Source: appJWTs}
+	client := &http.Client{Transport: &consumerjws.Transport{
+		Cache: consumers.NewCache(ctx),
+		Base:  &appjwt.Transport{Source: appJWTs, Base: srv.Client().Transport},
+	}}
+	api := srv.URL() + "/api/account/" + srv.AccountID + "/messaging/consumer/conversation"
+	post := func(url, body string, answer any) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %s", url, resp.Status)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var opened []struct {
+		Body struct{ ConversationID string }
+	}
+	post(api+"?v=3", `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},`+
+		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`","channelType":"MESSAGING"}}]`, &opened)
+	id := opened[len(opened)-1].Body.ConversationID
+	var sent any
+	post(api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"`+id+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"`+message+`"}}}`, &sent)
+	return id
+}
+
+// Three replicas get every one of 1,000 events, all at once and each in
+// its own order, and one of them dies after claiming every tenth of its
+// copies (it never calls Done): each event is processed exactly once, the
+// dead replica's once its claims end and LivePerson retries them.
+func TestFleetWebhooksConcurrent(t *testing.T) {
+	const replicas, events = 3, 1000
+	const claimTime = 100 * time.Millisecond
+	st := newStore(t, redistest.Start(t), redisstore.Options{})
+	var dedups []*webhook.Dedup
+	for range replicas {
+		d, err := webhook.DedupConfig{Store: st, ClaimTime: claimTime}.NewDedup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dedups = append(dedups, d)
+	}
+	processed := make([]atomic.Int32, events)
+	var lost sync.Map // events the dead replica claimed
+	dialog := func(e int) string { return fmt.Sprintf("conversation-%d", e%37) }
+	deliver := func(r, e int) {
+		d := dedups[r]
+		if d.Seen(dialog(e), int64(e)) {
+			return
+		}
+		if r == 0 && e%10 == 0 {
+			lost.Store(e, true) // claimed, then the replica dies
+			return
+		}
+		processed[e].Add(1)
+		d.Done(dialog(e), int64(e))
+	}
+	var wg sync.WaitGroup
+	for r := range replicas {
+		order := rand.Perm(events)
+		wg.Go(func() {
+			for _, e := range order {
+				deliver(r, e)
+			}
+		})
+	}
+	wg.Wait()
+	var retries []int
+	lost.Range(func(e, _ any) bool { retries = append(retries, e.(int)); return true })
+	if len(retries) == 0 {
+		t.Fatal("the dying replica claimed nothing: the test proves nothing")
+	}
+	// LivePerson's retry comes after the claim ended: ClaimTime is under
+	// its first pause (docs of webhook.DedupConfig).
+	time.Sleep(claimTime + 20*time.Millisecond)
+	for _, e := range retries {
+		for r := 1; r < replicas; r++ { // the retry and a duplicate of it
+			deliver(r, e)
+		}
+	}
+	for e := range events {
+		if n := processed[e].Load(); n != 1 {
+			t.Errorf("event %d processed %d times, want 1", e, n)
+		}
+	}
+	t.Logf("%d events to %d replicas; %d claimed by the replica that died, each processed once after a retry", events, replicas, len(retries))
+}
+
+// --- LivePerson's load ---
+
+// liveperson is testkit.FakeLivePerson, fast enough for real time, with
+// an idp at idp.test that issues a ConsumerJWS without exp and counts its
+// requests by consumer.
+type liveperson struct {
+	*testkit.FakeLivePerson
+
+	mu        sync.Mutex
+	consumers map[string]int
+}
+
+func newLivePerson() *liveperson {
+	lp := &liveperson{FakeLivePerson: testkit.NewFakeLivePerson(), consumers: map[string]int{}}
+	lp.SentinelDelay = 5 * time.Millisecond
+	return lp
+}
+
+func (l *liveperson) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != "idp.test" {
+		return l.FakeLivePerson.RoundTrip(r)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	id := strings.TrimSuffix(strings.TrimPrefix(string(body), `{"ext_consumer_id":"`), `"}`)
+	l.mu.Lock()
+	l.consumers[id]++
+	n := l.consumers[id]
+	l.mu.Unlock()
+	jws := testkit.JWT(fmt.Sprintf(`{"sub":%q,"n":%d}`, id, n))
+	h := http.Header{"Content-Type": {"application/json"}}
+	return &http.Response{StatusCode: http.StatusCreated, Header: h, Body: io.NopCloser(strings.NewReader(`{"token":"` + jws + `"}`)), Request: r}, nil
+}
+
+func (l *liveperson) idpCount() (requests, consumers int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.consumers {
+		requests += n
+	}
+	return requests, len(l.consumers)
+}
+
+func (l *liveperson) ctx(parent context.Context) context.Context {
+	return context.WithValue(parent, oauth2.HTTPClient, &http.Client{Transport: l})
+}
+
+func brand(st store.Store) appjwt.Config {
+	return appjwt.Config{
+		AccountID:    "90000001",
+		ClientID:     "client-1",
+		ClientSecret: secret.String("secret-of-brand-1"),
+		Domain:       "sentinel.test",
+		Store:        st,
+	}
+}
+
+// replica is one replica's token sources: its AppJWT and ConsumerJWSs.
+type replica struct {
+	src   *appjwt.Source
+	cache *consumerjws.Cache
+}
+
+func newReplica(ctx context.Context, st store.Store) replica {
+	c := brand(st)
+	src := c.TokenSource(ctx)
+	jws := consumerjws.Config{AccountID: c.AccountID, Domain: "idp.test", Source: src, Store: st, ClientSecret: c.ClientSecret}
+	return replica{src: src, cache: jws.NewCache(ctx)}
+}
+
+// N replicas over 1,000 consumers cost the idp 1,000 requests, one per
+// consumer, and Sentinel one.
+func TestFleetIdpLoad(t *testing.T) {
+	const consumers = 1000
+	srv := redistest.Start(t)
+	for _, replicas := range []int{1, 4, 16} {
+		t.Run(fmt.Sprint(replicas), func(t *testing.T) {
+			srv.Flush()
+			st := newStore(t, srv, redisstore.Options{})
+			lp := newLivePerson()
+			ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
+			defer cancel()
+			var wg sync.WaitGroup
+			var failed atomic.Int64
+			start := time.Now()
+			for r := range replicas {
+				rep := newReplica(ctx, st)
+				wg.Go(func() {
+					for i := range consumers {
+						id := fmt.Sprintf("consumer-%d", (i+r*consumers/replicas)%consumers)
+						if _, err := rep.cache.Token(ctx, id); err != nil && failed.Add(1) == 1 {
+							t.Errorf("Token: %v", err)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if n := failed.Load(); n > 0 {
+				t.Fatalf("%d Token calls failed", n)
+			}
+			if requests, n := lp.idpCount(); requests != consumers || n != consumers {
+				t.Errorf("%d replicas over %d consumers: %d idp requests for %d consumers, want %d", replicas, consumers, requests, n, consumers)
+			}
+			if n := lp.Count("sentinel.test"); n != 1 {
+				t.Errorf("%d replicas: %d Sentinel requests, want 1", replicas, n)
+			}
+			t.Logf("%d replicas x %d consumers on Redis: %d idp requests, in %v", replicas, consumers, consumers, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// A token the API rejects (40102) on one replica is dropped for all: the
+// replica that got the 401 fetches one token, which the others, on their
+// 401, take from Redis, and a replica started later takes that new one,
+// never the rejected one.
+func TestFleetRejectionDropsForAll(t *testing.T) {
+	st := newStore(t, redistest.Start(t), redisstore.Options{})
+	lp := newLivePerson()
+	ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
+	defer cancel()
+	c := brand(st)
+	get := func(client *http.Client) int {
+		t.Helper()
+		resp, err := client.Get("https://api.test/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var clients []*http.Client
+	for range 4 {
+		clients = append(clients, c.Client(ctx))
+		if status := get(clients[len(clients)-1]); status != http.StatusOK {
+			t.Fatalf("status %d, want 200", status)
+		}
+	}
+	if n := lp.Count("sentinel.test"); n != 1 {
+		t.Fatalf("4 replicas started: %d Sentinel requests, want 1", n)
+	}
+	lp.RevokeAll()
+	// Sentinel's iat is in seconds: the new token's is later than the
+	// rejected one's, so the fleet-wide rejection floor keeps it.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	for i, client := range clients {
+		if status := get(client); status != http.StatusOK {
+			t.Errorf("replica %d after the revocation: status %d, want 200 after one resend", i, status)
+		}
+	}
+	if n := lp.Count("sentinel.test"); n != 2 {
+		t.Errorf("after a revocation seen by 4 replicas: %d Sentinel requests, want 2", n)
+	}
+	// A replica started now takes the new token from Redis: its first
+	// request needs no resend.
+	before := lp.Count("api.test")
+	if status := get(c.Client(ctx)); status != http.StatusOK {
+		t.Errorf("a replica started after the revocation: status %d, want 200", status)
+	}
+	if n := lp.Count("api.test") - before; n != 1 {
+		t.Errorf("a replica started after the revocation sent %d API requests, want 1: it took the rejected token", n)
+	}
+	if n := lp.Count("sentinel.test"); n != 2 {
+		t.Errorf("after a new replica: %d Sentinel requests, want 2", n)
+	}
+}
+
+// --- Redis's faults ---
+
+// Three replicas run through Redis killed, paused (SIGSTOP) and flushed,
+// each fault while they fetch ConsumerJWSs for new consumers, serve
+// AppJWTs and de-duplicate deliveries: no call fails, the idp gets at most
+// what three replicas on their own would cost it, and once Redis answers
+// again the fleet shares again: one idp request per new consumer, each
+// delivery processed once.
+func TestFleetRedisFaults(t *testing.T) {
+	const replicas, perPhase = 3, 10
+	srv := redistest.Start(t)
+	// A short timeout keeps the paused phase short; the default, 200 ms,
+	// behaves alike.
+	st := newStore(t, srv, redisstore.Options{Timeout: 50 * time.Millisecond})
+	lp := newLivePerson()
+	ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
+	defer cancel()
+	var reps []replica
+	var dedups []*webhook.Dedup
+	for range replicas {
+		reps = append(reps, newReplica(ctx, st))
+		d, err := webhook.DedupConfig{Store: st}.NewDedup()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dedups = append(dedups, d)
+	}
+
+	// run has every replica, at once, serve an AppJWT, fetch the
+	// ConsumerJWS of perPhase consumers new to the fleet, and get a copy
+	// of perPhase deliveries new to it; it returns the idp requests and
+	// the times each delivery was processed.
+	next := 0
+	run := func(phase string) (idp int, processed []int32) {
+		t.Helper()
+		before, _ := lp.idpCount()
+		first := next
+		next += perPhase
+		counts := make([]atomic.Int32, perPhase)
+		var wg sync.WaitGroup
+		for r, rep := range reps {
+			wg.Go(func() {
+				if _, err := rep.src.Token(); err != nil {
+					t.Errorf("%s: replica %d: Token: %v", phase, r, err)
+				}
+			})
+			for i := range perPhase {
+				wg.Go(func() {
+					id := fmt.Sprintf("consumer-%d", first+i)
+					if _, err := rep.cache.Token(ctx, id); err != nil {
+						t.Errorf("%s: replica %d: ConsumerJWS: %v", phase, r, err)
+					}
+					dialog, seq := fmt.Sprintf("dialog-%d", first+i), int64(i)
+					if !dedups[r].Seen(dialog, seq) {
+						counts[i].Add(1)
+						dedups[r].Done(dialog, seq)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		after, _ := lp.idpCount()
+		for i := range counts {
+			processed = append(processed, counts[i].Load())
+		}
+		return after - before, processed
+	}
+	once := make([]int32, perPhase)
+	for i := range once {
+		once[i] = 1
+	}
+	shared := func(phase string) {
+		t.Helper()
+		idp, processed := run(phase)
+		if idp != perPhase {
+			t.Errorf("%s: %d idp requests for %d new consumers, want %d: one per consumer", phase, idp, perPhase, perPhase)
+		}
+		if diff := cmp.Diff(once, processed); diff != "" {
+			t.Errorf("%s: times each delivery was processed (-want +got):\n%s", phase, diff)
+		}
+	}
+	alone := func(phase string) {
+		t.Helper()
+		start := time.Now()
+		idp, processed := run(phase)
+		if idp > replicas*perPhase {
+			t.Errorf("%s: %d idp requests for %d new consumers, want at most %d, the replicas' on their own", phase, idp, perPhase, replicas*perPhase)
+		}
+		for i, n := range processed {
+			if n < 1 || n > replicas {
+				t.Errorf("%s: delivery %d processed %d times, want 1 to %d", phase, i, n, replicas)
+			}
+		}
+		t.Logf("%s: %d idp requests for %d new consumers, in %v", phase, idp, perPhase, time.Since(start).Round(time.Millisecond))
+	}
+
+	shared("redis up")
+	srv.Kill()
+	alone("redis killed")
+	srv.Restart()
+	shared("redis restarted")
+	srv.Pause()
+	alone("redis paused")
+	srv.Resume()
+	shared("redis resumed")
+	srv.Flush()
+	shared("redis flushed")
+	if !st.Up() {
+		t.Error("Store.Up() = false at the end, want true")
+	}
+	// One token lifetime: every replica's AppJWT came from one fetch, or
+	// at most one each while Redis was down.
+	if n := lp.Count("sentinel.test"); n < 1 || n > replicas {
+		t.Errorf("%d Sentinel requests, want 1 to %d", n, replicas)
+	}
+}
+
+// --- benchmarks ---
+
+// BenchmarkFleetToken is Token with no Store, with store.Memory, and with
+// Redis: the same, and no call of the Store (store-calls/op) on Token's
+// path.
+func BenchmarkFleetToken(b *testing.B) {
+	srv := redistest.Start(b)
+	lp := newLivePerson()
+	lp.SentinelDelay = 0
+	for _, bench := range []struct {
+		name string
+		st   store.Store
+	}{
+		{"no store", nil},
+		{"memory", store.NewMemory(0)},
+		{"redis", newStore(b, srv, redisstore.Options{})},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			var st *counting
+			c := brand(nil)
+			if bench.st != nil {
+				st = &counting{Store: bench.st}
+				c.Store = st
+			}
+			ctx, cancel := context.WithCancel(lp.ctx(context.Background()))
+			defer cancel()
+			src := c.TokenSource(ctx)
+			if _, err := src.Token(); err != nil {
+				b.Fatal(err)
+			}
+			var before int64
+			if st != nil {
+				before = st.calls.Load()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Token()
+			}
+			if st != nil {
+				b.ReportMetric(float64(st.calls.Load()-before)/float64(b.N), "store-calls/op")
+			}
+		})
+	}
+}
+
+// BenchmarkFleetDedup is what de-duplication costs a delivery, Seen then
+// Done, over store.Memory and over a loopback Redis, one caller at a time:
+// its median and 99th percentile (p50-ns, p99-ns).
+func BenchmarkFleetDedup(b *testing.B) {
+	srv := redistest.Start(b)
+	for _, bench := range []struct {
+		name string
+		st   store.Store
+	}{
+		{"memory", store.NewMemory(0)},
+		{"redis", newStore(b, srv, redisstore.Options{})},
+	} {
+		b.Run(bench.name, func(b *testing.B) {
+			d, err := webhook.DedupConfig{Store: bench.st}.NewDedup()
+			if err != nil {
+				b.Fatal(err)
+			}
+			const dialog = "7f0e3c56-3c47-4b0c-9c1e-1a2b3c4d5e6f"
+			b.ReportAllocs()
+			var took []time.Duration
+			for i := int64(0); b.Loop(); i++ {
+				start := time.Now()
+				if d.Seen(dialog, i) {
+					b.Fatalf("sequence %d seen before", i)
+				}
+				d.Done(dialog, i)
+				took = append(took, time.Since(start))
+			}
+			if s := d.State(); s.Failures > 0 {
+				b.Fatalf("the Store failed: %v", s.LastError)
+			}
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2]), "p50-ns")
+			b.ReportMetric(float64(took[len(took)*99/100]), "p99-ns")
+		})
+	}
+}
