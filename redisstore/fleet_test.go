@@ -488,7 +488,9 @@ func TestFleetRedisFaults(t *testing.T) {
 	srv := redistest.Start(t)
 	// A short timeout keeps the paused phase short; the default, 200 ms,
 	// behaves alike.
-	st := newStore(t, srv, redisstore.Options{Timeout: 50 * time.Millisecond})
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr, ContextTimeoutEnabled: true})
+	defer client.Close()
+	st := redisstore.New(client, redisstore.Options{Timeout: 50 * time.Millisecond})
 	lp := newLivePerson()
 	ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
 	defer cancel()
@@ -571,14 +573,32 @@ func TestFleetRedisFaults(t *testing.T) {
 		t.Logf("%s: %d idp requests for %d new consumers, in %v", phase, idp, perPhase, time.Since(start).Round(time.Millisecond))
 	}
 
+	// answering waits until the client answers again: after failed dials
+	// (PoolSize of them in a row), go-redis fails every dial at once and
+	// tries one a second, so the replicas stay alone up to a second after
+	// Redis is back.
+	answering := func(phase string) {
+		t.Helper()
+		start := time.Now()
+		for client.Ping(ctx).Err() != nil {
+			if time.Since(start) > 3*time.Second {
+				t.Fatalf("%s: the client does not answer after 3 s", phase)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Logf("%s: the client answers after %v", phase, time.Since(start).Round(time.Millisecond))
+	}
+
 	shared("redis up")
 	srv.Kill()
 	alone("redis killed")
 	srv.Restart()
+	answering("redis restarted")
 	shared("redis restarted")
 	srv.Pause()
 	alone("redis paused")
 	srv.Resume()
+	answering("redis resumed")
 	shared("redis resumed")
 	srv.Flush()
 	shared("redis flushed")
