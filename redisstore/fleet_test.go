@@ -253,7 +253,9 @@ func consumerWrites(t *testing.T, srv *appjwttest.Server, consumer, message stri
 // dead replica's once its claims end and LivePerson retries them.
 func TestFleetWebhooksConcurrent(t *testing.T) {
 	const replicas, events = 3, 1000
-	const claimTime = 100 * time.Millisecond
+	// Long beside a Seen and its Done, even under -race on a busy machine:
+	// a claim that ends between them would let a copy be processed twice.
+	const claimTime = 300 * time.Millisecond
 	st := newStore(t, redistest.Start(t), redisstore.Options{})
 	var dedups []*webhook.Dedup
 	for range replicas {
