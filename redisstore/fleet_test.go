@@ -2,13 +2,10 @@ package redisstore_test
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -18,8 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/lpconnect/appjwt"
-	"github.com/lpconnect/appjwt/appjwttest"
 	"github.com/lpconnect/appjwt/consumerjws"
+	"github.com/lpconnect/appjwt/internal/fleettest"
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/redisstore"
 	"github.com/lpconnect/appjwt/redisstore/internal/redistest"
@@ -71,180 +68,12 @@ func (c *counting) Delete(ctx context.Context, key string, value []byte) (bool, 
 
 // --- webhooks ---
 
-// fleet is three replicas of a connector behind a load balancer, as the
-// stand-in's webhook client: each attempt goes to the next replica in
-// turn, which verifies it, drops its duplicates through a Dedup over the
-// shared Store, and processes the rest. A replica told to die does so
-// after its next claim, before Done and before answering: the attempt
-// fails as a reset connection does.
-type fleet struct {
-	handlers []http.Handler
-	next     atomic.Int64
-	die      []atomic.Bool
-
-	mu        sync.Mutex
-	processed map[string]int // by message
-}
-
-var errReset = errors.New("connection reset by peer")
-
-func newFleet(t *testing.T, srv *appjwttest.Server, n int, conf webhook.DedupConfig) *fleet {
-	verifier, err := webhook.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret}.NewVerifier()
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fleet{die: make([]atomic.Bool, n), processed: map[string]int{}}
-	for i := range n {
-		dedup, err := conf.NewDedup()
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.handlers = append(f.handlers, verifier.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			body, err := io.ReadAll(r.Body)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			n, err := webhook.Parse(body)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			for _, e := range n.Events {
-				if e.FromConsumer() || !e.HasSequence || dedup.Seen(e.DialogID, e.Sequence) {
-					continue
-				}
-				if f.die[i].CompareAndSwap(true, false) {
-					panic(http.ErrAbortHandler)
-				}
-				f.mu.Lock()
-				f.processed[e.Event.(*webhook.ContentEvent).Message]++
-				f.mu.Unlock()
-				dedup.Done(e.DialogID, e.Sequence)
-			}
-		})))
-	}
-	return f
-}
-
-func (f *fleet) RoundTrip(r *http.Request) (resp *http.Response, err error) {
-	h := f.handlers[int(f.next.Add(1)-1)%len(f.handlers)]
-	rec := httptest.NewRecorder()
-	defer func() {
-		if recover() != nil {
-			resp, err = nil, errReset
-		}
-	}()
-	h.ServeHTTP(rec, r)
-	return rec.Result(), nil
-}
-
 // Three replicas over one Redis get the stand-in's deliveries, with
 // duplicates, retries and reordering, and a replica that dies while
 // processing: each of the agent's messages is processed exactly once, and
 // every delivery is answered 200 in the end.
 func TestFleetWebhooksFromTheStandIn(t *testing.T) {
-	st := newStore(t, redistest.Start(t), redisstore.Options{})
-	srv := appjwttest.NewUnstartedServer()
-	defer srv.Close()
-	// The claim ends well before the retry: 50 ms against 200 ms, as 1 s
-	// against LivePerson's 2 s.
-	f := newFleet(t, srv, 3, webhook.DedupConfig{Store: st, ClaimTime: 50 * time.Millisecond})
-	srv.WebhookClient = &http.Client{Transport: f}
-	srv.WebhookTiming = appjwttest.WebhookTiming{RetryPause: 200 * time.Millisecond}
-	srv.Start()
-	if err := srv.SetWebhooks(map[string]appjwttest.Webhook{
-		appjwttest.WebhookContentEvent: {Endpoint: "https://connector.example/lp/events", MaxRetries: 2},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	conversation := consumerWrites(t, srv, "john_doe_42", "Hello") // its delivery: attempt 0, replica 0
-	srv.QueueWebhookFaults(appjwttest.WebhookContentEvent,
-		appjwttest.WebhookFault{Duplicate: true},                // 1 to replica 1, which dies; its copy to 2, dropped
-		appjwttest.WebhookFault{Reorder: true},                  // 2 held back behind 3
-		appjwttest.WebhookFault{},                               // 3
-		appjwttest.WebhookFault{Duplicate: true, Reorder: true}, // 4 twice, behind 5
-		appjwttest.WebhookFault{},                               // 5
-	)
-	f.die[1].Store(true)
-	messages := []string{"one", "two", "three", "four", "five", "six"}
-	for _, m := range messages {
-		if _, err := srv.AgentMessage(conversation, m); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := srv.WaitWebhooks(ctx); err != nil {
-		t.Fatal(err)
-	}
-
-	want := map[string]int{}
-	for _, m := range messages {
-		want[m] = 1
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if diff := cmp.Diff(want, f.processed); diff != "" {
-		t.Errorf("times each message was processed (-want +got):\n%s", diff)
-	}
-	var retried int
-	for _, d := range srv.Deliveries() {
-		if !d.Delivered() {
-			t.Errorf("a delivery was not delivered: %+v", d.Attempts)
-		}
-		if len(d.Attempts) > 1 {
-			retried++
-		}
-	}
-	if retried != 1 || f.die[1].Load() {
-		t.Errorf("%d deliveries retried, want 1: the one whose replica died", retried)
-	}
-}
-
-// consumerWrites opens a conversation for consumer and sends message in
-// it, as a connector does when a consumer writes first, and returns the
-// conversation's ID.
-func consumerWrites(t *testing.T, srv *appjwttest.Server, consumer, message string) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(srv.Context(t.Context())) // ends the token sources' refreshes
-	defer cancel()
-	ctx = consumerjws.WithConsumer(ctx, consumer)
-	app := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
-	appJWTs := app.TokenSource(ctx)
-	consumers := consumerjws.Config{AccountID: srv.AccountID, DomainAPI: srv.Host(), Source: appJWTs}
-	client := &http.Client{Transport: &consumerjws.Transport{
-		Cache: consumers.NewCache(ctx),
-		Base:  &appjwt.Transport{Source: appJWTs, Base: srv.Client().Transport},
-	}}
-	api := srv.URL() + "/api/account/" + srv.AccountID + "/messaging/consumer/conversation"
-	post := func(url, body string, answer any) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %s", url, resp.Status)
-		}
-		if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var opened []struct {
-		Body struct{ ConversationID string }
-	}
-	post(api+"?v=3", `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},`+
-		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`","channelType":"MESSAGING"}}]`, &opened)
-	id := opened[len(opened)-1].Body.ConversationID
-	var sent any
-	post(api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"`+id+`","event":{"type":"ContentEvent","contentType":"text/plain","message":"`+message+`"}}}`, &sent)
-	return id
+	fleettest.WebhooksFromTheStandIn(t, newStore(t, redistest.Start(t), redisstore.Options{}))
 }
 
 // Three replicas get every one of 1,000 events, all at once and each in
@@ -427,54 +256,10 @@ func TestFleetIdpLoad(t *testing.T) {
 // 401, take from Redis, and a replica started later takes that new one,
 // never the rejected one.
 func TestFleetRejectionDropsForAll(t *testing.T) {
-	st := newStore(t, redistest.Start(t), redisstore.Options{})
 	lp := newLivePerson()
 	ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
 	defer cancel()
-	c := brand(st)
-	get := func(client *http.Client) int {
-		t.Helper()
-		resp, err := client.Get("https://api.test/x")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	var clients []*http.Client
-	for range 4 {
-		clients = append(clients, c.Client(ctx))
-		if status := get(clients[len(clients)-1]); status != http.StatusOK {
-			t.Fatalf("status %d, want 200", status)
-		}
-	}
-	if n := lp.Count("sentinel.test"); n != 1 {
-		t.Fatalf("4 replicas started: %d Sentinel requests, want 1", n)
-	}
-	lp.RevokeAll()
-	// Sentinel's iat is in seconds: the new token's is later than the
-	// rejected one's, so the fleet-wide rejection floor keeps it.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
-	for i, client := range clients {
-		if status := get(client); status != http.StatusOK {
-			t.Errorf("replica %d after the revocation: status %d, want 200 after one resend", i, status)
-		}
-	}
-	if n := lp.Count("sentinel.test"); n != 2 {
-		t.Errorf("after a revocation seen by 4 replicas: %d Sentinel requests, want 2", n)
-	}
-	// A replica started now takes the new token from Redis: its first
-	// request needs no resend.
-	before := lp.Count("api.test")
-	if status := get(c.Client(ctx)); status != http.StatusOK {
-		t.Errorf("a replica started after the revocation: status %d, want 200", status)
-	}
-	if n := lp.Count("api.test") - before; n != 1 {
-		t.Errorf("a replica started after the revocation sent %d API requests, want 1: it took the rejected token", n)
-	}
-	if n := lp.Count("sentinel.test"); n != 2 {
-		t.Errorf("after a new replica: %d Sentinel requests, want 2", n)
-	}
+	fleettest.RejectionDropsForAll(t, ctx, lp.FakeLivePerson, brand(newStore(t, redistest.Start(t), redisstore.Options{})), nil)
 }
 
 // --- Redis's faults ---

@@ -3,7 +3,6 @@ package webhook_test
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +14,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/appjwttest"
-	"github.com/lpconnect/appjwt/consumerjws"
+	"github.com/lpconnect/appjwt/internal/fleettest"
 	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/webhook"
 )
@@ -144,45 +142,10 @@ func Example() {
 // the Send API with the AppJWT and the consumer's ConsumerJWS, and returns
 // the conversation's ID.
 func consumerWrites(srv *appjwttest.Server, consumer, message string) string {
-	ctx, cancel := context.WithCancel(srv.Context(context.Background())) // ends the token sources' refreshes
-	defer cancel()
-	ctx = consumerjws.WithConsumer(ctx, consumer)
-	app := appjwt.Config{AccountID: srv.AccountID, ClientID: srv.ClientID, ClientSecret: srv.ClientSecret, DomainAPI: srv.Host()}
-	appJWTs := app.TokenSource(ctx)
-	consumers := consumerjws.Config{AccountID: srv.AccountID, DomainAPI: srv.Host(), Source: appJWTs}
-	client := &http.Client{Transport: &consumerjws.Transport{
-		Cache: consumers.NewCache(ctx),
-		Base:  &appjwt.Transport{Source: appJWTs, Base: srv.Client().Transport},
-	}}
-	api := srv.URL() + "/api/account/" + srv.AccountID + "/messaging/consumer/conversation"
-	post := func(url, body string, answer any) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-		if err != nil {
-			log.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			log.Fatal(resp.Status)
-		}
-		json.NewDecoder(resp.Body).Decode(answer)
-	}
-	var opened []struct {
-		Body struct{ ConversationID string }
-	}
-	post(api+"?v=3", `[{"kind":"req","id":"1,","type":"userprofile.SetUserProfile","body":{}},`+
-		`{"kind":"req","id":"2,","type":"cm.ConsumerRequestConversation","body":{"brandId":"`+srv.AccountID+`","channelType":"MESSAGING"}}]`, &opened)
-	id := opened[len(opened)-1].Body.ConversationID
-	event, err := json.Marshal(map[string]string{"type": "ContentEvent", "contentType": "text/plain", "message": message})
+	id, err := fleettest.ConsumerWrites(context.Background(), srv, consumer, message)
 	if err != nil {
 		log.Fatal(err)
 	}
-	var sent any
-	post(api+"/send?v=3", `{"kind":"req","id":"3","type":"ms.PublishEvent","body":{"dialogId":"`+id+`","event":`+string(event)+`}}`, &sent)
 	return id
 }
 

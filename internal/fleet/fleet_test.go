@@ -16,6 +16,7 @@ import (
 
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/consumerjws"
+	"github.com/lpconnect/appjwt/internal/fleettest"
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/store"
@@ -283,42 +284,9 @@ func TestIdpLoad(t *testing.T) {
 func TestRejectionDropsForAll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lp := newLivePerson()
-		st := store.NewMemory(0)
 		ctx, cancel := context.WithCancel(lp.ctx())
 		defer cancel()
-		c := brandConfig(1, st)
-		get := func(client *http.Client) int {
-			resp, err := client.Get("https://api.test/x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			return resp.StatusCode
-		}
-		var clients []*http.Client
-		for range 4 {
-			clients = append(clients, c.Client(ctx))
-			if status := get(clients[len(clients)-1]); status != http.StatusOK {
-				t.Fatalf("status %d, want 200", status)
-			}
-		}
-		if n := lp.Count("sentinel.test"); n != 1 {
-			t.Fatalf("4 replicas started: %d Sentinel requests, want 1", n)
-		}
-		lp.RevokeAll()
-		time.Sleep(time.Second)
-		for i, client := range clients {
-			if status := get(client); status != http.StatusOK {
-				t.Errorf("replica %d after the revocation: status %d, want 200 after one resend", i, status)
-			}
-		}
-		synctest.Wait()
-		if status := get(c.Client(ctx)); status != http.StatusOK {
-			t.Errorf("a replica started after the revocation: status %d, want 200", status)
-		}
-		if n := lp.Count("sentinel.test"); n != 2 {
-			t.Errorf("after a revocation seen by 4 replicas and a new one: %d Sentinel requests, want 2", n)
-		}
+		fleettest.RejectionDropsForAll(t, ctx, lp.FakeLivePerson, brandConfig(1, store.NewMemory(0)), synctest.Wait)
 	})
 }
 
