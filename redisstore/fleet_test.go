@@ -3,11 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,14 +14,12 @@ import (
 	"github.com/lpconnect/appjwt"
 	"github.com/lpconnect/appjwt/consumerjws"
 	"github.com/lpconnect/appjwt/internal/fleettest"
-	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/redisstore"
 	"github.com/lpconnect/appjwt/redisstore/internal/redistest"
 	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/store"
 	"github.com/lpconnect/appjwt/webhook"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/oauth2"
 )
 
 // The fleet's guarantees (issue 29) on a real redis-server: the packages
@@ -142,49 +137,11 @@ func TestFleetWebhooksConcurrent(t *testing.T) {
 
 // --- LivePerson's load ---
 
-// liveperson is testkit.FakeLivePerson, fast enough for real time, with
-// an idp at idp.test that issues a ConsumerJWS without exp and counts its
-// requests by consumer.
-type liveperson struct {
-	*testkit.FakeLivePerson
-
-	mu        sync.Mutex
-	consumers map[string]int
-}
-
-func newLivePerson() *liveperson {
-	lp := &liveperson{FakeLivePerson: testkit.NewFakeLivePerson(), consumers: map[string]int{}}
+// newLivePerson returns LivePerson fast enough for real time.
+func newLivePerson() *fleettest.LivePerson {
+	lp := fleettest.NewLivePerson()
 	lp.SentinelDelay = 5 * time.Millisecond
 	return lp
-}
-
-func (l *liveperson) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Host != "idp.test" {
-		return l.FakeLivePerson.RoundTrip(r)
-	}
-	body, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	id := strings.TrimSuffix(strings.TrimPrefix(string(body), `{"ext_consumer_id":"`), `"}`)
-	l.mu.Lock()
-	l.consumers[id]++
-	n := l.consumers[id]
-	l.mu.Unlock()
-	jws := testkit.JWT(fmt.Sprintf(`{"sub":%q,"n":%d}`, id, n))
-	h := http.Header{"Content-Type": {"application/json"}}
-	return &http.Response{StatusCode: http.StatusCreated, Header: h, Body: io.NopCloser(strings.NewReader(`{"token":"` + jws + `"}`)), Request: r}, nil
-}
-
-func (l *liveperson) idpCount() (requests, consumers int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, n := range l.consumers {
-		requests += n
-	}
-	return requests, len(l.consumers)
-}
-
-func (l *liveperson) ctx(parent context.Context) context.Context {
-	return context.WithValue(parent, oauth2.HTTPClient, &http.Client{Transport: l})
 }
 
 func brand(st store.Store) appjwt.Config {
@@ -220,7 +177,7 @@ func TestFleetIdpLoad(t *testing.T) {
 			srv.Flush()
 			st := newStore(t, srv, redisstore.Options{})
 			lp := newLivePerson()
-			ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
+			ctx, cancel := context.WithCancel(lp.Context(t.Context()))
 			defer cancel()
 			var wg sync.WaitGroup
 			var failed atomic.Int64
@@ -240,7 +197,7 @@ func TestFleetIdpLoad(t *testing.T) {
 			if n := failed.Load(); n > 0 {
 				t.Fatalf("%d Token calls failed", n)
 			}
-			if requests, n := lp.idpCount(); requests != consumers || n != consumers {
+			if requests, n := lp.IdpCount(); requests != consumers || n != consumers {
 				t.Errorf("%d replicas over %d consumers: %d idp requests for %d consumers, want %d", replicas, consumers, requests, n, consumers)
 			}
 			if n := lp.Count("sentinel.test"); n != 1 {
@@ -256,10 +213,7 @@ func TestFleetIdpLoad(t *testing.T) {
 // 401, take from Redis, and a replica started later takes that new one,
 // never the rejected one.
 func TestFleetRejectionDropsForAll(t *testing.T) {
-	lp := newLivePerson()
-	ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
-	defer cancel()
-	fleettest.RejectionDropsForAll(t, ctx, lp.FakeLivePerson, brand(newStore(t, redistest.Start(t), redisstore.Options{})), nil)
+	fleettest.RejectionDropsForAll(t, newLivePerson(), brand(newStore(t, redistest.Start(t), redisstore.Options{})), nil)
 }
 
 // --- Redis's faults ---
@@ -279,7 +233,7 @@ func TestFleetRedisFaults(t *testing.T) {
 	defer client.Close()
 	st := redisstore.New(client, redisstore.Options{Timeout: 50 * time.Millisecond})
 	lp := newLivePerson()
-	ctx, cancel := context.WithCancel(lp.ctx(t.Context()))
+	ctx, cancel := context.WithCancel(lp.Context(t.Context()))
 	defer cancel()
 	var reps []replica
 	var dedups []*webhook.Dedup
@@ -299,7 +253,7 @@ func TestFleetRedisFaults(t *testing.T) {
 	next := 0
 	run := func(phase string) (idp int, processed []int32) {
 		t.Helper()
-		before, _ := lp.idpCount()
+		before, _ := lp.IdpCount()
 		first := next
 		next += perPhase
 		counts := make([]atomic.Int32, perPhase)
@@ -325,7 +279,7 @@ func TestFleetRedisFaults(t *testing.T) {
 			}
 		}
 		wg.Wait()
-		after, _ := lp.idpCount()
+		after, _ := lp.IdpCount()
 		for i := range counts {
 			processed = append(processed, counts[i].Load())
 		}
@@ -423,7 +377,7 @@ func BenchmarkFleetToken(b *testing.B) {
 				st = &counting{Store: bench.st}
 				c.Store = st
 			}
-			ctx, cancel := context.WithCancel(lp.ctx(context.Background()))
+			ctx, cancel := context.WithCancel(lp.Context(context.Background()))
 			defer cancel()
 			src := c.TokenSource(ctx)
 			if _, err := src.Token(); err != nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,50 +18,14 @@ import (
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/store"
-	"golang.org/x/oauth2"
 )
 
-// liveperson is testkit.FakeLivePerson with an idp at idp.test that
-// issues a ConsumerJWS without exp, and counts its requests by consumer.
-type liveperson struct {
-	*testkit.FakeLivePerson
-
-	mu        sync.Mutex
-	consumers map[string]int
-}
-
-func newLivePerson() *liveperson {
-	return &liveperson{FakeLivePerson: testkit.NewFakeLivePerson(), consumers: map[string]int{}}
-}
-
-func (l *liveperson) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Host != "idp.test" {
-		return l.FakeLivePerson.RoundTrip(r)
-	}
-	body, _ := io.ReadAll(r.Body)
-	r.Body.Close()
-	id := strings.TrimSuffix(strings.TrimPrefix(string(body), `{"ext_consumer_id":"`), `"}`)
-	l.mu.Lock()
-	l.consumers[id]++
-	n := l.consumers[id]
-	l.mu.Unlock()
-	time.Sleep(200 * time.Millisecond)
-	jws := testkit.JWT(fmt.Sprintf(`{"sub":%q,"n":%d}`, id, n))
-	h := http.Header{"Content-Type": {"application/json"}}
-	return &http.Response{StatusCode: http.StatusCreated, Header: h, Body: io.NopCloser(strings.NewReader(`{"token":"` + jws + `"}`)), Request: r}, nil
-}
-
-func (l *liveperson) idpCount() (requests, consumers int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, n := range l.consumers {
-		requests += n
-	}
-	return requests, len(l.consumers)
-}
-
-func (l *liveperson) ctx() context.Context {
-	return context.WithValue(context.Background(), oauth2.HTTPClient, &http.Client{Transport: l})
+// newLivePerson returns LivePerson on a fake clock: Sentinel's 2 s, and
+// the idp's 200 ms.
+func newLivePerson() *fleettest.LivePerson {
+	lp := fleettest.NewLivePerson()
+	lp.IdpDelay = 200 * time.Millisecond
+	return lp
 }
 
 // spy is a store.Store over another that keeps every key and value it was
@@ -154,8 +116,8 @@ func brandConfig(b int, st store.Store) appjwt.Config {
 // 3 hours, each replica's source of each brand asked for a token every
 // minute, and returns the Sentinel requests, the tokens served, and the
 // errors.
-func runBrands(t *testing.T, lp *liveperson, replicas, brands int, st store.Store) (requests int, served map[string]bool, errs []error) {
-	ctx, cancel := context.WithCancel(lp.ctx())
+func runBrands(t *testing.T, lp *fleettest.LivePerson, replicas, brands int, st store.Store) (requests int, served map[string]bool, errs []error) {
+	ctx, cancel := context.WithCancel(lp.Context(context.Background()))
 	defer cancel()
 	srcs := make([]*appjwt.Source, 0, replicas*brands)
 	for range replicas {
@@ -243,7 +205,7 @@ func TestIdpLoad(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				lp := newLivePerson()
 				st := store.NewMemory(0)
-				ctx, cancel := context.WithCancel(lp.ctx())
+				ctx, cancel := context.WithCancel(lp.Context(context.Background()))
 				defer cancel()
 				var wg sync.WaitGroup
 				var mu sync.Mutex
@@ -267,7 +229,7 @@ func TestIdpLoad(t *testing.T) {
 				if len(errs) > 0 {
 					t.Fatalf("%d Token calls failed, the first: %v", len(errs), errs[0])
 				}
-				if requests, n := lp.idpCount(); requests != consumers || n != consumers {
+				if requests, n := lp.IdpCount(); requests != consumers || n != consumers {
 					t.Errorf("%d replicas over %d consumers: %d idp requests for %d consumers, want %d", replicas, consumers, requests, n, consumers)
 				}
 				if n := lp.Count("sentinel.test"); n != 1 {
@@ -283,10 +245,7 @@ func TestIdpLoad(t *testing.T) {
 // 401, and a replica started later take from the store.
 func TestRejectionDropsForAll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		lp := newLivePerson()
-		ctx, cancel := context.WithCancel(lp.ctx())
-		defer cancel()
-		fleettest.RejectionDropsForAll(t, ctx, lp.FakeLivePerson, brandConfig(1, store.NewMemory(0)), synctest.Wait)
+		fleettest.RejectionDropsForAll(t, newLivePerson(), brandConfig(1, store.NewMemory(0)), synctest.Wait)
 	})
 }
 
@@ -297,7 +256,7 @@ func TestStoreHoldsNothingInClear(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lp := newLivePerson()
 		st := newSpy(store.NewMemory(0))
-		ctx, cancel := context.WithCancel(lp.ctx())
+		ctx, cancel := context.WithCancel(lp.Context(context.Background()))
 		defer cancel()
 		var secrets []string
 		tags := map[string]string{} // hash tag: account
@@ -365,7 +324,7 @@ func TestTokenAsksTheStoreNothing(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		lp := newLivePerson()
 		st := newSpy(store.NewMemory(0))
-		ctx, cancel := context.WithCancel(lp.ctx())
+		ctx, cancel := context.WithCancel(lp.Context(context.Background()))
 		defer cancel()
 		c := brandConfig(1, st)
 		src := c.TokenSource(ctx)
@@ -389,7 +348,7 @@ func BenchmarkToken(b *testing.B) {
 	for name, st := range map[string]store.Store{"without a store": nil, "with a store": store.NewMemory(0)} {
 		b.Run(name, func(b *testing.B) {
 			c := brandConfig(1, st)
-			src := c.TokenSource(lp.ctx())
+			src := c.TokenSource(lp.Context(context.Background()))
 			if _, err := src.Token(); err != nil {
 				b.Fatal(err)
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/store"
 	"github.com/lpconnect/appjwt/webhook"
+	"golang.org/x/oauth2"
 )
 
 // WebhooksFromTheStandIn checks that three replicas over st, behind a load
@@ -223,14 +224,67 @@ func ConsumerWrites(ctx context.Context, srv *appjwttest.Server, consumer, messa
 	return id, nil
 }
 
+// LivePerson is testkit.FakeLivePerson with an idp at idp.test that
+// issues a ConsumerJWS without exp, after IdpDelay, and counts its
+// requests by consumer.
+type LivePerson struct {
+	*testkit.FakeLivePerson
+	IdpDelay time.Duration // none by NewLivePerson; set before the first request
+
+	mu        sync.Mutex
+	consumers map[string]int
+}
+
+// NewLivePerson returns a LivePerson that answers every request as it
+// should.
+func NewLivePerson() *LivePerson {
+	return &LivePerson{FakeLivePerson: testkit.NewFakeLivePerson(), consumers: map[string]int{}}
+}
+
+// RoundTrip answers r as LivePerson would.
+func (l *LivePerson) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != "idp.test" {
+		return l.FakeLivePerson.RoundTrip(r)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	id := strings.TrimSuffix(strings.TrimPrefix(string(body), `{"ext_consumer_id":"`), `"}`)
+	l.mu.Lock()
+	l.consumers[id]++
+	n := l.consumers[id]
+	l.mu.Unlock()
+	time.Sleep(l.IdpDelay)
+	jws := testkit.JWT(fmt.Sprintf(`{"sub":%q,"n":%d}`, id, n))
+	h := http.Header{"Content-Type": {"application/json"}}
+	return &http.Response{StatusCode: http.StatusCreated, Header: h, Body: io.NopCloser(strings.NewReader(`{"token":"` + jws + `"}`)), Request: r}, nil
+}
+
+// IdpCount returns the idp's requests so far, and the consumers they were
+// for.
+func (l *LivePerson) IdpCount() (requests, consumers int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.consumers {
+		requests += n
+	}
+	return requests, len(l.consumers)
+}
+
+// Context returns parent with l as the client of oauth2's requests.
+func (l *LivePerson) Context(parent context.Context) context.Context {
+	return context.WithValue(parent, oauth2.HTTPClient, &http.Client{Transport: l})
+}
+
 // RejectionDropsForAll checks that a token the API rejects (40102) on one
 // replica is dropped for all: of four replicas of brand c, each a
-// c.Client over ctx, which carries lp, the one that got the 401 fetches
+// c.Client over lp, the one that got the 401 fetches
 // one token, which the others, on their 401, take from c.Store, and a
 // replica started later takes that new one, never the rejected one.
 // settle, if not nil, waits for what the replicas do in the background
 // (synctest.Wait on a fake clock) before that later replica starts.
-func RejectionDropsForAll(t *testing.T, ctx context.Context, lp *testkit.FakeLivePerson, c appjwt.Config, settle func()) {
+func RejectionDropsForAll(t *testing.T, lp *LivePerson, c appjwt.Config, settle func()) {
+	ctx, cancel := context.WithCancel(lp.Context(t.Context()))
+	defer cancel()
 	get := func(client *http.Client) int {
 		t.Helper()
 		resp, err := client.Get("https://api.test/x")
