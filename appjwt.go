@@ -357,7 +357,7 @@ type Rejecter interface {
 // Transport calls it with the request's context: a request whose deadline
 // passes while the source waits for Sentinel fails with an error that
 // wraps [context.DeadlineExceeded], and [http.Client.Timeout] counts the
-// wait. From a [Source] it takes the token without copying it.
+// wait.
 //
 // Transport is safe for concurrent use if Source and Base are.
 type Transport struct {
