@@ -221,13 +221,17 @@ func (s *Slot) backingOff(ctx context.Context) (time.Time, bool, error) {
 }
 
 // leased fetches under the lease id, unless the value came meanwhile, and
-// stores what it got, or the fleet's backoff.
+// stores what it got, or the fleet's backoff. Those writes and the
+// lease's release outlive ctx by at most CallTimeout each: a replica
+// whose context ends mid-fetch must not leave the others waiting for the
+// lease's TTL.
 func (s *Slot) leased(ctx context.Context, id []byte, take func([]byte) bool, fetch func(context.Context) Fetched) (Got, error) {
+	after := context.WithoutCancel(ctx)
 	// The lease's holder before it may have stored its value between the
 	// look and the lease.
 	g, ok, err := s.taken(ctx, take)
 	if err != nil || ok {
-		s.release(ctx, id)
+		s.release(after, id)
 		if err != nil {
 			return s.alone(ctx, fetch)
 		}
@@ -237,16 +241,16 @@ func (s *Slot) leased(ctx context.Context, id []byte, take func([]byte) bool, fe
 	if f.Err != nil {
 		if f.RetryIn > 0 {
 			until := binary.BigEndian.AppendUint64(nil, uint64(s.now().Add(f.RetryIn).UnixNano()))
-			s.set(ctx, s.backoff, s.keys.seal(s.backoff, until), f.RetryIn)
+			s.set(after, s.backoff, s.keys.seal(s.backoff, until), f.RetryIn)
 		}
-		s.release(ctx, id)
+		s.release(after, id)
 		return Got{}, f.Err
 	}
 	sealed := s.keys.seal(s.value, f.Plain)
-	if err := s.set(ctx, s.value, sealed, f.TTL); err != nil {
+	if err := s.set(after, s.value, sealed, f.TTL); err != nil {
 		return Got{Plain: f.Plain}, nil // the lease ends with its TTL
 	}
-	s.release(ctx, id)
+	s.release(after, id)
 	return Got{Plain: f.Plain, Sealed: sealed}, nil
 }
 

@@ -77,3 +77,33 @@ func TestObtain(t *testing.T) {
 		t.Errorf("after a failure: %v, %d fetches; want a BackoffError, no fetch", err, fetches)
 	}
 }
+
+// A fetch that fails because its context ended, as a source's does when
+// it is closed mid-fetch, still releases the lease: another replica
+// fetches at once rather than waiting out the lease's TTL.
+func TestObtainReleasesLeaseWhenContextEnds(t *testing.T) {
+	st := store.NewMemory(0)
+	s := NewKeys("s3cret", "1").Slot(ctxStore{st}, "appjwt", "c", time.Hour, time.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := s.Obtain(ctx, func([]byte) bool { return true }, func(ctx context.Context) Fetched {
+		cancel()
+		return Fetched{Err: ctx.Err()}
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Obtain = %v, want context.Canceled", err)
+	}
+	if _, held, err := st.Get(context.Background(), s.lease); err != nil || held {
+		t.Errorf("lease held = %v (%v) after the fetch ended, want released", held, err)
+	}
+}
+
+// ctxStore refuses a call whose context has ended, as a network store
+// does.
+type ctxStore struct{ store.Store }
+
+func (s ctxStore) Delete(ctx context.Context, key string, value []byte) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return s.Store.Delete(ctx, key, value)
+}
