@@ -62,6 +62,7 @@ type Dedup struct {
 	store     store.Store
 	retention time.Duration
 	claimTime time.Duration
+	namespace string
 	holder    []byte // the value of d's claims: no other Dedup's
 	failures  atomic.Int64
 	errMu     sync.Mutex
@@ -121,13 +122,15 @@ func NewDedup(window time.Duration, maxEntries int) *Dedup {
 // processed too. So an event is processed twice at worst, never lost.
 //
 // Keys are short and name no id in clear: "appjwt:wh:{h}:seq", where h
-// is 16 characters of base64url of the SHA-256 of the dialog ID (and of
-// the account, for package brands), and seq the sequence; the braces are
-// Redis Cluster's hash tag, so that a dialog's keys share a slot. Values
-// are a byte or a claim's 17. Replicas of one connector share a Store;
-// two connectors (two app installations) that get the same account's
-// notifications must not share one, or must use the Store's own prefix,
-// else one drops what the other processes.
+// is 16 characters of base64url of the SHA-256 of the Namespace and the
+// dialog ID (and of the account, for package brands), and seq the
+// sequence; the braces are Redis Cluster's hash tag, so that a dialog's
+// keys share a slot. The hash is not keyed: dialog IDs are random, so
+// what a key hides is which dialog it counts, not that it counts one.
+// Values are a byte or a claim's 17. Replicas of one connector share a
+// Store and a Namespace; two connectors (two app installations) that get
+// the same account's notifications and share a Store must have distinct
+// Namespaces, else one drops what the other processes.
 //
 // When the Store fails (an error, its own timeout), each call makes no
 // other and waits for nothing more: the key is decided by the Dedup's own
@@ -160,6 +163,13 @@ type DedupConfig struct {
 	// 1 s, which is 1 s within 2 s, and long beside the milliseconds a
 	// handler that queues its events takes.
 	ClaimTime time.Duration
+
+	// Namespace sets this connector's keys apart from another's in a
+	// shared Store: the replicas of one connector give the same, two
+	// connectors different ones (their app installation ids, say). It is
+	// hashed into each key, never stored in clear. Empty: none, for a
+	// Store that this connector alone uses.
+	Namespace string
 }
 
 // NewDedup checks c and returns a Dedup over c.Store, or an error naming
@@ -184,7 +194,7 @@ func (c DedupConfig) NewDedup() (*Dedup, error) {
 		return nil, fmt.Errorf("webhook: DedupConfig.ClaimTime %v is not shorter than Retention %v", c.ClaimTime, c.Retention)
 	}
 	d := NewDedup(0, 0)
-	d.store, d.retention, d.claimTime = c.Store, c.Retention, c.ClaimTime
+	d.store, d.retention, d.claimTime, d.namespace = c.Store, c.Retention, c.ClaimTime, c.Namespace
 	d.holder = make([]byte, 1+16)
 	d.holder[0] = 'c'
 	rand.Read(d.holder[1:]) // never fails, says crypto/rand
@@ -223,7 +233,7 @@ func (d *Dedup) State() DedupState {
 // calls Done, or Forget if it could not.
 func (d *Dedup) Seen(dialogID string, sequence int64) bool {
 	if d.store != nil {
-		added, err := d.store.Add(context.Background(), storeKey(dialogID, sequence), d.holder, d.claimTime)
+		added, err := d.store.Add(context.Background(), storeKey(d.namespace, dialogID, sequence), d.holder, d.claimTime)
 		if d.note(err) {
 			return !added
 		}
@@ -240,7 +250,7 @@ func (d *Dedup) Done(dialogID string, sequence int64) {
 	if d.store == nil {
 		return
 	}
-	err := d.store.Set(context.Background(), storeKey(dialogID, sequence), doneValue, d.retention)
+	err := d.store.Set(context.Background(), storeKey(d.namespace, dialogID, sequence), doneValue, d.retention)
 	if !d.note(err) {
 		d.seenLocally(dialogID, sequence) // this replica at least drops the copies
 	}
@@ -271,7 +281,7 @@ func (d *Dedup) seenLocally(dialogID string, sequence int64) bool {
 // key, if d still holds it; an event already Done stays so.
 func (d *Dedup) Forget(dialogID string, sequence int64) {
 	if d.store != nil {
-		_, err := d.store.Delete(context.Background(), storeKey(dialogID, sequence), d.holder)
+		_, err := d.store.Delete(context.Background(), storeKey(d.namespace, dialogID, sequence), d.holder)
 		d.note(err) // if it failed, the claim ends on its own
 	}
 	d.mu.Lock()
@@ -295,10 +305,18 @@ func (d *Dedup) note(err error) bool {
 	return false
 }
 
-// storeKey returns the Store's key of (dialogID, sequence).
-func storeKey(dialogID string, sequence int64) string {
+// storeKey returns the Store's key of (dialogID, sequence) under
+// namespace; without one, the key is the hash of dialogID alone.
+func storeKey(namespace, dialogID string, sequence int64) string {
 	const prefix = "appjwt:wh:{"
-	sum := sha256.Sum256([]byte(dialogID))
+	var in []byte
+	if namespace != "" {
+		var buf [128]byte // on the stack for the usual sizes
+		in = append(append(append(buf[:0], namespace...), 0), dialogID...)
+	} else {
+		in = []byte(dialogID)
+	}
+	sum := sha256.Sum256(in)
 	b := make([]byte, 0, len(prefix)+16+2+20)
 	b = append(b, prefix...)
 	b = base64.RawURLEncoding.AppendEncode(b, sum[:12])

@@ -223,11 +223,34 @@ func TestDedupFleetStoreDown(t *testing.T) {
 	})
 }
 
+// Two connectors sharing a Store each process an event once when their
+// Namespaces differ; with one Namespace, a fleet, they process it once
+// between them.
+func TestDedupNamespace(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want int
+	}{{"app1", "app2", 2}, {"app1", "app1", 1}, {"", "", 1}} {
+		st := store.NewMemory(0)
+		processed := 0
+		for _, ns := range []string{tt.a, tt.b} {
+			d := fleetOf(t, st, 1, DedupConfig{Namespace: ns})[0]
+			if !d.Seen("dialog", 7) {
+				processed++
+				d.Done("dialog", 7)
+			}
+		}
+		if processed != tt.want {
+			t.Errorf("namespaces %q and %q: processed %d times, want %d", tt.a, tt.b, processed, tt.want)
+		}
+	}
+}
+
 // Keys hold no dialog ID in clear, are short, tell the pieces of the key
 // apart, and share a Redis Cluster hash tag per dialog.
 func TestDedupStoreKey(t *testing.T) {
 	const dialog = "5491244f-e462-4c63-bf4e-6a4f5c1e9a31"
-	k := storeKey(dialog, 42)
+	k := storeKey("", dialog, 42)
 	if strings.Contains(k, dialog) || strings.Contains(k, "5491244f") {
 		t.Errorf("key %q shows the dialog ID", k)
 	}
@@ -235,18 +258,18 @@ func TestDedupStoreKey(t *testing.T) {
 		t.Errorf("key %q: want at most 40 bytes, prefixed appjwt:wh:{", k)
 	}
 	tag := func(k string) string { return k[strings.Index(k, "{"):strings.Index(k, "}")] }
-	if tag(k) != tag(storeKey(dialog, 43)) {
-		t.Errorf("keys %q and %q of one dialog: not one hash tag", k, storeKey(dialog, 43))
+	if tag(k) != tag(storeKey("", dialog, 43)) {
+		t.Errorf("keys %q and %q of one dialog: not one hash tag", k, storeKey("", dialog, 43))
 	}
 	keys := map[string]bool{}
 	for _, pair := range []struct {
-		dialog string
-		seq    int64
-	}{{dialog, 42}, {dialog, 4}, {dialog + "2", 4}, {"le1\x00" + dialog, 42}, {"le2\x00" + dialog, 42}, {"", 0}} {
-		keys[storeKey(pair.dialog, pair.seq)] = true
+		ns, dialog string
+		seq        int64
+	}{{"", dialog, 42}, {"", dialog, 4}, {"", dialog + "2", 4}, {"", "le1\x00" + dialog, 42}, {"", "le2\x00" + dialog, 42}, {"", "", 0}, {"app1", dialog, 42}, {"app2", dialog, 42}} {
+		keys[storeKey(pair.ns, pair.dialog, pair.seq)] = true
 	}
-	if len(keys) != 6 {
-		t.Errorf("6 keys, %d distinct", len(keys))
+	if len(keys) != 8 {
+		t.Errorf("8 keys, %d distinct", len(keys))
 	}
 }
 
