@@ -423,6 +423,7 @@ type recovering interface {
 	sharedToken(ctx context.Context) (*oauth2.Token, error)
 	rejected(tok *oauth2.Token, path string) (again bool)
 	accepted(tok *oauth2.Token, path string)
+	rejecting() bool // whether accepted has anything to do
 	logRejected(ctx context.Context, attrs ...slog.Attr)
 }
 
@@ -488,7 +489,8 @@ func (a *authority) Reject(req *http.Request, tok *oauth2.Token, code int) (blam
 }
 
 func (a *authority) Accepted(req *http.Request, tok *oauth2.Token) {
-	if src, ok := a.Source.(recovering); ok {
+	// Most answers come outside a rejection floor: no path to build.
+	if src, ok := a.Source.(recovering); ok && src.rejecting() {
 		src.accepted(tok, a.path(req, tok))
 	}
 }

@@ -121,6 +121,7 @@ func (s *Source) State() State {
 func (s *Source) sharedToken(ctx context.Context) (*oauth2.Token, error) { return s.token(ctx) }
 func (s *Source) rejected(tok *oauth2.Token, path string) bool           { return s.cache.reject(tok, path) }
 func (s *Source) accepted(tok *oauth2.Token, path string)                { s.cache.accepted(tok.AccessToken, path) }
+func (s *Source) rejecting() bool                                        { return s.cache.floor.Rejecting() }
 
 func (s *Source) logRejected(ctx context.Context, attrs ...slog.Attr) {
 	if c := s.cache; c.log != nil {
