@@ -12,6 +12,7 @@ import (
 	"github.com/lpconnect/appjwt/brands"
 	"github.com/lpconnect/appjwt/internal/testkit"
 	"github.com/lpconnect/appjwt/secret"
+	"github.com/lpconnect/appjwt/webhook"
 	"golang.org/x/oauth2"
 )
 
@@ -123,4 +124,26 @@ func heap() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// BenchmarkVerify is a webhook's verification for a brand the Cache
+// holds: webhook.Verify's cost and no more, nothing allocated.
+func BenchmarkVerify(b *testing.B) {
+	k, err := brands.Config{Lookup: fleetLookup}.NewCache(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := k.NewVerifier(webhook.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"kind":"notification"}`)
+	h := http.Header{webhook.HeaderAccountID: {"le1111"}, webhook.HeaderClientID: {"client-le1111"}, webhook.HeaderSignature: {webhook.Sign("secret-le1111", body)}}
+	if err := v.Verify(h, body); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		v.Verify(h, body)
+	}
 }

@@ -273,8 +273,13 @@ func (c *Cache) getFor(ctx context.Context, account string, byWebhook bool) (*br
 }
 
 // load waits for the first lookup of account, starting it unless one runs
-// or a failed one is remembered.
+// or a failed one is remembered; for a webhook, at most webhookLookupWait.
 func (c *Cache) load(ctx context.Context, account string, now time.Time, byWebhook bool) (*brand, error) {
+	if byWebhook {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, webhookLookupWait)
+		defer cancel()
+	}
 	if err := checkAccount(account); err != nil {
 		return nil, err
 	}

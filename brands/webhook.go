@@ -1,7 +1,6 @@
 package brands
 
 import (
-	"context"
 	"errors"
 	"sort"
 	"time"
@@ -46,9 +45,7 @@ func (c *Cache) NewVerifier(conf webhook.Config) (*webhook.Verifier, error) {
 // installation returns account's installation if its client id is
 // client, looking it up if need be.
 func (c *Cache) installation(account, client string) *Installation {
-	ctx, cancel := context.WithTimeout(c.ctx, webhookLookupWait)
-	defer cancel()
-	b, err := c.getFor(ctx, account, true)
+	b, err := c.getFor(c.ctx, account, true)
 	if err != nil {
 		return nil
 	}
