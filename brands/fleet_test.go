@@ -111,15 +111,25 @@ func call(client *http.Client, account string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// running counts the goroutines running this module's code but the
-// test's own: those a Cache and its brands start. Other tests' goroutines,
-// outside the bubble, come and go meanwhile.
+// running counts the goroutines of the caller's synctest bubble that run
+// this module's code but the test's own: those a Cache and its brands
+// start. Other tests' goroutines, outside the bubble, come and go
+// meanwhile; the traceback names each goroutine's bubble.
 func running() int {
+	self := make([]byte, 256)
+	self = self[:runtime.Stack(self, false)]
+	header, _, _ := strings.Cut(string(self), "\n")
+	_, bubble, ok := strings.Cut(header, "synctest bubble ")
+	if !ok {
+		panic("running: not in a synctest bubble")
+	}
+	bubble = "synctest bubble " + bubble // "synctest bubble N]:"
 	buf := make([]byte, 1<<20)
 	buf = buf[:runtime.Stack(buf, true)]
 	n := 0
 	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "github.com/lpconnect/appjwt") && !strings.Contains(g, "brands_test.") {
+		header, body, _ := strings.Cut(g, "\n")
+		if strings.HasSuffix(header, bubble) && strings.Contains(body, "github.com/lpconnect/appjwt") && !strings.Contains(body, "brands_test.") {
 			n++
 		}
 	}
