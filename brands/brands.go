@@ -50,6 +50,7 @@ import (
 	"time"
 
 	"github.com/lpconnect/appjwt/internal/lifecycle"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 	"github.com/lpconnect/appjwt/secret"
 	"github.com/lpconnect/appjwt/store"
 	"github.com/lpconnect/appjwt/webhook"
@@ -508,10 +509,8 @@ func (l *limited) RoundTrip(req *http.Request) (*http.Response, error) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-req.Context().Done():
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return nil, req.Context().Err()
+		lphttp.CloseBody(req)
+		return nil, fmt.Errorf("brands: waiting for one of the %d fetches in flight to end: %w", cap(l.slots), req.Context().Err())
 	}
 	defer func() { <-l.slots }()
 	return l.base.RoundTrip(req)

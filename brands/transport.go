@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lpconnect/appjwt/consumerjws"
+	"github.com/lpconnect/appjwt/internal/lphttp"
 )
 
 type accountKey struct{}
@@ -56,12 +57,12 @@ type router struct{ c *Cache }
 func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	account, err := accountOf(req)
 	if err != nil {
-		closeBody(req)
+		lphttp.CloseBody(req)
 		return nil, err
 	}
 	b, err := r.c.get(req.Context(), account)
 	if err != nil {
-		closeBody(req)
+		lphttp.CloseBody(req)
 		return nil, err
 	}
 	cr := b.cur.Load()
@@ -69,7 +70,7 @@ func (r *router) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err == nil || !invalidClient(err) || !b.rotate(req.Context(), cr) {
 		return resp, err
 	}
-	again, ok := resendable(req)
+	again, ok := lphttp.Replay(req)
 	if !ok {
 		return nil, err
 	}
@@ -132,27 +133,4 @@ func hasDotSegment(path string) bool {
 		}
 	}
 	return false
-}
-
-// resendable returns req to send once more, its body anew, if it can be.
-func resendable(req *http.Request) (*http.Request, bool) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return req, true
-	}
-	if req.GetBody == nil {
-		return nil, false
-	}
-	body, err := req.GetBody()
-	if err != nil {
-		return nil, false
-	}
-	again := req.Clone(req.Context())
-	again.Body = body
-	return again, true
-}
-
-func closeBody(req *http.Request) {
-	if req.Body != nil {
-		req.Body.Close()
-	}
 }

@@ -132,8 +132,18 @@ func resend(req *http.Request, rejected string, renew func() (string, error)) (r
 	if err != nil || cred == rejected || req.Context().Err() != nil {
 		return nil, false
 	}
+	return Replay(req)
+}
+
+// Replay returns a copy of req to send again, its body made anew by
+// GetBody, or false if req has a body it cannot make again.
+func Replay(req *http.Request) (*http.Request, bool) {
+	if !canReplay(req) {
+		return nil, false
+	}
 	copied := *req
 	if req.Body != nil && req.Body != http.NoBody {
+		var err error
 		if copied.Body, err = req.GetBody(); err != nil {
 			return nil, false
 		}
