@@ -110,6 +110,12 @@ func (b *brand) lookUpAgain() *lifecycle.Flight[struct{}] {
 	if b.relookup != nil {
 		return b.relookup
 	}
+	return b.startRelookupLocked()
+}
+
+// startRelookupLocked starts a lookup of the held brand; none runs, and
+// b.mu is held.
+func (b *brand) startRelookupLocked() *lifecycle.Flight[struct{}] {
 	f := lifecycle.NewFlight[struct{}]()
 	b.relookup = f
 	b.dueAt.Store(math.MaxInt64)
@@ -184,10 +190,7 @@ func (b *brand) rotate(ctx context.Context, cr *creds) bool {
 	f := b.relookup
 	if now := time.Now(); f == nil && now.Sub(b.forcedAt) >= relookupFloor && !now.Before(b.retryAt) {
 		b.forcedAt = now
-		f = lifecycle.NewFlight[struct{}]()
-		b.relookup = f
-		b.dueAt.Store(math.MaxInt64)
-		go b.runRelookup(f)
+		f = b.startRelookupLocked()
 	}
 	b.mu.Unlock()
 	if f == nil {
