@@ -113,8 +113,9 @@ type Config struct {
 	// Logger receives the cached source's log records: failed fetches and
 	// recovery from them (WARN, INFO), failed Domain API re-lookups (WARN),
 	// tokens the API rejected (WARN) and each token fetched (DEBUG). Nil:
-	// nothing is logged. The package documentation lists the records and
-	// their keys; none carries the secret or any part of a token.
+	// nothing is logged. The repository's docs/behaviour.md lists the
+	// records and their keys; none carries the secret or any part of a
+	// token.
 	Logger *slog.Logger `json:"-"`
 
 	// Store is what the replicas of a connector share, so that a fleet
@@ -699,7 +700,7 @@ func (c *Config) withhold(err error) error {
 	return prefixed(w)
 }
 
-// The log records' messages. Their keys are listed in the package docs.
+// The log records' messages. Their keys are listed in docs/behaviour.md.
 const (
 	msgFetchFailed    = "appjwt: token fetch failed"
 	msgRecovered      = "appjwt: token fetch recovered"

@@ -299,8 +299,8 @@ const errPrefix = "consumerjws: "
 // up to 10 s), and not when the pause would pass the fetch's deadline;
 // other answers are final.
 //
-// A failed fetch is remembered, as the package documentation says under
-// Failures: until the backoff after it ends, Token returns its error at
+// A failed fetch is remembered, as the repository's docs/consumerjws.md
+// says under "Failures and the load on LivePerson": until the backoff after it ends, Token returns its error at
 // once, saying so and until when, without a request; [errors.As] still
 // finds the [*oauth2.RetrieveError] in it. So does a call refused because
 // the idp fails for other consumers.
