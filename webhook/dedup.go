@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lpconnect/appjwt/internal/shared"
 	"github.com/lpconnect/appjwt/store"
 )
 
@@ -132,16 +133,18 @@ func NewDedup(window time.Duration, maxEntries int) *Dedup {
 // the same account's notifications and share a Store must have distinct
 // Namespaces, else one drops what the other processes.
 //
-// When the Store fails (an error, its own timeout), each call makes no
-// other and waits for nothing more: the key is decided by the Dedup's own
-// memory, as [NewDedup]'s with its defaults decides it, so the replica
+// When the Store fails (an error, its own timeout or the 500 ms one),
+// each call makes no other and waits for nothing more: the key is decided
+// by the Dedup's own memory, as [NewDedup]'s with its defaults decides it, so the replica
 // carries on as it would alone, and an event may then be processed by more
 // than one replica. Nothing is logged per call: [Dedup.State] tells
 // whether the Store is failing. No call fails a delivery.
 type DedupConfig struct {
 	// Store holds the keys of every replica. Required. Each call of Seen,
-	// Done and Forget makes one call of it, with no deadline of its own:
-	// the Store's timeout (redisstore's) bounds it.
+	// Done and Forget makes one call of it, under a context that ends
+	// after 500 ms: an answer after that counts as a failure. A Store must
+	// return when its context ends; redisstore's own timeout, 200 ms, is
+	// shorter.
 	Store store.Store `json:"-"`
 
 	// Retention is how long an event that is Done is remembered: a copy
@@ -233,7 +236,10 @@ func (d *Dedup) State() DedupState {
 // calls Done, or Forget if it could not.
 func (d *Dedup) Seen(dialogID string, sequence int64) bool {
 	if d.store != nil {
-		added, err := d.store.Add(context.Background(), storeKey(d.namespace, dialogID, sequence), d.holder, d.claimTime)
+		key := storeKey(d.namespace, dialogID, sequence)
+		added, err := shared.Call(context.Background(), func(ctx context.Context) (bool, error) {
+			return d.store.Add(ctx, key, d.holder, d.claimTime)
+		})
 		if d.note(err) {
 			return !added
 		}
@@ -250,7 +256,10 @@ func (d *Dedup) Done(dialogID string, sequence int64) {
 	if d.store == nil {
 		return
 	}
-	err := d.store.Set(context.Background(), storeKey(d.namespace, dialogID, sequence), doneValue, d.retention)
+	key := storeKey(d.namespace, dialogID, sequence)
+	_, err := shared.Call(context.Background(), func(ctx context.Context) (bool, error) {
+		return true, d.store.Set(ctx, key, doneValue, d.retention)
+	})
 	if !d.note(err) {
 		d.seenLocally(dialogID, sequence) // this replica at least drops the copies
 	}
@@ -281,7 +290,10 @@ func (d *Dedup) seenLocally(dialogID string, sequence int64) bool {
 // key, if d still holds it; an event already Done stays so.
 func (d *Dedup) Forget(dialogID string, sequence int64) {
 	if d.store != nil {
-		_, err := d.store.Delete(context.Background(), storeKey(d.namespace, dialogID, sequence), d.holder)
+		key := storeKey(d.namespace, dialogID, sequence)
+		_, err := shared.Call(context.Background(), func(ctx context.Context) (bool, error) {
+			return d.store.Delete(ctx, key, d.holder)
+		})
 		d.note(err) // if it failed, the claim ends on its own
 	}
 	d.mu.Lock()

@@ -223,6 +223,54 @@ func TestDedupFleetStoreDown(t *testing.T) {
 	})
 }
 
+// A Store with no timeout of its own that hangs until its context ends
+// holds each call 500 ms, Dedup's own bound, and no longer; the replica
+// then decides alone.
+func TestDedupStoreHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		d := fleetOf(t, hanging{store.NewMemory(0)}, 1, DedupConfig{})[0]
+		for _, tt := range []struct {
+			name string
+			call func()
+		}{
+			{"Seen", func() {
+				if d.Seen("d", 1) {
+					t.Error("Seen: true for the first copy")
+				}
+			}},
+			{"Done", func() { d.Done("d", 1) }},
+			{"Forget", func() { d.Forget("d", 1) }},
+		} {
+			start := time.Now()
+			tt.call()
+			if got, want := time.Since(start), 500*time.Millisecond; got != want {
+				t.Errorf("%s took %v, want %v", tt.name, got, want)
+			}
+		}
+		if got := d.State().Failures; got != 3 {
+			t.Errorf("State: %d failures, want 3", got)
+		}
+	})
+}
+
+// hanging is a Store whose writes wait for their context to end.
+type hanging struct{ store.Store }
+
+func (hanging) Add(ctx context.Context, _ string, _ []byte, _ time.Duration) (bool, error) {
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
+func (hanging) Set(ctx context.Context, _ string, _ []byte, _ time.Duration) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func (hanging) Delete(ctx context.Context, _ string, _ []byte) (bool, error) {
+	<-ctx.Done()
+	return false, ctx.Err()
+}
+
 // Two connectors sharing a Store each process an event once when their
 // Namespaces differ; with one Namespace, a fleet, they process it once
 // between them.

@@ -286,8 +286,14 @@ func (s *Slot) release(ctx context.Context, id []byte) {
 	s.call(ctx, func(ctx context.Context) (bool, error) { return s.st.Delete(ctx, s.lease, id) })
 }
 
-// call makes one call to the store, within CallTimeout.
 func (s *Slot) call(ctx context.Context, do func(context.Context) (bool, error)) (bool, error) {
+	return Call(ctx, do)
+}
+
+// Call makes one call to a store, under a context that ends after
+// CallTimeout; an answer after that is a failure, whatever the store
+// says, so that a slow store is left for the caller's own memory.
+func Call(ctx context.Context, do func(context.Context) (bool, error)) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, CallTimeout)
 	defer cancel()
 	ok, err := do(ctx)
