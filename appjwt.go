@@ -806,11 +806,11 @@ func prefixed(err error) error {
 
 // A fleet of replicas: the tokens the cache shares through Config.Store.
 
-// newSlot returns the Store slot of c's tokens, or nil if c names no
-// Store or cannot fetch. The slot's lease lasts FetchTimeout, the longest
+// newSlot returns the Store slot of c's tokens, or nil if c, which is
+// valid, names no Store. The slot's lease lasts FetchTimeout, the longest
 // a fetch takes.
 func newSlot(c *Config, now func() time.Time) *shared.Slot {
-	if c.Store == nil || c.validate() != nil {
+	if c.Store == nil {
 		return nil
 	}
 	keys := shared.NewKeys(string(c.ClientSecret), c.AccountID)

@@ -200,7 +200,11 @@ func newTokenCache(ctx context.Context, c Config, h hooks) *tokenCache {
 		h.backoff = lifecycle.FailureBackoff
 	}
 	h.retry.Now = h.now
-	invalid, key, slot := c.validate(), c.ClientSecret, newSlot(&c, h.now)
+	invalid, key := c.validate(), c.ClientSecret
+	var slot *shared.Slot
+	if invalid == nil {
+		slot = newSlot(&c, h.now)
+	}
 	c.ClientSecret = ""
 	tc := &tokenCache{ctx: ctx, conf: c, secret: func() secret.String { return key }, invalid: invalid, hooks: h, log: c.Logger, slot: slot}
 	tc.domain = &domain.Cache{Fixed: c.Domain, API: c.domainAPI(), Account: c.AccountID, Service: sentinelService, Backoff: h.backoff, Now: h.now}
