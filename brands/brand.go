@@ -1,7 +1,6 @@
 package brands
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -76,7 +75,7 @@ func (c *Cache) newBrand(account string, inst Installation, now time.Time) *bran
 }
 
 func (b *brand) hostCache(inst Installation) *domain.Cache {
-	return &domain.Cache{API: cmp.Or(inst.DomainAPI, domain.DefaultAPI), Account: b.account, Service: sendAPIService}
+	return &domain.Cache{API: inst.DomainAPI, Account: b.account, Service: sendAPIService}
 }
 
 // creds makes the token side of inst with secret s.

@@ -174,11 +174,7 @@ func (c *Config) NewCache(ctx context.Context) *Cache {
 	if k.timeout == 0 {
 		k.timeout = defaultFetchTimeout
 	}
-	api := c.DomainAPI
-	if api == "" {
-		api = domain.DefaultAPI
-	}
-	k.domain = &domain.Cache{Fixed: c.Domain, API: api, Account: c.AccountID, Service: idpService, Backoff: k.backoff, Now: func() time.Time { return k.now() }}
+	k.domain = &domain.Cache{Fixed: c.Domain, API: c.DomainAPI, Account: c.AccountID, Service: idpService, Backoff: k.backoff, Now: func() time.Time { return k.now() }}
 	k.client = newClient(ctx, c.Source)
 	if c.Store != nil && k.invalid == nil {
 		k.keys = shared.NewKeys(string(c.ClientSecret), c.AccountID)

@@ -4,6 +4,7 @@
 package domain
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -76,8 +77,8 @@ const (
 // the first good answer ends that.
 type Cache struct {
 	// Fixed once made.
-	Fixed                 string // the configured host: no lookup
-	API, Account, Service string
+	Fixed                 string           // the configured host: no lookup
+	API, Account, Service string           // API: zero is DefaultAPI
 	Backoff               lphttp.Backoff   // after a failed first lookup; zero: lifecycle.FailureBackoff
 	Now                   func() time.Time // nil: time.Now
 
@@ -143,7 +144,7 @@ func (c *Cache) run(ctx context.Context, p lphttp.Policy, f *lifecycle.Flight[st
 		defer cancel()
 		p.Attempts = min(p.Attempts, RelookupAttempts)
 	}
-	host, err := Lookup(lctx, c.API, c.Account, c.Service, p)
+	host, err := Lookup(lctx, cmp.Or(c.API, DefaultAPI), c.Account, c.Service, p)
 	a := Answer{Host: host}
 	c.mu.Lock()
 	now := c.now()
