@@ -731,7 +731,7 @@ func (c *tokenCache) fetchFailed(r *fetched, now time.Time) []lifecycle.Record {
 		slog.Bool("serving", serving),
 	)
 	if serving {
-		attrs = append(attrs, slog.Time("serving_until", c.sched.ServeUntil))
+		attrs = append(attrs, slog.Time("serving_until", c.current.Load().sched.ServeUntil))
 	}
 	return []lifecycle.Record{{Level: slog.LevelWarn, Msg: msgFetchFailed, Attrs: attrs}}
 }
@@ -755,7 +755,7 @@ func (c *tokenCache) fetched(r *fetched) []lifecycle.Record {
 		slog.String("host", r.host),
 		slog.Duration("lifetime", r.tok.Expiry.Sub(c.now()).Round(time.Second)),
 		slog.Time("expiry", r.tok.Expiry),
-		slog.Time("refresh_at", c.sched.RefreshAt),
+		slog.Time("refresh_at", c.current.Load().sched.RefreshAt),
 		slog.Duration("took", r.took),
 	)
 	return []lifecycle.Record{{Level: slog.LevelDebug, Msg: msgFetched, Attrs: attrs}}
@@ -836,7 +836,7 @@ func (c *tokenCache) obtain() fetched {
 		return c.config().fetch(c.ctx, c.domain, c.retry)
 	}
 	c.mu.Lock()
-	held, dropped, failures := c.tok, c.dropped, c.failures.N
+	held, dropped, failures := c.current.Load().tok, c.dropped, c.failures.N
 	c.mu.Unlock()
 	var r fetched
 	got, err := c.slot.Obtain(c.ctx, func(plain []byte) bool {

@@ -110,7 +110,8 @@ func (s *Source) State() State {
 		st.LastError = c.invalid
 	}
 	if c.state(c.now()).Servable() {
-		st.Valid, st.Expiry, st.RefreshAt = true, c.tok.Expiry, c.sched.RefreshAt
+		sn := c.current.Load()
+		st.Valid, st.Expiry, st.RefreshAt = true, sn.tok.Expiry, sn.sched.RefreshAt
 	}
 	return st
 }
@@ -133,7 +134,7 @@ func (s *Source) logRejected(ctx context.Context, attrs ...slog.Attr) {
 // cache's lock, as the AWS SDK's CredentialsCache does: it never changes
 // once stored, but for used, which keeps the refresh timer going.
 type snapshot struct {
-	tok   *oauth2.Token // nil: none to serve without the lock
+	tok   *oauth2.Token // the newest good token, never modified; nil: none
 	sched lifecycle.Schedule
 	used  atomic.Bool // a caller asked for a token since it was stored
 	due   atomic.Bool // a caller found it stale, and asked for a refresh
@@ -153,17 +154,15 @@ type tokenCache struct {
 	domain *domain.Cache
 	slot   *shared.Slot // in Config.Store; nil: none
 
-	current atomic.Pointer[snapshot] // serves tok while fresh; replaced under mu
+	current atomic.Pointer[snapshot] // the newest good token, if any; replaced under mu
 	floor   lifecycle.Floor          // of rejected; its counter is read without mu
 	gone    atomic.Bool              // nobody holds the Source: the timer stops
 
 	mu       sync.Mutex
-	tok      *oauth2.Token // the newest good token, or nil; never modified
-	sealed   []byte        // tok as the Store holds it; nil if it does not
-	dropped  string        // the access token last dropped: none to take from the Store
-	sched    lifecycle.Schedule
+	sealed   []byte // current's token as the Store holds it; nil if it does not
+	dropped  string // the access token last dropped: none to take from the Store
 	failures lifecycle.Failures
-	life     time.Duration        // tok's lifetime when it came
+	life     time.Duration        // current's token's lifetime when it came
 	rejected lifecycle.Rejections // the drops since the API last took a token
 	wantedAt time.Time            // when a token was last asked for while none was served
 	inflight *lifecycle.Flight[*oauth2.Token]
@@ -239,7 +238,7 @@ func (c *tokenCache) token(ctx context.Context) (*oauth2.Token, error) {
 		c.refreshIfDue(now)
 		fallthrough
 	case lifecycle.Fresh: // a fetch ended since the snapshot was read
-		tok := c.tok
+		tok := c.current.Load().tok
 		c.mu.Unlock()
 		return tok, nil
 	}
@@ -266,10 +265,11 @@ func (c *tokenCache) config() *Config { conf := c.conf; conf.ClientSecret = c.se
 
 // state is the state of the cache's token at now. c.mu must be held.
 func (c *tokenCache) state(now time.Time) lifecycle.State {
-	if c.tok == nil {
+	sn := c.current.Load()
+	if sn.tok == nil {
 		return lifecycle.Empty
 	}
-	return c.sched.State(now)
+	return sn.sched.State(now)
 }
 
 // want notes a call for a token at now: it keeps the token served fresh,
@@ -405,11 +405,11 @@ func (c *tokenCache) settle(r *fetched) []lifecycle.Record {
 	}
 	records := c.recovered(now)
 	c.failures = lifecycle.Failures{}
-	c.tok, c.sealed, c.life, c.sched = r.tok, r.sealed, r.tok.Expiry.Sub(now), lifecycle.AppJWTPlan(c.conf.earlyExpiry()).Schedule(now, r.tok.Expiry)
-	sn := &snapshot{tok: r.tok, sched: c.sched}
+	c.sealed, c.life = r.sealed, r.tok.Expiry.Sub(now)
+	sn := &snapshot{tok: r.tok, sched: lifecycle.AppJWTPlan(c.conf.earlyExpiry()).Schedule(now, r.tok.Expiry)}
 	sn.used.Store(c.waited)
 	c.current.Store(sn)
-	c.arm(c.sched.RefreshAt)
+	c.arm(sn.sched.RefreshAt)
 	return append(records, c.fetched(r)...)
 }
 
@@ -423,13 +423,12 @@ func (c *tokenCache) reject(tok *oauth2.Token, path string) (again bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok == nil || c.tok.AccessToken != tok.AccessToken {
+	if cur := c.current.Load().tok; cur == nil || cur.AccessToken != tok.AccessToken {
 		return c.floor.Rejecting()
 	}
 	dropped, again := c.floor.Drop(&c.rejected, c.now(), path, c.life)
 	if dropped {
 		c.dropShared(tok)
-		c.tok = nil
 		c.current.Store(&snapshot{})
 	}
 	return again
@@ -443,7 +442,7 @@ func (c *tokenCache) accepted(token, path string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.tok != nil && c.tok.AccessToken == token {
+	if cur := c.current.Load().tok; cur != nil && cur.AccessToken == token {
 		c.floor.Accept(&c.rejected, path)
 	}
 }
