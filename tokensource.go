@@ -96,8 +96,9 @@ func (s *Source) State() State {
 	c := s.cache
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
 	if c.invalid == nil {
-		c.want(c.now())
+		c.want(now)
 	}
 	st := State{
 		Fetching:    c.inflight != nil,
@@ -109,7 +110,7 @@ func (s *Source) State() State {
 	if c.invalid != nil {
 		st.LastError = c.invalid
 	}
-	if c.state(c.now()).Servable() {
+	if c.state(now).Servable() {
 		sn := c.current.Load()
 		st.Valid, st.Expiry, st.RefreshAt = true, sn.tok.Expiry, sn.sched.RefreshAt
 	}

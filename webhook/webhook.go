@@ -354,8 +354,8 @@ func (v *Verifier) Handler(next http.Handler) http.Handler {
 		}
 		if l := v.cfg.Logger; l != nil && l.Enabled(r.Context(), slog.LevelDebug) {
 			l.LogAttrs(r.Context(), slog.LevelDebug, "webhook: notification verified",
-				slog.String("account", r.Header.Get(HeaderAccountID)),
-				slog.String("client_id", r.Header.Get(HeaderClientID)),
+				slog.String("account", s.hv.account),
+				slog.String("client_id", s.hv.client),
 				slog.Int("body_bytes", len(body)))
 		}
 		rb := new(restoredBody)
