@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strconv"
@@ -122,11 +123,12 @@ func NewDedup(window time.Duration, maxEntries int) *Dedup {
 // on the way: a copy that comes after the claim ended, before Done, is
 // processed too. So an event is processed twice at worst, never lost.
 //
-// Keys are short and name no id in clear: "appjwt:wh:{h}:seq", where h
-// is 16 characters of base64url of the SHA-256 of the Namespace and the
-// dialog ID (and of the account, for package brands), and seq the
-// sequence; the braces are Redis Cluster's hash tag, so that a dialog's
-// keys share a slot. The hash is not keyed: dialog IDs are random, so
+// Keys are short and name no id in clear: "appjwt:wh:{h}:seq", or
+// "appjwt:wh:n:{h}:seq" with a Namespace, where h is 16 characters of
+// base64url of the SHA-256 of the Namespace, if any, and the dialog ID
+// (and of the account, for package brands), and seq the sequence; the
+// braces are Redis Cluster's hash tag, so that a dialog's keys share a
+// slot. The hash is not keyed: dialog IDs are random, so
 // what a key hides is which dialog it counts, not that it counts one.
 // Values are a byte or a claim's 17. Replicas of one connector share a
 // Store and a Namespace; two connectors (two app installations) that get
@@ -318,13 +320,18 @@ func (d *Dedup) note(err error) bool {
 }
 
 // storeKey returns the Store's key of (dialogID, sequence) under
-// namespace; without one, the key is the hash of dialogID alone.
+// namespace. Without one, the key is the hash of dialogID alone; with one,
+// it is in a key space of its own, and the hash's input is the
+// namespace's length, the namespace and dialogID, so that no two
+// (namespace, dialogID) pairs share a key, whatever bytes they hold.
 func storeKey(namespace, dialogID string, sequence int64) string {
-	const prefix = "appjwt:wh:{"
+	prefix := "appjwt:wh:{"
 	var in []byte
 	if namespace != "" {
+		prefix = "appjwt:wh:n:{"
 		var buf [128]byte // on the stack for the usual sizes
-		in = append(append(append(buf[:0], namespace...), 0), dialogID...)
+		in = binary.AppendUvarint(buf[:0], uint64(len(namespace)))
+		in = append(append(in, namespace...), dialogID...)
 	} else {
 		in = []byte(dialogID)
 	}

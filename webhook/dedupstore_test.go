@@ -313,11 +313,13 @@ func TestDedupStoreKey(t *testing.T) {
 	for _, pair := range []struct {
 		ns, dialog string
 		seq        int64
-	}{{"", dialog, 42}, {"", dialog, 4}, {"", dialog + "2", 4}, {"", "le1\x00" + dialog, 42}, {"", "le2\x00" + dialog, 42}, {"", "", 0}, {"app1", dialog, 42}, {"app2", dialog, 42}} {
+	}{{"", dialog, 42}, {"", dialog, 4}, {"", dialog + "2", 4}, {"", "le1\x00" + dialog, 42}, {"", "le2\x00" + dialog, 42}, {"", "", 0}, {"app1", dialog, 42}, {"app2", dialog, 42},
+		// brands' dialog is account NUL dialog: no Namespace makes it another's.
+		{"123", "d", 7}, {"", "123\x00d", 7}, {"a\x00b", "c", 7}, {"a", "b\x00c", 7}} {
 		keys[storeKey(pair.ns, pair.dialog, pair.seq)] = true
 	}
-	if len(keys) != 8 {
-		t.Errorf("8 keys, %d distinct", len(keys))
+	if len(keys) != 12 {
+		t.Errorf("12 keys, %d distinct", len(keys))
 	}
 }
 
