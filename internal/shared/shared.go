@@ -221,10 +221,10 @@ func (s *Slot) backingOff(ctx context.Context) (time.Time, bool, error) {
 }
 
 // leased fetches under the lease id, unless the value came meanwhile, and
-// stores what it got, or the fleet's backoff. Those writes and the
-// lease's release outlive ctx by at most CallTimeout each: a replica
-// whose context ends mid-fetch must not leave the others waiting for the
-// lease's TTL.
+// stores what it got, or the fleet's backoff unless ctx ended. Those
+// writes and the lease's release outlive ctx by at most CallTimeout each:
+// a replica whose context ends mid-fetch must not leave the others
+// waiting for the lease's TTL.
 func (s *Slot) leased(ctx context.Context, id []byte, take func([]byte) bool, fetch func(context.Context) Fetched) (Got, error) {
 	after := context.WithoutCancel(ctx)
 	// The lease's holder before it may have stored its value between the
@@ -239,7 +239,9 @@ func (s *Slot) leased(ctx context.Context, id []byte, take func([]byte) bool, fe
 	}
 	f := fetch(ctx)
 	if f.Err != nil {
-		if f.RetryIn > 0 {
+		// A fetch cut short by this replica's own end (its context) says
+		// nothing of LivePerson: the others must not back off for it.
+		if f.RetryIn > 0 && ctx.Err() == nil {
 			until := binary.BigEndian.AppendUint64(nil, uint64(s.now().Add(f.RetryIn).UnixNano()))
 			s.set(after, s.backoff, s.keys.seal(s.backoff, until), f.RetryIn)
 		}

@@ -79,21 +79,32 @@ func TestObtain(t *testing.T) {
 }
 
 // A fetch that fails because its context ended, as a source's does when
-// it is closed mid-fetch, still releases the lease: another replica
-// fetches at once rather than waiting out the lease's TTL.
+// it is closed mid-fetch, still releases the lease, and backs no one off:
+// another replica fetches at once rather than waiting out the lease's
+// TTL or a backoff for a failure that was not LivePerson's.
 func TestObtainReleasesLeaseWhenContextEnds(t *testing.T) {
 	st := store.NewMemory(0)
-	s := NewKeys("s3cret", "1").Slot(ctxStore{st}, "appjwt", "c", time.Hour, time.Now)
+	keys := NewKeys("s3cret", "1")
+	a := keys.Slot(ctxStore{st}, "appjwt", "c", time.Hour, time.Now)
 	ctx, cancel := context.WithCancel(context.Background())
-	_, err := s.Obtain(ctx, func([]byte) bool { return true }, func(ctx context.Context) Fetched {
+	_, err := a.Obtain(ctx, func([]byte) bool { return true }, func(ctx context.Context) Fetched {
 		cancel()
-		return Fetched{Err: ctx.Err()}
+		return Fetched{Err: ctx.Err(), RetryIn: time.Minute}
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Obtain = %v, want context.Canceled", err)
 	}
-	if _, held, err := st.Get(context.Background(), s.lease); err != nil || held {
+	if _, held, err := st.Get(context.Background(), a.lease); err != nil || held {
 		t.Errorf("lease held = %v (%v) after the fetch ended, want released", held, err)
+	}
+	b := keys.Slot(ctxStore{st}, "appjwt", "c", time.Hour, time.Now)
+	fetched := false
+	g, err := b.Obtain(context.Background(), func([]byte) bool { return true }, func(context.Context) Fetched {
+		fetched = true
+		return Fetched{Plain: []byte("v1"), TTL: time.Minute}
+	})
+	if err != nil || !fetched || string(g.Plain) != "v1" {
+		t.Errorf("another replica's Obtain: %q, %v, fetched %v; want v1 fetched at once", g.Plain, err, fetched)
 	}
 }
 
