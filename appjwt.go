@@ -428,6 +428,10 @@ type recovering interface {
 	logRejected(ctx context.Context, attrs ...slog.Attr)
 }
 
+// A Source that stopped being recovering would lose, silently, all that
+// Transport does with it beyond other sources.
+var _ recovering = (*Source)(nil)
+
 // contextTokenSource is a token source whose callers can give up waiting.
 type contextTokenSource interface {
 	TokenContext(ctx context.Context) (*oauth2.Token, error)
